@@ -1,0 +1,53 @@
+# Two commands do all set-up on a fresh Debian machine: `make run` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+OSV := $(VENV)/bin/osv-java
+export OSV_JAVA_CACHE ?= $(HOME)/.cache/osv-java
+
+# Debian packages the project and its tests use; installed only when missing.
+APT_PACKAGES := qemu-system-x86 openjdk-17-jdk-headless python3 python3-venv
+APT_PACKAGES += scala clojure groovy jruby kotlin rhino jython
+APT_PACKAGES += libh2-java ant checkstyle libsaxonhe-java jetty9 haproxy
+
+.PHONY: run test check deps apt venv kernel examples fuzz clean
+
+run: deps examples
+	$(OSV) run examples/hello/hello.jar
+
+test: deps examples
+	$(PY) -m pytest -q
+
+check: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+deps: apt venv kernel
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test,bridge]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+kernel: venv
+	$(OSV) kernel fetch
+
+examples: venv
+	$(PY) -m examples.build
+
+fuzz: venv
+	$(PY) -m tests.fuzz_elf --minutes $${MINUTES:-10}
+
+clean:
+	rm -rf $(VENV) build *.egg-info

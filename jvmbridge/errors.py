@@ -1,0 +1,43 @@
+"""The one exception root of osv-java.
+
+It lives in the lowest layer (jvmbridge) so every layer above can raise it without pointing back up.
+The CLI turns any OsvJavaError into `osv-java: error: WHAT` plus `hint: HOW` and exit status 125.
+"""
+
+from __future__ import annotations
+
+
+class OsvJavaError(Exception):
+    """A failure the user can act on: `message` says what, `hint` says how to fix it."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(OsvJavaError):
+    """Bad input from the user: a file, a value or an option that cannot work."""
+
+
+class DependencyError(OsvJavaError):
+    """Something osv-java needs is missing on this machine (QEMU, a JDK, a kernel)."""
+
+
+class BuildError(OsvJavaError):
+    """Building an image failed."""
+
+
+class BootError(OsvJavaError):
+    """The VM did not boot or did not report back; carries the console log tail."""
+
+    def __init__(self, message: str, hint: str | None = None, console_tail: str = "") -> None:
+        super().__init__(message, hint)
+        self.console_tail = console_tail
+
+
+class JvmError(OsvJavaError):
+    """Talking to a running JVM failed (attach, hsperfdata, logging)."""

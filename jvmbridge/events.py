@@ -1,0 +1,189 @@
+"""A live stream of GC and safepoint events from a JVM's unified logging, through a FIFO.
+
+The JVM writes -Xlog lines to a named pipe we read, so no log file grows and events arrive as the
+JVM prints them (a pause line is printed before the world restarts). The pipe is set up at launch
+(`xlog_options`) or on a running JVM through attach (`follow`, the jcmd VM.log command).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import select
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from jvmbridge.attach import VirtualMachine, attach
+from jvmbridge.errors import JvmError
+from jvmbridge.gclog import GcEvent, GcLogParser
+from jvmbridge.proc import is_alive, target
+
+WHAT = "gc=info,gc+start=info,gc+phases=info,safepoint=info"
+DECORATORS = "uptimenanos,level,tags"
+F_SETPIPE_SZ = 1031
+PIPE_SIZE = 1 << 20
+QUIET = 0.05  # seconds without a line after which held pauses are released
+
+
+def xlog_options(path: Path | str, what: str = WHAT, decorators: str = DECORATORS, use_async: bool = True) -> list[str]:
+    """JVM options that send GC and safepoint logging to `path` (a FIFO or a file).
+
+    -Xlog:async keeps a slow reader from stalling the JVM at a safepoint; filecount=0 because a
+    FIFO cannot be rotated.
+    """
+    path = str(path)
+    if any(c in path for c in ':,"'):
+        raise JvmError(f"log path {path} contains ':', ',' or '\"', which -Xlog cannot take", hint="use a plain path")
+    options = [f"-Xlog:{what}:file={path}:{decorators}:filecount=0"]
+    return (["-Xlog:async"] if use_async else []) + options
+
+
+def make_fifo(folder: Path, name: str = "gc-events.fifo", owner: tuple[int, int] | None = None) -> Path:
+    """Create a FIFO (mode 0600, optionally owned by the JVM's user) and return its path."""
+    path = Path(folder) / name
+    os.mkfifo(path, 0o600)
+    if owner is not None and os.geteuid() == 0:
+        os.chown(path, *owner)
+    return path
+
+
+class EventStream:
+    """Read GC events from a FIFO that a JVM writes to; iterate with `events()`.
+
+    The read end is opened without blocking (so the JVM's open does not wait on us either) and a
+    spare write end of our own keeps it from reporting end-of-file between writers.
+    """
+
+    def __init__(self, fifo: Path | str, hold_pauses: bool = True) -> None:
+        self.fifo = Path(fifo)
+        self.parser = GcLogParser(hold_pauses)
+        self.lines_read = 0
+        try:
+            self._rfd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            raise JvmError(f"cannot open FIFO {self.fifo}: {exc.strerror}") from exc
+        self._wfd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(self._rfd, F_SETPIPE_SZ, PIPE_SIZE)
+        self._buffer = b""
+        self._closed = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self._wfd)
+            os.close(self._rfd)
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _read_lines(self, timeout: float) -> list[str] | None:
+        """Lines that arrived within `timeout`; [] when quiet; None when closed."""
+        if self._closed:
+            return None
+        ready, _, _ = select.select([self._rfd], [], [], timeout)
+        if not ready:
+            return []
+        try:
+            chunk = os.read(self._rfd, PIPE_SIZE)
+        except BlockingIOError:
+            return []
+        if not chunk:
+            return None
+        data = self._buffer + chunk
+        *complete, self._buffer = data.split(b"\n")
+        self.lines_read += len(complete)
+        return [line.decode("utf-8", errors="replace") for line in complete]
+
+    def poll(self, timeout: float = 0.0) -> list[GcEvent]:
+        """Events completed within `timeout` seconds (held pauses released once the pipe is quiet)."""
+        lines = self._read_lines(timeout)
+        if lines is None:
+            return self.parser.flush()
+        if not lines:
+            return self.parser.flush()
+        events: list[GcEvent] = []
+        for line in lines:
+            events.extend(self.parser.feed(line))
+        return events
+
+    def events(
+        self, timeout: float | None = None, until: Callable[[], bool] | None = None
+    ) -> Iterator[GcEvent]:
+        """Yield events as they come, for `timeout` seconds (None: forever) or until `until()` is true.
+
+        `until` is checked when the pipe is quiet, so lines already written are read first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._closed:
+            wait = QUIET if deadline is None else max(0.0, min(QUIET, deadline - time.monotonic()))
+            lines = self._read_lines(wait)
+            if lines:
+                for line in lines:
+                    yield from self.parser.feed(line)
+                continue
+            yield from self.parser.flush()
+            if lines is None or (until is not None and until()):
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+
+class Follow:
+    """Start GC logging into a FIFO on a running JVM (attach VM.log), stop it on close."""
+
+    def __init__(self, pid: int, what: str = WHAT, decorators: str = DECORATORS, timeout: float = 10.0) -> None:
+        self.pid = pid
+        tgt = target(pid)
+        self.vm: VirtualMachine = attach(pid, timeout)
+        folder = tgt.tmp / f"osv-java-events-{secrets.token_hex(6)}"
+        folder.mkdir(mode=0o700)
+        if os.geteuid() == 0 and tgt.uid != 0:
+            os.chown(folder, tgt.uid, tgt.gid)
+        self._folder = folder
+        try:
+            fifo = make_fifo(folder, owner=(tgt.uid, tgt.gid))
+            self.stream = EventStream(fifo)
+            # the path as the JVM sees it: inside its own mount namespace /tmp is its tmp
+            self.jvm_path = f"/tmp/{folder.name}/{fifo.name}"
+            said = self.vm.jcmd(
+                f"VM.log output=file={self.jvm_path} output_options=filecount=0 what={what} decorators={decorators}"
+            ).strip()
+            if said:  # VM.log reports bad selections in its output, with status 0
+                raise JvmError(f"JVM {pid} refused the log configuration: {said}", hint="check the `what` selection")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self._stopped = False
+
+    def events(self, timeout: float | None = None) -> Iterator[GcEvent]:
+        """Events until `timeout`, or until the JVM exits."""
+        return self.stream.events(timeout, until=lambda: not is_alive(self.pid))
+
+    def close(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if is_alive(self.pid):
+            with contextlib.suppress(JvmError):
+                self.vm.jcmd(f"VM.log output=file={self.jvm_path} what=all=off")  # removes our output
+        self.stream.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def __enter__(self) -> Follow:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def follow(pid: int, what: str = WHAT, timeout: float = 10.0) -> Follow:
+    """Stream GC events of running JVM `pid`; use as a context manager so logging stops after."""
+    return Follow(pid, what=what, timeout=timeout)

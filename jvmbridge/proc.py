@@ -1,0 +1,126 @@
+"""What /proc says about a target process: its namespace pid, owner, root and whether it is a JVM.
+
+Attach and hsperfdata both address a JVM by the pid it sees in its own pid namespace and by files
+under the /tmp of its own mount namespace; reaching both through /proc/PID makes containers work
+without entering them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from jvmbridge.errors import JvmError
+
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A process as seen from here: host pid, namespace pid, effective owner, its filesystem root."""
+
+    pid: int
+    nspid: int
+    uid: int
+    gid: int
+    name: str
+
+    @property
+    def proc(self) -> Path:
+        return PROC / str(self.pid)
+
+    @property
+    def tmp(self) -> Path:
+        """The target's /tmp (through its mount namespace when we may look there)."""
+        root_tmp = self.proc / "root" / "tmp"
+        try:
+            if root_tmp.is_dir():
+                return root_tmp
+        except OSError:
+            pass
+        return Path("/tmp")
+
+    @property
+    def cwd(self) -> Path:
+        return self.proc / "cwd"
+
+    def alive(self) -> bool:
+        return is_alive(self.pid)
+
+    def catches(self, signum: int) -> bool:
+        """True when the process has a handler for `signum` (a JVM catches SIGQUIT once it is up)."""
+        status = _status(self.pid)
+        mask = int(status.get("SigCgt", "0"), 16)
+        return bool(mask & (1 << (signum - 1)))
+
+    def cmdline(self) -> list[str]:
+        try:
+            raw = (self.proc / "cmdline").read_bytes()
+        except OSError:
+            return []
+        return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+    def maps_jvm(self) -> bool | None:
+        """True when libjvm.so is mapped, False when not, None when the maps cannot be read."""
+        try:
+            with open(self.proc / "maps", "rb") as maps:
+                return any(b"/libjvm.so" in line for line in maps)
+        except OSError:
+            return None
+
+
+def is_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        status = _status(pid)
+    except JvmError:
+        return False
+    return not status.get("State", "").startswith(("Z", "X"))
+
+
+def _status(pid: int) -> dict[str, str]:
+    try:
+        text = (PROC / str(pid) / "status").read_text()
+    except (FileNotFoundError, ProcessLookupError) as exc:
+        raise JvmError(
+            f"no process {pid}: it has exited or never existed",
+            hint="list running JVMs with `osv-java jvm list`",
+        ) from exc
+    except OSError as exc:
+        raise JvmError(f"cannot read /proc/{pid}/status: {exc.strerror}") from exc
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        values[key] = value.strip()
+    return values
+
+
+def target(pid: int) -> Target:
+    """Describe process `pid`; JvmError when it does not exist."""
+    if pid <= 0:
+        raise JvmError(f"{pid} is not a process id", hint="give a positive pid, e.g. from `osv-java jvm list`")
+    status = _status(pid)
+    nspids = status.get("NSpid", str(pid)).split()
+    uids = status.get("Uid", "0 0").split()
+    gids = status.get("Gid", "0 0").split()
+    return Target(
+        pid=pid,
+        nspid=int(nspids[-1]) if nspids else pid,
+        uid=int(uids[1]),
+        gid=int(gids[1]),
+        name=status.get("Name", "?"),
+    )
+
+
+def send_signal(pid: int, signum: int = signal.SIGQUIT) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError as exc:
+        raise JvmError(f"process {pid} exited while attaching") from exc
+    except PermissionError as exc:
+        raise JvmError(
+            f"not allowed to signal process {pid}",
+            hint="attach as the JVM's user or as root",
+        ) from exc

@@ -1,0 +1,108 @@
+"""The osv-java cache folder and atomic writes into it.
+
+Everything is written under a temporary name in the same folder and renamed into place, so an
+interrupted build leaves the cache exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from jvmbridge.errors import OsvJavaError
+
+TEMP_PREFIX = ".tmp-"
+
+
+def root() -> Path:
+    """$OSV_JAVA_CACHE, else ~/.cache/osv-java (created on first use)."""
+    base = os.environ.get("OSV_JAVA_CACHE") or str(Path.home() / ".cache" / "osv-java")
+    return Path(base)
+
+
+def ensure(sub: str) -> Path:
+    """The cache subfolder `sub`, created if missing; a clear error when the cache is not writable."""
+    path = root() / sub
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cache_error(path, exc) from exc
+    if not os.access(path, os.W_OK):
+        raise OsvJavaError(
+            f"cache folder {path} is not writable",
+            hint="fix its permissions, or point OSV_JAVA_CACHE at a writable folder",
+        )
+    return path
+
+
+def cache_error(path: Path, exc: OSError) -> OsvJavaError:
+    if exc.errno == errno.ENOSPC:
+        return OsvJavaError(
+            f"no space left on the device holding {path}",
+            hint="free some space, or point OSV_JAVA_CACHE at a larger disk",
+        )
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return OsvJavaError(
+            f"cannot write to {path}: {exc.strerror}",
+            hint="point OSV_JAVA_CACHE at a writable folder",
+        )
+    return OsvJavaError(f"cannot write to {path}: {exc.strerror}", hint="check the cache folder (OSV_JAVA_CACHE)")
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside `final`; on success rename it to `final`, else remove it."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + final.name + "-", dir=final.parent))
+    except OSError as exc:
+        raise cache_error(final.parent, exc) from exc
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(tmp)  # someone else finished the same entry first; theirs is identical
+        else:
+            os.rename(tmp, final)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OsvJavaError):
+            raise cache_error(final.parent, exc) from exc
+        raise
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + path.name + "-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise cache_error(path.parent, exc) from exc
+        raise
+
+
+def sweep_stale_temps(folder: Path, older_than_s: float = 3600.0) -> None:
+    """Remove temporary entries an hour old: left by a process that was SIGKILLed mid-write."""
+    if not folder.is_dir():
+        return
+    limit = time.time() - older_than_s
+    for child in folder.iterdir():
+        if not child.name.startswith(TEMP_PREFIX):
+            continue
+        with contextlib.suppress(OSError):
+            if child.lstat().st_mtime < limit:
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink()

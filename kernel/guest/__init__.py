@@ -1,0 +1,1 @@
+"""Programs that run inside the guest; standard library only."""

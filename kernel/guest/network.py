@@ -1,0 +1,74 @@
+"""Guest networking with plain ioctls: loopback always, eth0 for QEMU user-mode networking.
+
+QEMU's user-mode network always gives the guest 10.0.2.15/24, gateway 10.0.2.2 and DNS 10.0.2.3,
+so no DHCP client is needed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable
+
+SIOCSIFADDR, SIOCSIFNETMASK = 0x8916, 0x891C
+SIOCGIFFLAGS, SIOCSIFFLAGS = 0x8913, 0x8914
+SIOCADDRT = 0x890B
+IFF_UP, IFF_RUNNING = 0x1, 0x40
+RTF_UP, RTF_GATEWAY = 0x1, 0x2
+
+GUEST_ADDRESS = "10.0.2.15"
+NETMASK = "255.255.255.0"
+GATEWAY = "10.0.2.2"
+DNS = "10.0.2.3"
+
+
+def _sockaddr(address: str) -> bytes:
+    return struct.pack("HH4s8x", socket.AF_INET, 0, socket.inet_aton(address))
+
+
+def _ifreq(name: str, payload: bytes) -> bytes:
+    return struct.pack("16s", name.encode()) + payload.ljust(24, b"\0")
+
+
+def interface_up(sock: socket.socket, name: str) -> None:
+    flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, _ifreq(name, b""))[:18])[1]
+    fcntl.ioctl(sock, SIOCSIFFLAGS, _ifreq(name, struct.pack("H", flags | IFF_UP | IFF_RUNNING)))
+
+
+def loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        interface_up(sock, "lo")
+    os.makedirs("/etc", exist_ok=True)
+    with open("/etc/hosts", "w") as f:
+        f.write("127.0.0.1\tlocalhost osv\n::1\tlocalhost ip6-localhost\n")
+    socket.sethostname("osv")
+
+
+def configure(modules: list[str], load_module: Callable[[str], None], timeout: float = 10.0) -> None:
+    """Load the NIC driver, then give eth0 its fixed user-mode address and a default route."""
+    for module in modules:
+        load_module(module)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists("/sys/class/net/eth0"):
+        if time.monotonic() > deadline:
+            raise OSError("eth0 did not appear after loading virtio_net")
+        time.sleep(0.002)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock, SIOCSIFADDR, _ifreq("eth0", _sockaddr(GUEST_ADDRESS)))
+        fcntl.ioctl(sock, SIOCSIFNETMASK, _ifreq("eth0", _sockaddr(NETMASK)))
+        interface_up(sock, "eth0")
+        # struct rtentry: pad, dst, gateway, genmask, flags, ... (x86-64 layout, 120 bytes)
+        route = struct.pack(
+            "L16s16s16sH38x",
+            0,
+            _sockaddr("0.0.0.0"),
+            _sockaddr(GATEWAY),
+            _sockaddr("0.0.0.0"),
+            RTF_UP | RTF_GATEWAY,
+        ).ljust(120, b"\0")
+        fcntl.ioctl(sock, SIOCADDRT, route)
+    with open("/etc/resolv.conf", "w") as f:
+        f.write(f"nameserver {DNS}\n")

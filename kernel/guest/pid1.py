@@ -1,0 +1,310 @@
+"""Kernel services: PID 1 of the guest.
+
+It mounts the pseudo file systems, loads the virtio modules, reads the run request from the host on
+the control port, starts the JVM with its stdout/stderr relayed to their own virtio ports (counting
+bytes, so the host knows when it has all of the app's output), reaps, reports the exit status and the
+boot timeline on the control port, writes volumes back and powers off.
+
+Standard library only: this file is zipped into the image with exactly the modules it imports.
+Everything not needed before the JVM starts is imported after (see LATE_IMPORTS).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+from kernel.guest import network
+
+# Imported after the JVM has started; listed so the image builder zips them too.
+LATE_IMPORTS = ("kernel.guest.volumes",)
+
+CONTROL_PORT = "osv.ctl"
+STDIN_PORT = "osv.stdin"
+STDOUT_PORT = "osv.stdout"
+STDERR_PORT = "osv.stderr"
+VOLUME_OUT_PORT = "osv.volout"
+
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
+CLASS_INIT_LOG = "/tmp/.osv-classinit.log"
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def now() -> float:
+    """Seconds since the kernel started (CLOCK_MONOTONIC, the clock -Xlog's timenanos uses too)."""
+    return time.monotonic()
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
+    os.makedirs(target, exist_ok=True)
+    if libc.mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode() or None) != 0:
+        err = ctypes.get_errno()
+        if err != 16:  # EBUSY: already mounted (devtmpfs may be automounted)
+            raise OSError(err, f"mount {fstype} on {target}: {os.strerror(err)}")
+
+
+def load_module(path: str, params: str = "") -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.syscall(313, fd, params.encode(), 0) != 0:  # finit_module
+            err = ctypes.get_errno()
+            if err != 17:  # EEXIST: already loaded
+                raise OSError(err, f"loading {path}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def find_ports(names: set[str], timeout: float = 10.0) -> dict[str, str]:
+    """Map virtio-serial port names to their /dev nodes (no udev here, so read sysfs)."""
+    found: dict[str, str] = {}
+    deadline = now() + timeout
+    while True:
+        base = "/sys/class/virtio-ports"
+        if os.path.isdir(base):
+            for vport in os.listdir(base):
+                try:
+                    with open(f"{base}/{vport}/name") as f:
+                        name = f.read().strip()
+                except OSError:
+                    continue
+                if name in names and os.path.exists(f"/dev/{vport}"):
+                    found[name] = f"/dev/{vport}"
+        if set(found) >= names or now() > deadline:
+            return found
+        time.sleep(0.002)
+
+
+class Control:
+    """Line-delimited JSON both ways on the control port."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        self.buffer = b""
+        self.queue: list[dict] = []
+
+    def send(self, **message: object) -> None:
+        write_all(self.fd, json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+    def poll(self) -> list[dict]:
+        """Read what is available now (call when select says the port is readable); return all queued."""
+        chunk = os.read(self.fd, 65536)
+        if not chunk:
+            time.sleep(0.01)  # the host is not connected: nothing to read yet
+        self.buffer += chunk
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            if line.strip():
+                self.queue.append(json.loads(line))
+        messages, self.queue = self.queue, []
+        return messages
+
+    def receive(self, timeout: float) -> dict:
+        """Wait for one message; {"op": "timeout"} if none comes in time."""
+        deadline = now() + timeout
+        while not self.queue:
+            left = deadline - now()
+            if left <= 0:
+                return {"op": "timeout"}
+            if select.select([self.fd], [], [], left)[0]:
+                self.queue = self.poll()
+        return self.queue.pop(0)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except InterruptedError:
+            continue
+
+
+def start_jvm(request: dict, stdin_fd: int) -> tuple[int, int, int]:
+    """Fork and exec the JVM; returns (pid, stdout pipe, stderr pipe)."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    argv = [str(a) for a in request["argv"]]  # type: ignore[union-attr]
+    env = {str(k): str(v) for k, v in request["env"].items()}  # type: ignore[union-attr]
+    cwd = str(request.get("cwd", "/"))
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            os.dup2(stdin_fd, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            os.chdir(cwd)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            os.execve(argv[0], argv, env)
+        except BaseException as exc:  # noqa: BLE001 - report anything, then leave the child
+            os.write(2, f"osv-java: cannot start {argv[0]}: {exc}\n".encode())
+        os._exit(127)
+    os.close(out_w)
+    os.close(err_w)
+    return pid, out_r, err_r
+
+
+def exit_status(wait_status: int) -> int:
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return os.WEXITSTATUS(wait_status)
+
+
+def main_entered(main_class: str, log_path: str = CLASS_INIT_LOG) -> float | None:
+    """When the JVM initialised the main class (right before main runs), from -Xlog:class+init."""
+    needle = f"Initializing '{main_class.replace('.', '/')}'".encode()
+    try:
+        with open(log_path, "rb") as f:
+            for line in f:
+                if needle in line and line.startswith(b"["):
+                    return int(line[1 : line.index(b"ns]")]) / 1e9
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def relay(pid: int, outputs: dict[int, int], control: Control) -> tuple[int, dict[int, int]]:
+    """Copy the JVM's output pipes to their ports until it exits and the pipes are drained.
+
+    Returns the wait status and the bytes relayed per port fd. Host requests on the control
+    port (signals for the JVM) are served meanwhile.
+    """
+    counts = {port: 0 for port in outputs.values()}
+    open_pipes = dict(outputs)
+    status: int | None = None
+    drain_deadline: float | None = None
+    while open_pipes or status is None:
+        timeout = 0.05 if status is None else max(0.0, (drain_deadline or now()) - now())
+        readable, _, _ = select.select([*open_pipes, control.fd], [], [], timeout)
+        for fd in readable:
+            if fd == control.fd:
+                for message in control.poll():
+                    if message.get("op") == "signal" and status is None:
+                        try:
+                            os.killpg(pid, int(message["signal"]))  # type: ignore[arg-type]
+                        except ProcessLookupError:
+                            pass
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                os.close(fd)
+                del open_pipes[fd]
+                continue
+            write_all(outputs[fd], chunk)
+            counts[outputs[fd]] += len(chunk)
+        if status is None:
+            done, wait_status = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                status = wait_status
+                # Children the app left behind may hold the pipes open: give them a moment, no more.
+                drain_deadline = now() + 0.5
+        elif drain_deadline is not None and now() >= drain_deadline and not readable:
+            break
+        # Reap anything else (orphans re-parented to us).
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+    assert status is not None
+    return status, counts
+
+
+def power_off() -> None:
+    os.sync()
+    libc.reboot(LINUX_REBOOT_CMD_POWER_OFF)
+    time.sleep(10)
+    os._exit(1)
+
+
+def main() -> None:
+    t_pid1 = now()
+    mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID)
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    with open("/osv/boot.json") as f:
+        boot = json.load(f)
+    for module in boot["modules"]:
+        load_module(module)
+    t_modules = now()
+    ports = find_ports({CONTROL_PORT, STDIN_PORT, STDOUT_PORT, STDERR_PORT})
+    control = Control(ports[CONTROL_PORT])
+    control.send(op="hello", t=now(), t_pid1=t_pid1, t_modules=t_modules)
+    request = control.receive(timeout=30.0)
+    if request.get("op") != "run":
+        control.send(op="error", message=f"no run request from the host (got {request.get('op')})")
+        power_off()
+    stdin_fd = os.open(ports[STDIN_PORT], os.O_RDONLY | os.O_CLOEXEC)
+    stdout_fd = os.open(ports[STDOUT_PORT], os.O_WRONLY | os.O_CLOEXEC)
+    stderr_fd = os.open(ports[STDERR_PORT], os.O_WRONLY | os.O_CLOEXEC)
+
+    network.loopback_up()
+    if request.get("network"):
+        network.configure(boot["net_modules"], load_module)
+    volumes = request.get("volumes") or []
+    if volumes:
+        from kernel.guest import volumes as volume_io
+
+        volume_io.restore(boot["blk_modules"], load_module, volumes)
+
+    t_exec = now()
+    pid, out_pipe, err_pipe = start_jvm(request, stdin_fd)
+    os.close(stdin_fd)
+    control.send(op="started", t=now(), t_exec=t_exec, pid=pid)
+    status, counts = relay(pid, {out_pipe: stdout_fd, err_pipe: stderr_fd}, control)
+    t_exit = now()
+    main_class = request.get("main_class")
+    t_main = main_entered(str(main_class)) if request.get("bootchart") and main_class else None
+    control.send(
+        op="exit",
+        t=now(),
+        status=exit_status(status),
+        t_exit=t_exit,
+        t_main=t_main,
+        stdout_bytes=counts[stdout_fd],
+        stderr_bytes=counts[stderr_fd],
+    )
+    control.receive(timeout=10.0)  # the host's ack: it has all of stdout and stderr
+    writable = [v for v in volumes if not v.get("readonly")]  # type: ignore[union-attr]
+    if writable:
+        from kernel.guest import volumes as volume_io
+
+        ports.update(find_ports({VOLUME_OUT_PORT}, timeout=2.0))
+        sent = volume_io.save(writable, ports.get(VOLUME_OUT_PORT))
+        control.send(op="volumes", t=now(), bytes=sent)
+        control.receive(timeout=60.0)
+    power_off()
+
+
+def list_imports() -> None:
+    """Print the files of every module PID 1 imports, early or late (used by the image builder)."""
+    import importlib
+
+    for name in LATE_IMPORTS:
+        importlib.import_module(name)
+    for name, module in sorted(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        print(f"{name}\t{path or ''}")
+
+
+def run() -> None:
+    """Entry point of /init: PID 1 must never return or raise, that would panic the kernel."""
+    try:
+        main()
+    except BaseException as exc:  # noqa: BLE001
+        print(f"osv-java pid1: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        power_off()
+
+
+if __name__ == "__main__":
+    list_imports()

@@ -1,0 +1,363 @@
+"""Build a bootable image: kernel + initramfs (PID 1, guest Python, jlinked JRE, the app) + manifest.
+
+Images are content-addressed: the key hashes every input, so a second build of the same inputs is a
+cache hit, and two builds of the same inputs are byte-identical (sorted entries, fixed mtimes/owners).
+Host files keep their real absolute paths inside the image, so a jar's relative or absolute
+Class-Path entries resolve in the guest exactly as on the host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from jvmbridge.errors import BuildError, DependencyError
+from jvmbridge.jdk import Jdk
+from kernel import cache, cpio, elfclosure, jre, provision
+from kernel.app import AppSpec
+from kernel.cpio import Entry
+
+FORMAT_VERSION = 1
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+GUEST_SOURCES = PROJECT_ROOT / "kernel" / "guest"
+PYTHON_HOME = "/osv/python"
+JRE_IN_IMAGE = "/osv/jre"
+MODULES_IN_IMAGE = "/osv/modules"
+INIT_SCRIPT = f"#!{PYTHON_HOME}/bin/python3 -S\nfrom kernel.guest.pid1 import run\nrun()\n"
+# Guest environment for PID 1, passed on the kernel command line (the kernel hands unknown
+# key=value parameters to init as its environment).
+INIT_ENV = {
+    "PYTHONHOME": PYTHON_HOME,
+    "PYTHONHASHSEED": "0",  # early boot has no entropy; hash randomisation would block or abort
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUTF8": "1",
+    "PYTHONCOERCECLOCALE": "0",
+}
+ETC_FILES = {
+    "etc/passwd": b"root:x:0:0:root:/root:/sbin/nologin\n",
+    "etc/group": b"root:x:0:\n",
+    "etc/nsswitch.conf": b"passwd: files\ngroup: files\nhosts: files dns\n",
+}
+
+
+@dataclass(frozen=True)
+class Image:
+    """A built image folder: vmlinuz, initramfs.img and image.json."""
+
+    folder: Path
+    manifest: dict
+
+    @property
+    def kernel(self) -> Path:
+        return self.folder / "vmlinuz"
+
+    @property
+    def initramfs(self) -> Path:
+        return self.folder / "initramfs.img"
+
+    @staticmethod
+    def load(folder: Path) -> Image:
+        manifest = json.loads((folder / "image.json").read_text())
+        return Image(folder=folder, manifest=manifest)
+
+
+def guest_python() -> Path:
+    """The interpreter the guest runs PID 1 with: Debian's python3 (small, stdlib mostly built in), else ours."""
+    override = os.environ.get("OSV_JAVA_GUEST_PYTHON")
+    if override:
+        return Path(override)
+    for candidate in (Path("/usr/bin/python3"), Path(sys.executable)):
+        if candidate.exists():
+            return candidate.resolve()
+    raise DependencyError("no Python interpreter for the guest", hint="apt-get install python3")
+
+
+def _digest_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _digest_tree(paths: list[Path]) -> str:
+    """A digest of files and folders by content (names relative to each root, and bytes)."""
+    h = hashlib.sha256()
+    for root in paths:
+        h.update(str(root).encode() + b"\0")
+        if root.is_file():
+            h.update(_digest_file(root).encode())
+            continue
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            h.update(str(path.relative_to(root)).encode() + b"\0" + _digest_file(path).encode())
+    return h.hexdigest()
+
+
+def _guest_sources_digest() -> str:
+    return _digest_tree([GUEST_SOURCES, Path(__file__), Path(cpio.__file__)])
+
+
+def python_bundle(python: Path) -> tuple[Path, dict]:
+    """The zip of modules PID 1 imports (and the list of extension modules), cached per interpreter."""
+    key = hashlib.sha256(
+        f"{python}|{python.stat().st_size}|{python.stat().st_mtime_ns}|{_guest_sources_digest()}".encode()
+    ).hexdigest()[:20]
+    final = cache.ensure("pybundle") / key
+    if not (final / "info.json").exists():
+        with cache.atomic_dir(final) as tmp:
+            env = {"PYTHONPATH": str(PROJECT_ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            proc = subprocess.run(
+                [str(python), "-S", str(GUEST_SOURCES / "collect.py"), str(tmp / "lib.zip"), str(tmp / "info.json")],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise BuildError(
+                    f"collecting the guest's Python modules with {python} failed: {proc.stderr.strip()[-300:]}",
+                    hint="set OSV_JAVA_GUEST_PYTHON to a Python 3.11+ interpreter",
+                )
+    return final / "lib.zip", json.loads((final / "info.json").read_text())
+
+
+def _add_tree(entries: dict[str, Entry], host_root: Path, image_root: str) -> None:
+    """Add a host folder (or file) at `image_root`; symlinks inside are kept only when they stay inside."""
+    if host_root.is_file():
+        entries[image_root.strip("/")] = Entry.from_host(image_root, host_root)
+        return
+    for path in sorted(host_root.rglob("*")):
+        rel = path.relative_to(host_root)
+        target = f"{image_root.rstrip('/')}/{rel}"
+        if path.is_symlink():
+            resolved = path.resolve()
+            if resolved.is_file() and (resolved == host_root or host_root in resolved.parents):
+                entries[target.strip("/")] = Entry.from_host(target, resolved)
+            continue
+        if path.is_dir():
+            entries[target.strip("/")] = Entry.folder(target)
+        elif path.is_file():
+            entries[target.strip("/")] = Entry.from_host(target, path)
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    app: AppSpec
+    jdk: Jdk
+    kernel: provision.Kernel
+    modules: tuple[str, ...]  # JDK modules the JRE must hold
+    extra_trees: tuple[tuple[Path, str], ...] = ()  # (host folder, image folder) a runtime reads
+    extra_jvm_options: tuple[str, ...] = ()  # baked-in options a language runtime needs
+
+
+def image_key(request: BuildRequest, python: Path) -> str:
+    kernel = request.kernel
+    parts = [
+        f"format={FORMAT_VERSION}",
+        f"guest={_guest_sources_digest()}",
+        f"python={python}:{python.stat().st_size}:{python.stat().st_mtime_ns}",
+        f"jdk={request.jdk.home}:{request.jdk.version}",
+        f"kernel={kernel.image}:{kernel.image.stat().st_size}:{kernel.image.stat().st_mtime_ns}",
+        f"kmods={kernel.modules}",
+        f"modules={','.join(sorted(request.modules))}",
+        f"app={request.app.kind}:{request.app.main_class}:{request.app.jar}:{request.app.language}",
+        f"files={_digest_tree(list(request.app.all_paths()))}",
+        f"trees={[(str(h), i) for h, i in request.extra_trees]}",
+        f"opts={list(request.extra_jvm_options)}",
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def java_command(request: BuildRequest) -> list[str]:
+    """The JVM command line baked into the image (run-time options and arguments are added at boot)."""
+    app = request.app
+    argv = [f"{JRE_IN_IMAGE}/bin/java", *request.extra_jvm_options]
+    if app.kind == "jar":
+        assert app.jar is not None
+        if app.runtime:
+            argv += ["-cp", ":".join(str(p) for p in app.runtime)]
+        argv += ["-jar", str(app.jar)]
+    else:
+        argv += ["-cp", ":".join(str(p) for p in (*app.classpath, *app.runtime)), app.main_class]
+    return argv
+
+
+def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[str, Entry], dict]:
+    entries: dict[str, Entry] = {}
+    for name in ("dev", "proc", "sys", "tmp", "run", "root", "osv"):
+        entries[name] = Entry.folder(name, 0o1777 if name == "tmp" else 0o755)
+    entries["dev/console"] = Entry.char_device("dev/console", 5, 1)
+    entries["dev/null"] = Entry.char_device("dev/null", 1, 3, 0o666)
+    for path, data in ETC_FILES.items():
+        entries[path] = Entry.file(path, data)
+    entries["init"] = Entry.file("init", INIT_SCRIPT.encode(), 0o755)
+
+    # The JRE.
+    _add_tree(entries, jre_dir, JRE_IN_IMAGE)
+
+    # Guest Python: interpreter, zipped modules, extension modules.
+    zip_path, info = python_bundle(python)
+    version = info["version"]
+    entries[f"osv/python/bin/python3"] = Entry.from_host(f"{PYTHON_HOME}/bin/python3", python)
+    compact = version.replace(".", "")
+    entries[f"osv/python/lib/python{compact}.zip"] = Entry.from_host(
+        f"{PYTHON_HOME}/lib/python{compact}.zip", zip_path
+    )
+    dynload = f"{PYTHON_HOME}/lib/python{version}/lib-dynload"
+    extensions = [Path(p) for p in info["extensions"]]
+    for ext in extensions:
+        entries[f"{dynload}/{ext.name}".strip("/")] = Entry.from_host(f"{dynload}/{ext.name}", ext)
+    # os.py is the landmark getpath looks for; an empty one keeps it quiet (the real os is frozen).
+    entries[f"osv/python/lib/python{version}/os.py"] = Entry.file(f"{PYTHON_HOME}/lib/python{version}/os.py", b"")
+
+    # ELF closure of everything executable: JRE binaries and libraries, Python and its extensions.
+    roots = [p for p in jre_dir.rglob("*") if p.is_file() and not p.is_symlink() and elfclosure.is_elf(p)]
+    roots += [python, *extensions]
+    closure = elfclosure.resolve(roots, extra_dirs=[str(jre_dir / "lib"), str(jre_dir / "lib" / "server")])
+    if closure.missing:
+        name, needers = next(iter(closure.missing.items()))
+        raise BuildError(
+            f"{needers[0]} needs {name}, which is not on this machine",
+            hint="install the package that provides it, or use another JDK with --jdk",
+        )
+    for real in closure.files:
+        if real == jre_dir or jre_dir in real.parents or real == python or real in extensions:
+            continue
+        # System libraries go where the loader looks for them, under the name it asks for.
+        for soname, chosen in closure.sonames.items():
+            if chosen == real:
+                entries[f"lib/x86_64-linux-gnu/{soname}"] = Entry.from_host(f"/lib/x86_64-linux-gnu/{soname}", real)
+    for alias, real in closure.aliases.items():
+        if alias.name.startswith("ld-linux"):
+            entries[str(alias).strip("/")] = Entry.from_host(str(alias), real)
+            entries[f"lib/x86_64-linux-gnu/{alias.name}"] = Entry.from_host(
+                f"/lib/x86_64-linux-gnu/{alias.name}", real
+            )
+
+    # The app, its class path, runtimes and data folders, at their host paths.
+    for path in request.app.all_paths():
+        _add_tree(entries, path, str(path))
+    for host, image_dir in request.extra_trees:
+        _add_tree(entries, host, image_dir)
+
+    # Kernel modules PID 1 loads.
+    kernel = request.kernel
+    boot = {"modules": [], "net_modules": [], "blk_modules": [], "balloon_modules": []}
+    groups = {
+        "modules": provision.BOOT_MODULES,
+        "net_modules": provision.NET_MODULES,
+        "blk_modules": provision.BLOCK_MODULES,
+        "balloon_modules": provision.BALLOON_MODULES,
+    }
+    loaded: set[str] = set()
+    for group, wanted in groups.items():
+        for name, path in provision.load_order(kernel, wanted):
+            if name in loaded:
+                continue
+            loaded.add(name)
+            image_path = f"{MODULES_IN_IMAGE}/{name}.ko"
+            if path.suffix == ".xz":
+                import lzma
+
+                entries[image_path.strip("/")] = Entry.file(image_path, lzma.decompress(path.read_bytes()))
+            else:
+                entries[image_path.strip("/")] = Entry.from_host(image_path, path)
+            boot[group].append(image_path)
+    entries["osv/boot.json"] = Entry.file("osv/boot.json", json.dumps(boot, sort_keys=True).encode())
+    return entries, boot
+
+
+def build(request: BuildRequest, output: Path | None = None, progress: bool = True) -> Image:
+    """Build (or find in the cache) the image for `request`; with `output`, also place it there."""
+    python = guest_python()
+    key = image_key(request, python)
+    images = cache.ensure("images")
+    cache.sweep_stale_temps(images)
+    final = images / key
+    if not (final / "image.json").exists():
+        jre_dir = jre.link(request.jdk, list(request.modules), progress=progress)
+        entries, boot = _entries(request, jre_dir, python)
+        with cache.atomic_dir(final) as tmp:
+            with open(tmp / "initramfs.img", "wb") as out:
+                cpio.write(entries.values(), out)
+            _place_kernel(request.kernel.image, tmp / "vmlinuz")
+            files = {}
+            for path, entry in sorted(entries.items()):
+                if entry.source is not None:
+                    files["/" + path] = {"sha256": _digest_file(entry.source), "size": entry.source.stat().st_size}
+                elif entry.data and not path.startswith("dev/"):
+                    files["/" + path] = {"sha256": hashlib.sha256(entry.data).hexdigest(), "size": len(entry.data)}
+            manifest = {
+                "format": FORMAT_VERSION,
+                "key": key,
+                "inputs": {
+                    "app": {
+                        "kind": request.app.kind,
+                        "main_class": request.app.main_class,
+                        "jar": str(request.app.jar) if request.app.jar else None,
+                        "script": str(request.app.script) if request.app.script else None,
+                        "language": request.app.language,
+                        "classpath": [str(p) for p in request.app.classpath],
+                        "runtime": [str(p) for p in request.app.runtime],
+                    },
+                    "jdk": {"home": str(request.jdk.home), "version": request.jdk.version, "vendor": request.jdk.vendor},
+                    "kernel": {
+                        "image": str(request.kernel.image),
+                        "release": request.kernel.release,
+                        "config": str(request.kernel.config) if request.kernel.config else None,
+                        "sha256": _digest_file(tmp / "vmlinuz"),
+                    },
+                    "guest_python": str(python),
+                    "jre_modules": sorted(request.modules),
+                },
+                "jvm_command": java_command(request),
+                "boot": boot,
+                "init_env": INIT_ENV,
+                "sizes": {
+                    "initramfs": (tmp / "initramfs.img").stat().st_size,
+                    "kernel": (tmp / "vmlinuz").stat().st_size,
+                    "files": sum(f["size"] for f in files.values()),
+                },
+                "files": files,
+            }
+            (tmp / "image.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    image = Image.load(final)
+    if output is not None:
+        export(image, output)
+        return Image.load(output)
+    return image
+
+
+def _place_kernel(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def export(image: Image, output: Path) -> None:
+    """Copy an image folder to `output` atomically (an existing image there is replaced)."""
+    output = output.resolve()
+    if output.exists() and not (output / "image.json").exists() and any(output.iterdir()):
+        raise BuildError(
+            f"{output} exists and is not an osv-java image folder",
+            hint="give -o a new or empty folder (an existing image folder is replaced)",
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
+    try:
+        for name in ("vmlinuz", "initramfs.img", "image.json"):
+            _place_kernel(image.folder / name, tmp / name)
+        if output.exists():
+            shutil.rmtree(output)
+        os.rename(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,114 @@
+"""A minimal JRE for an app: the modules jdeps finds, linked with jlink, cached per (JDK, modules).
+
+When jdeps cannot decide (reflection, scripting languages), a larger module set is linked instead
+and the caller says so once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+from jvmbridge.errors import BuildError, DependencyError
+from jvmbridge.jdk import Jdk
+from kernel import cache
+
+# Linked when jdeps cannot see what the app needs: Java SE plus the JDK modules apps reach reflectively.
+FALLBACK_MODULES = (
+    "java.se",
+    "jdk.unsupported",
+    "jdk.zipfs",
+    "jdk.crypto.ec",
+    "jdk.httpserver",
+    "jdk.net",
+    "jdk.localedata",
+    "jdk.charsets",
+    "jdk.management",
+    "jdk.jfr",
+    "jdk.dynalink",
+    "jdk.attach",
+    "jdk.jdi",
+    "jdk.xml.dom",
+    "jdk.security.auth",
+)
+# Always present: the launcher's own needs and what kernel services use in the guest.
+BASE_MODULES = ("java.base",)
+
+
+def _tool(jdk: Jdk, name: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+    path = jdk.tool(name)
+    if not path.exists():
+        raise DependencyError(
+            f"{jdk.describe()} has no {name}",
+            hint=f"install the full JDK (apt-get install openjdk-{jdk.feature}-jdk-headless) or pass --jdk",
+        )
+    return subprocess.run([str(path), *args], capture_output=True, text=True, check=False)
+
+
+def app_modules(jdk: Jdk, classpath: list[Path]) -> list[str] | None:
+    """Modules the class path needs according to jdeps; None when jdeps cannot tell."""
+    if not classpath:
+        return None
+    args = [
+        "--print-module-deps",
+        "--ignore-missing-deps",
+        "--multi-release",
+        str(jdk.feature),
+        "-q",
+    ]
+    proc = _tool(jdk, "jdeps", [*args, *(str(p) for p in classpath)])
+    if proc.returncode != 0:
+        return None
+    line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    modules = [m for m in line.split(",") if m]
+    return modules or list(BASE_MODULES)
+
+
+def available_modules(jdk: Jdk) -> set[str]:
+    proc = _tool(jdk, "java", ["--list-modules"])
+    return {line.split("@")[0] for line in proc.stdout.split()}
+
+
+def link(jdk: Jdk, modules: list[str], progress: bool = True) -> Path:
+    """The cached jlinked JRE holding `modules` (built on first use)."""
+    if not jdk.can_jlink:
+        raise DependencyError(
+            f"jlink cannot run on {jdk.describe()}: it has no jmods folder",
+            hint=f"apt-get install openjdk-{jdk.feature}-jdk-headless (which ships jmods), or use JDK 24+",
+        )
+    wanted = sorted(set(modules) | set(BASE_MODULES))
+    present = available_modules(jdk)
+    wanted = [m for m in wanted if m in present]
+    libjvm = jdk.home / "lib" / "server" / "libjvm.so"
+    stamp = f"{jdk.home}|{jdk.version}|{libjvm.stat().st_size}|{libjvm.stat().st_mtime_ns}|{','.join(wanted)}"
+    key = hashlib.sha256(stamp.encode()).hexdigest()[:20]
+    jres = cache.ensure("jre")
+    final = jres / f"{jdk.feature}-{key}"
+    if (final / "bin" / "java").exists():
+        return final
+    if progress:
+        print(f"osv-java: linking a JRE with {len(wanted)} modules from {jdk.describe()}", file=sys.stderr)
+    with cache.atomic_dir(final) as tmp:
+        out = tmp / "jre"
+        args = [
+            "--add-modules",
+            ",".join(wanted),
+            "--output",
+            str(out),
+            "--strip-debug",
+            "--no-header-files",
+            "--no-man-pages",
+            "--generate-cds-archive",
+        ]
+        proc = _tool(jdk, "jlink", args)
+        if proc.returncode != 0:
+            raise BuildError(
+                f"jlink failed on {jdk.describe()}: {(proc.stderr or proc.stdout).strip()[-400:]}",
+                hint="check the JDK is complete, or try another with --jdk",
+            )
+        for child in out.iterdir():
+            child.rename(tmp / child.name)
+        out.rmdir()
+    return final

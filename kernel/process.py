@@ -1,0 +1,152 @@
+"""--target process: kernel services supervising the JVM directly on the host, no VM.
+
+The same options apply where they can: -m caps what the JVM sees as physical memory (-XX:MaxRAM),
+-c its processor count, -p forwards a host port to the JVM's port, -v bind-mounts a folder at the
+guest path in a private mount namespace (root only), and the exit status maps the same way.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from jvmbridge.errors import UsageError
+from kernel.guest.pid1 import main_entered
+from kernel.volumes import Volume
+
+CLONE_NEWNS = 0x00020000
+MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT, MS_RDONLY = 4096, 16384, 1 << 18, 32, 1
+
+
+@dataclass
+class ProcessResult:
+    status: int
+    timeline: dict[str, float]
+
+
+def _forward(listener: socket.socket, guest_port: int, stop: threading.Event) -> None:
+    """Accept on the host port and splice each connection to the JVM's port on loopback."""
+    listener.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            client, _ = listener.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        threading.Thread(target=_splice_pair, args=(client, guest_port), daemon=True).start()
+
+
+def _splice_pair(client: socket.socket, port: int) -> None:
+    try:
+        upstream = socket.create_connection(("127.0.0.1", port), timeout=10)
+    except OSError:
+        client.close()
+        return
+    upstream.settimeout(None)
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while chunk := a.recv(65536):
+                b.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            try:
+                b.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    t = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
+    t.start()
+    pipe(client, upstream)
+    t.join()
+    client.close()
+    upstream.close()
+
+
+def _mount_volumes(volumes: list[Volume]) -> None:
+    """In the child before exec: a private mount namespace with each volume bound at its guest path."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        os.write(2, b"osv-java: cannot create a mount namespace for -v\n")
+        os._exit(125)
+    libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
+    for v in volumes:
+        os.makedirs(v.guest, exist_ok=True)
+        if libc.mount(str(v.host).encode(), v.guest.encode(), None, MS_BIND, None) != 0:
+            os.write(2, f"osv-java: cannot bind {v.host} at {v.guest}\n".encode())
+            os._exit(125)
+        if v.readonly:
+            libc.mount(b"none", v.guest.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
+
+
+def run(
+    argv: list[str],
+    env: dict[str, str],
+    main_class: str,
+    publish: list[tuple[str, int, int]],
+    volumes: list[Volume],
+    bootchart: bool,
+    timeout: float | None,
+) -> ProcessResult:
+    if volumes and os.geteuid() != 0:
+        raise UsageError("-v with --target process needs root (it bind-mounts the folder)",
+                         hint="run as root, or use --target vm")
+    stop = threading.Event()
+    listeners = []
+    for address, host_port, guest_port in publish:
+        if host_port == guest_port and address in ("0.0.0.0", "127.0.0.1"):
+            continue  # the JVM listens on the host already
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((address, host_port))
+        listener.listen(64)
+        listeners.append(listener)
+        threading.Thread(target=_forward, args=(listener, guest_port, stop), daemon=True).start()
+
+    with tempfile.TemporaryDirectory(prefix="osv-java-proc-") as tmp:
+        log = Path(tmp) / "classinit.log"
+        if bootchart:
+            argv = [argv[0], f"-Xlog:class+init=info:file={log}:timenanos", *argv[1:]]
+        t0 = time.monotonic()
+        proc = subprocess.Popen(argv, env=env, preexec_fn=(lambda: _mount_volumes(volumes)) if volumes else None)
+        t_exec = time.monotonic()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends it to the JVM too
+        try:
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                raise UsageError(
+                    f"the app did not finish within --timeout {timeout:g}s; it was stopped",
+                    hint="raise --timeout, or look at what the app waits for",
+                ) from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            stop.set()
+            for listener in listeners:
+                listener.close()
+        t_exit = time.monotonic()
+        timeline = {"jvm_exec": t_exec - t0, "app_exit": t_exit - t0}
+        if bootchart:
+            entered = main_entered(main_class, str(log))
+            if entered is not None:
+                timeline["main_entered"] = entered - t0
+    status = 128 - code if code < 0 else code
+    sys.stdout.flush()
+    return ProcessResult(status=status, timeline=timeline)

@@ -1,0 +1,189 @@
+"""The QEMU command line for a microvm, and the choice between KVM and TCG.
+
+KVM is used only when a short probe boot under KVM powers off in time: on some hosts /dev/kvm exists
+but standard kernels hang under it. The probe's answer is cached per (kernel, QEMU, host kernel).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jvmbridge.errors import DependencyError
+from kernel import cache, poweroff
+
+PROBE_TIMEOUT_S = 10.0
+
+
+def qemu_binary() -> str:
+    path = shutil.which("qemu-system-x86_64")
+    if path is None:
+        raise DependencyError(
+            "qemu-system-x86_64 is not installed",
+            hint="apt-get install qemu-system-x86 (or run `make deps`)",
+        )
+    return path
+
+
+def tsc_khz() -> int:
+    """The host TSC rate; under TCG the guest reads the host TSC, and giving its rate skips calibration."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return int(float(line.split(":")[1]) * 1000)
+    except (OSError, ValueError):
+        pass
+    return 2_000_000
+
+
+@dataclass
+class MachineConfig:
+    kernel: Path
+    initramfs: Path
+    memory_mb: int
+    cpus: int
+    accel: str  # "kvm" or "tcg"
+    cmdline: list[str]
+    serial_log: Path
+    chardevs: list[tuple[str, str]] = field(default_factory=list)  # (port name, unix socket path) QEMU connects to
+    output_files: list[tuple[str, Path]] = field(default_factory=list)  # (port name, file QEMU writes)
+    forwards: list[tuple[str, int, int]] = field(default_factory=list)  # (host address, host port, guest port)
+    disks: list[Path] = field(default_factory=list)  # read-only raw disks
+    qmp_socket: Path | None = None
+
+    def argv(self) -> list[str]:
+        args = [
+            qemu_binary(),
+            "-M",
+            "microvm,pit=on,rtc=on",
+            "-accel",
+            self.accel,
+            "-cpu",
+            "host" if self.accel == "kvm" else "max",
+            "-m",
+            f"{self.memory_mb}M",
+            "-smp",
+            str(self.cpus),
+            "-nodefaults",
+            "-no-user-config",
+            "-nographic",
+            "-no-reboot",
+            "-kernel",
+            str(self.kernel),
+            "-initrd",
+            str(self.initramfs),
+            "-append",
+            " ".join(self.cmdline),
+            "-chardev",
+            f"file,id=console,path={self.serial_log}",
+            "-serial",
+            "chardev:console",
+        ]
+        if self.chardevs or self.output_files:
+            args += ["-device", "virtio-serial-device,max_ports=8"]
+        for i, (name, path) in enumerate(self.chardevs):
+            args += ["-chardev", f"socket,id=port{i},path={path}"]
+            args += ["-device", f"virtserialport,chardev=port{i},name={name}"]
+        for i, (name, out) in enumerate(self.output_files):
+            args += ["-chardev", f"file,id=file{i},path={out}"]
+            args += ["-device", f"virtserialport,chardev=file{i},name={name}"]
+        netdev = "user,id=net0"
+        for address, host_port, guest_port in self.forwards:
+            netdev += f",hostfwd=tcp:{address}:{host_port}-:{guest_port}"
+        args += ["-netdev", netdev, "-device", "virtio-net-device,netdev=net0"]
+        args += ["-device", "virtio-balloon-device"]
+        for i, disk in enumerate(self.disks):
+            args += ["-drive", f"file={disk},if=none,id=disk{i},format=raw,readonly=on"]
+            args += ["-device", f"virtio-blk-device,drive=disk{i}"]
+        if self.qmp_socket is not None:
+            args += ["-qmp", f"unix:{self.qmp_socket},server=on,wait=off"]
+        return args
+
+
+def base_cmdline(accel: str, verbose: bool) -> list[str]:
+    args = ["console=ttyS0", "panic=-1", "reboot=t", "random.trust_cpu=on", "nokaslr"]
+    args.append("loglevel=7" if verbose else "quiet")
+    if accel == "tcg":
+        args.append(f"tsc_early_khz={tsc_khz()}")
+    return args
+
+
+def _probe_key(kernel: Path) -> str:
+    qemu = Path(qemu_binary())
+    stamp = f"{kernel}|{kernel.stat().st_size}|{qemu.stat().st_mtime_ns}|{platform.release()}"
+    return hashlib.sha256(stamp.encode()).hexdigest()[:16]
+
+
+def kvm_usable(kernel: Path, verbose: bool = False) -> bool:
+    """True when a probe boot under KVM powers off within PROBE_TIMEOUT_S (answer cached)."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    record = cache.root() / "accel.json"
+    key = _probe_key(kernel)
+    try:
+        known = json.loads(record.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key in known:
+        return bool(known[key])
+    with tempfile.TemporaryDirectory(prefix="osv-java-probe-") as tmp:
+        initrd = Path(tmp) / "probe.img"
+        poweroff.initramfs(str(initrd))
+        config = MachineConfig(
+            kernel=kernel,
+            initramfs=initrd,
+            memory_mb=256,
+            cpus=1,
+            accel="kvm",
+            cmdline=base_cmdline("kvm", False),
+            serial_log=Path(tmp) / "console.log",
+        )
+        argv = [a for a in config.argv()]
+        cut = argv.index("-netdev")
+        argv = argv[:cut]  # the probe needs no devices
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            ok = proc.wait(timeout=PROBE_TIMEOUT_S) == 0
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            ok = False
+        if verbose:
+            print(f"osv-java: KVM probe {'succeeded' if ok else 'failed'} in {time.monotonic() - start:.1f}s",
+                  file=sys.stderr)
+    known[key] = ok
+    cache.write_file_atomic(record, json.dumps(known, indent=1).encode())
+    return ok
+
+
+def choose_accel(requested: str, kernel: Path, verbose: bool = False) -> str:
+    """'kvm' or 'tcg' for --accel auto|kvm|tcg; says once on stderr when auto falls back to TCG."""
+    if requested == "tcg":
+        return "tcg"
+    if requested == "kvm":
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            raise DependencyError("--accel kvm: /dev/kvm is missing or not accessible",
+                                  hint="use --accel tcg, or load the kvm module and check permissions")
+        return "kvm"
+    if kvm_usable(kernel, verbose):
+        return "kvm"
+    marker = cache.root() / ".tcg-notice"
+    if not marker.exists():
+        reason = "no usable /dev/kvm" if not os.path.exists("/dev/kvm") else "a probe boot under KVM did not finish"
+        print(f"osv-java: using TCG software emulation ({reason}); boots are 10-30x slower than with KVM",
+              file=sys.stderr)
+        try:
+            marker.touch()
+        except OSError:
+            pass
+    return "tcg"

@@ -1,0 +1,376 @@
+"""Boot an image in QEMU and run the app like a local command.
+
+The host listens on one UNIX socket per virtio-serial port and QEMU connects to each at start-up, so
+no byte is lost before the guest opens its ports. stdout and stderr travel on their own ports; the
+control port carries the run request, the exit status (with the byte counts of stdout/stderr, so we
+know when we have all of the app's output) and the boot timeline. Nothing is parsed out of the app's
+output. A watchdog turns a hung boot into an error carrying the console tail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from jvmbridge.errors import BootError, OsvJavaError
+from kernel import qemu, volumes
+from kernel.image import INIT_ENV, Image
+
+PORTS = ("osv.ctl", "osv.stdin", "osv.stdout", "osv.stderr")
+PANIC_MARKERS = ("Kernel panic", "end Kernel panic")
+
+
+@dataclass
+class RunOptions:
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    jvm_options: list[str] = field(default_factory=list)
+    memory_mb: int = 1024
+    cpus: int = 2
+    accel: str = "auto"
+    publish: list[tuple[str, int, int]] = field(default_factory=list)
+    volumes: list[volumes.Volume] = field(default_factory=list)
+    timeout: float | None = None
+    boot_timeout: float = 120.0
+    verbose: bool = False
+    bootchart: bool = False
+    cwd: str = "/"
+
+
+@dataclass
+class RunResult:
+    status: int
+    timeline: dict[str, float]  # event -> seconds since QEMU start
+    console_log: str
+
+
+class _Pump(threading.Thread):
+    """Copy one socket to one output file, counting bytes."""
+
+    def __init__(self, sock: socket.socket, out: BinaryIO) -> None:
+        super().__init__(daemon=True)
+        self.sock = sock
+        self.out = out
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def run(self) -> None:
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                with self.changed:
+                    self.count = -abs(self.count) - 1 if self.count >= 0 else self.count
+                    self.changed.notify_all()
+                return
+            try:
+                self.out.write(chunk)
+                self.out.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+            with self.changed:
+                self.count += len(chunk)
+                self.changed.notify_all()
+
+    def received(self) -> int:
+        return self.count if self.count >= 0 else -self.count - 1
+
+    def wait_for(self, total: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while self.received() < total:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.count < 0:
+                    return self.received() >= total
+                self.changed.wait(left)
+        return True
+
+
+def _stdin_pump(sock: socket.socket) -> None:
+    """Copy our stdin to the guest; closing the socket is the app's end of file."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        fd = -1
+    try:
+        while fd >= 0:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            sock.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+
+
+class _Control:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+        self.lock = threading.Lock()
+
+    def send(self, **message: object) -> None:
+        with self.lock:
+            self.sock.sendall(json.dumps(message).encode() + b"\n")
+
+    def receive(self, timeout: float) -> tuple[dict, float] | None:
+        """One message and the host time it arrived, or None on timeout; raises EOFError when closed."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(min(left, 0.2))
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                return None
+            if not chunk:
+                raise EOFError
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line), time.monotonic()
+
+
+class VirtualMachine:
+    """One boot of an image. Use as a context manager: leaving it always stops QEMU."""
+
+    def __init__(self, image: Image, options: RunOptions) -> None:
+        self.image = image
+        self.options = options
+        self.workdir = Path(tempfile.mkdtemp(prefix="osv-java-run-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.listeners: dict[str, socket.socket] = {}
+        self.qemu_log = self.workdir / "qemu.log"
+        self.console = self.workdir / "console.log"
+        self.interrupts = 0
+
+    def __enter__(self) -> VirtualMachine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        for sock in self.listeners.values():
+            sock.close()
+        import shutil
+
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def console_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.console.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, grace: float = 3.0) -> None:
+        """Ask QEMU to quit (SIGTERM), then kill it if it does not."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def _config(self, accel: str) -> qemu.MachineConfig:
+        options = self.options
+        cmdline = qemu.base_cmdline(accel, options.verbose)
+        cmdline += [f"{k}={v}" for k, v in INIT_ENV.items()]
+        chardevs = []
+        for name in PORTS:
+            path = self.workdir / f"{name}.sock"
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(str(path))
+            listener.listen(1)
+            self.listeners[name] = listener
+            chardevs.append((name, str(path)))
+        outputs = []
+        if any(not v.readonly for v in options.volumes):
+            outputs.append(("osv.volout", self.workdir / "volout.tar"))
+        disks = []
+        if options.volumes:
+            disk = self.workdir / "volumes.tar"
+            volumes.pack(options.volumes, disk)
+            disks.append(disk)
+        return qemu.MachineConfig(
+            kernel=self.image.kernel,
+            initramfs=self.image.initramfs,
+            memory_mb=options.memory_mb,
+            cpus=options.cpus,
+            accel=accel,
+            cmdline=cmdline,
+            serial_log=self.console,
+            chardevs=chardevs,
+            output_files=outputs,
+            forwards=options.publish,
+            disks=disks,
+        )
+
+    def _accept_all(self, timeout: float) -> dict[str, socket.socket]:
+        conns = {}
+        deadline = time.monotonic() + timeout
+        for name, listener in self.listeners.items():
+            while True:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise self._launch_failure()
+                listener.settimeout(0.1)
+                try:
+                    conn, _ = listener.accept()
+                    conn.settimeout(None)
+                    conns[name] = conn
+                    break
+                except TimeoutError:
+                    if time.monotonic() > deadline:
+                        raise BootError("QEMU did not connect its ports", console_tail=self.console_tail()) from None
+        return conns
+
+    def _launch_failure(self) -> OsvJavaError:
+        log = self.qemu_log.read_text(errors="replace").strip() if self.qemu_log.exists() else ""
+        last = log.splitlines()[-1] if log else "no output"
+        hint = "check the QEMU command line with --verbose"
+        if "hostfwd" in log or "Could not set up host forwarding" in log:
+            hint = "the published host port is in use or not allowed: choose another with -p HOST:GUEST"
+        return BootError(f"QEMU failed to start: {last}", hint=hint, console_tail=self.console_tail())
+
+    def _hang(self, what: str) -> BootError:
+        return BootError(
+            what,
+            hint="see the console log above; rerun with --verbose for the kernel's messages",
+            console_tail=self.console_tail(),
+        )
+
+    def run(self, argv: list[str], main_class: str) -> RunResult:
+        options = self.options
+        accel = qemu.choose_accel(options.accel, self.image.kernel, options.verbose)
+        config = self._config(accel)
+        command = config.argv()
+        if options.verbose:
+            print("osv-java: " + " ".join(command), file=sys.stderr)
+        t_qemu = time.monotonic()
+        with open(self.qemu_log, "wb") as log:
+            self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         start_new_session=True)
+        conns = self._accept_all(timeout=30.0)
+        control = _Control(conns["osv.ctl"])
+        out_pump = _Pump(conns["osv.stdout"], sys.stdout.buffer)
+        err_pump = _Pump(conns["osv.stderr"], sys.stderr.buffer)
+        out_pump.start()
+        err_pump.start()
+        threading.Thread(target=_stdin_pump, args=(conns["osv.stdin"],), daemon=True).start()
+
+        previous = signal.signal(signal.SIGINT, lambda *_: self._interrupt(control))
+        try:
+            return self._converse(control, out_pump, err_pump, argv, main_class, t_qemu)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _interrupt(self, control: _Control) -> None:
+        """Ctrl-C: the first goes to the app as SIGINT (it can clean up); the second stops the VM."""
+        self.interrupts += 1
+        if self.interrupts == 1:
+            try:
+                control.send(op="signal", signal=int(signal.SIGINT))
+                return
+            except OSError:
+                pass
+        self.stop(grace=1.0)
+
+    def _wait_message(self, control: _Control, op: str, timeout: float | None, what: str) -> tuple[dict, float]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            assert self.proc is not None
+            if self.interrupts > 1 or (self.interrupts and self.proc.poll() is not None):
+                raise KeyboardInterrupt
+            try:
+                got = control.receive(timeout=0.25)
+            except EOFError:
+                got = None
+                if self.proc.poll() is None:
+                    time.sleep(0.05)
+            if got is not None:
+                message, at = got
+                if message.get("op") == "error":
+                    raise BootError(f"kernel services failed: {message.get('message')}",
+                                    console_tail=self.console_tail())
+                if message.get("op") == op:
+                    return message, at
+                continue
+            if self.proc.poll() is not None:
+                raise self._hang(f"the VM stopped before {what} (QEMU exit status {self.proc.returncode})")
+            tail = self.console_tail(5)
+            if any(marker in tail for marker in PANIC_MARKERS):
+                raise self._hang(f"the kernel panicked before {what}")
+            if deadline is not None and time.monotonic() > deadline:
+                raise self._hang(f"timed out after {timeout:.0f}s waiting for {what}")
+
+    def _converse(
+        self, control: _Control, out_pump: _Pump, err_pump: _Pump, argv: list[str], main_class: str, t_qemu: float
+    ) -> RunResult:
+        options = self.options
+        offsets: list[float] = []
+        hello, at = self._wait_message(control, "hello", options.boot_timeout, "the guest's kernel services started")
+        offsets.append(at - float(hello["t"]))
+        request = {
+            "op": "run",
+            "argv": argv,
+            "env": options.env,
+            "cwd": options.cwd,
+            "main_class": main_class,
+            "bootchart": options.bootchart,
+            "network": bool(options.publish),
+            "volumes": [
+                {"index": i, "guest": v.guest, "readonly": v.readonly} for i, v in enumerate(options.volumes)
+            ],
+        }
+        control.send(**request)
+        started, at = self._wait_message(control, "started", options.boot_timeout, "the JVM started")
+        offsets.append(at - float(started["t"]))
+        run_timeout = options.timeout
+        exited, at = self._wait_message(control, "exit", run_timeout, "the app to finish")
+        offsets.append(at - float(exited["t"]))
+        complete = out_pump.wait_for(int(exited["stdout_bytes"]), 30.0) and err_pump.wait_for(
+            int(exited["stderr_bytes"]), 30.0
+        )
+        control.send(op="ack")
+        if not complete:
+            print("osv-java: warning: some of the app's output was lost on the way out", file=sys.stderr)
+        writable = [(i, v) for i, v in enumerate(options.volumes) if not v.readonly]
+        if writable:
+            saved, _ = self._wait_message(control, "volumes", 300.0, "the volumes were written back")
+            volumes.apply(writable, self.workdir / "volout.tar", int(saved["bytes"]))
+            control.send(op="ack")
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout=30.0)
+        except subprocess.TimeoutExpired:
+            self.stop()
+        t_gone = time.monotonic()
+        offset = min(offsets) - t_qemu  # guest clock zero (kernel start) in seconds after QEMU start
+        timeline = {"qemu_start": 0.0, "kernel_start": offset}
+        for key, name in (("t_pid1", "pid1_start"), ("t_exec", "jvm_exec"), ("t_main", "main_entered"),
+                          ("t_exit", "app_exit")):
+            for message in (hello, started, exited):
+                if message.get(key) is not None:
+                    timeline[name] = offset + float(message[key])
+        timeline["vm_gone"] = t_gone - t_qemu
+        return RunResult(status=int(exited["status"]), timeline=timeline, console_log=self.console_tail(200))

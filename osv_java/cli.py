@@ -1,0 +1,229 @@
+"""The `osv-java` command line.
+
+Exit statuses follow `docker run`: the app's own status passes through; 125 when osv-java itself
+fails, with one line `osv-java: error: WHAT` and, where known, `hint: HOW TO FIX`; 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from jvmbridge.errors import OsvJavaError
+from kernel import provision
+from kernel import volumes as volume_specs
+from osv_java import launch, options
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_OSV_FAILURE = 125
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, hint: str | None = None) -> None:
+    click.echo(f"osv-java: error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+
+
+def reports_errors(func: F) -> F:
+    """Turn OsvJavaError (and anything unexpected) into the one-line error and exit status 125."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return func(*args, **kwargs)
+        except OsvJavaError as exc:
+            if debug:
+                traceback.print_exc()
+            fail(exc.message, exc.hint)
+            tail = getattr(exc, "console_tail", "")
+            if tail:
+                click.echo("--- console (last lines) ---\n" + tail + "\n---", err=True)
+            sys.exit(EXIT_OSV_FAILURE)
+        except KeyboardInterrupt:
+            click.echo("osv-java: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - an unexpected failure is still ours: 125, no traceback
+            if debug:
+                traceback.print_exc()
+            fail(f"unexpected {type(exc).__name__}: {exc}", "rerun with --debug and report the traceback")
+            sys.exit(EXIT_OSV_FAILURE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class ToolGroup(click.Group):
+    """Usage errors exit 2 (click's); everything else goes through reports_errors."""
+
+
+@click.group(cls=ToolGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="osv-java")
+def cli(debug: bool) -> None:
+    """Run unmodified JVM programs as single-application virtual machines."""
+
+
+def common_app_options(func: F) -> F:
+    decorators = [
+        click.option("-cp", "--class-path", "--classpath", "classpath", metavar="PATH",
+                     help="Jars and class folders joined by ':'; APP is then the main class."),
+        click.option("--jdk", "jdk_spec", metavar="PATH|VERSION", help="JDK to link from (default: JAVA_HOME, "
+                     "else the newest found)."),
+        click.option("--lang", metavar="NAME", help="Language of a script when its file ending does not say."),
+        click.option("--with", "with_runtimes", multiple=True, metavar="LANG",
+                     help="Add a language runtime (scala, kotlin, clojure, ...) to the class path."),
+        click.option("--kernel", "kernel_path", type=click.Path(path_type=Path), help="Your own bzImage."),
+        click.option("--modules", "modules_dir", type=click.Path(path_type=Path),
+                     help="Modules folder for --kernel (lib/modules/RELEASE)."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("app")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@common_app_options
+@click.option("-m", "--memory", default="1G", show_default=True, help="Memory of the VM.")
+@click.option("-c", "--cpus", default="2", show_default=True, help="Virtual CPUs.")
+@click.option("-p", "--publish", multiple=True, metavar="[ADDR:]HOST:GUEST", help="Publish a guest TCP port.")
+@click.option("-e", "--env", "env", multiple=True, metavar="KEY=VAL", help="Set an environment variable.")
+@click.option("-v", "--volume", "volume", multiple=True, metavar="HOST_DIR:GUEST_DIR[:ro]",
+              help="Share a folder: the app reads it, and (unless :ro) its writes come back after the run.")
+@click.option("--jvm-opt", "jvm_opts", multiple=True, metavar="OPT", help="A JVM option (repeatable).")
+@click.option("--target", type=click.Choice(["vm", "process"]), default="vm", show_default=True)
+@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
+@click.option("--timeout", type=float, default=None, metavar="SECONDS", help="Stop the app after this long.")
+@click.option("--verbose", is_flag=True, help="Show the QEMU command line and the kernel's messages.")
+@click.option("--bootchart", is_flag=True, help="Print the measured boot timeline on stderr after the run.")
+@reports_errors
+def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
+        with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, memory: str,
+        cpus: str, publish: tuple[str, ...], env: tuple[str, ...], volume: tuple[str, ...],
+        jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, verbose: bool,
+        bootchart: bool) -> None:
+    """Build (cached) and boot APP; the exit status is the app's.
+
+    APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
+    """
+    memory_mb = options.memory_mb(memory)
+    cpu_count = options.cpus(cpus)
+    published = [options.publish(p) for p in publish]
+    for address, host_port, _ in published:
+        options.check_port_free(address, host_port)
+    user_env = dict(options.env_pair(e) for e in env)
+    vols = [volume_specs.parse(v) for v in volume]
+    if timeout is not None and timeout <= 0:
+        raise click.BadParameter("must be positive", param_hint="--timeout")
+
+    if target == "process":
+        from kernel import process
+
+        resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes, link_modules=False)
+        argv = launch.host_argv(resolved, list(jvm_opts), memory_mb, cpu_count)
+        proc_result = process.run(argv, launch.host_env(user_env), resolved.app.main_class, published, vols,
+                                  bootchart, timeout)
+        if bootchart:
+            print_timeline(proc_result.timeline)
+        sys.exit(proc_result.status)
+
+    from kernel.vm import RunOptions, VirtualMachine
+
+    resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes)
+    kernel = launch.kernel_for(kernel_path, modules_dir, verbose)
+    image = launch.build_image(resolved, kernel, None)
+    run_options = RunOptions(
+        env=launch.guest_env(user_env), memory_mb=memory_mb, cpus=cpu_count, accel=accel, publish=published,
+        volumes=vols, timeout=timeout, verbose=verbose, bootchart=bootchart, cwd=launch.guest_cwd(vols),
+    )
+    argv = launch.guest_argv(image, list(jvm_opts), resolved.args, bootchart)
+    with VirtualMachine(image, run_options) as vm:
+        result = vm.run(argv, resolved.app.main_class)
+    if verbose:
+        click.echo("--- console ---\n" + result.console_log + "\n---", err=True)
+    if bootchart:
+        print_timeline(result.timeline)
+    sys.exit(result.status)
+
+
+TIMELINE_ORDER = ("qemu_start", "kernel_start", "pid1_start", "jvm_exec", "main_entered", "app_exit", "vm_gone")
+
+
+def print_timeline(timeline: dict[str, float]) -> None:
+    click.echo("osv-java bootchart (seconds since start, measured):", err=True)
+    previous = 0.0
+    for name in TIMELINE_ORDER:
+        if name in timeline:
+            at = timeline[name]
+            click.echo(f"  {name:<14} {at:8.3f}  (+{at - previous:.3f})", err=True)
+            previous = at
+    missing = [n for n in TIMELINE_ORDER if n not in timeline and n not in ("qemu_start", "kernel_start", "pid1_start",
+                                                                              "vm_gone")]
+    if missing:
+        click.echo(f"  not measured: {', '.join(missing)}", err=True)
+
+
+@cli.command()
+@click.argument("app")
+@common_app_options
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Folder to write the image to.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
+@reports_errors
+def build(app: str, classpath: str | None, jdk_spec: str | None, lang: str | None, with_runtimes: tuple[str, ...],
+          kernel_path: Path | None, modules_dir: Path | None, output: Path, as_json: bool) -> None:
+    """Build an image of APP into OUTPUT without running it."""
+    resolved = launch.resolve(app, [], classpath, jdk_spec, lang, with_runtimes)
+    kernel = launch.kernel_for(kernel_path, modules_dir, verbose=False)
+    image = launch.build_image(resolved, kernel, output)
+    summary = {
+        "folder": str(image.folder),
+        "key": image.manifest["key"],
+        "initramfs_bytes": image.manifest["sizes"]["initramfs"],
+        "kernel_bytes": image.manifest["sizes"]["kernel"],
+        "jvm_command": image.manifest["jvm_command"],
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+    else:
+        click.echo(f"built {image.folder} ({summary['initramfs_bytes'] / 1e6:.1f} MB initramfs)")
+
+
+@cli.group()
+def kernel() -> None:
+    """Kernel provisioning."""
+
+
+@kernel.command("fetch")
+@reports_errors
+def kernel_fetch() -> None:
+    """Download Debian's cloud kernel into the cache (done on first run otherwise)."""
+    k = provision.fetch_debian_kernel(progress=True)
+    click.echo(f"{k.image} ({k.release})")
+
+
+def _register_optional() -> None:
+    """Commands that live in their own modules."""
+    try:
+        from osv_java.jvm_commands import jvm_group, shell_command
+    except ImportError:
+        return
+    cli.add_command(jvm_group)
+    cli.add_command(shell_command)
+
+
+_register_optional()
+
+
+def main() -> None:
+    cli(prog_name="osv-java")

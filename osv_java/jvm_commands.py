@@ -1,0 +1,161 @@
+"""`osv-java jvm ...` and `osv-java shell`: look into and steer a running JVM without changing it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import click
+
+from jvmbridge import discover, hsperf
+from jvmbridge.attach import attach
+from jvmbridge.errors import JvmError
+from jvmbridge.gclog import SAFEPOINT, GcEvent
+from jvmbridge.proc import is_alive
+
+MB = 1 << 20
+
+
+def _mb(value: int) -> str:
+    return f"{value / MB:.1f}M"
+
+
+def _uptime(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{sec:02d}s"
+
+
+@click.group("jvm")
+def jvm_group() -> None:
+    """Look into running JVMs: list, counters, diagnostic commands, GC events."""
+
+
+@jvm_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per JVM.")
+def list_command(as_json: bool) -> None:
+    """Running JVMs (those publishing hsperfdata) with main class, JDK, uptime and heap use."""
+    jvms = discover.list_jvms()
+    if as_json:
+        for info in jvms:
+            record = dataclasses.asdict(info)
+            record["perfdata"] = str(info.perfdata)
+            click.echo(json.dumps(record))
+        return
+    click.echo(f"{'PID':>8}  {'MAIN':<32} {'JDK':<12} {'UPTIME':>8}  {'HEAP USED/COMMITTED':>20}")
+    for info in jvms:
+        heap = f"{_mb(info.heap_used)}/{_mb(info.heap_capacity)}"
+        main = info.main if len(info.main) <= 32 else "…" + info.main[-31:]
+        click.echo(f"{info.pid:>8}  {main:<32} {info.java_version:<12} {_uptime(info.uptime):>8}  {heap:>20}")
+
+
+def _stats_json(stats: hsperf.JvmStats) -> dict[str, object]:
+    record = dataclasses.asdict(stats)
+    record.update(heap_used=stats.heap_used, heap_capacity=stats.heap_capacity, heap_max=stats.heap_max,
+                  time=time.time())
+    return record
+
+
+def _stats_text(stats: hsperf.JvmStats) -> str:
+    lines = [
+        f"JVM {stats.pid}  uptime {_uptime(stats.uptime)}",
+        f"heap        used {_mb(stats.heap_used)} of {_mb(stats.heap_capacity)} committed, max {_mb(stats.heap_max)}",
+    ]
+    for gen in stats.generations:
+        lines.append(f"  {gen.name:<10} used {_mb(gen.used):>9}  committed {_mb(gen.capacity):>9}")
+        for space in gen.spaces:
+            lines.append(f"    {space.name:<8} used {_mb(space.used):>9}  committed {_mb(space.capacity):>9}")
+    lines.append(
+        f"metaspace   used {_mb(stats.metaspace_used)} of {_mb(stats.metaspace_capacity)}"
+        f" (class space {_mb(stats.class_space_used)} of {_mb(stats.class_space_capacity)})"
+    )
+    for collector in stats.collectors:
+        lines.append(f"gc          {collector.name}: {collector.invocations} in {collector.time:.3f}s")
+    lines.append(
+        f"safepoints  {stats.safepoints}: {stats.safepoint_time:.3f}s stopped,"
+        f" {stats.safepoint_sync_time:.3f}s reaching them"
+    )
+    return "\n".join(lines)
+
+
+@jvm_group.command("stats")
+@click.argument("pid", type=int)
+@click.option("--watch", type=float, metavar="SECONDS", help="Print again every SECONDS until the JVM exits.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per sample.")
+def stats_command(pid: int, watch: float | None, as_json: bool) -> None:
+    """Heap, GC and safepoint counters of JVM PID (read from hsperfdata, as jstat does)."""
+    if watch is not None and watch <= 0:
+        raise click.BadParameter("must be positive", param_hint="--watch")
+    with hsperf.PerfData.open(pid) as pd:
+        while True:
+            stats = pd.stats()
+            click.echo(json.dumps(_stats_json(stats)) if as_json else _stats_text(stats))
+            if watch is None:
+                return
+            time.sleep(watch)
+            if not is_alive(pid):
+                return
+            if not as_json:
+                click.echo()
+
+
+@jvm_group.command("cmd", context_settings={"ignore_unknown_options": True})
+@click.argument("pid", type=int)
+@click.argument("command")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for the JVM.")
+def cmd_command(pid: int, command: str, args: tuple[str, ...], timeout: float) -> None:
+    """Run a diagnostic command in JVM PID, as `jcmd PID COMMAND ARGS...` (try `help`)."""
+    vm = attach(pid, timeout)
+    output = vm.jcmd(" ".join([command, *args]))
+    click.echo(output, nl=not output.endswith("\n"))
+
+
+def format_event(event: GcEvent) -> str:
+    at = f"{event.start:10.3f}s" if event.start is not None else " " * 11
+    gc_id = f"GC({event.gc_id})" if event.gc_id is not None else ""
+    text = f"{at} {event.kind:<10} {gc_id:<8} {event.name}"
+    if event.cause:
+        text += f" ({event.cause})"
+    if event.heap_before is not None and event.heap_after is not None:
+        cap = f"({_mb(event.heap_capacity)})" if event.heap_capacity is not None else ""
+        text += f" {_mb(event.heap_before)}->{_mb(event.heap_after)}{cap}"
+    text += f" {event.duration * 1e3:.3f}ms"
+    if event.time_to_safepoint is not None:
+        text += f" ttsp {event.time_to_safepoint * 1e3:.3f}ms"
+    return text
+
+
+@jvm_group.command("events")
+@click.argument("pid", type=int)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
+@click.option("--duration", type=float, metavar="SECONDS", help="Stop after SECONDS (default: until the JVM exits).")
+@click.option("--safepoints/--no-safepoints", default=True, help="Also show safepoints that are not GC pauses.")
+def events_command(pid: int, as_json: bool, duration: float | None, safepoints: bool) -> None:
+    """Stream GC pauses, concurrent cycles and safepoints of JVM PID as they happen."""
+    from jvmbridge.events import follow
+
+    with follow(pid) as stream:
+        try:
+            for event in stream.events(timeout=duration):
+                if event.kind == SAFEPOINT and not safepoints:
+                    continue
+                click.echo(json.dumps(event.to_json()) if as_json else format_event(event))
+        except KeyboardInterrupt:
+            pass
+
+
+@click.command("shell")
+@click.argument("pid", type=int)
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the gateway.")
+def shell_command(pid: int, timeout: float) -> None:
+    """Open a Python prompt connected to the objects of running JVM PID (py4j gateway)."""
+    from jvmbridge import live
+
+    live.shell(pid, timeout=timeout)
+
+
+__all__ = ["jvm_group", "shell_command", "JvmError"]

@@ -1,0 +1,170 @@
+"""What `osv-java run` and `osv-java build` share: resolving the app, the JDK and the kernel, building
+the image, and booting it (or supervising the JVM on the host with --target process)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jvmbridge import jdk as jdks
+from jvmbridge.errors import UsageError
+from kernel import app as apps
+from kernel import image as images
+from kernel import jre, provision
+from kernel.app import AppSpec
+from kernel.guest.pid1 import CLASS_INIT_LOG
+from kernel.image import JRE_IN_IMAGE, BuildRequest
+from kernel.volumes import Volume
+
+GUEST_ENV = {"PATH": f"{JRE_IN_IMAGE}/bin", "HOME": "/root", "LANG": "C.UTF-8", "USER": "root"}
+
+
+@dataclass
+class Target:
+    """Everything a run or a build needs, resolved and checked."""
+
+    app: AppSpec
+    args: list[str]
+    jdk: jdks.Jdk
+    modules: tuple[str, ...] = ()
+    extra_trees: tuple[tuple[Path, str], ...] = ()
+    extra_jvm_options: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+
+def _languages():  # type: ignore[no-untyped-def]
+    """The per-language table (optional until languages are installed)."""
+    from kernel import languages
+
+    return languages
+
+
+def resolve_app(app_arg: str, args: list[str], classpath: str | None, lang: str | None,
+                with_runtimes: tuple[str, ...]) -> tuple[AppSpec, list[str], tuple[tuple[Path, str], ...],
+                                                         tuple[str, ...], bool]:
+    """(app, program arguments, data trees, runtime JVM options, needs all modules) for the user's words."""
+    trees: tuple[tuple[Path, str], ...] = ()
+    options: tuple[str, ...] = ()
+    needs_all = False
+    runtime: list[Path] = []
+    if classpath is not None:
+        spec = apps.from_classpath(classpath, app_arg)
+    else:
+        path = Path(app_arg)
+        if path.suffix in (".jar", ".zip") and lang is None:
+            spec = apps.from_jar(path)
+        else:
+            apps.check_file(path, "program")
+            languages = _languages()
+            language = languages.detect(path, lang)
+            if language.main_class is None:
+                spec = apps.from_jar(path)
+            else:
+                runtime = languages.runtime_classpath(language)
+                script = path.resolve()
+                spec = AppSpec(kind="script", main_class=language.main_class, classpath=tuple(runtime),
+                               script=script, language=language.name)
+                args = language.script_args(str(script), list(args))
+                trees += tuple((Path(h), i) for h, i in language.image_trees)
+                options += tuple(language.jvm_options)
+                needs_all = needs_all or language.needs_all_modules
+                runtime = []
+    for name in with_runtimes:
+        languages = _languages()
+        language = languages.by_name(name)
+        runtime += languages.runtime_classpath(language)
+        trees += tuple((Path(h), i) for h, i in language.image_trees)
+        options += tuple(language.jvm_options)
+        needs_all = needs_all or language.needs_all_modules
+    if runtime:
+        spec = AppSpec(kind=spec.kind, main_class=spec.main_class, classpath=spec.classpath, jar=spec.jar,
+                       script=spec.script, language=spec.language, runtime=tuple(dict.fromkeys(runtime)))
+    return spec, list(args), trees, options, needs_all
+
+
+def resolve(app_arg: str, args: list[str], classpath: str | None, jdk_spec: str | None, lang: str | None = None,
+            with_runtimes: tuple[str, ...] = (), link_modules: bool = True) -> Target:
+    spec, args, trees, options, needs_all = resolve_app(app_arg, args, classpath, lang, with_runtimes)
+    jdk = jdks.select(jdk_spec)
+    target = Target(app=spec, args=args, jdk=jdk, extra_trees=trees, extra_jvm_options=options)
+    if link_modules:
+        found = None if needs_all else jre.app_modules(jdk, [*spec.classpath, *spec.runtime])
+        if found is None:
+            target.modules = jre.FALLBACK_MODULES
+            target.notes.append(
+                "the app's JDK modules could not be decided from its classes; linking the Java SE set instead"
+            )
+        else:
+            target.modules = tuple(found)
+    return target
+
+
+def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool) -> provision.Kernel:
+    if kernel_path is None:
+        if modules_dir is not None:
+            raise UsageError("--modules goes with --kernel", hint="give --kernel PATH too, or drop --modules")
+        kernel = provision.default_kernel(progress=True)
+    else:
+        kernel = provision.user_kernel(kernel_path, modules_dir)
+    if kernel.config is not None:
+        missing, recommended = provision.missing_config(provision.read_config(kernel.config))
+        if missing:
+            raise UsageError(
+                f"kernel config {kernel.config} lacks: {', '.join(missing)}",
+                hint="rebuild the kernel with these options (y or m), or use the default kernel",
+            )
+        if recommended and verbose:
+            print(f"osv-java: kernel config lacks (recommended): {', '.join(recommended)}", file=sys.stderr)
+    elif kernel_path is not None:
+        print(f"osv-java: no config found for {kernel_path}; cannot check it has what the guest needs",
+              file=sys.stderr)
+    return kernel
+
+
+def build_image(target: Target, kernel: provision.Kernel, output: Path | None) -> images.Image:
+    for note in target.notes:
+        print(f"osv-java: {note}", file=sys.stderr)
+    request = BuildRequest(app=target.app, jdk=target.jdk, kernel=kernel, modules=target.modules,
+                           extra_trees=target.extra_trees, extra_jvm_options=target.extra_jvm_options)
+    return images.build(request, output=output)
+
+
+def guest_argv(image: images.Image, jvm_options: list[str], args: list[str], bootchart: bool) -> list[str]:
+    command = list(image.manifest["jvm_command"])
+    extra = list(jvm_options)
+    if bootchart:
+        extra.insert(0, f"-Xlog:class+init=info:file={CLASS_INIT_LOG}:timenanos")
+    return [command[0], *extra, *command[1:], *args]
+
+
+def host_argv(target: Target, jvm_options: list[str], memory_mb: int | None, cpus: int | None) -> list[str]:
+    """The java command line for --target process: the host JDK's own java, same layout as the image's."""
+    app = target.app
+    argv = [str(target.jdk.tool("java")), *target.extra_jvm_options]
+    if memory_mb is not None:
+        argv.append(f"-XX:MaxRAM={memory_mb}m")
+    if cpus is not None:
+        argv.append(f"-XX:ActiveProcessorCount={cpus}")
+    argv += jvm_options
+    if app.kind == "jar":
+        if app.runtime:
+            argv += ["-cp", ":".join(str(p) for p in app.runtime)]
+        argv += ["-jar", str(app.jar)]
+    else:
+        argv += ["-cp", ":".join(str(p) for p in (*app.classpath, *app.runtime)), app.main_class]
+    return [*argv, *target.args]
+
+
+def guest_env(user_env: dict[str, str]) -> dict[str, str]:
+    return {**GUEST_ENV, **user_env}
+
+
+def host_env(user_env: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, **user_env}
+
+
+def guest_cwd(volumes: list[Volume]) -> str:
+    """The app's working folder in the guest: the host's, as app paths keep their host names."""
+    return os.getcwd()

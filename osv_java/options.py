@@ -1,0 +1,80 @@
+"""Parsing and checking of the values users give on the command line (-m, -c, -p, -e)."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import re
+import socket
+
+from jvmbridge.errors import UsageError
+
+MIN_MEMORY_MB = 128
+MAX_CPUS = 255
+
+
+def memory_mb(value: str) -> int:
+    """'1G', '512M', '1536m', '2g' or a plain number of MiB."""
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgGtT]?)[iI]?[bB]?\s*", value)
+    if not m:
+        raise UsageError(f"memory size {value!r} is not a size", hint="give -m a size such as 512M or 2G")
+    number, unit = int(m.group(1)), m.group(2).upper()
+    mb = {"": number, "K": number // 1024, "M": number, "G": number * 1024, "T": number * 1024 * 1024}[unit]
+    if mb < MIN_MEMORY_MB:
+        raise UsageError(f"memory size {value!r} is below {MIN_MEMORY_MB}M", hint="a JVM needs at least -m 128M")
+    return mb
+
+
+def cpus(value: str) -> int:
+    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_CPUS:
+        raise UsageError(f"CPU count {value!r} is not a whole number from 1 to {MAX_CPUS}", hint="e.g. -c 2")
+    return int(value)
+
+
+def _port(text: str, spec: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise UsageError(f"port {text!r} in -p {spec!r} is not a number from 1 to 65535", hint="e.g. -p 8080:8080")
+    return int(text)
+
+
+def publish(spec: str) -> tuple[str, int, int]:
+    """HOST:GUEST or ADDRESS:HOST:GUEST -> (address, host port, guest port); address 127.0.0.1 by default."""
+    parts = spec.split(":")
+    if len(parts) == 2:
+        address, host, guest = "127.0.0.1", parts[0], parts[1]
+    elif len(parts) == 3:
+        address, host, guest = parts
+        try:
+            if ipaddress.ip_address(address).version != 4:
+                raise ValueError
+        except ValueError:
+            raise UsageError(
+                f"address {address!r} in -p {spec!r} is not an IPv4 address", hint="e.g. -p 0.0.0.0:8080:8080"
+            ) from None
+    else:
+        raise UsageError(f"-p {spec!r} is not HOST:GUEST or ADDRESS:HOST:GUEST", hint="e.g. -p 8080:8080")
+    return address, _port(host, spec), _port(guest, spec)
+
+
+def check_port_free(address: str, port: int) -> None:
+    """UsageError when the host port cannot be bound (in use, or not ours to take)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(
+                    f"host port {address}:{port} is already in use",
+                    hint=f"stop what listens there, or publish on another port: -p {port + 1}:GUEST",
+                ) from None
+            raise UsageError(
+                f"cannot bind host port {address}:{port}: {exc.strerror}",
+                hint="choose another address or port for -p",
+            ) from None
+
+
+def env_pair(spec: str) -> tuple[str, str]:
+    name, sep, value = spec.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise UsageError(f"-e {spec!r} is not KEY=VALUE", hint="e.g. -e GREETING=hello")
+    return name, value
