@@ -313,7 +313,7 @@ def parse_properties(text: str) -> dict[str, str]:
     result: dict[str, str] = {}
     logical = ""
     for raw in text.splitlines():
-        line = raw if logical else raw.lstrip()
+        line = raw.lstrip()  # leading blanks never count, on continuation lines too
         if not logical and (not line or line[0] in "#!"):
             continue
         # a line ending in an odd number of backslashes continues on the next one

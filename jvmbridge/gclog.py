@@ -279,10 +279,13 @@ class GcLogParser:
 
 
 def _inside(pause: GcEvent, safepoint: GcEvent) -> bool:
-    """Was `pause` logged during `safepoint`? (1 ms slack for logs decorated in milliseconds)."""
-    if pause.end is None or safepoint.start is None or safepoint.end is None:
+    """Could `pause` have been logged during `safepoint`? False only when it began clearly later.
+
+    The slack covers millisecond decorations and the VM thread's work between the two lines.
+    """
+    if pause.end is None or safepoint.start is None:
         return True
-    return safepoint.start - 1e-3 <= pause.end <= safepoint.end + 1e-3
+    return safepoint.start <= pause.end + 5e-3
 
 
 def parse_lines(lines: Iterable[str], hold_pauses: bool = True) -> Iterator[GcEvent]:

@@ -235,7 +235,7 @@ class JvmStats:
         """G1, ZGC and Shenandoah give every generation the whole heap as maximum; others split it."""
         maxima = [g.max_capacity for g in self.generations if g.max_capacity > 0]
         if maxima and max(maxima) - min(maxima) <= max(maxima) // 100:
-            return max(maxima)
+            return max(maxima) & ~4095  # G1 adds a few bytes of survivor bookkeeping; heaps are page-aligned
         return sum(maxima)
 
     def space(self, generation: int, space: int) -> Space:

@@ -1,14 +1,22 @@
-"""Find JDKs on this machine and describe them (version, vendor, jlink ability).
+"""Find JDKs on this machine and describe them (version, vendor, jlink ability, GCs, flags).
 
-A JDK is described once from its `release` file and folder layout; nothing here starts a JVM, so
-discovery costs a few file reads.
+A JDK is described once from its `release` file and folder layout; nothing in probe() starts a JVM,
+so discovery costs a few file reads. What only a running VM can tell (its collectors and manageable
+flags) comes from one `java -XX:+PrintFlagsFinal -version`, asked lazily and cached on disk per
+libjvm.so.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import mmap
 import os
+import re
 import shlex
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +51,116 @@ class Jdk:
 
     def describe(self) -> str:
         return f"{self.vendor} {self.version} at {self.home}"
+
+    def features(self) -> JdkFeatures:
+        """Collectors and manageable flags (one cached JVM run per JDK build)."""
+        return features(self)
+
+    @property
+    def gcs(self) -> tuple[str, ...]:
+        return self.features().gcs
+
+    @property
+    def manageable_flags(self) -> dict[str, str]:
+        return self.features().manageable
+
+
+# a GC is built into libjvm.so when its -XX:+Use...GC flag exists and its memory pools are named in it
+GC_MARKERS = {
+    "G1": b"G1 Young Generation",
+    "Parallel": b"PS Scavenge",
+    "Serial": b"Tenured Gen",
+    "Z": b"ZGC ",
+    "Shenandoah": b"Shenandoah Pauses",
+    "Epsilon": b"Epsilon Heap",
+}
+PROBE_FORMAT = 1
+_FLAG_LINE = re.compile(r"^\s*(\S+)\s+(\w+)\s+=\s?(.*?)\s*\{([^}]*)\}")
+
+
+@dataclass(frozen=True)
+class JdkFeatures:
+    gcs: tuple[str, ...]  # "G1", "Parallel", "Serial", "Z", "Shenandoah", "Epsilon"
+    manageable: dict[str, str]  # flag name -> default value
+    flags: dict[str, str]  # every flag -> value (with experimental and diagnostic ones)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("OSV_JAVA_CACHE") or Path.home() / ".cache" / "osv-java")
+
+
+def _libjvm(jdk: Jdk) -> Path:
+    for candidate in (jdk.home / "lib" / "server" / "libjvm.so", jdk.home / "jre" / "lib" / "server" / "libjvm.so"):
+        if candidate.exists():
+            return candidate
+    raise DependencyError(f"{jdk.home} has no lib/server/libjvm.so", hint="give --jdk a JDK with the server VM")
+
+
+def _probe_key(jdk: Jdk, libjvm: Path) -> str:
+    st = libjvm.stat()
+    raw = f"{PROBE_FORMAT}:{jdk.home}:{st.st_mtime_ns}:{st.st_size}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def _run_probe(jdk: Jdk, libjvm: Path) -> JdkFeatures:
+    cmd = [
+        str(jdk.tool("java")),
+        "-XX:+UnlockExperimentalVMOptions",
+        "-XX:+UnlockDiagnosticVMOptions",
+        "-XX:+PrintFlagsFinal",
+        "-version",
+    ]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DependencyError(f"cannot run {cmd[0]}: {exc}", hint="check that the JDK is complete") from exc
+    if out.returncode != 0:
+        raise DependencyError(f"{cmd[0]} -XX:+PrintFlagsFinal failed: {out.stderr.strip()[:200]}")
+    flags: dict[str, str] = {}
+    manageable: dict[str, str] = {}
+    for line in out.stdout.splitlines():
+        m = _FLAG_LINE.match(line)
+        if not m:
+            continue
+        name, value, kinds = m.group(2), m.group(3), m.group(4)
+        flags[name] = value
+        if "manageable" in kinds:
+            manageable[name] = value
+    with open(libjvm, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as image:
+        gcs = tuple(gc for gc, marker in GC_MARKERS.items() if f"Use{gc}GC" in flags and image.find(marker) >= 0)
+    return JdkFeatures(gcs=gcs, manageable=manageable, flags=flags)
+
+
+def _write_atomically(path: Path, data: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@functools.lru_cache(maxsize=16)
+def features(jdk: Jdk) -> JdkFeatures:
+    """What this JDK's VM supports, from $OSV_JAVA_CACHE/jdk-probes/ or one `java` run."""
+    libjvm = _libjvm(jdk)
+    path = cache_dir() / "jdk-probes" / f"{_probe_key(jdk, libjvm)}.json"
+    try:
+        data = json.loads(path.read_text())
+        return JdkFeatures(gcs=tuple(data["gcs"]), manageable=data["manageable"], flags=data["flags"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    found = _run_probe(jdk, libjvm)
+    record = {"home": str(jdk.home), "libjvm": str(libjvm), "gcs": list(found.gcs),
+              "manageable": found.manageable, "flags": found.flags}
+    try:
+        _write_atomically(path, json.dumps(record, indent=1, sort_keys=True))
+    except OSError:
+        pass  # a read-only cache only costs the probe again next time
+    return found
 
 
 def _read_release(home: Path) -> dict[str, str]:

@@ -11,10 +11,12 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import InterpSegment
 
 from jvmbridge.errors import BuildError
 
@@ -65,12 +67,13 @@ def read_elf(path: Path) -> ElfInfo:
             needed: list[str] = []
             run_paths: list[str] = []
             for segment in elf.iter_segments():
-                if segment["p_type"] == "PT_INTERP":
+                if isinstance(segment, InterpSegment):
                     interpreter = segment.get_interp_name()
             for section in elf.iter_sections():
                 if not isinstance(section, DynamicSection):
                     continue
-                for tag in section.iter_tags():
+                for tag_ in section.iter_tags():
+                    tag: Any = tag_  # pyelftools sets needed/rpath/runpath per tag kind
                     if tag.entry.d_tag == "DT_NEEDED":
                         needed.append(tag.needed)
                     elif tag.entry.d_tag == "DT_RPATH":
@@ -96,7 +99,9 @@ def read_elf(path: Path) -> ElfInfo:
             hint="replace it with an intact copy built for x86-64 Linux",
         ) from exc
     except OSError as exc:
-        raise BuildError(f"cannot read {path}: {exc.strerror}", hint="check the file exists and is readable") from exc
+        raise BuildError(
+            f"cannot read {path}: {exc.strerror}", hint="check the file exists and is readable"
+        ) from exc
 
 
 @dataclass
@@ -127,7 +132,7 @@ def resolve(
     extra_dirs: Iterable[str] = (),
     library_dirs: Iterable[str] = DEFAULT_LIBRARY_DIRS,
 ) -> Closure:
-    """Resolve the closure of `roots`. `extra_dirs` are searched before the defaults (like LD_LIBRARY_PATH)."""
+    """Resolve the closure of `roots`; `extra_dirs` are searched first (like LD_LIBRARY_PATH)."""
     search = [*extra_dirs, *library_dirs]
     closure = Closure()
     queue: list[ElfInfo] = []

@@ -274,14 +274,20 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[s
     return entries, boot
 
 
-def build(request: BuildRequest, output: Path | None = None, progress: bool = True) -> Image:
-    """Build (or find in the cache) the image for `request`; with `output`, also place it there."""
+def build(request: BuildRequest, output: Path | None = None, progress: bool = True,
+          notes: list[str] | None = None) -> Image:
+    """Build (or find in the cache) the image for `request`; with `output`, also place it there.
+
+    `notes` are said once, on stderr, when the image is built (not on cache hits).
+    """
     python = guest_python()
     key = image_key(request, python)
     images = cache.ensure("images")
     cache.sweep_stale_temps(images)
     final = images / key
     if not (final / "image.json").exists():
+        for note in notes or []:
+            print(f"osv-java: {note}", file=sys.stderr)
         jre_dir = jre.link(request.jdk, list(request.modules), progress=progress)
         entries, boot = _entries(request, jre_dir, python)
         with cache.atomic_dir(final) as tmp:

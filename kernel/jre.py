@@ -7,6 +7,7 @@ and the caller says so once.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -48,9 +49,29 @@ def _tool(jdk: Jdk, name: str, args: list[str]) -> subprocess.CompletedProcess[s
 
 
 def app_modules(jdk: Jdk, classpath: list[Path]) -> list[str] | None:
-    """Modules the class path needs according to jdeps; None when jdeps cannot tell."""
+    """Modules the class path needs according to jdeps (cached by content); None when jdeps cannot tell."""
     if not classpath:
         return None
+    h = hashlib.sha256(f"{jdk.home}|{jdk.version}".encode())
+    for path in classpath:
+        h.update(str(path).encode() + b"\0")
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for f in files:
+            st = f.stat()
+            h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}".encode())
+    record = cache.ensure("jdeps") / (h.hexdigest()[:24] + ".json")
+    if record.exists():
+        try:
+            cached = json.loads(record.read_text())
+            return None if cached is None else list(cached)
+        except ValueError:
+            pass
+    modules = _run_jdeps(jdk, classpath)
+    cache.write_file_atomic(record, json.dumps(modules).encode())
+    return modules
+
+
+def _run_jdeps(jdk: Jdk, classpath: list[Path]) -> list[str] | None:
     args = [
         "--print-module-deps",
         "--ignore-missing-deps",
@@ -101,6 +122,9 @@ def link(jdk: Jdk, modules: list[str], progress: bool = True) -> Path:
             "--no-header-files",
             "--no-man-pages",
             "--generate-cds-archive",
+            # Compressed class data costs little at start-up: the classes it needs come from the CDS
+            # archive, not the jimage; the image (and so the boot) gets much smaller.
+            "--compress=zip-6" if jdk.feature >= 21 else "--compress=2",
         ]
         proc = _tool(jdk, "jlink", args)
         if proc.returncode != 0:
@@ -108,6 +132,10 @@ def link(jdk: Jdk, modules: list[str], progress: bool = True) -> Path:
                 f"jlink failed on {jdk.describe()}: {(proc.stderr or proc.stdout).strip()[-400:]}",
                 hint="check the JDK is complete, or try another with --jdk",
             )
+        # The archive for -XX:-UseCompressedOops (heaps over 32 GB) doubles the CDS bytes for a rare case;
+        # such a JVM runs without CDS instead.
+        for nocoops in out.glob("lib/server/classes_nocoops*.jsa"):
+            nocoops.unlink()
         for child in out.iterdir():
             child.rename(tmp / child.name)
         out.rmdir()

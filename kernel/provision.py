@@ -21,7 +21,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from jvmbridge.errors import DependencyError, UsageError
-from kernel import cache
+from kernel import cache, safetar
 
 META_PACKAGE = "linux-image-cloud-amd64"
 
@@ -253,7 +253,7 @@ def _extract_deb(deb: Path, dest: Path) -> None:
         pos += 60 + size + (size % 2)
         if name.startswith("data.tar"):
             with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tar:
-                tar.extractall(dest, filter="data")
+                safetar.extract_all(tar, dest, str(deb))
             return
     raise DependencyError(f"{deb} has no data archive", hint="delete it and run `osv-java kernel fetch`")
 

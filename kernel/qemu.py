@@ -110,7 +110,10 @@ class MachineConfig:
 
 
 def base_cmdline(accel: str, verbose: bool) -> list[str]:
-    args = ["console=ttyS0", "panic=-1", "reboot=t", "random.trust_cpu=on", "nokaslr"]
+    # tsc=reliable: every vCPU reads the same host TSC under TCG, so the sync check that would demote
+    # the clocksource to jiffies is wrong here; cryptomgr.notests skips self-tests nobody here needs.
+    args = ["console=ttyS0", "panic=-1", "reboot=t", "random.trust_cpu=on", "nokaslr", "tsc=reliable",
+            "cryptomgr.notests", "no_timer_check"]
     args.append("loglevel=7" if verbose else "quiet")
     if accel == "tcg":
         args.append(f"tsc_early_khz={tsc_khz()}")

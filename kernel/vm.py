@@ -98,8 +98,13 @@ class _Pump(threading.Thread):
         return True
 
 
-def _stdin_pump(sock: socket.socket) -> None:
-    """Copy our stdin to the guest; closing the socket is the app's end of file."""
+def _stdin_pump(sock: socket.socket, control: _Control) -> None:
+    """Copy our stdin to the guest, then tell it how many bytes there were on the control port.
+
+    The socket stays open: QEMU drops unread data when its peer hangs up, so end of file travels as
+    a count instead, and the guest closes the app's stdin once it has received that many bytes.
+    """
+    total = 0
     try:
         fd = sys.stdin.fileno()
     except (AttributeError, ValueError, OSError):
@@ -110,14 +115,13 @@ def _stdin_pump(sock: socket.socket) -> None:
             if not chunk:
                 break
             sock.sendall(chunk)
+            total += len(chunk)
     except OSError:
         pass
-    finally:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        sock.close()
+    try:
+        control.send(op="stdin-eof", bytes=total)
+    except OSError:
+        pass
 
 
 class _Control:
@@ -276,7 +280,7 @@ class VirtualMachine:
         err_pump = _Pump(conns["osv.stderr"], sys.stderr.buffer)
         out_pump.start()
         err_pump.start()
-        threading.Thread(target=_stdin_pump, args=(conns["osv.stdin"],), daemon=True).start()
+        self.stdin_sock = conns["osv.stdin"]
 
         previous = signal.signal(signal.SIGINT, lambda *_: self._interrupt(control))
         try:
@@ -344,6 +348,8 @@ class VirtualMachine:
         }
         control.send(**request)
         started, at = self._wait_message(control, "started", options.boot_timeout, "the JVM started")
+        # Only now: QEMU drops what arrives on a port the guest has not opened yet.
+        threading.Thread(target=_stdin_pump, args=(self.stdin_sock, control), daemon=True).start()
         offsets.append(at - float(started["t"]))
         run_timeout = options.timeout
         exited, at = self._wait_message(control, "exit", run_timeout, "the app to finish")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jvmbridge.errors import OsvJavaError, UsageError
+from kernel import safetar
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def apply(volumes: list[tuple[int, Volume]], tar_path: Path, expected_bytes: int
             hint="give the VM more memory (-m) or a longer --timeout, and try again",
         )
     with tempfile.TemporaryDirectory(prefix="osv-java-vol-") as tmp, tarfile.open(tar_path, "r") as tar:
-        tar.extractall(tmp, filter="data")
+        safetar.extract_all(tar, Path(tmp), str(tar_path))
         for volume_index, volume in volumes:
             received = Path(tmp) / f"v{volume_index}"
             if received.is_dir():

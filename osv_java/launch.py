@@ -7,6 +7,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from jvmbridge import jdk as jdks
 from jvmbridge.errors import UsageError
@@ -34,17 +35,26 @@ class Target:
     notes: list[str] = field(default_factory=list)
 
 
-def _languages():  # type: ignore[no-untyped-def]
-    """The per-language table (optional until languages are installed)."""
+def _languages() -> Any:
+    """The per-language table, imported only when a script or --with needs it."""
     from kernel import languages
 
     return languages
 
 
 def resolve_app(app_arg: str, args: list[str], classpath: str | None, lang: str | None,
-                with_runtimes: tuple[str, ...]) -> tuple[AppSpec, list[str], tuple[tuple[Path, str], ...],
-                                                         tuple[str, ...], bool]:
-    """(app, program arguments, data trees, runtime JVM options, needs all modules) for the user's words."""
+                with_runtimes: tuple[str, ...], jdk_feature: int, on_host: bool
+                ) -> tuple[AppSpec, list[str], tuple[tuple[Path, str], ...], tuple[str, ...], bool]:
+    """(app, program arguments, data trees, runtime JVM options, needs all modules) for the user's words.
+
+    `on_host`: the options name host folders (--target process) instead of the image's copies.
+    """
+
+    def language_options(language: Any) -> tuple[str, ...]:
+        if on_host:
+            return tuple(language.host_jvm_options(jdk_feature))
+        return tuple(language.options_for(jdk_feature))
+
     trees: tuple[tuple[Path, str], ...] = ()
     options: tuple[str, ...] = ()
     needs_all = False
@@ -68,15 +78,15 @@ def resolve_app(app_arg: str, args: list[str], classpath: str | None, lang: str 
                                script=script, language=language.name)
                 args = language.script_args(str(script), list(args))
                 trees += tuple((Path(h), i) for h, i in language.image_trees)
-                options += tuple(language.jvm_options)
+                options += language_options(language)
                 needs_all = needs_all or language.needs_all_modules
                 runtime = []
     for name in with_runtimes:
         languages = _languages()
         language = languages.by_name(name)
-        runtime += languages.runtime_classpath(language)
+        runtime += languages.runtime_classpath(language, library_only=True)
         trees += tuple((Path(h), i) for h, i in language.image_trees)
-        options += tuple(language.jvm_options)
+        options += language_options(language)
         needs_all = needs_all or language.needs_all_modules
     if runtime:
         spec = AppSpec(kind=spec.kind, main_class=spec.main_class, classpath=spec.classpath, jar=spec.jar,
@@ -86,8 +96,10 @@ def resolve_app(app_arg: str, args: list[str], classpath: str | None, lang: str 
 
 def resolve(app_arg: str, args: list[str], classpath: str | None, jdk_spec: str | None, lang: str | None = None,
             with_runtimes: tuple[str, ...] = (), link_modules: bool = True) -> Target:
-    spec, args, trees, options, needs_all = resolve_app(app_arg, args, classpath, lang, with_runtimes)
+    """Resolve the app for a VM image (link_modules) or for --target process (not link_modules)."""
     jdk = jdks.select(jdk_spec)
+    spec, args, trees, options, needs_all = resolve_app(app_arg, args, classpath, lang, with_runtimes,
+                                                        jdk.feature, on_host=not link_modules)
     target = Target(app=spec, args=args, jdk=jdk, extra_trees=trees, extra_jvm_options=options)
     if link_modules:
         found = None if needs_all else jre.app_modules(jdk, [*spec.classpath, *spec.runtime])
@@ -124,11 +136,9 @@ def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool
 
 
 def build_image(target: Target, kernel: provision.Kernel, output: Path | None) -> images.Image:
-    for note in target.notes:
-        print(f"osv-java: {note}", file=sys.stderr)
     request = BuildRequest(app=target.app, jdk=target.jdk, kernel=kernel, modules=target.modules,
                            extra_trees=target.extra_trees, extra_jvm_options=target.extra_jvm_options)
-    return images.build(request, output=output)
+    return images.build(request, output=output, notes=target.notes)
 
 
 def guest_argv(image: images.Image, jvm_options: list[str], args: list[str], bootchart: bool) -> list[str]:

@@ -11,6 +11,7 @@ Everything not needed before the JVM starts is imported after (see LATE_IMPORTS)
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -35,6 +36,7 @@ LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
 CLASS_INIT_LOG = "/tmp/.osv-classinit.log"
 
 libc = ctypes.CDLL(None, use_errno=True)
+CONTROL: Control | None = None  # set once the control port is open, to report a failure
 
 
 def now() -> float:
@@ -44,7 +46,7 @@ def now() -> float:
 
 def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
     os.makedirs(target, exist_ok=True)
-    if libc.mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode() or None) != 0:
+    if libc.mount(source.encode(), target.encode(), fstype.encode() or None, flags, data.encode() or None) != 0:
         err = ctypes.get_errno()
         if err != 16:  # EBUSY: already mounted (devtmpfs may be automounted)
             raise OSError(err, f"mount {fstype} on {target}: {os.strerror(err)}")
@@ -126,30 +128,39 @@ def write_all(fd: int, data: bytes) -> None:
             continue
 
 
-def start_jvm(request: dict, stdin_fd: int) -> tuple[int, int, int]:
-    """Fork and exec the JVM; returns (pid, stdout pipe, stderr pipe)."""
+def start_jvm(request: dict) -> tuple[int, int, int, int]:
+    """Fork and exec the JVM; returns (pid, stdin pipe to write, stdout pipe, stderr pipe).
+
+    All three are pipes, not the ports themselves: the JDK asks FIONREAD of stdin, which a virtio
+    port does not answer ("Illegal seek").
+    """
+    in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    argv = [str(a) for a in request["argv"]]  # type: ignore[union-attr]
-    env = {str(k): str(v) for k, v in request["env"].items()}  # type: ignore[union-attr]
+    argv = [str(a) for a in request["argv"]]
+    env = {str(k): str(v) for k, v in request["env"].items()}
     cwd = str(request.get("cwd", "/"))
     pid = os.fork()
     if pid == 0:
         try:
             os.setsid()
-            os.dup2(stdin_fd, 0)
+            os.dup2(in_r, 0)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
-            os.chdir(cwd)
+            try:
+                os.chdir(cwd)
+            except OSError:
+                os.chdir("/")
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
             os.execve(argv[0], argv, env)
         except BaseException as exc:  # noqa: BLE001 - report anything, then leave the child
             os.write(2, f"osv-java: cannot start {argv[0]}: {exc}\n".encode())
         os._exit(127)
-    os.close(out_w)
-    os.close(err_w)
-    return pid, out_r, err_r
+    for fd in (in_r, out_w, err_w):
+        os.close(fd)
+    os.set_blocking(in_w, False)
+    return pid, in_w, out_r, err_r
 
 
 def exit_status(wait_status: int) -> int:
@@ -171,49 +182,84 @@ def main_entered(main_class: str, log_path: str = CLASS_INIT_LOG) -> float | Non
     return None
 
 
-def relay(pid: int, outputs: dict[int, int], control: Control) -> tuple[int, dict[int, int]]:
-    """Copy the JVM's output pipes to their ports until it exits and the pipes are drained.
+def relay(pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Control) -> tuple[int, dict[int, int]]:
+    """Copy stdin port -> JVM and JVM pipes -> ports until the JVM exits and its output is drained.
 
-    Returns the wait status and the bytes relayed per port fd. Host requests on the control
-    port (signals for the JVM) are served meanwhile.
+    `stdin` is (port fd, pipe fd); `outputs` maps pipe fd -> port fd. Returns the wait status and the
+    bytes relayed per output port. Host requests on the control port (signals) are served meanwhile.
+    SIGCHLD wakes the loop through a pipe, so the exit is seen at once.
     """
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    port_in, pipe_in = stdin
+    pending = b""  # read from the stdin port, not yet taken by the JVM
+    stdin_read = 0
+    stdin_total: int | None = None  # told by the host on the control port when its stdin ends
     counts = {port: 0 for port in outputs.values()}
     open_pipes = dict(outputs)
     status: int | None = None
-    drain_deadline: float | None = None
+    drain_deadline = 0.0
     while open_pipes or status is None:
-        timeout = 0.05 if status is None else max(0.0, (drain_deadline or now()) - now())
-        readable, _, _ = select.select([*open_pipes, control.fd], [], [], timeout)
-        for fd in readable:
-            if fd == control.fd:
-                for message in control.poll():
-                    if message.get("op") == "signal" and status is None:
-                        try:
-                            os.killpg(pid, int(message["signal"]))  # type: ignore[arg-type]
-                        except ProcessLookupError:
-                            pass
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                os.close(fd)
-                del open_pipes[fd]
-                continue
-            write_all(outputs[fd], chunk)
-            counts[outputs[fd]] += len(chunk)
         if status is None:
             done, wait_status = os.waitpid(pid, os.WNOHANG)
             if done == pid:
                 status = wait_status
                 # Children the app left behind may hold the pipes open: give them a moment, no more.
                 drain_deadline = now() + 0.5
-        elif drain_deadline is not None and now() >= drain_deadline and not readable:
+        if status is not None and now() >= drain_deadline:
             break
-        # Reap anything else (orphans re-parented to us).
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+        reads = [*open_pipes, control.fd, wake_r]
+        writes = []
+        if pipe_in >= 0:
+            if pending:
+                writes.append(pipe_in)
+            elif port_in >= 0:
+                reads.append(port_in)
+        timeout = None if status is None else max(0.0, drain_deadline - now())
+        readable, writable, _ = select.select(reads, writes, [], timeout)
+        for fd in readable:
+            if fd == wake_r:
+                os.read(wake_r, 512)
+            elif fd == control.fd:
+                for message in control.poll():
+                    if message.get("op") == "signal" and status is None:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(pid, int(message["signal"]))
+                    elif message.get("op") == "stdin-eof":
+                        stdin_total = int(message["bytes"])
+            elif fd == port_in:
+                pending = os.read(port_in, 65536)
+                stdin_read += len(pending)
+            else:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    os.close(fd)
+                    del open_pipes[fd]
+                    continue
+                write_all(outputs[fd], chunk)
+                counts[outputs[fd]] += len(chunk)
+        if writable:
+            try:
+                pending = pending[os.write(pipe_in, pending) :]
+            except BrokenPipeError:  # the app closed its stdin
+                os.close(pipe_in)
+                pipe_in, pending = -1, b""
+            except BlockingIOError:
                 pass
-        except ChildProcessError:
-            pass
+        if pipe_in >= 0 and not pending and stdin_total is not None and stdin_read >= stdin_total:
+            os.close(pipe_in)  # all the host's stdin has reached the app: its end of file
+            pipe_in = -1
+        with contextlib.suppress(ChildProcessError):
+            while True:  # orphans re-parented to us; the JVM itself may be reaped here too
+                reaped, wait_status = os.waitpid(-1, os.WNOHANG)
+                if reaped <= 0:
+                    break
+                if reaped == pid and status is None:
+                    status = wait_status
+                    drain_deadline = now() + 0.5
+    signal.set_wakeup_fd(-1)
     assert status is not None
     return status, counts
 
@@ -230,21 +276,22 @@ def main() -> None:
     mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    # /tmp stays part of the root file system (already in memory): app files may live there.
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     with open("/osv/boot.json") as f:
         boot = json.load(f)
     for module in boot["modules"]:
         load_module(module)
     t_modules = now()
+    global CONTROL
     ports = find_ports({CONTROL_PORT, STDIN_PORT, STDOUT_PORT, STDERR_PORT})
-    control = Control(ports[CONTROL_PORT])
+    control = CONTROL = Control(ports[CONTROL_PORT])
     control.send(op="hello", t=now(), t_pid1=t_pid1, t_modules=t_modules)
     request = control.receive(timeout=30.0)
     if request.get("op") != "run":
         control.send(op="error", message=f"no run request from the host (got {request.get('op')})")
         power_off()
-    stdin_fd = os.open(ports[STDIN_PORT], os.O_RDONLY | os.O_CLOEXEC)
+    stdin_port = os.open(ports[STDIN_PORT], os.O_RDONLY | os.O_CLOEXEC)
     stdout_fd = os.open(ports[STDOUT_PORT], os.O_WRONLY | os.O_CLOEXEC)
     stderr_fd = os.open(ports[STDERR_PORT], os.O_WRONLY | os.O_CLOEXEC)
 
@@ -255,13 +302,12 @@ def main() -> None:
     if volumes:
         from kernel.guest import volumes as volume_io
 
-        volume_io.restore(boot["blk_modules"], load_module, volumes)
+        volume_io.restore(boot["blk_modules"], load_module, mount, volumes)
 
     t_exec = now()
-    pid, out_pipe, err_pipe = start_jvm(request, stdin_fd)
-    os.close(stdin_fd)
+    pid, in_pipe, out_pipe, err_pipe = start_jvm(request)
     control.send(op="started", t=now(), t_exec=t_exec, pid=pid)
-    status, counts = relay(pid, {out_pipe: stdout_fd, err_pipe: stderr_fd}, control)
+    status, counts = relay(pid, (stdin_port, in_pipe), {out_pipe: stdout_fd, err_pipe: stderr_fd}, control)
     t_exit = now()
     main_class = request.get("main_class")
     t_main = main_entered(str(main_class)) if request.get("bootchart") and main_class else None
@@ -303,6 +349,9 @@ def run() -> None:
         main()
     except BaseException as exc:  # noqa: BLE001
         print(f"osv-java pid1: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        if CONTROL is not None:
+            with contextlib.suppress(Exception):
+                CONTROL.send(op="error", message=f"{type(exc).__name__}: {exc}")
         power_off()
 
 

@@ -14,8 +14,16 @@ from collections.abc import Callable
 DISK = "/dev/vda"
 
 
-def restore(modules: list[str], load_module: Callable[[str], None], volumes: list[dict]) -> None:
-    """Unpack member vN/... of the disk's tar into the N-th volume's guest folder."""
+MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
+
+
+def restore(
+    modules: list[str],
+    load_module: Callable[[str], None],
+    mount: Callable[[str, str, str, int], None],
+    volumes: list[dict],
+) -> None:
+    """Unpack member vN/... of the disk's tar into the N-th volume's guest folder; :ro ones read-only."""
     for module in modules:
         load_module(module)
     deadline = time.monotonic() + 10.0
@@ -32,7 +40,12 @@ def restore(modules: list[str], load_module: Callable[[str], None], volumes: lis
             if key not in targets or not rest:
                 continue
             member.name = rest
-            tar.extract(member, targets[key], filter="tar")
+            tar.extract(member, targets[key])  # our own tar of the user's folder
+    for volume in volumes:
+        if volume.get("readonly"):
+            guest = str(volume["guest"])
+            mount(guest, guest, "", MS_BIND)
+            mount(guest, guest, "", MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
 def save(volumes: list[dict], port: str | None) -> int:

@@ -85,8 +85,10 @@ def start_jvm(classes: Path) -> Iterator[StartJvm]:
         prefix: tuple[str, ...] = (),
         wait_ready: bool = True,
         cwd: Path | None = None,
+        classpath: Path | None = None,
     ) -> RunningJvm:
-        cmd = [*prefix, str(jdk.tool("java")), "-Xmx128m", "-cp", str(classes), *options, main, *args]
+        cp = str(classpath or classes)
+        cmd = [*prefix, str(jdk.tool("java")), "-Xmx128m", "-cp", cp, *options, main, *args]
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
