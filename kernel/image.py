@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -40,6 +42,7 @@ INIT_ENV = {
     "PYTHONUTF8": "1",
     "PYTHONCOERCECLOCALE": "0",
 }
+UTF8_LOCALE = Path("/usr/lib/locale/C.utf8")
 ETC_FILES = {
     "etc/passwd": b"root:x:0:0:root:/root:/sbin/nologin\n",
     "etc/group": b"root:x:0:\n",
@@ -199,13 +202,15 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[s
         entries[path] = Entry.file(path, data)
     entries["init"] = Entry.file("init", INIT_SCRIPT.encode(), 0o755)
 
-    # The JRE.
+    # The JRE, and the C.UTF-8 locale the JVM needs for UTF-8 file names and arguments (LANG=C.UTF-8).
     _add_tree(entries, jre_dir, JRE_IN_IMAGE)
+    if UTF8_LOCALE.is_dir():
+        _add_tree(entries, UTF8_LOCALE, str(UTF8_LOCALE))
 
     # Guest Python: interpreter, zipped modules, extension modules.
     zip_path, info = python_bundle(python)
     version = info["version"]
-    entries[f"osv/python/bin/python3"] = Entry.from_host(f"{PYTHON_HOME}/bin/python3", python)
+    entries["osv/python/bin/python3"] = Entry.from_host(f"{PYTHON_HOME}/bin/python3", python)
     compact = version.replace(".", "")
     entries[f"osv/python/lib/python{compact}.zip"] = Entry.from_host(
         f"{PYTHON_HOME}/lib/python{compact}.zip", zip_path
@@ -228,7 +233,7 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[s
             hint="install the package that provides it, or use another JDK with --jdk",
         )
     for real in closure.files:
-        if real == jre_dir or jre_dir in real.parents or real == python or real in extensions:
+        if real in (jre_dir, python) or jre_dir in real.parents or real in extensions:
             continue
         # System libraries go where the loader looks for them, under the name it asks for.
         for soname, chosen in closure.sonames.items():
@@ -242,14 +247,14 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[s
             )
 
     # The app, its class path, runtimes and data folders, at their host paths.
-    for path in request.app.all_paths():
-        _add_tree(entries, path, str(path))
+    for app_path in request.app.all_paths():
+        _add_tree(entries, app_path, str(app_path))
     for host, image_dir in request.extra_trees:
         _add_tree(entries, host, image_dir)
 
     # Kernel modules PID 1 loads.
     kernel = request.kernel
-    boot = {"modules": [], "net_modules": [], "blk_modules": [], "balloon_modules": []}
+    boot: dict[str, list[str]] = {"modules": [], "net_modules": [], "blk_modules": [], "balloon_modules": []}
     groups = {
         "modules": provision.BOOT_MODULES,
         "net_modules": provision.NET_MODULES,
@@ -258,17 +263,15 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[s
     }
     loaded: set[str] = set()
     for group, wanted in groups.items():
-        for name, path in provision.load_order(kernel, wanted):
+        for name, module in provision.load_order(kernel, wanted):
             if name in loaded:
                 continue
             loaded.add(name)
             image_path = f"{MODULES_IN_IMAGE}/{name}.ko"
-            if path.suffix == ".xz":
-                import lzma
-
-                entries[image_path.strip("/")] = Entry.file(image_path, lzma.decompress(path.read_bytes()))
+            if module.suffix == ".xz":  # the kernel may lack in-kernel decompression: store it plain
+                entries[image_path.strip("/")] = Entry.file(image_path, lzma.decompress(module.read_bytes()))
             else:
-                entries[image_path.strip("/")] = Entry.from_host(image_path, path)
+                entries[image_path.strip("/")] = Entry.from_host(image_path, module)
             boot[group].append(image_path)
     entries["osv/boot.json"] = Entry.file("osv/boot.json", json.dumps(boot, sort_keys=True).encode())
     return entries, boot
@@ -294,11 +297,11 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
             with open(tmp / "initramfs.img", "wb") as out:
                 cpio.write(entries.values(), out)
             _place_kernel(request.kernel.image, tmp / "vmlinuz")
-            files = {}
+            files: dict[str, dict[str, int | str]] = {}
             for path, entry in sorted(entries.items()):
                 if entry.source is not None:
                     files["/" + path] = {"sha256": _digest_file(entry.source), "size": entry.source.stat().st_size}
-                elif entry.data and not path.startswith("dev/"):
+                elif stat.S_ISREG(entry.mode):
                     files["/" + path] = {"sha256": hashlib.sha256(entry.data).hexdigest(), "size": len(entry.data)}
             manifest = {
                 "format": FORMAT_VERSION,
@@ -313,7 +316,11 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
                         "classpath": [str(p) for p in request.app.classpath],
                         "runtime": [str(p) for p in request.app.runtime],
                     },
-                    "jdk": {"home": str(request.jdk.home), "version": request.jdk.version, "vendor": request.jdk.vendor},
+                    "jdk": {
+                        "home": str(request.jdk.home),
+                        "version": request.jdk.version,
+                        "vendor": request.jdk.vendor,
+                    },
                     "kernel": {
                         "image": str(request.kernel.image),
                         "release": request.kernel.release,
@@ -329,7 +336,7 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
                 "sizes": {
                     "initramfs": (tmp / "initramfs.img").stat().st_size,
                     "kernel": (tmp / "vmlinuz").stat().st_size,
-                    "files": sum(f["size"] for f in files.values()),
+                    "files": sum(int(f["size"]) for f in files.values()),
                 },
                 "files": files,
             }

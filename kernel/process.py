@@ -7,6 +7,7 @@ guest path in a private mount namespace (root only), and the exit status maps th
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -61,10 +62,8 @@ def _splice_pair(client: socket.socket, port: int) -> None:
         except OSError:
             pass
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 b.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
 
     t = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
     t.start()

@@ -113,7 +113,9 @@ def modinfo(path: Path) -> dict[str, list[str]]:
         elf = ELFFile(io.BytesIO(data))
         section = elf.get_section_by_name(".modinfo")
     except ELFError as exc:
-        raise UsageError(f"kernel module {path} is not an ELF file ({exc})", hint="reinstall the kernel modules") from exc
+        raise UsageError(
+            f"kernel module {path} is not an ELF file ({exc})", hint="reinstall the kernel modules"
+        ) from exc
     info: dict[str, list[str]] = {}
     if section is None:
         return info

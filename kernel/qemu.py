@@ -6,6 +6,7 @@ but standard kernels hang under it. The probe's answer is cached per (kernel, QE
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -185,8 +186,6 @@ def choose_accel(requested: str, kernel: Path, verbose: bool = False) -> str:
         reason = "no usable /dev/kvm" if not os.path.exists("/dev/kvm") else "a probe boot under KVM did not finish"
         print(f"osv-java: using TCG software emulation ({reason}); boots are 10-30x slower than with KVM",
               file=sys.stderr)
-        try:
+        with contextlib.suppress(OSError):
             marker.touch()
-        except OSError:
-            pass
     return "tcg"

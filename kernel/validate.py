@@ -304,7 +304,9 @@ def validate_app(spec: AppSpec, jdk: Jdk, jre_modules: list[str] | None) -> list
                     "fix the Main-Class in the jar's manifest (or the main class given), or add its jar",
                 )
             )
-        skip_jdeps = spec.kind == "script" or (jre_modules is not None and "java.se" in jre_modules)
+        # jdeps takes seconds: not worth it for the Java SE fallback set, or when the app is broken anyway.
+        broken = any(f.severity == "error" for f in findings)
+        skip_jdeps = broken or spec.kind == "script" or (jre_modules is not None and "java.se" in jre_modules)
         if not skip_jdeps and entries:
             findings += _module_findings(
                 _needed_modules(spec, jdk),

@@ -9,8 +9,10 @@ output. A watchdog turns a hung boot into an error carrying the console tail.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -118,10 +120,8 @@ def _stdin_pump(sock: socket.socket, control: _Control) -> None:
             total += len(chunk)
     except OSError:
         pass
-    try:
+    with contextlib.suppress(OSError):
         control.send(op="stdin-eof", bytes=total)
-    except OSError:
-        pass
 
 
 class _Control:
@@ -173,8 +173,10 @@ class VirtualMachine:
         self.stop()
         for sock in self.listeners.values():
             sock.close()
-        import shutil
-
+        keep = os.environ.get("OSV_JAVA_CONSOLE_LOG")
+        if keep and self.console.exists():
+            # Tests and CI ask for the guest console of every boot, to show it when something fails.
+            shutil.copyfile(self.console, keep)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def console_tail(self, lines: int = 30) -> str:
@@ -257,10 +259,11 @@ class VirtualMachine:
         return BootError(f"QEMU failed to start: {last}", hint=hint, console_tail=self.console_tail())
 
     def _hang(self, what: str) -> BootError:
+        tail = self.console_tail() or "(empty: the kernel printed nothing yet; --verbose shows all its messages)"
         return BootError(
             what,
-            hint="see the console log above; rerun with --verbose for the kernel's messages",
-            console_tail=self.console_tail(),
+            hint="see the console log below; rerun with --verbose for the kernel's messages",
+            console_tail=tail,
         )
 
     def run(self, argv: list[str], main_class: str) -> RunResult:
@@ -325,14 +328,14 @@ class VirtualMachine:
             if any(marker in tail for marker in PANIC_MARKERS):
                 raise self._hang(f"the kernel panicked before {what}")
             if deadline is not None and time.monotonic() > deadline:
-                raise self._hang(f"timed out after {timeout:.0f}s waiting for {what}")
+                raise self._hang(f"timed out after {timeout:g}s waiting for {what}")
 
     def _converse(
         self, control: _Control, out_pump: _Pump, err_pump: _Pump, argv: list[str], main_class: str, t_qemu: float
     ) -> RunResult:
         options = self.options
         offsets: list[float] = []
-        hello, at = self._wait_message(control, "hello", options.boot_timeout, "the guest's kernel services started")
+        hello, at = self._wait_message(control, "hello", options.boot_timeout, "the guest's kernel services to start")
         offsets.append(at - float(hello["t"]))
         request = {
             "op": "run",
@@ -347,7 +350,7 @@ class VirtualMachine:
             ],
         }
         control.send(**request)
-        started, at = self._wait_message(control, "started", options.boot_timeout, "the JVM started")
+        started, at = self._wait_message(control, "started", options.boot_timeout, "the JVM to start")
         # Only now: QEMU drops what arrives on a port the guest has not opened yet.
         threading.Thread(target=_stdin_pump, args=(self.stdin_sock, control), daemon=True).start()
         offsets.append(at - float(started["t"]))

@@ -46,7 +46,7 @@ def reports_errors(func: F) -> F:
             fail(exc.message, exc.hint)
             tail = getattr(exc, "console_tail", "")
             if tail:
-                click.echo("--- console (last lines) ---\n" + tail + "\n---", err=True)
+                click.echo("--- console (last lines) ---\n" + tail + "\n--- end of console ---", err=True)
             sys.exit(EXIT_OSV_FAILURE)
         except KeyboardInterrupt:
             click.echo("osv-java: interrupted", err=True)
@@ -145,7 +145,8 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     image = launch.build_image(resolved, kernel, None)
     run_options = RunOptions(
         env=launch.guest_env(user_env), memory_mb=memory_mb, cpus=cpu_count, accel=accel, publish=published,
-        volumes=vols, timeout=timeout, verbose=verbose, bootchart=bootchart, cwd=launch.guest_cwd(vols),
+        volumes=vols, timeout=timeout, verbose=verbose, bootchart=bootchart, cwd=launch.guest_cwd(),
+        boot_timeout=launch.boot_timeout(),
     )
     argv = launch.guest_argv(image, list(jvm_opts), resolved.args, bootchart)
     with VirtualMachine(image, run_options) as vm:

@@ -17,7 +17,6 @@ from kernel import jre, provision
 from kernel.app import AppSpec
 from kernel.guest.pid1 import CLASS_INIT_LOG
 from kernel.image import JRE_IN_IMAGE, BuildRequest
-from kernel.volumes import Volume
 
 GUEST_ENV = {"PATH": f"{JRE_IN_IMAGE}/bin", "HOME": "/root", "LANG": "C.UTF-8", "USER": "root"}
 
@@ -175,6 +174,19 @@ def host_env(user_env: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **user_env}
 
 
-def guest_cwd(volumes: list[Volume]) -> str:
-    """The app's working folder in the guest: the host's, as app paths keep their host names."""
+def guest_cwd() -> str:
+    """The app's working folder in the guest: the host's, as app files keep their host paths there."""
     return os.getcwd()
+
+
+def boot_timeout() -> float:
+    """Seconds the watchdog gives the guest to report in (OSV_JAVA_BOOT_TIMEOUT, default 120)."""
+    value = os.environ.get("OSV_JAVA_BOOT_TIMEOUT", "120")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise UsageError(f"OSV_JAVA_BOOT_TIMEOUT={value!r} is not a number of seconds",
+                         hint="e.g. OSV_JAVA_BOOT_TIMEOUT=120") from None
+    if seconds <= 0:
+        raise UsageError(f"OSV_JAVA_BOOT_TIMEOUT={value!r} must be positive", hint="e.g. OSV_JAVA_BOOT_TIMEOUT=120")
+    return seconds

@@ -147,7 +147,8 @@ def start_jvm(request: dict) -> tuple[int, int, int, int]:
             os.dup2(in_r, 0)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
-            try:
+            try:  # the host's working folder, so relative paths mean what they meant there
+                os.makedirs(cwd, exist_ok=True)
                 os.chdir(cwd)
             except OSError:
                 os.chdir("/")

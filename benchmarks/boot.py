@@ -1,0 +1,117 @@
+"""Boot time of hello through `osv-java run` against the floor, in one run.
+
+floor: the same kernel and QEMU machine, with an initramfs whose /init powers off at once (a static
+       ELF of a few bytes: no loader, no Python, no JVM).
+hello: `osv-java run examples/hello/hello.jar` with a warm cache (image built, accelerator probed).
+
+Boots alternate (floor, hello, floor, ...) so drift on the machine hits both alike. Prints each
+measurement, the medians and the ratio; the last line is JSON.
+
+    .venv/bin/python benchmarks/boot.py [--runs 5] [--jdk 17]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kernel import poweroff, provision, qemu  # noqa: E402
+from kernel.image import Image  # noqa: E402
+
+OSV = str(Path(sys.executable).parent / "osv-java")
+HELLO = "examples/hello/hello.jar"
+
+
+def floor_boot(kernel: Path, accel: str, initrd: Path, log: Path) -> float:
+    config = qemu.MachineConfig(
+        kernel=kernel,
+        initramfs=initrd,
+        memory_mb=1024,
+        cpus=2,
+        accel=accel,
+        cmdline=qemu.base_cmdline(accel, verbose=False),
+        serial_log=log,
+    )
+    start = time.monotonic()
+    proc = subprocess.run(config.argv(), stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"floor boot failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def hello_boot(jdk: str) -> tuple[float, str]:
+    start = time.monotonic()
+    proc = subprocess.run([OSV, "run", "--jdk", jdk, HELLO], capture_output=True, timeout=300, cwd=ROOT, check=False)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0 or not proc.stdout.startswith(b"Hello from osv-java!"):
+        raise SystemExit(f"hello failed ({proc.returncode}): {proc.stderr.decode()[-800:]}")
+    return elapsed, proc.stdout.decode().strip()
+
+
+def tree_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--jdk", default="17")
+    args = parser.parse_args()
+
+    subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
+    build = subprocess.run([OSV, "build", "--jdk", args.jdk, HELLO, "-o", tempfile.mkdtemp(prefix="osv-bench-"),
+                            "--json"], capture_output=True, cwd=ROOT, check=True)
+    summary = json.loads(build.stdout)
+    image = Image.load(Path(summary["folder"]))
+    kernel = provision.default_kernel()
+    accel = qemu.choose_accel("auto", kernel.image)
+    print(f"accelerator: {accel}; warming up (one hello run)", file=sys.stderr)
+    hello_boot(args.jdk)
+
+    floors: list[float] = []
+    hellos: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="osv-bench-") as tmp:
+        initrd = Path(tmp) / "floor.img"
+        poweroff.initramfs(str(initrd))
+        for i in range(args.runs):
+            floors.append(floor_boot(kernel.image, accel, initrd, Path(tmp) / "console.log"))
+            seconds, greeting = hello_boot(args.jdk)
+            hellos.append(seconds)
+            print(f"run {i + 1}: floor {floors[-1]:.3f}s  hello {hellos[-1]:.3f}s  ({greeting})")
+
+    jdk_home = Path(image.manifest["inputs"]["jdk"]["home"])
+    image_bytes = image.manifest["sizes"]["initramfs"]
+    jre_in_image = sum(int(f["size"]) for name, f in image.manifest["files"].items() if name.startswith("/osv/jre/"))
+    full_jdk_image_bytes = image_bytes - jre_in_image + tree_bytes(jdk_home)
+    floor_s = statistics.median(floors)
+    hello_s = statistics.median(hellos)
+    print(f"floor median {floor_s:.3f}s  hello median {hello_s:.3f}s  ratio {hello_s / floor_s:.2f}  ({accel})")
+    print(f"image {image_bytes / 1e6:.1f} MB (jlinked JRE {jre_in_image / 1e6:.1f} MB); "
+          f"with the full JDK it would be {full_jdk_image_bytes / 1e6:.1f} MB")
+    print(json.dumps({
+        "floor_s": round(floor_s, 3),
+        "hello_s": round(hello_s, 3),
+        "ratio": round(hello_s / floor_s, 3),
+        "accel": accel,
+        "image_bytes": image_bytes,
+        "full_jdk_image_bytes": full_jdk_image_bytes,
+        "floor_runs": [round(x, 3) for x in floors],
+        "hello_runs": [round(x, 3) for x in hellos],
+        "jdk": image.manifest["inputs"]["jdk"]["version"],
+        "cpus": os.cpu_count(),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Helpers shared by the test suites (importable because pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OSV = str(Path(sys.executable).parent / "osv-java")
+JDK17 = "17"
+
+
+@dataclass
+class Osv:
+    """Runs the osv-java command with the session cache; keeps the console log of VM runs."""
+
+    env: dict[str, str]
+    console_log: Path
+
+    def __call__(self, *args: str, input: bytes | None = None, timeout: float = 300,
+                 env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [OSV, *args],
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            env={**self.env, **(env or {})},
+            cwd=cwd or ROOT,
+            check=False,
+        )
+
+
+def text(data: bytes) -> str:
+    return data.decode(errors="replace")
+
+
+def explain(proc: subprocess.CompletedProcess[bytes]) -> str:
+    """A failure message with everything the command printed."""
+    return f"exit {proc.returncode}\n--- stdout ---\n{text(proc.stdout)}\n--- stderr ---\n{text(proc.stderr)}"
+
+
+def compile_java(tmp: Path, name: str, source: str, classpath: str = "") -> Path:
+    src = tmp / "src" / name
+    src.mkdir(parents=True)
+    (src / f"{source.split('class ')[1].split()[0]}.java").write_text(source)
+    out = tmp / "classes" / name
+    cmd = ["javac", "--release", "17", "-d", str(out), *map(str, src.glob("*.java"))]
+    if classpath:
+        cmd[1:1] = ["-cp", classpath]
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def jar_of(classes: Path, jar: Path, manifest: str = "") -> Path:
+    jar.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(jar, "w") as zf:
+        zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n" + manifest)
+        for f in sorted(classes.rglob("*.class")):
+            zf.write(f, str(f.relative_to(classes)))
+    return jar
+
+
+def make_jar_with_class_path(tmp: Path) -> Path:
+    """app.jar whose manifest names lib/rel.jar (relative) and an absolute jar elsewhere."""
+    rel = compile_java(tmp, "rel", 'public class Rel { public static String hi() { return "relative says hi"; } }')
+    ab = compile_java(tmp, "abs", 'public class Abs { public static String hi() { return "absolute says hi"; } }')
+    app_dir = tmp / "app"
+    jar_of(rel, app_dir / "lib" / "rel.jar")
+    absolute = jar_of(ab, tmp / "elsewhere" / "abs.jar")
+    main = compile_java(
+        tmp,
+        "main",
+        "public class Main { public static void main(String[] a) { System.out.println(Rel.hi());"
+        " System.out.println(Abs.hi()); System.out.println(\"args: \" + java.util.Arrays.toString(a)); } }",
+        classpath=f"{rel}:{ab}",
+    )
+    return jar_of(main, app_dir / "app.jar", f"Main-Class: Main\nClass-Path: lib/rel.jar {absolute}\n")

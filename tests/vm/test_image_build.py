@@ -1,0 +1,66 @@
+"""`osv-java build`: content-addressed cache, byte-identical rebuilds, a manifest that matches the image."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from osvtest import JDK17, Osv, explain, text
+
+HELLO = "examples/hello/hello.jar"
+
+
+def build(osv: Osv, out: Path, *extra: str) -> dict:
+    proc = osv("build", "--jdk", JDK17, HELLO, "-o", str(out), "--json", *extra)
+    assert proc.returncode == 0, explain(proc)
+    return json.loads(proc.stdout)
+
+
+def test_second_build_of_the_same_inputs_is_a_cache_hit(osv: Osv, osv_cache: Path, examples_built: Path,
+                                                        tmp_path: Path) -> None:
+    first = build(osv, tmp_path / "a")
+    cached = osv_cache / "images" / first["key"]
+    stamp = (cached / "initramfs.img").stat().st_mtime_ns
+    proc = osv("build", "--jdk", JDK17, HELLO, "-o", str(tmp_path / "b"), "--json")
+    assert proc.returncode == 0, explain(proc)
+    assert json.loads(proc.stdout)["key"] == first["key"]
+    assert "linking" not in text(proc.stderr)
+    assert (cached / "initramfs.img").stat().st_mtime_ns == stamp, "the cached image was rebuilt"
+    assert not [p for p in (osv_cache / "images").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_two_builds_are_byte_identical(osv: Osv, osv_cache: Path, examples_built: Path, tmp_path: Path) -> None:
+    first = build(osv, tmp_path / "one")
+    shutil.rmtree(osv_cache / "images" / first["key"])  # force the image to be assembled again
+    second = build(osv, tmp_path / "two")
+    assert first["key"] == second["key"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert (one / "initramfs.img").read_bytes() == (two / "initramfs.img").read_bytes()
+    assert (one / "image.json").read_bytes() == (two / "image.json").read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("cpio") is None, reason="GNU cpio is not installed")
+def test_manifest_matches_every_file_in_the_image(osv: Osv, examples_built: Path, tmp_path: Path) -> None:
+    build(osv, tmp_path / "img")
+    manifest = json.loads((tmp_path / "img" / "image.json").read_text())
+    root = tmp_path / "root"
+    root.mkdir()
+    with open(tmp_path / "img" / "initramfs.img", "rb") as f:
+        subprocess.run(["cpio", "-idm", "--quiet", "--no-absolute-filenames"], stdin=f, cwd=root, check=True)
+    regular = {"/" + str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
+    assert regular == set(manifest["files"])
+    for name, info in manifest["files"].items():
+        data = (root / name.lstrip("/")).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == info["sha256"], name
+    assert manifest["jvm_command"][0] == "/osv/jre/bin/java"
+    assert manifest["jvm_command"][-2:] == ["-jar", str((Path.cwd() / HELLO).resolve())] or \
+        manifest["jvm_command"][-1].endswith("hello.jar")
+    assert manifest["inputs"]["jdk"]["version"].startswith("17")
+    # A minimal JRE: jdeps found only java.base for hello.
+    assert manifest["inputs"]["jre_modules"] == ["java.base"]
+    assert (root / "osv/jre/lib/server/libjvm.so").exists()
+    assert (root / "lib64/ld-linux-x86-64.so.2").exists()

@@ -1,0 +1,189 @@
+"""`osv-java run` booting real VMs (QEMU, the Debian kernel, a jlinked JDK 17) under TCG or KVM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from osvtest import JDK17, OSV, Osv, explain, make_jar_with_class_path, text
+
+pytestmark = [pytest.mark.vm]
+
+HELLO = "examples/hello/hello.jar"
+EXITCODE = "examples/exitcode/exitcode.jar"
+ECHO = "examples/echo/echo.jar"
+HTTPSERVER = "examples/httpserver/httpserver.jar"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_hello_prints_its_greeting_from_inside_the_vm(osv: Osv, examples_built: Path) -> None:
+    built = osv("build", "--jdk", JDK17, HELLO, "-o", str(osv.console_log.parent / "image"))
+    assert built.returncode == 0, explain(built)
+    proc = osv("run", "--jdk", JDK17, "-c", "1", "-m", "512M", HELLO)
+    assert proc.returncode == 0, explain(proc)
+    greeting = r"Hello from osv-java! Java 17\.\S+, 1 CPUs, max heap \d+ MB\n"
+    assert re.fullmatch(greeting, text(proc.stdout)), explain(proc)
+    heap_mb = int(re.search(r"max heap (\d+) MB", text(proc.stdout)).group(1))  # type: ignore[union-attr]
+    assert 64 <= heap_mb <= 256, "the JVM sized its heap from the VM's 512 MB, not the host's memory"
+    assert proc.stderr == b"", "nothing of osv-java's may be mixed into the app's output"
+    # The guest really booted our kernel: its console shows the kernel and PID 1's power-off.
+    console = osv.console_log.read_text(errors="replace")
+    assert "reboot: Power down" in console
+
+
+@pytest.mark.parametrize("status", [0, 3, 42])
+def test_exit_status_is_the_apps(osv: Osv, examples_built: Path, status: int) -> None:
+    proc = osv("run", "--jdk", JDK17, EXITCODE, str(status))
+    assert proc.returncode == status, explain(proc)
+    assert text(proc.stdout) == f"exiting with {status}\n"
+
+
+def test_uncaught_exception_exits_1_with_the_stack_trace_on_stderr(osv: Osv, examples_built: Path) -> None:
+    proc = osv("run", "--jdk", JDK17, EXITCODE, "throw")
+    assert proc.returncode == 1, explain(proc)
+    assert proc.stdout == b""
+    assert 'Exception in thread "main" java.lang.IllegalStateException: thrown on purpose' in text(proc.stderr)
+
+
+def test_arguments_with_spaces_and_quotes_arrive_intact(osv: Osv, examples_built: Path) -> None:
+    args = ["a b", "it's", 'say "hi"', "", "tab\there", "ünïcødé", "$HOME", "*"]
+    proc = osv("run", "--jdk", JDK17, EXITCODE, "args", *args)
+    assert proc.returncode == 0, explain(proc)
+    assert text(proc.stdout) == "".join(f"[{a}]\n" for a in args)
+
+
+def test_stdin_reaches_the_app_byte_for_byte(osv: Osv, examples_built: Path) -> None:
+    data = os.urandom(1 << 20) + b"last line without newline"
+    proc = osv("run", "--jdk", JDK17, ECHO, input=data)
+    assert proc.returncode == 0, explain(proc)
+    assert proc.stdout == data
+    assert text(proc.stderr) == f"echoed {len(data)} bytes\n"
+
+
+def test_volume_is_read_and_written_back(osv: Osv, test_classes: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    (shared / "sub").mkdir(parents=True)
+    (shared / "in.txt").write_text("from the host\n")
+    (shared / "gone.txt").write_text("deleted in the guest\n")
+    (shared / "sub" / "kept.txt").write_text("untouched\n")
+    proc = osv(
+        "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes), "FileTool",
+        "read", "/data/in.txt", "write", "/data/out.txt", "written in the guest",
+        "delete", "/data/gone.txt", "write", "/data/sub/new.txt", "nested",
+    )
+    assert proc.returncode == 0, explain(proc)
+    assert text(proc.stdout) == "from the host\n"
+    assert (shared / "out.txt").read_text() == "written in the guest"
+    assert (shared / "sub" / "new.txt").read_text() == "nested"
+    assert (shared / "sub" / "kept.txt").read_text() == "untouched\n"
+    assert not (shared / "gone.txt").exists()
+    assert (shared / "in.txt").read_text() == "from the host\n"
+
+
+def test_read_only_volume_refuses_writes_and_leaves_the_host_alone(
+    osv: Osv, test_classes: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "ro"
+    shared.mkdir()
+    (shared / "in.txt").write_text("read me\n")
+    proc = osv("run", "--jdk", JDK17, "-v", f"{shared}:/data:ro", "-cp", str(test_classes), "FileTool",
+               "read", "/data/in.txt", "write", "/data/out.txt", "nope")
+    assert proc.returncode == 1, explain(proc)
+    assert text(proc.stdout) == "read me\n"
+    assert "ReadOnlyFileSystemException" in text(proc.stderr) or "Read-only file system" in text(proc.stderr)
+    assert sorted(p.name for p in shared.iterdir()) == ["in.txt"]
+
+
+def _start_server(osv: Osv, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([OSV, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=osv.env,
+                            cwd=Path(__file__).resolve().parents[2])
+
+
+def _wait_listening(server: subprocess.Popen[bytes], timeout: float = 240) -> None:
+    assert server.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = server.stdout.readline()
+    assert line.startswith(b"listening on"), f"server printed {line!r}: " + (server.stderr.read().decode()
+                                                                             if server.poll() is not None else "")
+    assert time.monotonic() < deadline
+
+
+def test_published_port_answers_http_from_the_host(osv: Osv, examples_built: Path) -> None:
+    port = free_port()
+    server = _start_server(osv, "run", "--jdk", JDK17, "-p", f"{port}:8080", HTTPSERVER)
+    try:
+        _wait_listening(server)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/hello", timeout=30) as reply:
+            assert reply.status == 200
+            assert reply.read() == b"Hello over HTTP from osv-java, you asked for /hello\n"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/quit", timeout=30) as reply:
+            assert reply.status == 200
+        assert server.wait(timeout=120) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_ctrl_c_stops_the_vm_cleanly_with_130(osv: Osv, examples_built: Path) -> None:
+    port = free_port()
+    server = _start_server(osv, "run", "--jdk", JDK17, "-p", f"{port}:8080", HTTPSERVER)
+    try:
+        _wait_listening(server)
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=120) == 130
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    # QEMU is gone: the published port is free again.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+
+
+def test_bootchart_prints_a_measured_timeline(osv: Osv, examples_built: Path) -> None:
+    proc = osv("run", "--jdk", JDK17, "--bootchart", HELLO)
+    assert proc.returncode == 0, explain(proc)
+    assert text(proc.stdout).startswith("Hello from osv-java!")
+    stamps = dict(re.findall(r"^\s+(\w+)\s+([\d.]+)\s+\(", text(proc.stderr), re.M))
+    order = ["qemu_start", "kernel_start", "pid1_start", "jvm_exec", "main_entered", "app_exit", "vm_gone"]
+    assert list(stamps) == order, explain(proc)
+    values = [float(stamps[k]) for k in order]
+    assert values == sorted(values), f"timeline not in order: {stamps}"
+    assert values[-1] > values[1] > 0
+
+
+def test_watchdog_turns_a_hung_boot_into_an_error_with_the_console(osv: Osv, examples_built: Path) -> None:
+    # A watchdog shorter than the kernel's boot: the guest cannot report in time.
+    proc = osv("run", "--jdk", JDK17, HELLO, env={"OSV_JAVA_BOOT_TIMEOUT": "0.5"})
+    assert proc.returncode == 125, explain(proc)
+    err = text(proc.stderr)
+    assert err.startswith("osv-java: error: timed out after"), err
+    assert "--- console (last lines) ---" in err and "--- end of console ---" in err
+    assert "Traceback" not in err
+
+
+def test_app_timeout_stops_the_vm(osv: Osv, examples_built: Path) -> None:
+    proc = osv("run", "--jdk", JDK17, "--timeout", "20", HTTPSERVER, str(free_port()))
+    assert proc.returncode == 125, explain(proc)
+    assert "timed out after 20s waiting for the app to finish" in text(proc.stderr)
+    assert text(proc.stdout).startswith("listening on")
+
+
+def test_jar_manifest_class_path_resolves_in_the_guest(osv: Osv, tmp_path: Path) -> None:
+    app = make_jar_with_class_path(tmp_path)
+    proc = osv("run", "--jdk", JDK17, str(app), "x")
+    assert proc.returncode == 0, explain(proc)
+    assert text(proc.stdout) == "relative says hi\nabsolute says hi\nargs: [x]\n"
