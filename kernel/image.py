@@ -25,6 +25,7 @@ from jvmbridge.jdk import Jdk
 from kernel import cache, cpio, elfclosure, jre, provision
 from kernel.app import AppSpec
 from kernel.cpio import Entry
+from kernel.guest import wire
 
 FORMAT_VERSION = 1
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -273,7 +274,7 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[s
             else:
                 entries[image_path.strip("/")] = Entry.from_host(image_path, module)
             boot[group].append(image_path)
-    entries["osv/boot.json"] = Entry.file("osv/boot.json", json.dumps(boot, sort_keys=True).encode())
+    entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot))
     return entries, boot
 
 

@@ -10,7 +10,6 @@ output. A watchdog turns a hung boot into an error carrying the console tail.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -26,6 +25,7 @@ from typing import BinaryIO
 
 from jvmbridge.errors import BootError, OsvJavaError
 from kernel import qemu, volumes
+from kernel.guest import wire
 from kernel.image import INIT_ENV, Image
 
 PORTS = ("osv.ctl", "osv.stdin", "osv.stdout", "osv.stderr")
@@ -121,20 +121,22 @@ def _stdin_pump(sock: socket.socket, control: _Control) -> None:
     except OSError:
         pass
     with contextlib.suppress(OSError):
-        control.send(op="stdin-eof", bytes=total)
+        control.send("stdin-eof", bytes=total)
 
 
 class _Control:
+    """The host end of the control port (messages in kernel.guest.wire's format)."""
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = b""
         self.lock = threading.Lock()
 
-    def send(self, **message: object) -> None:
+    def send(self, op: str, **fields: object) -> None:
         with self.lock:
-            self.sock.sendall(json.dumps(message).encode() + b"\n")
+            self.sock.sendall(wire.encode(op, **fields))
 
-    def receive(self, timeout: float) -> tuple[dict, float] | None:
+    def receive(self, timeout: float) -> tuple[wire.Message, float] | None:
         """One message and the host time it arrived, or None on timeout; raises EOFError when closed."""
         deadline = time.monotonic() + timeout
         while b"\n" not in self.buffer:
@@ -150,7 +152,16 @@ class _Control:
                 raise EOFError
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line), time.monotonic()
+        return wire.decode(line), time.monotonic()
+
+
+def _seconds(message: wire.Message, key: str) -> float:
+    """A number the guest must have sent; a clear error when it did not."""
+    value = wire.number(message, key)
+    if value is None:
+        raise BootError(f"the guest's {wire.first(message, 'op')} message lacks {key}",
+                        hint="the image was built by another osv-java version: rebuild it")
+    return value
 
 
 class VirtualMachine:
@@ -296,13 +307,15 @@ class VirtualMachine:
         self.interrupts += 1
         if self.interrupts == 1:
             try:
-                control.send(op="signal", signal=int(signal.SIGINT))
+                control.send("signal", signal=int(signal.SIGINT))
                 return
             except OSError:
                 pass
         self.stop(grace=1.0)
 
-    def _wait_message(self, control: _Control, op: str, timeout: float | None, what: str) -> tuple[dict, float]:
+    def _wait_message(
+        self, control: _Control, op: str, timeout: float | None, what: str
+    ) -> tuple[wire.Message, float]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             assert self.proc is not None
@@ -316,10 +329,10 @@ class VirtualMachine:
                     time.sleep(0.05)
             if got is not None:
                 message, at = got
-                if message.get("op") == "error":
-                    raise BootError(f"kernel services failed: {message.get('message')}",
+                if wire.first(message, "op") == "error":
+                    raise BootError(f"kernel services failed: {wire.first(message, 'message')}",
                                     console_tail=self.console_tail())
-                if message.get("op") == op:
+                if wire.first(message, "op") == op:
                     return message, at
                 continue
             if self.proc.poll() is not None:
@@ -336,38 +349,35 @@ class VirtualMachine:
         options = self.options
         offsets: list[float] = []
         hello, at = self._wait_message(control, "hello", options.boot_timeout, "the guest's kernel services to start")
-        offsets.append(at - float(hello["t"]))
-        request = {
-            "op": "run",
-            "argv": argv,
-            "env": options.env,
-            "cwd": options.cwd,
-            "main_class": main_class,
-            "bootchart": options.bootchart,
-            "network": bool(options.publish),
-            "volumes": [
-                {"index": i, "guest": v.guest, "readonly": v.readonly} for i, v in enumerate(options.volumes)
-            ],
-        }
-        control.send(**request)
+        offsets.append(at - _seconds(hello, "t"))
+        control.send(
+            "run",
+            argv=argv,
+            env=[f"{k}={v}" for k, v in options.env.items()],
+            cwd=options.cwd,
+            main_class=main_class,
+            bootchart=options.bootchart,
+            network=bool(options.publish),
+            volume=[f"{i}:{'ro' if v.readonly else 'rw'}:{v.guest}" for i, v in enumerate(options.volumes)],
+        )
         started, at = self._wait_message(control, "started", options.boot_timeout, "the JVM to start")
         # Only now: QEMU drops what arrives on a port the guest has not opened yet.
         threading.Thread(target=_stdin_pump, args=(self.stdin_sock, control), daemon=True).start()
-        offsets.append(at - float(started["t"]))
+        offsets.append(at - _seconds(started, "t"))
         run_timeout = options.timeout
         exited, at = self._wait_message(control, "exit", run_timeout, "the app to finish")
-        offsets.append(at - float(exited["t"]))
-        complete = out_pump.wait_for(int(exited["stdout_bytes"]), 30.0) and err_pump.wait_for(
-            int(exited["stderr_bytes"]), 30.0
+        offsets.append(at - _seconds(exited, "t"))
+        complete = out_pump.wait_for(int(_seconds(exited, "stdout_bytes")), 30.0) and err_pump.wait_for(
+            int(_seconds(exited, "stderr_bytes")), 30.0
         )
-        control.send(op="ack")
+        control.send("ack")
         if not complete:
             print("osv-java: warning: some of the app's output was lost on the way out", file=sys.stderr)
         writable = [(i, v) for i, v in enumerate(options.volumes) if not v.readonly]
         if writable:
             saved, _ = self._wait_message(control, "volumes", 300.0, "the volumes were written back")
-            volumes.apply(writable, self.workdir / "volout.tar", int(saved["bytes"]))
-            control.send(op="ack")
+            volumes.apply(writable, self.workdir / "volout.tar", int(_seconds(saved, "bytes")))
+            control.send("ack")
         assert self.proc is not None
         try:
             self.proc.wait(timeout=30.0)
@@ -379,7 +389,9 @@ class VirtualMachine:
         for key, name in (("t_pid1", "pid1_start"), ("t_exec", "jvm_exec"), ("t_main", "main_entered"),
                           ("t_exit", "app_exit")):
             for message in (hello, started, exited):
-                if message.get(key) is not None:
-                    timeline[name] = offset + float(message[key])
+                value = wire.number(message, key)
+                if value is not None:
+                    timeline[name] = offset + value
         timeline["vm_gone"] = t_gone - t_qemu
-        return RunResult(status=int(exited["status"]), timeline=timeline, console_log=self.console_tail(200))
+        return RunResult(status=int(_seconds(exited, "status")), timeline=timeline,
+                         console_log=self.console_tail(200))

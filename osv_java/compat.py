@@ -75,10 +75,11 @@ class CellResult:
 
     cell: Cell
     status: str  # "passed", "failed" or "skipped"
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole cell, image build included
     reason: str = ""
     details: tuple[str, ...] = ()
     command: tuple[str, ...] = ()
+    build_seconds: float = 0.0  # of `seconds`, building the image (VM cells; fast when cached)
 
 
 @dataclass(frozen=True)
@@ -404,7 +405,7 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
         except ProcessLookupError:
             break
         try:
-            proc.wait(timeout=grace if attempt == 0 else 10)
+            proc.wait(timeout=grace if attempt == 0 else min(grace, 10.0))
             break
         except subprocess.TimeoutExpired:
             below.update(_descendants(proc.pid))
@@ -430,17 +431,28 @@ class Runner:
         return [sys.executable, "-m", "osv_java", "run", "--target", cell.target, "--jdk", cell.jdk,
                 "--timeout", f"{self.timeout:g}"]
 
-    def command(self, cell: Cell, host_port: int | None = None) -> tuple[list[str], Path]:
-        """The osv-java command line of `cell` and the folder it runs in."""
+    def app_words(self, cell: Cell) -> tuple[list[str], list[str], Path]:
+        """(options naming the app, the app and its arguments, working folder), shared by build and run."""
         from kernel import thirdparty
 
-        argv = self.base_command(cell)
         if cell.kind == "lang":
             folder = self.examples / cell.name
             expected = load_expected(folder)
-            argv += [f"--env={k}={v}" for k, v in expected.env]
-            argv += [f"--with={w}" for w in cell.with_runtimes]
-            return [*argv, str((folder / cell.program).resolve()), *expected.args], folder.resolve()
+            options = [f"--with={w}" for w in cell.with_runtimes]
+            return options, [str((folder / cell.program).resolve()), *expected.args], folder.resolve()
+        program = thirdparty.by_name(cell.name)
+        cp = ":".join(str(p) for p in thirdparty.classpath(program))
+        return ["-cp", cp], [program.main_class, *program.args], ROOT
+
+    def command(self, cell: Cell, host_port: int | None = None) -> tuple[list[str], Path]:
+        """The `osv-java run` command line of `cell` and the folder it runs in."""
+        from kernel import thirdparty
+
+        options, app, cwd = self.app_words(cell)
+        argv = [*self.base_command(cell), *options]
+        if cell.kind == "lang":
+            argv += [f"--env={k}={v}" for k, v in load_expected(self.examples / cell.name).env]
+            return [*argv, *app], cwd
         program = thirdparty.by_name(cell.name)
         argv += [f"--jvm-opt={opt}" for opt in program.jvm_options]
         if cell.target == "vm":
@@ -449,8 +461,38 @@ class Runner:
             argv += [f"--volume={folder}:{folder}:ro" for folder in _file_folders(program.files)]
         if program.http is not None and host_port is not None:
             argv.append(f"--publish=127.0.0.1:{host_port}:{program.http.port}")
-        cp = ":".join(str(p) for p in thirdparty.classpath(program))
-        return [*argv, "-cp", cp, program.main_class, *program.args], ROOT
+        return [*argv, *app], cwd
+
+    def build_command(self, cell: Cell, output: Path) -> tuple[list[str], Path]:
+        """`osv-java build` of the cell's image: the run then finds it in the cache."""
+        options, app, cwd = self.app_words(cell)
+        argv = [sys.executable, "-m", "osv_java", "build", "--jdk", cell.jdk, *options, app[0], "-o", str(output)]
+        return argv, cwd
+
+    def build(self, cell: Cell) -> CellResult | None:
+        """Build a VM cell's image first, so that what a first build says on stderr (linking a JRE, notes)
+        is not taken for the app's output, and a build failure is reported as one. None when it built."""
+        with tempfile.TemporaryDirectory(prefix="osv-java-compat-") as tmp:
+            argv, cwd = self.build_command(cell, Path(tmp) / "image")
+            with _Output() as output:
+                proc = self._spawn(argv, cwd, output)
+                try:
+                    proc.wait(timeout=self.timeout)
+                    timed_out = False
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+                finally:
+                    stop(proc)
+                    self.runs.remove(proc)
+                stdout, stderr = output.read()
+        if timed_out:
+            return CellResult(cell, "failed", reason=f"the image build timed out after {self.timeout:g} s",
+                              details=console_lines(stdout, stderr), command=tuple(argv))
+        if proc.returncode != 0:
+            why = osv_failure(stderr).replace("osv-java failed", "the image build failed", 1)
+            return CellResult(cell, "failed", reason=why, details=console_lines(stdout, stderr),
+                              command=tuple(argv))
+        return None
 
     def env(self) -> dict[str, str]:
         path = os.environ.get("PYTHONPATH")
@@ -459,8 +501,11 @@ class Runner:
     def run(self, cell: Cell) -> CellResult:
         """Run one cell and judge it; never raises for a failure of the run itself."""
         start = time.monotonic()
+        built = 0.0
         try:
-            result = self._run(cell)
+            failed = self.build(cell) if cell.target == "vm" else None
+            built = time.monotonic() - start
+            result = failed or self._run(cell)
         except OsvJavaError as exc:
             result = CellResult(cell, "failed", reason=exc.message,
                                 details=(f"hint: {exc.hint}",) if exc.hint else ())
@@ -469,6 +514,7 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - one broken cell must not hide the rest of the matrix
             result = CellResult(cell, "failed", reason=f"compat itself failed: {type(exc).__name__}: {exc}")
         result.seconds = time.monotonic() - start
+        result.build_seconds = built
         return result
 
     def _run(self, cell: Cell) -> CellResult:

@@ -99,7 +99,8 @@ def to_json(results: Sequence[CellResult], meta: Meta) -> str:
                 "kind": r.cell.kind, "name": r.cell.name, "program": r.cell.program,
                 "with": list(r.cell.with_runtimes), "jdk": r.cell.jdk, "target": r.cell.target,
                 "row": r.cell.row, "column": r.cell.column, "status": r.status,
-                "seconds": round(r.seconds, 3), "reason": r.reason, "details": list(r.details),
+                "seconds": round(r.seconds, 3), "build_seconds": round(r.build_seconds, 3),
+                "reason": r.reason, "details": list(r.details),
                 "command": list(r.command),
             }
             for r in results

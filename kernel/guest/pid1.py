@@ -6,21 +6,22 @@ bytes, so the host knows when it has all of the app's output), reaps, reports th
 boot timeline on the control port, writes volumes back and powers off.
 
 Standard library only: this file is zipped into the image with exactly the modules it imports.
-Everything not needed before the JVM starts is imported after (see LATE_IMPORTS).
+Everything not needed before the JVM starts is imported after (see LATE_IMPORTS). Python's start-up
+is a visible part of the boot under software emulation, so the imports are the cheapest that do the
+job: builtin _signal rather than signal (which pulls in enum), our own wire format rather than json
+(re, enum), no contextlib.
 """
 
 from __future__ import annotations
 
-import contextlib
+import _signal
 import ctypes
-import json
 import os
 import select
-import signal
 import sys
 import time
 
-from kernel.guest import network
+from kernel.guest import network, wire
 
 # Imported after the JVM has started; listed so the image builder zips them too.
 LATE_IMPORTS = ("kernel.guest.volumes",)
@@ -34,6 +35,7 @@ VOLUME_OUT_PORT = "osv.volout"
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
 CLASS_INIT_LOG = "/tmp/.osv-classinit.log"
+BOOT_FILE = "/osv/boot.txt"  # modules to load, in the wire format
 
 libc = ctypes.CDLL(None, use_errno=True)
 CONTROL: Control | None = None  # set once the control port is open, to report a failure
@@ -84,17 +86,17 @@ def find_ports(names: set[str], timeout: float = 10.0) -> dict[str, str]:
 
 
 class Control:
-    """Line-delimited JSON both ways on the control port."""
+    """Messages in the wire format, both ways on the control port."""
 
     def __init__(self, path: str) -> None:
         self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         self.buffer = b""
-        self.queue: list[dict] = []
+        self.queue: list[wire.Message] = []
 
-    def send(self, **message: object) -> None:
-        write_all(self.fd, json.dumps(message, separators=(",", ":")).encode() + b"\n")
+    def send(self, op: str, **fields: object) -> None:
+        write_all(self.fd, wire.encode(op, **fields))
 
-    def poll(self) -> list[dict]:
+    def poll(self) -> list[wire.Message]:
         """Read what is available now (call when select says the port is readable); return all queued."""
         chunk = os.read(self.fd, 65536)
         if not chunk:
@@ -103,17 +105,17 @@ class Control:
         while b"\n" in self.buffer:
             line, self.buffer = self.buffer.split(b"\n", 1)
             if line.strip():
-                self.queue.append(json.loads(line))
+                self.queue.append(wire.decode(line))
         messages, self.queue = self.queue, []
         return messages
 
-    def receive(self, timeout: float) -> dict:
-        """Wait for one message; {"op": "timeout"} if none comes in time."""
+    def receive(self, timeout: float) -> wire.Message:
+        """Wait for one message; op "timeout" if none comes in time."""
         deadline = now() + timeout
         while not self.queue:
             left = deadline - now()
             if left <= 0:
-                return {"op": "timeout"}
+                return {"op": ["timeout"]}
             if select.select([self.fd], [], [], left)[0]:
                 self.queue = self.poll()
         return self.queue.pop(0)
@@ -128,7 +130,7 @@ def write_all(fd: int, data: bytes) -> None:
             continue
 
 
-def start_jvm(request: dict) -> tuple[int, int, int, int]:
+def start_jvm(request: wire.Message) -> tuple[int, int, int, int]:
     """Fork and exec the JVM; returns (pid, stdin pipe to write, stdout pipe, stderr pipe).
 
     All three are pipes, not the ports themselves: the JDK asks FIONREAD of stdin, which a virtio
@@ -137,9 +139,9 @@ def start_jvm(request: dict) -> tuple[int, int, int, int]:
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    argv = [str(a) for a in request["argv"]]
-    env = {str(k): str(v) for k, v in request["env"].items()}
-    cwd = str(request.get("cwd", "/"))
+    argv = request["argv"]
+    env = dict(item.split("=", 1) for item in request.get("env", []))
+    cwd = wire.first(request, "cwd") or "/"
     pid = os.fork()
     if pid == 0:
         try:
@@ -152,8 +154,8 @@ def start_jvm(request: dict) -> tuple[int, int, int, int]:
                 os.chdir(cwd)
             except OSError:
                 os.chdir("/")
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
+            for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGPIPE, _signal.SIGCHLD):
+                _signal.signal(sig, _signal.SIG_DFL)
             os.execve(argv[0], argv, env)
         except BaseException as exc:  # noqa: BLE001 - report anything, then leave the child
             os.write(2, f"osv-java: cannot start {argv[0]}: {exc}\n".encode())
@@ -192,8 +194,8 @@ def relay(pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Co
     """
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
+    _signal.set_wakeup_fd(wake_w)
+    _signal.signal(_signal.SIGCHLD, lambda *_: None)
     port_in, pipe_in = stdin
     pending = b""  # read from the stdin port, not yet taken by the JVM
     stdin_read = 0
@@ -225,11 +227,14 @@ def relay(pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Co
                 os.read(wake_r, 512)
             elif fd == control.fd:
                 for message in control.poll():
-                    if message.get("op") == "signal" and status is None:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.killpg(pid, int(message["signal"]))
-                    elif message.get("op") == "stdin-eof":
-                        stdin_total = int(message["bytes"])
+                    op = wire.first(message, "op")
+                    if op == "signal" and status is None:
+                        try:
+                            os.killpg(pid, int(wire.first(message, "signal") or 15))
+                        except ProcessLookupError:
+                            pass
+                    elif op == "stdin-eof":
+                        stdin_total = int(wire.first(message, "bytes") or 0)
             elif fd == port_in:
                 pending = os.read(port_in, 65536)
                 stdin_read += len(pending)
@@ -252,7 +257,7 @@ def relay(pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Co
         if pipe_in >= 0 and not pending and stdin_total is not None and stdin_read >= stdin_total:
             os.close(pipe_in)  # all the host's stdin has reached the app: its end of file
             pipe_in = -1
-        with contextlib.suppress(ChildProcessError):
+        try:
             while True:  # orphans re-parented to us; the JVM itself may be reaped here too
                 reaped, wait_status = os.waitpid(-1, os.WNOHANG)
                 if reaped <= 0:
@@ -260,7 +265,9 @@ def relay(pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Co
                 if reaped == pid and status is None:
                     status = wait_status
                     drain_deadline = now() + 0.5
-    signal.set_wakeup_fd(-1)
+        except ChildProcessError:
+            pass
+    _signal.set_wakeup_fd(-1)
     assert status is not None
     return status, counts
 
@@ -279,9 +286,9 @@ def main() -> None:
     mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     # /tmp stays part of the root file system (already in memory): app files may live there.
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
-    with open("/osv/boot.json") as f:
-        boot = json.load(f)
-    for module in boot["modules"]:
+    with open(BOOT_FILE, "rb") as f:
+        boot = wire.decode(f.read())
+    for module in boot.get("modules", []):
         load_module(module)
     t_modules = now()
     global CONTROL
@@ -289,29 +296,32 @@ def main() -> None:
     control = CONTROL = Control(ports[CONTROL_PORT])
     control.send(op="hello", t=now(), t_pid1=t_pid1, t_modules=t_modules)
     request = control.receive(timeout=30.0)
-    if request.get("op") != "run":
-        control.send(op="error", message=f"no run request from the host (got {request.get('op')})")
+    if wire.first(request, "op") != "run":
+        control.send(op="error", message=f"no run request from the host (got {wire.first(request, 'op')})")
         power_off()
     stdin_port = os.open(ports[STDIN_PORT], os.O_RDONLY | os.O_CLOEXEC)
     stdout_fd = os.open(ports[STDOUT_PORT], os.O_WRONLY | os.O_CLOEXEC)
     stderr_fd = os.open(ports[STDERR_PORT], os.O_WRONLY | os.O_CLOEXEC)
 
     network.loopback_up()
-    if request.get("network"):
-        network.configure(boot["net_modules"], load_module)
-    volumes = request.get("volumes") or []
+    if wire.first(request, "network") == "1":
+        network.configure(boot.get("net_modules", []), load_module)
+    volumes = []  # "INDEX:ro|rw:GUEST_PATH"
+    for spec in request.get("volume", []):
+        index, mode, guest = spec.split(":", 2)
+        volumes.append({"index": int(index), "guest": guest, "readonly": mode == "ro"})
     if volumes:
         from kernel.guest import volumes as volume_io
 
-        volume_io.restore(boot["blk_modules"], load_module, mount, volumes)
+        volume_io.restore(boot.get("blk_modules", []), load_module, mount, volumes)
 
     t_exec = now()
     pid, in_pipe, out_pipe, err_pipe = start_jvm(request)
     control.send(op="started", t=now(), t_exec=t_exec, pid=pid)
     status, counts = relay(pid, (stdin_port, in_pipe), {out_pipe: stdout_fd, err_pipe: stderr_fd}, control)
     t_exit = now()
-    main_class = request.get("main_class")
-    t_main = main_entered(str(main_class)) if request.get("bootchart") and main_class else None
+    main_class = wire.first(request, "main_class")
+    t_main = main_entered(main_class) if wire.first(request, "bootchart") == "1" and main_class else None
     control.send(
         op="exit",
         t=now(),
@@ -322,7 +332,7 @@ def main() -> None:
         stderr_bytes=counts[stderr_fd],
     )
     control.receive(timeout=10.0)  # the host's ack: it has all of stdout and stderr
-    writable = [v for v in volumes if not v.get("readonly")]  # type: ignore[union-attr]
+    writable = [v for v in volumes if not v["readonly"]]
     if writable:
         from kernel.guest import volumes as volume_io
 
@@ -333,17 +343,6 @@ def main() -> None:
     power_off()
 
 
-def list_imports() -> None:
-    """Print the files of every module PID 1 imports, early or late (used by the image builder)."""
-    import importlib
-
-    for name in LATE_IMPORTS:
-        importlib.import_module(name)
-    for name, module in sorted(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        print(f"{name}\t{path or ''}")
-
-
 def run() -> None:
     """Entry point of /init: PID 1 must never return or raise, that would panic the kernel."""
     try:
@@ -351,10 +350,9 @@ def run() -> None:
     except BaseException as exc:  # noqa: BLE001
         print(f"osv-java pid1: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         if CONTROL is not None:
-            with contextlib.suppress(Exception):
+            try:
                 CONTROL.send(op="error", message=f"{type(exc).__name__}: {exc}")
+            except Exception:  # noqa: BLE001 - the port may be what failed
+                pass
         power_off()
 
-
-if __name__ == "__main__":
-    list_imports()

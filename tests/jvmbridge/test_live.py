@@ -4,9 +4,11 @@ stopped when the shell exits. Driven through the shell's stdin, as a user would.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -47,19 +49,24 @@ def _listening_addresses(pid: int, port: int) -> list[str]:
 
 def test_shell_reaches_the_jvm_and_stops(jdk: Jdk, start_jvm, tmp_path: Path) -> None:
     jvm = start_jvm(jdk)
+    tmp = Path(f"/proc/{jvm.pid}/root/tmp")
+    before = {p.name for p in tmp.iterdir()}
     env = dict(os.environ, OSV_JAVA_CACHE=str(tmp_path / "cache"))
-    shell = subprocess.Popen([sys.executable, "-c", SHELL, str(jvm.pid)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    shell = subprocess.Popen([sys.executable, "-u", "-c", SHELL, str(jvm.pid)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     assert shell.stdin is not None and shell.stdout is not None
+    watchdog = threading.Timer(90, shell.kill)  # a hung shell fails the test instead of the session
+    watchdog.start()
     try:
         shell.stdin.write(COMMANDS)
         shell.stdin.flush()
         said = {}
         while len(said) < 4:
             line = shell.stdout.readline()
-            assert line, shell.stderr.read() if shell.stderr else "shell exited"
-            key, _, value = line.strip().partition(" ")
-            said[key] = value
+            assert line, "the shell exited early"
+            m = re.search(r"\b(PORT|VERSION|PID|CLASSES) (.*)$", line.strip())  # after any >>> prompts
+            if m:
+                said[m.group(1)] = m.group(2)
         port_text, token = said["PORT"].split()
         port = int(port_text)
         assert said["VERSION"] == jdk.version
@@ -71,12 +78,14 @@ def test_shell_reaches_the_jvm_and_stops(jdk: Jdk, start_jvm, tmp_path: Path) ->
         assert _authenticate(port, token).startswith("!yv")
     finally:
         shell.stdin.close()
-        assert shell.wait(timeout=60) == 0
+        code = shell.wait(timeout=60)
+        watchdog.cancel()
+    assert code == 0
     deadline = time.monotonic() + 5
     while _listening_addresses(jvm.pid, port):
         assert time.monotonic() < deadline, "the gateway still listens after the shell exited"
         time.sleep(0.1)
-    assert not any(p.name.startswith("osv-java-shell-") for p in Path(f"/proc/{jvm.pid}/root/tmp").iterdir())
+    assert not [p for p in tmp.iterdir() if p.name not in before and p.name.startswith("osv-java-shell-")]
     # the gateway ran on daemon threads: the application still exits by itself
     jvm.proc.stdin.close()
     assert jvm.proc.wait(timeout=30) == 0
