@@ -44,11 +44,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     opts = parser.parse_args()
     jdk = select(opts.jdk)
-    work = Path(tempfile.mkdtemp(prefix="osv-java-bench-bridge-"))
+    scratch = tempfile.TemporaryDirectory(prefix="osv-java-bench-bridge-")
+    work = Path(scratch.name)
     (work / "Idle.java").write_text(IDLE)
     subprocess.run([str(jdk.tool("javac")), "-d", str(work), str(work / "Idle.java")], check=True)
-    proc = subprocess.Popen([str(jdk.tool("java")), "-cp", str(work), "Idle"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(jdk.tool("java")), "-cp", str(work), "Idle"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         pid = proc.pid
@@ -80,15 +85,22 @@ def main() -> None:
         proc.wait()
     figures = {k: round(v * 1e3, 4) for k, v in figures.items()}
     ratios = {
-        "jcmd_over_attach_fresh": round(figures["jcmd_VM.version_ms"] / figures["attach_fresh_VM.version_ms"], 1),
-        "jcmd_over_attach_reused": round(figures["jcmd_VM.version_ms"] / figures["attach_reused_VM.version_ms"], 1),
+        "jcmd_over_attach_fresh": round(
+            figures["jcmd_VM.version_ms"] / figures["attach_fresh_VM.version_ms"], 1
+        ),
+        "jcmd_over_attach_reused": round(
+            figures["jcmd_VM.version_ms"] / figures["attach_reused_VM.version_ms"], 1
+        ),
         "jstat_over_hsperf_stats": round(figures["jstat_gc_ms"] / figures["hsperf_stats_ms"], 1),
-        "jstat_over_hsperf_open_and_stats": round(figures["jstat_gc_ms"] / figures["hsperf_open_and_stats_ms"], 1),
+        "jstat_over_hsperf_open_and_stats": round(
+            figures["jstat_gc_ms"] / figures["hsperf_open_and_stats_ms"], 1
+        ),
     }
     for name, value in figures.items():
         print(f"{name:<32} {value:10.4f} ms (median)")
     for name, value in ratios.items():
         print(f"{name:<32} x{value}")
+    scratch.cleanup()
     print(json.dumps({"jdk": jdk.version, "repeat": opts.repeat, "medians_ms": figures, "ratios": ratios}))
 
 

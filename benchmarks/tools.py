@@ -26,7 +26,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     opts = parser.parse_args()
     jdk = select(opts.jdk)
-    work = Path(tempfile.mkdtemp(prefix="osv-java-bench-tools-"))
+    scratch = tempfile.TemporaryDirectory(prefix="osv-java-bench-tools-")
+    work = Path(scratch.name)
     (work / "Hello.java").write_text("public class Hello { public static void main(String[] a) {} }\n")
     run_subprocess(jdk, "javac", ["-d", str(work), str(work / "Hello.java")])
     jar = work / "hello.jar"
@@ -52,12 +53,24 @@ def main() -> None:
             inproc.append(time.perf_counter() - t)
             assert b is not None and a.returncode == b.returncode, (label, a, b)
         ms, mj = statistics.median(sub), statistics.median(inproc)
-        results[label] = {"subprocess_ms": round(ms * 1e3, 2), "jpype_ms": round(mj * 1e3, 2),
-                          "speedup": round(ms / mj, 1)}
+        results[label] = {
+            "subprocess_ms": round(ms * 1e3, 2),
+            "jpype_ms": round(mj * 1e3, 2),
+            "speedup": round(ms / mj, 1),
+        }
         print(f"{label:<24} subprocess {ms * 1e3:8.1f} ms   jpype {mj * 1e3:8.1f} ms   x{ms / mj:.1f}")
     print(f"JPype JVM start (once per process): {jvm_start * 1e3:.0f} ms")
-    print(json.dumps({"jdk": jdk.version, "repeat": opts.repeat, "jpype_start_ms": round(jvm_start * 1e3, 1),
-                      "tools": results}))
+    scratch.cleanup()
+    print(
+        json.dumps(
+            {
+                "jdk": jdk.version,
+                "repeat": opts.repeat,
+                "jpype_start_ms": round(jvm_start * 1e3, 1),
+                "tools": results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -242,7 +242,9 @@ class VirtualMachine:
             if "Unknown diagnostic command" in first:
                 hint = f"list the JVM's commands with `osv-java jvm cmd {self.pid} help`"
             elif "cannot be changed" in first:
-                hint = "only manageable flags change at runtime (`jvm cmd PID VM.flags -all | grep manageable`)"
+                hint = (
+                    "only manageable flags change at runtime (`jvm cmd PID VM.flags -all | grep manageable`)"
+                )
             raise JvmError(f"JVM {self.pid} failed '{' '.join([cmd, *args]).strip()}': {first}", hint=hint)
         return reply
 

@@ -29,7 +29,9 @@ PIPE_SIZE = 1 << 20
 QUIET = 0.05  # seconds without a line after which held pauses are released
 
 
-def xlog_options(path: Path | str, what: str = WHAT, decorators: str = DECORATORS, use_async: bool = True) -> list[str]:
+def xlog_options(
+    path: Path | str, what: str = WHAT, decorators: str = DECORATORS, use_async: bool = True
+) -> list[str]:
     """JVM options that send GC and safepoint logging to `path` (a FIFO or a file).
 
     -Xlog:async keeps a slow reader from stalling the JVM at a safepoint; filecount=0 because a
@@ -37,7 +39,9 @@ def xlog_options(path: Path | str, what: str = WHAT, decorators: str = DECORATOR
     """
     path = str(path)
     if any(c in path for c in ':,"'):
-        raise JvmError(f"log path {path} contains ':', ',' or '\"', which -Xlog cannot take", hint="use a plain path")
+        raise JvmError(
+            f"log path {path} contains ':', ',' or '\"', which -Xlog cannot take", hint="use a plain path"
+        )
     options = [f"-Xlog:{what}:file={path}:{decorators}:filecount=0"]
     return (["-Xlog:async"] if use_async else []) + options
 
@@ -139,7 +143,9 @@ class EventStream:
 class Follow:
     """Start GC logging into a FIFO on a running JVM (attach VM.log), stop it on close."""
 
-    def __init__(self, pid: int, what: str = WHAT, decorators: str = DECORATORS, timeout: float = 10.0) -> None:
+    def __init__(
+        self, pid: int, what: str = WHAT, decorators: str = DECORATORS, timeout: float = 10.0
+    ) -> None:
         self.pid = pid
         tgt = target(pid)
         self.vm: VirtualMachine = attach(pid, timeout)
@@ -157,7 +163,9 @@ class Follow:
                 f"VM.log output=file={self.jvm_path} output_options=filecount=0 what={what} decorators={decorators}"
             ).strip()
             if said:  # VM.log reports bad selections in its output, with status 0
-                raise JvmError(f"JVM {pid} refused the log configuration: {said}", hint="check the `what` selection")
+                raise JvmError(
+                    f"JVM {pid} refused the log configuration: {said}", hint="check the `what` selection"
+                )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

@@ -165,8 +165,15 @@ class GcLogParser:
         total = fields.get("total", 0) / 1e9
         ttsp = fields.get("reaching safepoint")
         start = None if line.uptime is None else round(line.uptime - total, 9)
-        event = GcEvent(SAFEPOINT, match.group(1), None, None, start, total,
-                        time_to_safepoint=None if ttsp is None else ttsp / 1e9)
+        event = GcEvent(
+            SAFEPOINT,
+            match.group(1),
+            None,
+            None,
+            start,
+            total,
+            time_to_safepoint=None if ttsp is None else ttsp / 1e9,
+        )
         released = []
         for held in self._queue:
             if held.kind == PAUSE and held.time_to_safepoint is None and _inside(held, event):
@@ -275,7 +282,9 @@ class GcLogParser:
         generation: str | None,
     ) -> GcEvent:
         start = None if line.uptime is None else round(line.uptime - duration, 9)
-        return GcEvent(kind, name, cause, gc_id, start, round(duration, 9), before, after, capacity, None, generation)
+        return GcEvent(
+            kind, name, cause, gc_id, start, round(duration, 9), before, after, capacity, None, generation
+        )
 
 
 def _inside(pause: GcEvent, safepoint: GcEvent) -> bool:

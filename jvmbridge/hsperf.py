@@ -64,7 +64,9 @@ class PerfData:
         except FileNotFoundError as exc:
             raise JvmError(f"no hsperfdata file {self.path}: the JVM has exited") from exc
         except OSError as exc:
-            raise JvmError(f"cannot open {self.path}: {exc.strerror}", hint="run as the JVM's user or root") from exc
+            raise JvmError(
+                f"cannot open {self.path}: {exc.strerror}", hint="run as the JVM's user or root"
+            ) from exc
         try:
             size = os.fstat(fd).st_size
             if size < PROLOGUE.size:
@@ -104,7 +106,9 @@ class PerfData:
         self.close()
 
     def _header(self) -> tuple[int, int, int]:
-        _, _, _, _, accessible, used, _, _, entry_offset, num_entries = self._prologue.unpack_from(self._map, 0)
+        _, _, _, _, accessible, used, _, _, entry_offset, num_entries = self._prologue.unpack_from(
+            self._map, 0
+        )
         return accessible, entry_offset, num_entries
 
     def _index(self) -> dict[str, Counter]:
@@ -119,7 +123,9 @@ class PerfData:
         for _ in range(count):
             if offset + self._entry.size > size:
                 break
-            length, name_off, vlen, dtype, _flags, units, variability, data_off = self._entry.unpack_from(mm, offset)
+            length, name_off, vlen, dtype, _flags, units, variability, data_off = self._entry.unpack_from(
+                mm, offset
+            )
             if length <= 0:
                 break
             name_start = offset + name_off

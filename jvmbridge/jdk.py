@@ -8,6 +8,7 @@ libjvm.so.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -90,10 +91,15 @@ def cache_dir() -> Path:
 
 
 def _libjvm(jdk: Jdk) -> Path:
-    for candidate in (jdk.home / "lib" / "server" / "libjvm.so", jdk.home / "jre" / "lib" / "server" / "libjvm.so"):
+    for candidate in (
+        jdk.home / "lib" / "server" / "libjvm.so",
+        jdk.home / "jre" / "lib" / "server" / "libjvm.so",
+    ):
         if candidate.exists():
             return candidate
-    raise DependencyError(f"{jdk.home} has no lib/server/libjvm.so", hint="give --jdk a JDK with the server VM")
+    raise DependencyError(
+        f"{jdk.home} has no lib/server/libjvm.so", hint="give --jdk a JDK with the server VM"
+    )
 
 
 def _probe_key(jdk: Jdk, libjvm: Path) -> str:
@@ -127,7 +133,9 @@ def _run_probe(jdk: Jdk, libjvm: Path) -> JdkFeatures:
         if "manageable" in kinds:
             manageable[name] = value
     with open(libjvm, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as image:
-        gcs = tuple(gc for gc, marker in GC_MARKERS.items() if f"Use{gc}GC" in flags and image.find(marker) >= 0)
+        gcs = tuple(
+            gc for gc, marker in GC_MARKERS.items() if f"Use{gc}GC" in flags and image.find(marker) >= 0
+        )
     return JdkFeatures(gcs=gcs, manageable=manageable, flags=flags)
 
 
@@ -154,12 +162,15 @@ def features(jdk: Jdk) -> JdkFeatures:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     found = _run_probe(jdk, libjvm)
-    record = {"home": str(jdk.home), "libjvm": str(libjvm), "gcs": list(found.gcs),
-              "manageable": found.manageable, "flags": found.flags}
-    try:
+    record = {
+        "home": str(jdk.home),
+        "libjvm": str(libjvm),
+        "gcs": list(found.gcs),
+        "manageable": found.manageable,
+        "flags": found.flags,
+    }
+    with contextlib.suppress(OSError):  # a read-only cache only costs the probe again next time
         _write_atomically(path, json.dumps(record, indent=1, sort_keys=True))
-    except OSError:
-        pass  # a read-only cache only costs the probe again next time
     return found
 
 
@@ -223,7 +234,9 @@ def find_all() -> list[Jdk]:
             jdks.append(probe(home))
         except UsageError:
             continue
-    return sorted(jdks, key=lambda j: [int(p) if p.isdigit() else 0 for p in j.version.split(".")], reverse=True)
+    return sorted(
+        jdks, key=lambda j: [int(p) if p.isdigit() else 0 for p in j.version.split(".")], reverse=True
+    )
 
 
 def select(spec: str | None) -> Jdk:

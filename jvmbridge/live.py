@@ -51,7 +51,9 @@ def agent_jar(java_home: jdks.Jdk | None = None) -> Path:
     jdk = java_home or jdks.select(None)
     javac = jdk.tool("javac")
     if not javac.exists():
-        raise DependencyError(f"{jdk.home} has no javac to build the gateway agent", hint="install a full JDK")
+        raise DependencyError(
+            f"{jdk.home} has no javac to build the gateway agent", hint="install a full JDK"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="osv-java-agent-") as tmp:
         classes = Path(tmp) / "classes"
@@ -68,7 +70,9 @@ def agent_jar(java_home: jdks.Jdk | None = None) -> Path:
             for item in py4j.infolist():
                 if not item.filename.startswith("META-INF/"):
                     zf.writestr(item, py4j.read(item))
-        os.replace(staged, out) if staged.stat().st_dev == out.parent.stat().st_dev else shutil.move(staged, out)
+        os.replace(staged, out) if staged.stat().st_dev == out.parent.stat().st_dev else shutil.move(
+            staged, out
+        )
     return out
 
 
@@ -123,8 +127,10 @@ class Gateway:
             if not is_alive(self.pid):
                 raise JvmError(f"JVM {self.pid} exited while starting the gateway")
             time.sleep(0.02)
-        raise JvmError(f"JVM {self.pid} did not start the py4j gateway within {timeout:g} s",
-                       hint="see the JVM's stderr for the agent's exception")
+        raise JvmError(
+            f"JVM {self.pid} did not start the py4j gateway within {timeout:g} s",
+            hint="see the JVM's stderr for the agent's exception",
+        )
 
     def close(self) -> None:
         if self._closed:

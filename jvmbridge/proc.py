@@ -100,7 +100,9 @@ def _status(pid: int) -> dict[str, str]:
 def target(pid: int) -> Target:
     """Describe process `pid`; JvmError when it does not exist."""
     if pid <= 0:
-        raise JvmError(f"{pid} is not a process id", hint="give a positive pid, e.g. from `osv-java jvm list`")
+        raise JvmError(
+            f"{pid} is not a process id", hint="give a positive pid, e.g. from `osv-java jvm list`"
+        )
     status = _status(pid)
     nspids = status.get("NSpid", str(pid)).split()
     uids = status.get("Uid", "0 0").split()

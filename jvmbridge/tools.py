@@ -18,8 +18,9 @@ from jvmbridge.errors import DependencyError
 from jvmbridge.jdk import Jdk
 
 SUBPROCESS, JPYPE = "subprocess", "jpype"
-# benchmarks/tools.py on a 2-core machine: the in-process path is several times faster per call
-# once its JVM is up; the first call pays that start (a bit more than one tool process).
+# benchmarks/tools.py, JDK 17, 2 cores (medians): jar --version 118 ms as a process vs 0.9 ms
+# in-process, jlink --list-plugins 298 vs 3.5 ms, jdeps --list-deps 2.7 s vs 0.86 s; the JPype JVM
+# starts once in 260 ms, so from the second tool call on in-process wins.
 DEFAULT_BACKEND = os.environ.get("OSV_JAVA_TOOLS_BACKEND", JPYPE)
 
 _lock = threading.Lock()
@@ -84,7 +85,9 @@ def _start(jdk: Jdk) -> Any:
     assert jpype is not None
     with _lock:
         if not jpype.isJVMStarted():
-            jpype.startJVM(str(jdk.home / "lib" / "server" / "libjvm.so"), "-Xshare:auto", convertStrings=True)
+            jpype.startJVM(
+                str(jdk.home / "lib" / "server" / "libjvm.so"), "-Xshare:auto", convertStrings=True
+            )
     return jpype
 
 

@@ -93,9 +93,7 @@ def _image_library_set(jdk_home: Path) -> frozenset[str]:
     with contextlib.suppress(OsvJavaError):
         roots.append(guest_python())
     try:
-        closure = elfclosure.resolve(
-            roots, extra_dirs=[str(jdk_home / "lib"), str(jdk_home / "lib" / "server")]
-        )
+        closure = elfclosure.resolve(roots, extra_dirs=[str(jdk_home / "lib"), str(jdk_home / "lib" / "server")])
     except OsvJavaError:
         return frozenset()
     return frozenset(str(p) for p in closure.files)
@@ -477,9 +475,7 @@ def _manifest_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> list[F
         host = present.get(path)
         if host is None:
             findings.append(
-                Finding(
-                    "error", "file-missing", path, "is listed in image.json but not in initramfs.img", rebuild
-                )
+                Finding("error", "file-missing", path, "is listed in image.json but not in initramfs.img", rebuild)
             )
             continue
         if not isinstance(record, dict):
@@ -502,9 +498,7 @@ def _manifest_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> list[F
         # Empty files (placeholders such as the guest's os.py landmark) carry no content to check.
         if path not in files and host.stat().st_size > 0:
             findings.append(
-                Finding(
-                    "warning", "file-unlisted", path, "is in initramfs.img but not in image.json", rebuild
-                )
+                Finding("warning", "file-unlisted", path, "is in initramfs.img but not in image.json", rebuild)
             )
     for name, member in sorted(tree.members.items()):
         if member.link is not None and _climbs_out(posixpath.dirname(name), member.link):
@@ -569,9 +563,7 @@ def _elf_findings(tree: cpio_read.Tree, arch: Arch) -> list[Finding]:
             facts = read_facts_path(host)
         except ElfProblem as exc:
             findings.append(
-                Finding(
-                    "error", "elf-corrupt", path, str(exc), "replace it with an intact x86-64 Linux build"
-                )
+                Finding("error", "elf-corrupt", path, str(exc), "replace it with an intact x86-64 Linux build")
             )
             continue
         findings += check_object(path, facts, resolver, arch, app_code=_is_app_path(path))
@@ -641,12 +633,7 @@ def _app_in_image(tree: cpio_read.Tree, manifest: dict[str, Any], classpath: lis
     kind = _inputs(manifest, "app", "kind")
     runtime = [tree.root / r for p in (_inputs(manifest, "app", "runtime") or []) if (r := tree.resolve(p))]
     entries = [*classpath, *runtime]
-    if (
-        isinstance(main, str)
-        and main
-        and entries
-        and not any(has_class(e, main) for e in entries if e.exists())
-    ):
+    if isinstance(main, str) and main and entries and not any(has_class(e, main) for e in entries if e.exists()):
         findings.append(
             Finding(
                 "error",

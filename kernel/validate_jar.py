@@ -93,9 +93,7 @@ def for_other_platform(name: str) -> bool:
     lower = name.lower()
     if lower.endswith((".dll", ".dylib", ".jnilib")):
         return True
-    tokens = platform_tokens(posixpath.dirname(name)) | platform_tokens(
-        posixpath.basename(name).split(".")[0]
-    )
+    tokens = platform_tokens(posixpath.dirname(name)) | platform_tokens(posixpath.basename(name).split(".")[0])
     if tokens & OTHER_OS:
         return True
     return bool(tokens & OTHER_ARCH) and not tokens & OUR_ARCH
@@ -140,8 +138,7 @@ def validate_jar_natives(
                         "error",
                         "jni-too-large",
                         path,
-                        f"is {info.file_size} bytes, over the "
-                        f"{MAX_NATIVE_BYTES >> 20} MiB limit for a native library",
+                        f"is {info.file_size} bytes, over the {MAX_NATIVE_BYTES >> 20} MiB limit for a native library",
                         "ship a normal build of the library",
                     )
                 )
@@ -200,9 +197,7 @@ def validate_jar_natives(
             siblings = SiblingResolver(libs)
             chain: Resolver = ChainResolver(siblings, resolver) if resolver is not None else siblings
             for lib in libs.values():
-                findings.extend(
-                    check_object(lib.path, lib.facts, chain, expected, app_code=True, where=where)
-                )
+                findings.extend(check_object(lib.path, lib.facts, chain, expected, app_code=True, where=where))
     return findings
 
 

@@ -779,6 +779,10 @@ def compat_command(langs: str, jdks: str, targets: str, apps: str | None, fmt: s
         why = f": {result.reason}" if result.reason else ""
         click.echo(f"[{done}/{total}] {result.status:<7} {result.seconds:6.1f}s  {result.cell.id}{why}", err=True)
 
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background by a shell: runs are stopped with SIGINT (servers, timeouts), and a
+        # JVM that inherits it ignored would not stop; Ctrl-C handling is restored for compat and them.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     runner = Runner(examples=examples.resolve(), jobs=jobs, timeout=timeout)
     try:

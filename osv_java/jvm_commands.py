@@ -54,8 +54,12 @@ def list_command(as_json: bool) -> None:
 
 def _stats_json(stats: hsperf.JvmStats) -> dict[str, object]:
     record = dataclasses.asdict(stats)
-    record.update(heap_used=stats.heap_used, heap_capacity=stats.heap_capacity, heap_max=stats.heap_max,
-                  time=time.time())
+    record.update(
+        heap_used=stats.heap_used,
+        heap_capacity=stats.heap_capacity,
+        heap_max=stats.heap_max,
+        time=time.time(),
+    )
     return record
 
 
@@ -132,8 +136,12 @@ def format_event(event: GcEvent) -> str:
 @jvm_group.command("events")
 @click.argument("pid", type=int)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
-@click.option("--duration", type=float, metavar="SECONDS", help="Stop after SECONDS (default: until the JVM exits).")
-@click.option("--safepoints/--no-safepoints", default=True, help="Also show safepoints that are not GC pauses.")
+@click.option(
+    "--duration", type=float, metavar="SECONDS", help="Stop after SECONDS (default: until the JVM exits)."
+)
+@click.option(
+    "--safepoints/--no-safepoints", default=True, help="Also show safepoints that are not GC pauses."
+)
 def events_command(pid: int, as_json: bool, duration: float | None, safepoints: bool) -> None:
     """Stream GC pauses, concurrent cycles and safepoints of JVM PID as they happen."""
     from jvmbridge.events import follow
@@ -150,7 +158,9 @@ def events_command(pid: int, as_json: bool, duration: float | None, safepoints: 
 
 @click.command("shell")
 @click.argument("pid", type=int)
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the gateway.")
+@click.option(
+    "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the gateway."
+)
 def shell_command(pid: int, timeout: float) -> None:
     """Open a Python prompt connected to the objects of running JVM PID (py4j gateway)."""
     from jvmbridge import live

@@ -13,6 +13,7 @@ import json
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -53,7 +54,7 @@ def _app_findings(
     except OsvJavaError as exc:
         _usage_error(exc.message, exc.hint)
     try:
-        extra = {"jdk_feature": jdk.feature, "on_host": False}
+        extra: dict[str, Any] = {"jdk_feature": jdk.feature, "on_host": False}
         accepted = inspect.signature(launch.resolve_app).parameters
         kwargs = {k: v for k, v in extra.items() if k in accepted}
         spec = launch.resolve_app(target, [], classpath, lang, with_runtimes, **kwargs)[0]

@@ -69,9 +69,7 @@ def load_seeds() -> list[Seed]:
             continue
         seeds.append(Seed(path.name, data, _regions(data)))
     if not seeds:
-        raise SystemExit(
-            "fuzz_elf: no seed ELF files found on this machine (looked at " + ", ".join(SEED_CANDIDATES)
-        )
+        raise SystemExit("fuzz_elf: no seed ELF files found on this machine (looked at " + ", ".join(SEED_CANDIDATES))
     return seeds
 
 
@@ -151,9 +149,7 @@ def make_test(seeds: list[Seed], stats: Stats, examples: int):  # type: ignore[n
         truncate=st.one_of(st.none(), st.integers(0, 1000)),
         with_jar=st.booleans(),
     )
-    def fuzz(
-        seed: Seed, edits: list[tuple[int, int, int, int]], truncate: int | None, with_jar: bool
-    ) -> None:
+    def fuzz(seed: Seed, edits: list[tuple[int, int, int, int]], truncate: int | None, with_jar: bool) -> None:
         check_one(mutate(seed, edits, truncate), stats, with_jar)
 
     return fuzz
@@ -162,9 +158,7 @@ def make_test(seeds: list[Seed], stats: Stats, examples: int):  # type: ignore[n
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.fuzz_elf", description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to fuzz")
-    parser.add_argument(
-        "--crashes", type=Path, default=Path("fuzz-crashes"), help="where to save crashing inputs"
-    )
+    parser.add_argument("--crashes", type=Path, default=Path("fuzz-crashes"), help="where to save crashing inputs")
     args = parser.parse_args(argv)
     import tempfile
 

@@ -20,6 +20,7 @@ Maker = Callable[[Path], list[str]]
 def jar_with(entries: dict[str, bytes], **kwargs: object) -> Callable[[Path], Path]:
     def make(tmp: Path) -> Path:
         return helpers.make_jar(tmp / "app.jar", entries, **kwargs)  # type: ignore[arg-type]
+
     return make
 
 
@@ -57,6 +58,7 @@ def broken_link(tmp: Path) -> Path:
 def native(data: Callable[[], bytes]) -> Callable[[Path], Path]:
     def make(tmp: Path) -> Path:
         return helpers.make_jar(tmp / "app.jar", {"native/linux-x86_64/libfoo.so": data()})
+
     return make
 
 
@@ -72,8 +74,11 @@ BAD_JARS: list[tuple[str, Callable[[Path], Path], str]] = [
     ("overlapping-bomb", lambda tmp: helpers.overlapping_bomb(tmp / "app.jar"), "overlapping"),
     ("dotdot-entry", jar_with({"../../evil.txt": b"x"}), "escapes the jar's root"),
     ("absolute-entry", jar_with({"/etc/evil.txt": b"x"}), "escapes the jar's root"),
-    ("symlink-out", lambda tmp: helpers.symlink_jar(tmp / "app.jar", "conf/passwd", "../../../etc/passwd"),
-     "outside the jar"),
+    (
+        "symlink-out",
+        lambda tmp: helpers.symlink_jar(tmp / "app.jar", "conf/passwd", "../../../etc/passwd"),
+        "outside the jar",
+    ),
     ("no-main-class", jar_with({}, main_class=None), "no Main-Class"),
     ("main-class-missing", jar_with({}, main_class="com.example.Gone"), "main class com.example.Gone"),
     ("corrupt-entry", lambda tmp: helpers.corrupt_entry(tmp / "app.jar"), "corrupt"),
@@ -91,8 +96,9 @@ def check_untouched(cache: Path, before: dict[str, tuple[str, int, int]]) -> Non
 
 
 @pytest.mark.parametrize(("name", "make", "needle"), BAD_JARS, ids=[c[0] for c in BAD_JARS])
-def test_build_rejects_bad_jar(name: str, make: Callable[[Path], Path], needle: str, tmp_path: Path,
-                               cache: Path) -> None:
+def test_build_rejects_bad_jar(
+    name: str, make: Callable[[Path], Path], needle: str, tmp_path: Path, cache: Path
+) -> None:
     jar = make(tmp_path)
     before = helpers.snapshot(cache)
     result = helpers.osv(["build", str(jar), "-o", str(tmp_path / "out")], cache)
@@ -101,11 +107,28 @@ def test_build_rejects_bad_jar(name: str, make: Callable[[Path], Path], needle: 
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("name", "make", "needle"), [c for c in BAD_JARS if c[0] in (
-    "text", "truncated", "zip-bomb", "dotdot-entry", "no-main-class", "main-class-missing", "so-aarch64",
-    "so-needs-new-glibc")], ids=lambda v: v if isinstance(v, str) else "")
-def test_validate_reports_bad_jar(name: str, make: Callable[[Path], Path], needle: str, tmp_path: Path,
-                                  cache: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "make", "needle"),
+    [
+        c
+        for c in BAD_JARS
+        if c[0]
+        in (
+            "text",
+            "truncated",
+            "zip-bomb",
+            "dotdot-entry",
+            "no-main-class",
+            "main-class-missing",
+            "so-aarch64",
+            "so-needs-new-glibc",
+        )
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_validate_reports_bad_jar(
+    name: str, make: Callable[[Path], Path], needle: str, tmp_path: Path, cache: Path
+) -> None:
     jar = make(tmp_path)
     before = helpers.snapshot(cache)
     result = helpers.osv(["validate", str(jar)], cache)
@@ -152,8 +175,14 @@ def test_bad_option_values(name: str, args: list[str], needle: str, tmp_path: Pa
     not_image = tmp_path / "notimage"
     not_image.mkdir()
     (not_image / "precious.txt").write_text("keep me")
-    table = {"JAR": str(helpers.HELLO_JAR), "GONE": str(tmp_path / "gone.jar"), "TMP": str(tmp_path),
-             "OUT": str(tmp_path / "out"), "TEXT": str(text), "NOTIMAGE": str(not_image)}
+    table = {
+        "JAR": str(helpers.HELLO_JAR),
+        "GONE": str(tmp_path / "gone.jar"),
+        "TMP": str(tmp_path),
+        "OUT": str(tmp_path / "out"),
+        "TEXT": str(text),
+        "NOTIMAGE": str(not_image),
+    }
     argv = [table.get(a, a) for a in args]
     before = helpers.snapshot(cache)
     result = helpers.osv(argv, cache)
@@ -173,8 +202,11 @@ def test_published_port_in_use(tmp_path: Path, cache: Path) -> None:
 
 @pytest.mark.parametrize(
     ("args", "needle"),
-    [(["validate", "/nonexistent/app.jar"], "does not exist"), (["validate", "TMP"], "not an osv-java image"),
-     (["validate", "JAR", "--jdk", "TMP"], "is not a JDK")],
+    [
+        (["validate", "/nonexistent/app.jar"], "does not exist"),
+        (["validate", "TMP"], "not an osv-java image"),
+        (["validate", "JAR", "--jdk", "TMP"], "is not a JDK"),
+    ],
     ids=["missing", "folder", "jdk"],
 )
 def test_validate_usage_errors(args: list[str], needle: str, tmp_path: Path, cache: Path) -> None:
@@ -193,8 +225,11 @@ def _can_unshare() -> bool:
 def test_read_only_cache(tmp_path: Path, cache: Path) -> None:
     before = helpers.snapshot(cache)
     script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
-    result = helpers.osv(["build", str(helpers.HELLO_JAR), "-o", str(tmp_path / "out")], cache,
-                         wrapper=["unshare", "-rm", "sh", "-c", script, str(cache)])
+    result = helpers.osv(
+        ["build", str(helpers.HELLO_JAR), "-o", str(tmp_path / "out")],
+        cache,
+        wrapper=["unshare", "-rm", "sh", "-c", script, str(cache)],
+    )
     helpers.assert_one_error(result, 125, str(cache))
     check_untouched(cache, before)
 
@@ -205,12 +240,29 @@ def test_full_cache(tmp_path: Path, shared_cache: Path) -> None:
     full.mkdir()
     kernel = helpers.kernel_folder(shared_cache)
     script = 'mount -t tmpfs -o size=6m tmpfs "$0" && exec "$@"'
-    argv = ["build", str(helpers.HELLO_JAR), "-o", str(tmp_path / "out"), "--kernel", str(kernel / "vmlinuz"),
-            "--modules", str(kernel / "modules")]
-    check = ("; n=$(find \"$0\" -name '.tmp-*' | wc -l); echo leftovers=$n >&2; exit $rc")
-    result = helpers.osv(argv, full, wrapper=["unshare", "-rm", "sh", "-c",
-                                                'mount -t tmpfs -o size=6m tmpfs "$0" && "$@"; rc=$?' + check,
-                                                str(full)])
+    argv = [
+        "build",
+        str(helpers.HELLO_JAR),
+        "-o",
+        str(tmp_path / "out"),
+        "--kernel",
+        str(kernel / "vmlinuz"),
+        "--modules",
+        str(kernel / "modules"),
+    ]
+    check = "; n=$(find \"$0\" -name '.tmp-*' | wc -l); echo leftovers=$n >&2; exit $rc"
+    result = helpers.osv(
+        argv,
+        full,
+        wrapper=[
+            "unshare",
+            "-rm",
+            "sh",
+            "-c",
+            'mount -t tmpfs -o size=6m tmpfs "$0" && "$@"; rc=$?' + check,
+            str(full),
+        ],
+    )
     del script
     assert "leftovers=0" in result.stderr
     result.stderr = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("leftovers="))

@@ -32,8 +32,7 @@ def _whole_entries_only(cache: Path) -> None:
         assert (image / "image.json").exists(), f"half image {image}"
 
 
-@pytest.mark.parametrize(("sig", "phase"), [(signal.SIGINT, "jre"), (signal.SIGTERM, "jre"),
-                                            (signal.SIGINT, "images")])
+@pytest.mark.parametrize(("sig", "phase"), [(signal.SIGINT, "jre"), (signal.SIGTERM, "jre"), (signal.SIGINT, "images")])
 def test_interrupted_build(sig: signal.Signals, phase: str, tmp_path: Path, cache: Path) -> None:
     if phase == "images":  # get past jlink first, so the interrupt lands while the image is written
         warm = helpers.osv(["build", str(helpers.HELLO_JAR), "-o", str(tmp_path / "warm")], cache)
@@ -44,9 +43,14 @@ def test_interrupted_build(sig: signal.Signals, phase: str, tmp_path: Path, cach
             shutil.rmtree(image)
     jar = helpers.make_jar(tmp_path / "app.jar", {"data.bin": os.urandom(1 << 20)})
     env = {**os.environ, "OSV_JAVA_CACHE": str(cache)}
-    proc = subprocess.Popen([sys.executable, "-c", "from osv_java.cli import main; main()", "build", str(jar),
-                             "-o", str(tmp_path / "out")], env=env, cwd=helpers.ROOT, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from osv_java.cli import main; main()", "build", str(jar), "-o", str(tmp_path / "out")],
+        env=env,
+        cwd=helpers.ROOT,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         reached = _wait_for_temp(cache, phase, proc)
         if reached:

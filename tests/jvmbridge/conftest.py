@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -113,10 +114,8 @@ def start_jvm(classes: Path) -> Iterator[StartJvm]:
     yield start
     for jvm in started:
         if jvm.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(jvm.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         jvm.proc.wait(timeout=30)
 
 

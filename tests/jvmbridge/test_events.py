@@ -43,13 +43,17 @@ def test_stream_at_launch_matches_the_log_file(
     from_file = parse_file(log)
 
     def key(kinds: tuple[str, ...], evs: list) -> list[tuple[object, ...]]:
-        return sorted((e.kind, e.gc_id, e.name, e.duration, e.time_to_safepoint) for e in evs if e.kind in kinds)
+        return sorted(
+            (e.kind, e.gc_id, e.name, e.duration, e.time_to_safepoint) for e in evs if e.kind in kinds
+        )
 
     pauses = key((PAUSE,), events)
     assert pauses, "the workload made no GC pause"
     assert pauses == key((PAUSE,), from_file)
     assert len(set(pauses)) == len(pauses)  # each once
-    assert key(("cycle", "concurrent", SAFEPOINT), events) == key(("cycle", "concurrent", SAFEPOINT), from_file)
+    assert key(("cycle", "concurrent", SAFEPOINT), events) == key(
+        ("cycle", "concurrent", SAFEPOINT), from_file
+    )
 
 
 def test_follow_a_running_jvm(jdk: Jdk, start_jvm) -> None:
@@ -92,7 +96,9 @@ def test_cli_events(jdk17: Jdk, start_jvm, classes: Path) -> None:
     code = "from osv_java.jvm_commands import jvm_group; jvm_group()"
     out = subprocess.run(
         [sys.executable, "-c", code, "events", str(jvm.pid), "--json", "--duration", "4"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     trigger.join()
     assert out.returncode == 0, out.stderr
@@ -106,7 +112,9 @@ def test_follow_refuses_a_bad_selection(jdk17: Jdk, start_jvm) -> None:
     jvm = start_jvm(jdk17)
     with pytest.raises(JvmError, match="refused the log configuration"):
         follow(jvm.pid, what="nosuchtag=info")
-    leftovers = [p for p in Path(f"/proc/{jvm.pid}/root/tmp").iterdir() if p.name.startswith("osv-java-events-")]
+    leftovers = [
+        p for p in Path(f"/proc/{jvm.pid}/root/tmp").iterdir() if p.name.startswith("osv-java-events-")
+    ]
     assert leftovers == []
 
 

@@ -48,11 +48,19 @@ def test_g1_jdk17_values() -> None:
     events = parse_file(LOGS / "g1-jdk17.log")
     first = events[0]
     assert (first.kind, first.name, first.cause, first.gc_id) == (
-        PAUSE, "Pause Young (Normal)", "G1 Evacuation Pause", 0)
-    line = next(x for x in (LOGS / "g1-jdk17.log").read_text().splitlines() if "][gc       ] GC(0) Pause" in x)
+        PAUSE,
+        "Pause Young (Normal)",
+        "G1 Evacuation Pause",
+        0,
+    )
+    line = next(
+        x for x in (LOGS / "g1-jdk17.log").read_text().splitlines() if "][gc       ] GC(0) Pause" in x
+    )
     m = re.search(r"(\d+)M->(\d+)M\((\d+)M\) (\d+\.\d+)ms", line)
     assert m
-    assert (first.heap_before, first.heap_after, first.heap_capacity) == tuple(int(m.group(i)) * M for i in (1, 2, 3))
+    assert (first.heap_before, first.heap_after, first.heap_capacity) == tuple(
+        int(m.group(i)) * M for i in (1, 2, 3)
+    )
     assert first.duration == pytest.approx(float(m.group(4)) / 1e3)
     assert events[1].kind == SAFEPOINT and events[1].name == "G1CollectForAllocation"
     assert first.time_to_safepoint == events[1].time_to_safepoint
@@ -108,8 +116,15 @@ def test_split_line_decorations() -> None:
 def test_undecorated_lines_and_causes() -> None:
     parser = GcLogParser(hold_pauses=False)
     [full] = parser.feed("GC(3) Pause Full (System.gc()) 10M->5M(24M) 4.194ms")
-    assert (full.name, full.cause, full.heap_before, full.start) == ("Pause Full", "System.gc()", 10 * M, None)
-    [young] = parser.feed("GC(4) Pause Young (Concurrent Start) (G1 Humongous Allocation) 20M->19M(64M) 0.5ms")
+    assert (full.name, full.cause, full.heap_before, full.start) == (
+        "Pause Full",
+        "System.gc()",
+        10 * M,
+        None,
+    )
+    [young] = parser.feed(
+        "GC(4) Pause Young (Concurrent Start) (G1 Humongous Allocation) 20M->19M(64M) 0.5ms"
+    )
     assert (young.name, young.cause) == ("Pause Young (Concurrent Start)", "G1 Humongous Allocation")
     assert parser.feed("[0.1s][info][gc,heap] GC(4) Eden regions: 1->0(2)") == []
     assert parser.feed("[0.1s][info][gc,stats] Pause Init Mark (N)   64 us") == []
@@ -117,7 +132,10 @@ def test_undecorated_lines_and_causes() -> None:
 
 def test_held_pause_released_by_its_safepoint_in_order() -> None:
     parser = GcLogParser()
-    assert parser.feed("[1.000000000s][info][gc] GC(1) Pause Young (Allocation Failure) 16M->1M(61M) 1.000ms") == []
+    assert (
+        parser.feed("[1.000000000s][info][gc] GC(1) Pause Young (Allocation Failure) 16M->1M(61M) 1.000ms")
+        == []
+    )
     assert parser.feed("[1.000100000s][info][gc] GC(0) Concurrent Mark Cycle 2.000ms") == []
     out = parser.feed(
         '[1.000200000s][info][safepoint] Safepoint "ParallelGCFailedAllocation", Time since last: 5 ns, '

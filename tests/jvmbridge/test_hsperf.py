@@ -18,7 +18,9 @@ KB = 1024
 
 
 def _jstat_gc(jdk: Jdk, pid: int) -> dict[str, float]:
-    out = subprocess.run([str(jdk.tool("jstat")), "-gc", str(pid)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(jdk.tool("jstat")), "-gc", str(pid)], capture_output=True, text=True, check=True
+    )
     header, values = out.stdout.split("\n")[:2]
     return {k: float(v) for k, v in zip(header.split(), values.split(), strict=True) if v != "-"}
 
@@ -99,7 +101,8 @@ def test_cli_stats_json_and_watch(jdk17: Jdk, start_jvm, cli) -> None:
     code = "from osv_java.jvm_commands import jvm_group; jvm_group()"
     watch = subprocess.Popen(
         [sys.executable, "-c", code, "stats", str(jvm.pid), "--json", "--watch", "0.1"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert watch.stdout is not None
     samples = [json.loads(watch.stdout.readline()) for _ in range(3)]

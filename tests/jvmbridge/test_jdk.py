@@ -29,8 +29,13 @@ def test_features_probed_once_and_cached(jdk: Jdk, tmp_path: Path, monkeypatch: 
     jdks.features.cache_clear()
     found = jdk.features()
     assert {"G1", "Parallel", "Serial", "Z"} <= set(found.gcs)
-    assert {"SoftMaxHeapSize", "MinHeapFreeRatio", "MaxHeapFreeRatio", "G1PeriodicGCInterval",
-            "HeapDumpPath"} <= set(found.manageable)
+    assert {
+        "SoftMaxHeapSize",
+        "MinHeapFreeRatio",
+        "MaxHeapFreeRatio",
+        "G1PeriodicGCInterval",
+        "HeapDumpPath",
+    } <= set(found.manageable)
     assert "MaxHeapSize" not in found.manageable and "MaxHeapSize" in found.flags
     assert ("FullGCHeapDumpLimit" in found.manageable) == (jdk.feature >= 25)
     files = list((tmp_path / "jdk-probes").iterdir())
@@ -42,7 +47,9 @@ def test_features_probed_once_and_cached(jdk: Jdk, tmp_path: Path, monkeypatch: 
     assert jdk.gcs == found.gcs
 
 
-def test_features_survive_a_corrupt_cache(jdk17: Jdk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_features_survive_a_corrupt_cache(
+    jdk17: Jdk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OSV_JAVA_CACHE", str(tmp_path))
     jdks.features.cache_clear()
     first = jdk17.features()

@@ -52,8 +52,14 @@ def test_shell_reaches_the_jvm_and_stops(jdk: Jdk, start_jvm, tmp_path: Path) ->
     tmp = Path(f"/proc/{jvm.pid}/root/tmp")
     before = {p.name for p in tmp.iterdir()}
     env = dict(os.environ, OSV_JAVA_CACHE=str(tmp_path / "cache"))
-    shell = subprocess.Popen([sys.executable, "-u", "-c", SHELL, str(jvm.pid)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    shell = subprocess.Popen(
+        [sys.executable, "-u", "-c", SHELL, str(jvm.pid)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
     assert shell.stdin is not None and shell.stdout is not None
     watchdog = threading.Timer(90, shell.kill)  # a hung shell fails the test instead of the session
     watchdog.start()

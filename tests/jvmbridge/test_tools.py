@@ -23,7 +23,9 @@ def test_jar_through_both_backends(jdk17: Jdk, tmp_path: Path) -> None:
     assert (via_process.stdout + via_process.stderr).strip() == (via_jpype.stdout + via_jpype.stderr).strip()
     # a real job: create a jar in-process, list it with a process
     (tmp_path / "a.txt").write_text("hello")
-    made = run_tool(jdk17, "jar", ["--create", "--file", str(tmp_path / "x.jar"), "-C", str(tmp_path), "a.txt"])
+    made = run_tool(
+        jdk17, "jar", ["--create", "--file", str(tmp_path / "x.jar"), "-C", str(tmp_path), "a.txt"]
+    )
     assert made.returncode == 0, made.stderr
     assert "a.txt" in zipfile.ZipFile(tmp_path / "x.jar").namelist()
     listed = run_subprocess(jdk17, "jar", ["--list", "--file", str(tmp_path / "x.jar")])

@@ -43,18 +43,26 @@ def _validate_registered() -> bool:
     return "validate" in getattr(cli, "commands", {})
 
 
-def osv(args: list[str], cache: Path, timeout: float = 240, env: dict[str, str] | None = None,
-        wrapper: list[str] | None = None) -> Result:
+def osv(
+    args: list[str],
+    cache: Path,
+    timeout: float = 240,
+    env: dict[str, str] | None = None,
+    wrapper: list[str] | None = None,
+) -> Result:
     """Run `osv-java ARGS` (validate through its own module until the CLI registers it)."""
     if args and args[0] == "validate" and not _validate_registered():
-        code = ("import sys; from osv_java.validate_command import validate_command; "
-                "validate_command(sys.argv[1:], prog_name='osv-java validate')")
+        code = (
+            "import sys; from osv_java.validate_command import validate_command; "
+            "validate_command(sys.argv[1:], prog_name='osv-java validate')"
+        )
         argv = [sys.executable, "-c", code, *args[1:]]
     else:
         argv = [sys.executable, "-c", "from osv_java.cli import main; main()", *args]
     full_env = {**os.environ, "OSV_JAVA_CACHE": str(cache), **(env or {})}
-    proc = subprocess.run([*(wrapper or []), *argv], capture_output=True, text=True, env=full_env, cwd=ROOT,
-                          timeout=timeout, check=False)
+    proc = subprocess.run(
+        [*(wrapper or []), *argv], capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=timeout, check=False
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -126,8 +134,13 @@ def manifest(main_class: str | None = "Main", extra: str = "") -> bytes:
     return (text + extra + "\r\n").encode()
 
 
-def make_jar(path: Path, entries: dict[str, bytes], main_class: str | None = "Main", extra_manifest: str = "",
-             with_class: bool = True) -> Path:
+def make_jar(
+    path: Path,
+    entries: dict[str, bytes],
+    main_class: str | None = "Main",
+    extra_manifest: str = "",
+    with_class: bool = True,
+) -> Path:
     """A jar with a manifest, the hello Main.class (unless not wanted) and `entries`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -246,9 +259,14 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def synthetic_image(folder: Path, kernel_dir: Path, extra: dict[str, bytes] | None = None,
-                    drop: tuple[str, ...] = (), unlisted: tuple[str, ...] = (),
-                    symlinks: dict[str, str] | None = None) -> Path:
+def synthetic_image(
+    folder: Path,
+    kernel_dir: Path,
+    extra: dict[str, bytes] | None = None,
+    drop: tuple[str, ...] = (),
+    unlisted: tuple[str, ...] = (),
+    symlinks: dict[str, str] | None = None,
+) -> Path:
     """A small image folder in the real layout: the host's loader and libc, an ELF launcher at
     /osv/jre/bin/java, the hello jar, and `extra` files; `drop` leaves paths out of the archive but in
     image.json, `unlisted` keeps them in the archive but out of image.json."""
@@ -274,8 +292,13 @@ def synthetic_image(folder: Path, kernel_dir: Path, extra: dict[str, bytes] | No
         "format": 1,
         "files": manifest_files,
         "inputs": {
-            "app": {"kind": "jar", "main_class": "Main", "jar": "/app/app.jar", "classpath": ["/app/app.jar"],
-                    "runtime": []},
+            "app": {
+                "kind": "jar",
+                "main_class": "Main",
+                "jar": "/app/app.jar",
+                "classpath": ["/app/app.jar"],
+                "runtime": [],
+            },
             "kernel": {"config": str(kernel_dir / "config"), "sha256": digest((kernel_dir / "vmlinuz").read_bytes())},
         },
         "jvm_command": ["/osv/jre/bin/java", "-jar", "/app/app.jar"],

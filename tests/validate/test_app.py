@@ -58,8 +58,10 @@ def test_class_folder_symlink_out(tmp_path: Path, jdk: jdks.Jdk) -> None:
 def test_modules_the_jre_lacks(tmp_path: Path, jdk: jdks.Jdk) -> None:
     src = tmp_path / "src" / "Main.java"
     src.parent.mkdir()
-    src.write_text("public class Main { public static void main(String[] a) throws Exception {"
-                   " System.out.println(java.sql.DriverManager.getDrivers()); } }")
+    src.write_text(
+        "public class Main { public static void main(String[] a) throws Exception {"
+        " System.out.println(java.sql.DriverManager.getDrivers()); } }"
+    )
     out = tmp_path / "out"
     subprocess.run([str(jdk.tool("javac")), "-d", str(out), str(src)], check=True, capture_output=True)
     jar = tmp_path / "sql.jar"
@@ -71,11 +73,14 @@ def test_modules_the_jre_lacks(tmp_path: Path, jdk: jdks.Jdk) -> None:
 
 
 def test_jni_only_other_platforms(tmp_path: Path) -> None:
-    jar = helpers.make_jar(tmp_path / "n.jar", {
-        "native/darwin-aarch64/libfoo.dylib": b"\xcf\xfa\xed\xfe" + bytes(100),
-        "native/win32-x86-64/foo.dll": b"MZ" + bytes(100),
-        "native/linux-aarch64/libfoo.so": helpers.foreign_machine(helpers.libz()),
-    })
+    jar = helpers.make_jar(
+        tmp_path / "n.jar",
+        {
+            "native/darwin-aarch64/libfoo.dylib": b"\xcf\xfa\xed\xfe" + bytes(100),
+            "native/win32-x86-64/foo.dll": b"MZ" + bytes(100),
+            "native/linux-aarch64/libfoo.so": helpers.foreign_machine(helpers.libz()),
+        },
+    )
     findings = validate_jar_natives(jar)
     assert codes(findings) == [("warning", "jni-platform")]
     assert "darwin-aarch64" in findings[0].message
@@ -107,10 +112,13 @@ def test_jni_library_problems(tmp_path: Path, data: bytes | str, code: str) -> N
 
 
 def test_jni_sibling_and_spawn(tmp_path: Path, jdk: jdks.Jdk) -> None:
-    jar = helpers.make_jar(tmp_path / "n.jar", {
-        "META-INF/native/libz.so.1": helpers.libz(),
-        "META-INF/native/libspawn.so": helpers.elf_calling_fork(),
-    })
+    jar = helpers.make_jar(
+        tmp_path / "n.jar",
+        {
+            "META-INF/native/libz.so.1": helpers.libz(),
+            "META-INF/native/libspawn.so": helpers.elf_calling_fork(),
+        },
+    )
     assert codes(validate_jar_natives(jar, jdk)) == [("info", "elf-spawn")]
 
 

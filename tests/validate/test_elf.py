@@ -67,7 +67,12 @@ def test_spawn_calls_are_info() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"\x7fEL", b"not an elf file at all", helpers.truncated(helpers.libz() if helpers.LIBZ.exists() else b"", 40)],
+    [
+        b"",
+        b"\x7fEL",
+        b"not an elf file at all",
+        helpers.truncated(helpers.libz() if helpers.LIBZ.exists() else b"", 40),
+    ],
 )
 def test_broken_bytes_are_elf_problems(data: bytes) -> None:
     with pytest.raises(ElfProblem):

@@ -53,12 +53,14 @@ def test_synthetic_image_is_clean(tmp_path: Path, kernel_dir: Path) -> None:
         ({"/app/lib.jar": "jar-mac"}, ("warning", "jni-platform")),
     ],
 )
-def test_synthetic_image_elf_problems(tmp_path: Path, kernel_dir: Path, extra: dict[str, str],
-                                      expected: tuple[str, str]) -> None:
+def test_synthetic_image_elf_problems(
+    tmp_path: Path, kernel_dir: Path, extra: dict[str, str], expected: tuple[str, str]
+) -> None:
     def payload(kind: str) -> bytes:
         if kind == "jar-aarch64":
-            jar = helpers.make_jar(tmp_path / "lib.jar", {
-                "native/linux-x86_64/libfoo.so": helpers.foreign_machine(helpers.libz())})
+            jar = helpers.make_jar(
+                tmp_path / "lib.jar", {"native/linux-x86_64/libfoo.so": helpers.foreign_machine(helpers.libz())}
+            )
             return jar.read_bytes()
         if kind == "jar-mac":
             return helpers.make_jar(tmp_path / "lib.jar", {"darwin/libfoo.dylib": b"\xcf\xfa\xed\xfe"}).read_bytes()
@@ -88,7 +90,9 @@ def test_symlink_escaping(tmp_path: Path, kernel_dir: Path) -> None:
 
 def test_symlinks_resolve_inside_the_image(tmp_path: Path, kernel_dir: Path) -> None:
     image = helpers.synthetic_image(
-        tmp_path / "img", kernel_dir, drop=("/lib/x86_64-linux-gnu/libc.so.6",),
+        tmp_path / "img",
+        kernel_dir,
+        drop=("/lib/x86_64-linux-gnu/libc.so.6",),
         symlinks={"/lib/x86_64-linux-gnu/libc.so.6": "/usr/lib/libc-real.so"},
         extra={"/usr/lib/libc-real.so": Path("/lib/x86_64-linux-gnu/libc.so.6").resolve().read_bytes()},
     )
@@ -130,8 +134,7 @@ def test_broken_images(tmp_path: Path, kernel_dir: Path, cache: Path, mutate: st
         manifest["inputs"]["kernel"]["config"] = str(config)
     elif mutate in ("dotdot-entry", "absolute-entry"):
         name = b"../../evil" if mutate == "dotdot-entry" else b"/etc/evil"
-        head = b"070701" + b"".join(b"%08X" % f for f in (1, 0o100644, 0, 0, 1, 0, 4, 0, 0, 0, 0,
-                                                            len(name) + 1, 0))
+        head = b"070701" + b"".join(b"%08X" % f for f in (1, 0o100644, 0, 0, 1, 0, 4, 0, 0, 0, 0, len(name) + 1, 0))
         entry = head + name + b"\0"
         entry += b"\0" * (-len(entry) % 4) + b"evil"
         helpers.replace_file(image / "initramfs.img", entry + (image / "initramfs.img").read_bytes())

@@ -187,3 +187,21 @@ def test_jar_manifest_class_path_resolves_in_the_guest(osv: Osv, tmp_path: Path)
     proc = osv("run", "--jdk", JDK17, str(app), "x")
     assert proc.returncode == 0, explain(proc)
     assert text(proc.stdout) == "relative says hi\nabsolute says hi\nargs: [x]\n"
+
+
+def test_own_kernel_with_its_modules_boots(osv: Osv, osv_cache: Path, examples_built: Path) -> None:
+    import json
+
+    folder = Path(json.loads((osv_cache / "kernels" / "default.json").read_text())["folder"])
+    proc = osv("run", "--jdk", JDK17, "--kernel", str(folder / "vmlinuz"), "--modules", str(folder / "modules"),
+               EXITCODE, "7")
+    assert proc.returncode == 7, explain(proc)
+    assert text(proc.stdout) == "exiting with 7\n"
+
+
+def test_not_a_bzimage_is_refused_before_boot(osv: Osv, examples_built: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "vmlinuz"
+    fake.write_bytes(b"\x7fELF" + b"\0" * 1000)
+    proc = osv("run", "--jdk", JDK17, "--kernel", str(fake), EXITCODE, "0")
+    assert proc.returncode == 125, explain(proc)
+    assert text(proc.stderr).startswith(f"osv-java: error: kernel {fake} is not an x86 bzImage"), explain(proc)
