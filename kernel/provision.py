@@ -299,7 +299,9 @@ def user_kernel(image: Path, modules: Path | None) -> Kernel:
         if not modules.is_dir():
             raise UsageError(f"--modules {modules} is not a folder", hint="give the lib/modules/RELEASE folder")
         release = modules.name
-        for candidate in (modules / "config", modules / "build" / ".config", image.parent / f"config-{release}"):
+        candidates = (modules / "config", modules / "build" / ".config", image.parent / f"config-{release}",
+                      image.parent / "config")
+        for candidate in candidates:
             if candidate.exists():
                 config = candidate
                 break

@@ -336,10 +336,10 @@ class VirtualMachine:
                     return message, at
                 continue
             if self.proc.poll() is not None:
-                raise self._hang(f"the VM stopped before {what} (QEMU exit status {self.proc.returncode})")
+                raise self._hang(f"the VM stopped while waiting for {what} (QEMU exit status {self.proc.returncode})")
             tail = self.console_tail(5)
             if any(marker in tail for marker in PANIC_MARKERS):
-                raise self._hang(f"the kernel panicked before {what}")
+                raise self._hang(f"the kernel panicked while waiting for {what}")
             if deadline is not None and time.monotonic() > deadline:
                 raise self._hang(f"timed out after {timeout:g}s waiting for {what}")
 
@@ -375,7 +375,7 @@ class VirtualMachine:
             print("osv-java: warning: some of the app's output was lost on the way out", file=sys.stderr)
         writable = [(i, v) for i, v in enumerate(options.volumes) if not v.readonly]
         if writable:
-            saved, _ = self._wait_message(control, "volumes", 300.0, "the volumes were written back")
+            saved, _ = self._wait_message(control, "volumes", 300.0, "the volumes to be written back")
             volumes.apply(writable, self.workdir / "volout.tar", int(_seconds(saved, "bytes")))
             control.send("ack")
         assert self.proc is not None

@@ -205,3 +205,19 @@ def test_not_a_bzimage_is_refused_before_boot(osv: Osv, examples_built: Path, tm
     proc = osv("run", "--jdk", JDK17, "--kernel", str(fake), EXITCODE, "0")
     assert proc.returncode == 125, explain(proc)
     assert text(proc.stderr).startswith(f"osv-java: error: kernel {fake} is not an x86 bzImage"), explain(proc)
+
+
+
+def test_jvm_killed_by_a_signal_exits_128_plus_signal(osv: Osv, tmp_path: Path) -> None:
+    from osvtest import compile_java
+
+    # The JVM crashes (a write to address 0): its crash handler ends in abort(), SIGABRT.
+    killer = compile_java(
+        tmp_path, "kill",
+        "public class Kill { public static void main(String[] a) throws Exception {"
+        " java.lang.reflect.Field f = sun.misc.Unsafe.class.getDeclaredField(\"theUnsafe\");"
+        " f.setAccessible(true); ((sun.misc.Unsafe) f.get(null)).putAddress(0, 0); } }",
+    )
+    proc = osv("run", "--jdk", JDK17, "--jvm-opt=-XX:ErrorFile=/tmp/osv-test-hs_err_%p.log",
+               "-cp", str(killer), "Kill")
+    assert proc.returncode == 128 + 6, explain(proc)  # the JVM's crash handler ends in abort()
