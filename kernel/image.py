@@ -22,7 +22,7 @@ from pathlib import Path
 
 from jvmbridge.errors import BuildError, DependencyError
 from jvmbridge.jdk import Jdk
-from kernel import cache, cpio, elfclosure, jre, provision
+from kernel import cache, cpio, elfclosure, jre, provision, validate
 from kernel.app import AppSpec
 from kernel.cpio import Entry
 from kernel.guest import wire
@@ -286,10 +286,11 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
     """
     python = guest_python()
     key = image_key(request, python)
-    images = cache.ensure("images")
-    cache.sweep_stale_temps(images)
-    final = images / key
+    final = cache.root() / "images" / key
     if not (final / "image.json").exists():
+        # Errors stop the build before anything is written to the cache.
+        validate.check_before_build(request.app, request.jdk, request.modules)
+        cache.sweep_stale_temps(cache.ensure("images"))
         for note in notes or []:
             print(f"osv-java: {note}", file=sys.stderr)
         jre_dir = jre.link(request.jdk, list(request.modules), progress=progress)
@@ -356,14 +357,22 @@ def _place_kernel(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def export(image: Image, output: Path) -> None:
-    """Copy an image folder to `output` atomically (an existing image there is replaced)."""
+def check_output(output: Path) -> None:
+    """BuildError unless `output` can take an image: new, empty, or an image folder (which is replaced)."""
     output = output.resolve()
+    if output.exists() and not output.is_dir():
+        raise BuildError(f"-o {output} is a file, not a folder", hint="give -o a new or empty folder")
     if output.exists() and not (output / "image.json").exists() and any(output.iterdir()):
         raise BuildError(
             f"{output} exists and is not an osv-java image folder",
             hint="give -o a new or empty folder (an existing image folder is replaced)",
         )
+
+
+def export(image: Image, output: Path) -> None:
+    """Copy an image folder to `output` atomically (an existing image there is replaced)."""
+    output = output.resolve()
+    check_output(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
     try:

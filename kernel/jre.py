@@ -101,7 +101,13 @@ def link(jdk: Jdk, modules: list[str], progress: bool = True) -> Path:
         )
     wanted = sorted(set(modules) | set(BASE_MODULES))
     present = available_modules(jdk)
-    wanted = [m for m in wanted if m in present]
+    missing = [m for m in wanted if m not in present]
+    if missing and set(missing) - set(FALLBACK_MODULES):
+        raise BuildError(
+            f"{jdk.describe()} lacks the JDK modules {', '.join(sorted(missing))}",
+            hint="use a JDK that has them (--jdk), or remove the code that needs them",
+        )
+    wanted = [m for m in wanted if m in present]  # the fallback set names a few optional ones
     libjvm = jdk.home / "lib" / "server" / "libjvm.so"
     stamp = f"{jdk.home}|{jdk.version}|{libjvm.stat().st_size}|{libjvm.stat().st_mtime_ns}|{','.join(wanted)}"
     key = hashlib.sha256(stamp.encode()).hexdigest()[:20]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from jvmbridge.errors import OsvJavaError
+from kernel import image as images
 from kernel import provision
 from kernel import volumes as volume_specs
 from osv_java import launch, options
@@ -24,6 +26,7 @@ from osv_java import launch, options
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OSV_FAILURE = 125
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 def fail(message: str, hint: str | None = None) -> None:
@@ -48,6 +51,9 @@ def reports_errors(func: F) -> F:
             if tail:
                 click.echo("--- console (last lines) ---\n" + tail + "\n--- end of console ---", err=True)
             sys.exit(EXIT_OSV_FAILURE)
+        except Terminated:
+            click.echo("osv-java: terminated", err=True)
+            sys.exit(EXIT_TERMINATED)
         except KeyboardInterrupt:
             click.echo("osv-java: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
@@ -184,6 +190,7 @@ def print_timeline(timeline: dict[str, float]) -> None:
 def build(app: str, classpath: str | None, jdk_spec: str | None, lang: str | None, with_runtimes: tuple[str, ...],
           kernel_path: Path | None, modules_dir: Path | None, output: Path, as_json: bool) -> None:
     """Build an image of APP into OUTPUT without running it."""
+    images.check_output(output)
     resolved = launch.resolve(app, [], classpath, jdk_spec, lang, with_runtimes)
     kernel = launch.kernel_for(kernel_path, modules_dir, verbose=False)
     image = launch.build_image(resolved, kernel, output)
@@ -221,10 +228,22 @@ def _register_optional() -> None:
         return
     cli.add_command(jvm_group)
     cli.add_command(shell_command)
+    from osv_java.validate_command import validate_command
+
+    cli.add_command(validate_command)
 
 
 _register_optional()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every temporary file and QEMU are cleaned up on the way out."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     cli(prog_name="osv-java")

@@ -232,10 +232,10 @@ def precheck(cell: Cell, examples: Path) -> CellResult | None:
 
 def _shares_full_jre(cell: Cell, examples: Path) -> bool:
     """True when the cell's image links every JDK module, so its JRE is the one other such cells use."""
-    from kernel import languages, thirdparty
+    from kernel import languages
 
     if cell.kind == "app":
-        return thirdparty.by_name(cell.name).needs_all_modules
+        return False  # run with -cp: jdeps decides its modules
     names = list(cell.with_runtimes)
     program = examples / cell.name / cell.program
     if program.suffix not in (".jar", ".zip"):
@@ -498,13 +498,18 @@ class Runner:
         path = os.environ.get("PYTHONPATH")
         return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
 
-    def run(self, cell: Cell) -> CellResult:
-        """Run one cell and judge it; never raises for a failure of the run itself."""
+    def run(self, cell: Cell, on_built: Callable[[], None] | None = None) -> CellResult:
+        """Run one cell and judge it; never raises for a failure of the run itself.
+
+        `on_built` is called once the image is built (or failed to), before the VM boots.
+        """
         start = time.monotonic()
         built = 0.0
         try:
             failed = self.build(cell) if cell.target == "vm" else None
             built = time.monotonic() - start
+            if on_built is not None:
+                on_built()
             result = failed or self._run(cell)
         except OsvJavaError as exc:
             result = CellResult(cell, "failed", reason=exc.message,
@@ -664,8 +669,8 @@ def prepare_vm() -> str | None:
 
 def run_matrix(cells: Sequence[Cell], runner: Runner,
                progress: Callable[[CellResult, int, int], None] | None = None) -> list[CellResult]:
-    """Results for `cells` (same order). VM cells that link the full JRE of a JDK wait for the first such
-    cell, so that JRE is linked once and the others find it in the cache."""
+    """Results for `cells` (same order). VM cells that link the full JRE of a JDK wait until the first
+    such cell has built its image, so that JRE is linked once and the others find it in the cache."""
     results: dict[int, CellResult] = {}
     todo: list[int] = []
     for i, cell in enumerate(cells):
@@ -713,7 +718,7 @@ def run_matrix(cells: Sequence[Cell], runner: Runner,
             with slots[cell.target]:
                 if runner.runs.stopping.is_set():
                     return CellResult(cell, "failed", reason="interrupted before the cell started")
-                return runner.run(cell)
+                return runner.run(cell, linked[i].set if i in linked else None)
         finally:
             if i in linked:
                 linked[i].set()
@@ -766,7 +771,7 @@ def compat_command(langs: str, jdks: str, targets: str, apps: str | None, fmt: s
         lang_names = split_list(langs, example_names(examples), "language")
         app_names = split_list(apps or "none", [p.name for p in thirdparty.PROGRAMS], "program")
         target_names = split_list(targets, TARGETS, "target")
-        jdk_specs = [w.strip() for w in jdks.split(",") if w.strip()]
+        jdk_specs = list(dict.fromkeys(w.strip() for w in jdks.split(",") if w.strip()))
         if not jdk_specs:
             raise click.BadParameter("give at least one JDK", param_hint="--jdks")
         cells = plan(lang_names, jdk_specs, target_names, app_names, examples)

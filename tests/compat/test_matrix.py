@@ -14,11 +14,12 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 from compat_helpers import ROOT, Matrix, compat_argv, run_compat
 
-from kernel import image
+from kernel import image, jre
 from kernel.app import AppSpec
 from osv_java import compat, launch
 from osv_java.compat import EXAMPLES, Cell
@@ -50,13 +51,17 @@ def _with_is_ignored(target: str) -> bool:
     return _ignores_with(argv)
 
 
-def _params(jdks: list[str], target: str, apps: list[str]) -> list[pytest.param]:
+def _params(jdks: list[str], target: str, apps: list[str]) -> list[Any]:
+    """One param per cell; cells hit by a known osv-java run bug are strict xfails (XPASS once fixed)."""
     out = []
     for cell in compat.plan(LANGS, jdks, [target], apps, EXAMPLES):
         marks = []
         if cell.with_runtimes and cell.program.endswith(".jar") and _with_is_ignored(target):
             marks.append(pytest.mark.xfail(strict=True, reason="osv-java run passes --with runtimes as -cp "
                                            "next to -jar, which java ignores (NoClassDefFoundError)"))
+        if (target == "vm" and cell.program.endswith(".scala") and "jdk.compiler" not in jre.FALLBACK_MODULES):
+            marks.append(pytest.mark.xfail(strict=True, reason="the image's JRE lacks jdk.compiler, which "
+                                           "Scala's script runner asks ToolProvider for (NullPointerException)"))
         out.append(pytest.param(cell, id=cell.id, marks=marks))
     return out
 
