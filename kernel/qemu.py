@@ -7,11 +7,13 @@ but standard kernels hang under it. The probe's answer is cached per (kernel, QE
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,11 @@ from jvmbridge.errors import DependencyError
 from kernel import cache, poweroff
 
 PROBE_TIMEOUT_S = 10.0
+
+
+def die_with_parent() -> None:
+    """In a QEMU child before exec: SIGKILL it when osv-java goes away (prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def qemu_binary() -> str:
@@ -155,7 +162,8 @@ def kvm_usable(kernel: Path, verbose: bool = False) -> bool:
         cut = argv.index("-netdev")
         argv = argv[:cut]  # the probe needs no devices
         start = time.monotonic()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                preexec_fn=die_with_parent)
         try:
             ok = proc.wait(timeout=PROBE_TIMEOUT_S) == 0
         except subprocess.TimeoutExpired:

@@ -286,8 +286,9 @@ class VirtualMachine:
             print("osv-java: " + " ".join(command), file=sys.stderr)
         t_qemu = time.monotonic()
         with open(self.qemu_log, "wb") as log:
+            # Its own session (Ctrl-C is ours to forward), but it dies with us even if we are SIGKILLed.
             self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=qemu.die_with_parent)
         conns = self._accept_all(timeout=30.0)
         control = _Control(conns["osv.ctl"])
         out_pump = _Pump(conns["osv.stdout"], sys.stdout.buffer)

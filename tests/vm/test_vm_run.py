@@ -221,3 +221,33 @@ def test_jvm_killed_by_a_signal_exits_128_plus_signal(osv: Osv, tmp_path: Path) 
     proc = osv("run", "--jdk", JDK17, "--jvm-opt=-XX:ErrorFile=/tmp/osv-test-hs_err_%p.log",
                "-cp", str(killer), "Kill")
     assert proc.returncode == 128 + 6, explain(proc)  # the JVM's crash handler ends in abort()
+
+
+def _qemu_for_port(port: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"qemu-system" in cmdline and f"hostfwd=tcp:127.0.0.1:{port}-".encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def test_qemu_dies_with_a_killed_osv_java(osv: Osv, examples_built: Path) -> None:
+    port = free_port()
+    server = _start_server(osv, "run", "--jdk", JDK17, "-p", f"{port}:8080", HTTPSERVER)
+    try:
+        _wait_listening(server)
+        assert _qemu_for_port(port), "QEMU should be running"
+        server.kill()  # SIGKILL: no chance to clean up
+        server.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _qemu_for_port(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _qemu_for_port(port), "QEMU outlived the osv-java that started it"
+    finally:
+        for pid in _qemu_for_port(port):
+            os.kill(pid, signal.SIGKILL)
