@@ -23,6 +23,7 @@ from pathlib import Path
 from jvmbridge.errors import BuildError, DependencyError
 from jvmbridge.jdk import Jdk
 from kernel import cache, cpio, elfclosure, jre, provision, validate
+from kernel.progress import say
 from kernel.app import AppSpec
 from kernel.cpio import Entry
 from kernel.guest import wire
@@ -179,18 +180,21 @@ def image_key(request: BuildRequest, python: Path) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
+def launch_arguments(app: AppSpec) -> list[str]:
+    """What follows the JVM options: `-jar JAR` like java, or `-cp PATH MAIN`.
+
+    A jar plus runtimes (--with scala) cannot use -jar, which ignores -cp: it runs as
+    `-cp JAR:ITS-CLASS-PATH:RUNTIMES Main-Class` instead.
+    """
+    if app.kind == "jar" and not app.runtime:
+        assert app.jar is not None
+        return ["-jar", str(app.jar)]
+    return ["-cp", ":".join(str(p) for p in (*app.classpath, *app.runtime)), app.main_class]
+
+
 def java_command(request: BuildRequest) -> list[str]:
     """The JVM command line baked into the image (run-time options and arguments are added at boot)."""
-    app = request.app
-    argv = [f"{JRE_IN_IMAGE}/bin/java", *request.extra_jvm_options]
-    if app.kind == "jar":
-        assert app.jar is not None
-        if app.runtime:
-            argv += ["-cp", ":".join(str(p) for p in app.runtime)]
-        argv += ["-jar", str(app.jar)]
-    else:
-        argv += ["-cp", ":".join(str(p) for p in (*app.classpath, *app.runtime)), app.main_class]
-    return argv
+    return [f"{JRE_IN_IMAGE}/bin/java", *request.extra_jvm_options, *launch_arguments(request.app)]
 
 
 def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[str, Entry], dict]:
@@ -292,7 +296,7 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
         validate.check_before_build(request.app, request.jdk, request.modules)
         cache.sweep_stale_temps(cache.ensure("images"))
         for note in notes or []:
-            print(f"osv-java: {note}", file=sys.stderr)
+            say(note)
         jre_dir = jre.link(request.jdk, list(request.modules), progress=progress)
         entries, boot = _entries(request, jre_dir, python)
         with cache.atomic_dir(final) as tmp:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from jvmbridge.errors import BuildError, DependencyError
 from jvmbridge.jdk import Jdk
 from kernel import cache
+from kernel.progress import say
 
 # Linked when jdeps cannot see what the app needs: Java SE plus the JDK modules apps reach reflectively.
 FALLBACK_MODULES = (
@@ -116,7 +116,7 @@ def link(jdk: Jdk, modules: list[str], progress: bool = True) -> Path:
     if (final / "bin" / "java").exists():
         return final
     if progress:
-        print(f"osv-java: linking a JRE with {len(wanted)} modules from {jdk.describe()}", file=sys.stderr)
+        say(f"linking a JRE with {len(wanted)} modules from {jdk.describe()}")
     with cache.atomic_dir(final) as tmp:
         out = tmp / "jre"
         args = [

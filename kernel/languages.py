@@ -55,6 +55,8 @@ class Language:
     example_main: str | None = None
     # What the guest must offer beyond the image's read-only files.
     notes: str = ""
+    # JDK modules the runtime needs that jdeps cannot see (the Scala runner compiles with javac's API).
+    extra_modules: tuple[str, ...] = ()
 
     def script_args(self, script_in_image: str, user_args: list[str]) -> list[str]:
         """The arguments after the main class: launcher options, the script, then the user's."""
@@ -116,6 +118,7 @@ LANGUAGES: tuple[Language, ...] = (
         image_trees=(),
         needs_all_modules=True,
         launcher_args=("-nc",),
+        extra_modules=("jdk.compiler",),
         example_main="Main",
         notes="scripts are compiled at start into java.io.tmpdir, which must be writable",
     ),

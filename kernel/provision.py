@@ -11,7 +11,6 @@ import json
 import lzma
 import re
 import subprocess
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from elftools.elf.elffile import ELFFile
 
 from jvmbridge.errors import DependencyError, UsageError
 from kernel import cache, safetar
+from kernel.progress import say
 
 META_PACKAGE = "linux-image-cloud-amd64"
 
@@ -267,7 +267,7 @@ def fetch_debian_kernel(progress: bool = True) -> Kernel:
     final = kernels / f"{package}_{version}"
     if not (final / "vmlinuz").exists():
         if progress:
-            print(f"osv-java: fetching {package} {version} into {kernels}", file=sys.stderr)
+            say(f"fetching {package} {version} into {kernels}")
         with cache.atomic_dir(final) as tmp, tempfile.TemporaryDirectory(dir=kernels, prefix=".tmp-dl-") as dl:
             _run(["apt-get", "download", f"{package}={version}"], cwd=Path(dl))
             debs = sorted(Path(dl).glob("*.deb"))

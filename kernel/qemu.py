@@ -15,7 +15,6 @@ import platform
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from jvmbridge.errors import DependencyError
 from kernel import cache, poweroff
+from kernel.progress import say
 
 PROBE_TIMEOUT_S = 10.0
 
@@ -129,8 +129,10 @@ def base_cmdline(accel: str, verbose: bool) -> list[str]:
 
 
 def _probe_key(kernel: Path) -> str:
+    """By the kernel's content (each image holds its own link or copy of it), QEMU and the host kernel."""
     qemu = Path(qemu_binary())
-    stamp = f"{kernel}|{kernel.stat().st_size}|{qemu.stat().st_mtime_ns}|{platform.release()}"
+    digest = hashlib.sha256(kernel.read_bytes()).hexdigest()
+    stamp = f"{digest}|{qemu.stat().st_size}|{qemu.stat().st_mtime_ns}|{platform.release()}"
     return hashlib.sha256(stamp.encode()).hexdigest()[:16]
 
 
@@ -171,8 +173,7 @@ def kvm_usable(kernel: Path, verbose: bool = False) -> bool:
             proc.wait()
             ok = False
         if verbose:
-            print(f"osv-java: KVM probe {'succeeded' if ok else 'failed'} in {time.monotonic() - start:.1f}s",
-                  file=sys.stderr)
+            say(f"KVM probe {'succeeded' if ok else 'failed'} in {time.monotonic() - start:.1f}s")
     known[key] = ok
     cache.write_file_atomic(record, json.dumps(known, indent=1).encode())
     return ok
@@ -192,8 +193,7 @@ def choose_accel(requested: str, kernel: Path, verbose: bool = False) -> str:
     marker = cache.root() / ".tcg-notice"
     if not marker.exists():
         reason = "no usable /dev/kvm" if not os.path.exists("/dev/kvm") else "a probe boot under KVM did not finish"
-        print(f"osv-java: using TCG software emulation ({reason}); boots are 10-30x slower than with KVM",
-              file=sys.stderr)
-        with contextlib.suppress(OSError):
-            marker.touch()
+        if say(f"using TCG software emulation ({reason}); boots are 10-30x slower than with KVM"):
+            with contextlib.suppress(OSError):
+                marker.touch()
     return "tcg"

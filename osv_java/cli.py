@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 import traceback
@@ -123,6 +124,8 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
 
     APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
     """
+    if verbose:
+        os.environ["OSV_JAVA_PROGRESS"] = "1"
     memory_mb = options.memory_mb(memory)
     cpu_count = options.cpus(cpus)
     published = [options.publish(p) for p in publish]
@@ -228,9 +231,11 @@ def _register_optional() -> None:
         return
     cli.add_command(jvm_group)
     cli.add_command(shell_command)
+    from osv_java.compat import compat_command
     from osv_java.validate_command import validate_command
 
     cli.add_command(validate_command)
+    cli.add_command(compat_command)
 
 
 _register_optional()

@@ -41,67 +41,76 @@ def _languages() -> Any:
     return languages
 
 
+@dataclass
+class ResolvedApp:
+    """The user's words about the program, turned into what the image and the JVM need."""
+
+    spec: AppSpec
+    args: list[str]
+    trees: tuple[tuple[Path, str], ...] = ()  # (host folder, image folder) a language runtime reads
+    options: tuple[str, ...] = ()  # JVM options a language runtime needs
+    needs_all_modules: bool = False  # jdeps cannot see what a dynamic language needs
+    extra_modules: tuple[str, ...] = ()  # JDK modules a runtime needs beyond those
+
+
 def resolve_app(app_arg: str, args: list[str], classpath: str | None, lang: str | None,
-                with_runtimes: tuple[str, ...], jdk_feature: int, on_host: bool
-                ) -> tuple[AppSpec, list[str], tuple[tuple[Path, str], ...], tuple[str, ...], bool]:
-    """(app, program arguments, data trees, runtime JVM options, needs all modules) for the user's words.
+                with_runtimes: tuple[str, ...], jdk_feature: int, on_host: bool) -> ResolvedApp:
+    """Resolve a jar, `-cp PATH MAIN` or a script, plus `--with` runtimes.
 
     `on_host`: the options name host folders (--target process) instead of the image's copies.
     """
-
-    def language_options(language: Any) -> tuple[str, ...]:
-        if on_host:
-            return tuple(language.host_jvm_options(jdk_feature))
-        return tuple(language.options_for(jdk_feature))
-
-    trees: tuple[tuple[Path, str], ...] = ()
-    options: tuple[str, ...] = ()
-    needs_all = False
+    resolved = ResolvedApp(spec=_base_spec(app_arg, classpath, lang), args=list(args))
     runtime: list[Path] = []
-    if classpath is not None:
-        spec = apps.from_classpath(classpath, app_arg)
-    else:
-        path = Path(app_arg)
-        if path.suffix in (".jar", ".zip") and lang is None:
-            spec = apps.from_jar(path)
-        else:
-            apps.check_file(path, "program")
-            languages = _languages()
-            language = languages.detect(path, lang)
-            if language.main_class is None:
-                spec = apps.from_jar(path)
-            else:
-                runtime = languages.runtime_classpath(language)
-                script = path.resolve()
-                spec = AppSpec(kind="script", main_class=language.main_class, classpath=tuple(runtime),
-                               script=script, language=language.name)
-                args = language.script_args(str(script), list(args))
-                trees += tuple((Path(h), i) for h, i in language.image_trees)
-                options += language_options(language)
-                needs_all = needs_all or language.needs_all_modules
-                runtime = []
+    languages: Any = _languages() if (resolved.spec.kind == "script" or with_runtimes) else None
+    used: list[Any] = []
+    if resolved.spec.kind == "script":
+        language = languages.by_name(resolved.spec.language)
+        assert resolved.spec.script is not None
+        resolved.args = language.script_args(str(resolved.spec.script), list(args))
+        used.append(language)
     for name in with_runtimes:
-        languages = _languages()
         language = languages.by_name(name)
         runtime += languages.runtime_classpath(language, library_only=True)
-        trees += tuple((Path(h), i) for h, i in language.image_trees)
-        options += language_options(language)
-        needs_all = needs_all or language.needs_all_modules
+        used.append(language)
+    for language in used:
+        resolved.trees += tuple((Path(h), i) for h, i in language.image_trees)
+        options = language.host_jvm_options(jdk_feature) if on_host else language.options_for(jdk_feature)
+        resolved.options += tuple(options)
+        resolved.needs_all_modules = resolved.needs_all_modules or language.needs_all_modules
+        resolved.extra_modules += tuple(language.extra_modules)
     if runtime:
-        spec = AppSpec(kind=spec.kind, main_class=spec.main_class, classpath=spec.classpath, jar=spec.jar,
-                       script=spec.script, language=spec.language, runtime=tuple(dict.fromkeys(runtime)))
-    return spec, list(args), trees, options, needs_all
+        spec = resolved.spec
+        resolved.spec = AppSpec(kind=spec.kind, main_class=spec.main_class, classpath=spec.classpath, jar=spec.jar,
+                                script=spec.script, language=spec.language, runtime=tuple(dict.fromkeys(runtime)))
+    return resolved
+
+
+def _base_spec(app_arg: str, classpath: str | None, lang: str | None) -> AppSpec:
+    if classpath is not None:
+        return apps.from_classpath(classpath, app_arg)
+    path = Path(app_arg)
+    if path.suffix in (".jar", ".zip") and lang is None:
+        return apps.from_jar(path)
+    apps.check_file(path, "program")
+    languages = _languages()
+    language = languages.detect(path, lang)
+    if language.main_class is None:
+        return apps.from_jar(path)
+    runtime = languages.runtime_classpath(language)
+    return AppSpec(kind="script", main_class=language.main_class, classpath=tuple(runtime),
+                   script=path.resolve(), language=language.name)
 
 
 def resolve(app_arg: str, args: list[str], classpath: str | None, jdk_spec: str | None, lang: str | None = None,
             with_runtimes: tuple[str, ...] = (), link_modules: bool = True) -> Target:
     """Resolve the app for a VM image (link_modules) or for --target process (not link_modules)."""
     jdk = jdks.select(jdk_spec)
-    spec, args, trees, options, needs_all = resolve_app(app_arg, args, classpath, lang, with_runtimes,
-                                                        jdk.feature, on_host=not link_modules)
-    target = Target(app=spec, args=args, jdk=jdk, extra_trees=trees, extra_jvm_options=options)
+    resolved = resolve_app(app_arg, args, classpath, lang, with_runtimes, jdk.feature, on_host=not link_modules)
+    spec = resolved.spec
+    target = Target(app=spec, args=resolved.args, jdk=jdk, extra_trees=resolved.trees,
+                    extra_jvm_options=resolved.options)
     if link_modules:
-        found = None if needs_all else jre.app_modules(jdk, [*spec.classpath, *spec.runtime])
+        found = None if resolved.needs_all_modules else jre.app_modules(jdk, [*spec.classpath, *spec.runtime])
         if found is None:
             target.modules = jre.FALLBACK_MODULES
             target.notes.append(
@@ -109,6 +118,7 @@ def resolve(app_arg: str, args: list[str], classpath: str | None, jdk_spec: str 
             )
         else:
             target.modules = tuple(found)
+        target.modules = tuple(dict.fromkeys([*target.modules, *resolved.extra_modules]))
     return target
 
 
@@ -157,13 +167,7 @@ def host_argv(target: Target, jvm_options: list[str], memory_mb: int | None, cpu
     if cpus is not None:
         argv.append(f"-XX:ActiveProcessorCount={cpus}")
     argv += jvm_options
-    if app.kind == "jar":
-        if app.runtime:
-            argv += ["-cp", ":".join(str(p) for p in app.runtime)]
-        argv += ["-jar", str(app.jar)]
-    else:
-        argv += ["-cp", ":".join(str(p) for p in (*app.classpath, *app.runtime)), app.main_class]
-    return [*argv, *target.args]
+    return [*argv, *images.launch_arguments(app), *target.args]
 
 
 def guest_env(user_env: dict[str, str]) -> dict[str, str]:

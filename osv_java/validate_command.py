@@ -8,12 +8,10 @@ itself go to stderr as one `osv-java: error:` line.
 
 from __future__ import annotations
 
-import inspect
 import json
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -54,10 +52,7 @@ def _app_findings(
     except OsvJavaError as exc:
         _usage_error(exc.message, exc.hint)
     try:
-        extra: dict[str, Any] = {"jdk_feature": jdk.feature, "on_host": False}
-        accepted = inspect.signature(launch.resolve_app).parameters
-        kwargs = {k: v for k, v in extra.items() if k in accepted}
-        spec = launch.resolve_app(target, [], classpath, lang, with_runtimes, **kwargs)[0]
+        spec = launch.resolve_app(target, [], classpath, lang, with_runtimes, jdk.feature, on_host=False).spec
     except OsvJavaError as exc:
         code = "no-main-class" if "no Main-Class" in exc.message else "app-unreadable"
         shown = classpath or target

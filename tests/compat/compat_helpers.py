@@ -15,12 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def compat_argv() -> list[str]:
-    """`osv-java compat` once cli.py registers it; until then the command object itself."""
-    from osv_java.cli import cli
-
-    if "compat" in cli.commands:
-        return [sys.executable, "-m", "osv_java", "compat"]
-    return [sys.executable, "-c", "from osv_java.compat import compat_command; compat_command()"]
+    """`osv-java compat`, as a user runs it."""
+    return [sys.executable, "-m", "osv_java", "compat"]
 
 
 @dataclass

@@ -19,9 +19,7 @@ from typing import Any
 import pytest
 from compat_helpers import ROOT, Matrix, compat_argv, run_compat
 
-from kernel import image, jre
-from kernel.app import AppSpec
-from osv_java import compat, launch
+from osv_java import compat
 from osv_java.compat import EXAMPLES, Cell
 
 pytestmark = pytest.mark.slow
@@ -33,37 +31,9 @@ VM_APPS = ["h2", "jetty"]
 VM_JDKS = ["17", "25"] if os.environ.get("OSV_JAVA_COMPAT_VM25") == "1" else ["17"]
 
 
-def _ignores_with(argv: list[str]) -> bool:
-    """True when a jar's --with runtimes are put on -cp next to -jar, which `java` ignores."""
-    return "-jar" in argv and "-cp" in argv[: argv.index("-jar")]
-
-
-def _with_is_ignored(target: str) -> bool:
-    """Whether osv-java run still builds that command line for `target` (pure functions, no JVM)."""
-    jar = Path("/app.jar")
-    app = AppSpec(kind="jar", main_class="Main", classpath=(jar,), jar=jar, runtime=(Path("/lib.jar"),))
-    if target == "process":
-        jdk = type("Jdk", (), {"tool": lambda self, name: Path("/jdk/bin") / name})()
-        argv = launch.host_argv(launch.Target(app=app, args=[], jdk=jdk), [], None, None)  # type: ignore[arg-type]
-    else:
-        request = type("Request", (), {"app": app, "extra_jvm_options": ()})()
-        argv = image.java_command(request)  # type: ignore[arg-type]
-    return _ignores_with(argv)
-
-
 def _params(jdks: list[str], target: str, apps: list[str]) -> list[Any]:
-    """One param per cell; cells hit by a known osv-java run bug are strict xfails (XPASS once fixed)."""
-    out = []
-    for cell in compat.plan(LANGS, jdks, [target], apps, EXAMPLES):
-        marks = []
-        if cell.with_runtimes and cell.program.endswith(".jar") and _with_is_ignored(target):
-            marks.append(pytest.mark.xfail(strict=True, reason="osv-java run passes --with runtimes as -cp "
-                                           "next to -jar, which java ignores (NoClassDefFoundError)"))
-        if (target == "vm" and cell.program.endswith(".scala") and "jdk.compiler" not in jre.FALLBACK_MODULES):
-            marks.append(pytest.mark.xfail(strict=True, reason="the image's JRE lacks jdk.compiler, which "
-                                           "Scala's script runner asks ToolProvider for (NullPointerException)"))
-        out.append(pytest.param(cell, id=cell.id, marks=marks))
-    return out
+    """One param per cell, so a failure names its cell."""
+    return [pytest.param(cell, id=cell.id) for cell in compat.plan(LANGS, jdks, [target], apps, EXAMPLES)]
 
 
 def _check(matrix: Matrix, cell: Cell) -> None:
