@@ -103,14 +103,14 @@ def check_jar_structure(jar: Path, zf: zipfile.ZipFile) -> None:
                     hint="copy or download the jar again, or rebuild it",
                 ) from exc
             parent = name.rstrip("/").rpartition("/")[0]
-            if target.startswith(("/", "\\")) or _climbs_out(parent, target):
+            if target.startswith(("/", "\\")) or climbs_out(parent, target):
                 raise UsageError(
                     f"{jar}: symlink {name!r} points to {target!r}, outside the jar",
                     hint="rebuild the jar with the file itself instead of a symlink",
                 )
 
 
-def _climbs_out(parent: str, target: str) -> bool:
+def climbs_out(parent: str, target: str) -> bool:
     """True when `target`, taken relative to folder `parent`, climbs above the root."""
     depth = len([p for p in parent.split("/") if p])
     for part in target.replace("\\", "/").split("/"):

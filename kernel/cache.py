@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -90,6 +91,15 @@ def write_file_atomic(path: Path, data: bytes) -> None:
         if isinstance(exc, OSError):
             raise cache_error(path.parent, exc) from exc
         raise
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def sweep_stale_temps(folder: Path, older_than_s: float = 3600.0) -> None:

@@ -23,10 +23,10 @@ from pathlib import Path
 from jvmbridge.errors import BuildError, DependencyError
 from jvmbridge.jdk import Jdk
 from kernel import cache, cpio, elfclosure, jre, provision, validate
-from kernel.progress import say
 from kernel.app import AppSpec
 from kernel.cpio import Entry
 from kernel.guest import wire
+from kernel.progress import say
 
 FORMAT_VERSION = 1
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -84,24 +84,16 @@ def guest_python() -> Path:
     raise DependencyError("no Python interpreter for the guest", hint="apt-get install python3")
 
 
-def _digest_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _digest_tree(paths: list[Path]) -> str:
     """A digest of files and folders by content (names relative to each root, and bytes)."""
     h = hashlib.sha256()
     for root in paths:
         h.update(str(root).encode() + b"\0")
         if root.is_file():
-            h.update(_digest_file(root).encode())
+            h.update(cache.file_digest(root).encode())
             continue
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            h.update(str(path.relative_to(root)).encode() + b"\0" + _digest_file(path).encode())
+            h.update(str(path.relative_to(root)).encode() + b"\0" + cache.file_digest(path).encode())
     return h.hexdigest()
 
 
@@ -306,7 +298,7 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
             files: dict[str, dict[str, int | str]] = {}
             for path, entry in sorted(entries.items()):
                 if entry.source is not None:
-                    files["/" + path] = {"sha256": _digest_file(entry.source), "size": entry.source.stat().st_size}
+                    files["/" + path] = {"sha256": cache.file_digest(entry.source), "size": entry.source.stat().st_size}
                 elif stat.S_ISREG(entry.mode):
                     files["/" + path] = {"sha256": hashlib.sha256(entry.data).hexdigest(), "size": len(entry.data)}
             manifest = {
@@ -331,7 +323,7 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
                         "image": str(request.kernel.image),
                         "release": request.kernel.release,
                         "config": str(request.kernel.config) if request.kernel.config else None,
-                        "sha256": _digest_file(tmp / "vmlinuz"),
+                        "sha256": cache.file_digest(tmp / "vmlinuz"),
                     },
                     "guest_python": str(python),
                     "jre_modules": sorted(request.modules),

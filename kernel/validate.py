@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import posixpath
@@ -25,7 +24,7 @@ from jvmbridge import jdk as jdks
 from jvmbridge.errors import BuildError, OsvJavaError
 from jvmbridge.jdk import Jdk
 from kernel import app as apps
-from kernel import cpio_read, elfclosure, jre, provision
+from kernel import cache, cpio_read, elfclosure, jre, provision
 from kernel.app import AppSpec
 from kernel.validate_elf import (
     X86_64,
@@ -347,14 +346,6 @@ def check_before_build(spec: AppSpec, jdk: Jdk, modules: list[str] | tuple[str, 
 # ---------------------------------------------------------------- the image
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _load_manifest(folder: Path) -> tuple[dict[str, Any] | None, list[Finding]]:
     path = folder / "image.json"
     if not path.is_file():
@@ -420,7 +411,7 @@ def _kernel_findings(folder: Path, manifest: dict[str, Any]) -> tuple[Arch, list
             )
         )
     expected = _inputs(manifest, "kernel", "sha256")
-    if isinstance(expected, str) and _digest(kernel) != expected:
+    if isinstance(expected, str) and cache.file_digest(kernel) != expected:
         findings.append(
             Finding(
                 "error",
@@ -490,7 +481,7 @@ def _manifest_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> list[F
                     rebuild,
                 )
             )
-        elif record.get("sha256") is not None and record.get("sha256") != _digest(host):
+        elif record.get("sha256") is not None and record.get("sha256") != cache.file_digest(host):
             findings.append(
                 Finding("error", "sha256-mismatch", path, "does not match its sha256 in image.json", rebuild)
             )
@@ -501,7 +492,9 @@ def _manifest_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> list[F
                 Finding("warning", "file-unlisted", path, "is in initramfs.img but not in image.json", rebuild)
             )
     for name, member in sorted(tree.members.items()):
-        if member.link is not None and _climbs_out(posixpath.dirname(name), member.link):
+        if member.link is not None and not member.link.startswith("/") and apps.climbs_out(
+            posixpath.dirname(name), member.link
+        ):
             findings.append(
                 Finding(
                     "error",
@@ -512,21 +505,6 @@ def _manifest_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> list[F
                 )
             )
     return findings
-
-
-def _climbs_out(parent: str, target: str) -> bool:
-    """True when a relative symlink `target` in folder `parent` climbs above the root."""
-    if target.startswith("/"):
-        return False  # absolute targets resolve inside the guest's root
-    depth = len([p for p in parent.split("/") if p])
-    for part in target.split("/"):
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        elif part not in ("", "."):
-            depth += 1
-    return False
 
 
 def _is_app_path(path: str) -> bool:

@@ -23,6 +23,7 @@ from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 from elftools.elf.sections import SymbolTableSection
 from elftools.elf.segments import InterpSegment
 
+from kernel.elfclosure import DEFAULT_LIBRARY_DIRS
 from kernel.validate_finding import Finding
 
 ELF_MAGIC = b"\x7fELF"
@@ -32,14 +33,6 @@ MAX_SYMBOLS = 200_000
 MAX_SECTIONS = 4096
 VER_FLG_BASE = 0x1
 VER_FLG_WEAK = 0x2
-DEFAULT_LIBRARY_DIRS = (
-    "/lib/x86_64-linux-gnu",
-    "/usr/lib/x86_64-linux-gnu",
-    "/lib64",
-    "/usr/lib64",
-    "/lib",
-    "/usr/lib",
-)
 # Calls that start a second program. They work in the guest, but a single-application VM was not
 # sized or secured for a second process, so the user should know.
 SPAWN_CALLS = frozenset(

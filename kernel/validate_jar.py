@@ -28,6 +28,9 @@ from kernel.validate_elf import (
 )
 from kernel.validate_finding import Finding
 
+# What reading a damaged or hostile zip entry can raise.
+ZIP_READ_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, zlib.error)
+
 MAX_NATIVE_BYTES = 512 << 20
 NATIVE_SUFFIX = re.compile(r"\.(so(\.\d+)*|dll|dylib|jnilib)$", re.IGNORECASE)
 OTHER_OS = frozenset(
@@ -145,14 +148,7 @@ def validate_jar_natives(
                 continue
             try:
                 data = zf.read(info)
-            except (
-                zipfile.BadZipFile,
-                EOFError,
-                OSError,
-                ValueError,
-                NotImplementedError,
-                zlib.error,
-            ) as exc:
+            except ZIP_READ_ERRORS as exc:
                 findings.append(
                     Finding(
                         "error",
@@ -216,14 +212,7 @@ def check_entries(jar: Path, display: str | None = None) -> list[Finding]:
                 with zf.open(info) as member:
                     while member.read(1 << 20):
                         pass
-            except (
-                zipfile.BadZipFile,
-                EOFError,
-                OSError,
-                ValueError,
-                NotImplementedError,
-                zlib.error,
-            ) as exc:
+            except ZIP_READ_ERRORS as exc:
                 return [
                     Finding(
                         "error",

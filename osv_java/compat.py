@@ -474,17 +474,7 @@ class Runner:
         is not taken for the app's output, and a build failure is reported as one. None when it built."""
         with tempfile.TemporaryDirectory(prefix="osv-java-compat-") as tmp:
             argv, cwd = self.build_command(cell, Path(tmp) / "image")
-            with _Output() as output:
-                proc = self._spawn(argv, cwd, output)
-                try:
-                    proc.wait(timeout=self.timeout)
-                    timed_out = False
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-                finally:
-                    stop(proc)
-                    self.runs.remove(proc)
-                stdout, stderr = output.read()
+            proc, stdout, stderr, timed_out = self._run_to_end(argv, cwd, self.timeout)
         if timed_out:
             return CellResult(cell, "failed", reason=f"the image build timed out after {self.timeout:g} s",
                               details=console_lines(stdout, stderr), command=tuple(argv))
@@ -493,6 +483,23 @@ class Runner:
             return CellResult(cell, "failed", reason=why, details=console_lines(stdout, stderr),
                               command=tuple(argv))
         return None
+
+    def _run_to_end(
+        self, argv: list[str], cwd: Path, timeout: float
+    ) -> tuple[subprocess.Popen[bytes], str, str, bool]:
+        """Run a command to its end or `timeout`; (process, stdout, stderr, timed out)."""
+        with _Output() as output:
+            proc = self._spawn(argv, cwd, output)
+            try:
+                proc.wait(timeout=timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                stop(proc)
+                self.runs.remove(proc)
+            stdout, stderr = output.read()
+        return proc, stdout, stderr, timed_out
 
     def env(self) -> dict[str, str]:
         path = os.environ.get("PYTHONPATH")
@@ -529,17 +536,7 @@ class Runner:
         if program is not None and program.http is not None:
             return self._run_server(cell, program)
         argv, cwd = self.command(cell)
-        with _Output() as output:
-            proc = self._spawn(argv, cwd, output)
-            try:
-                proc.wait(timeout=self.timeout + 15)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                stop(proc)
-                self.runs.remove(proc)
-            stdout, stderr = output.read()
+        proc, stdout, stderr, timed_out = self._run_to_end(argv, cwd, self.timeout + 15)
         status = proc.returncode
         if timed_out:
             return CellResult(cell, "failed", reason=f"timed out after {self.timeout:g} s",
