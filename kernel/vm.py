@@ -29,7 +29,7 @@ from kernel.guest import wire
 from kernel.image import INIT_ENV, Image
 
 PORTS = ("osv.ctl", "osv.stdin", "osv.stdout", "osv.stderr")
-PANIC_MARKERS = ("Kernel panic", "end Kernel panic")
+PANIC_MARKER = "Kernel panic"
 
 
 @dataclass
@@ -64,6 +64,7 @@ class _Pump(threading.Thread):
         self.sock = sock
         self.out = out
         self.count = 0
+        self.closed = False
         self.changed = threading.Condition()
 
     def run(self) -> None:
@@ -72,32 +73,27 @@ class _Pump(threading.Thread):
                 chunk = self.sock.recv(65536)
             except OSError:
                 chunk = b""
-            if not chunk:
-                with self.changed:
-                    self.count = -abs(self.count) - 1 if self.count >= 0 else self.count
-                    self.changed.notify_all()
-                return
-            try:
-                self.out.write(chunk)
-                self.out.flush()
-            except (BrokenPipeError, ValueError):
-                pass
+            if chunk:
+                with contextlib.suppress(BrokenPipeError, ValueError):  # our own stdout went away
+                    self.out.write(chunk)
+                    self.out.flush()
             with self.changed:
                 self.count += len(chunk)
+                self.closed = not chunk
                 self.changed.notify_all()
-
-    def received(self) -> int:
-        return self.count if self.count >= 0 else -self.count - 1
+            if not chunk:
+                return
 
     def wait_for(self, total: int, timeout: float) -> bool:
+        """True once `total` bytes have arrived; False on timeout or when the socket closed short."""
         deadline = time.monotonic() + timeout
         with self.changed:
-            while self.received() < total:
+            while self.count < total and not self.closed:
                 left = deadline - time.monotonic()
-                if left <= 0 or self.count < 0:
-                    return self.received() >= total
+                if left <= 0:
+                    break
                 self.changed.wait(left)
-        return True
+            return self.count >= total
 
 
 def _stdin_pump(sock: socket.socket, control: _Control) -> None:
@@ -339,7 +335,7 @@ class VirtualMachine:
             if self.proc.poll() is not None:
                 raise self._hang(f"the VM stopped while waiting for {what} (QEMU exit status {self.proc.returncode})")
             tail = self.console_tail(5)
-            if any(marker in tail for marker in PANIC_MARKERS):
+            if PANIC_MARKER in tail:
                 raise self._hang(f"the kernel panicked while waiting for {what}")
             if deadline is not None and time.monotonic() > deadline:
                 raise self._hang(f"timed out after {timeout:g}s waiting for {what}")
