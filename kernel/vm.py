@@ -9,8 +9,10 @@ output. A watchdog turns a hung boot into an error carrying the console tail.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -172,6 +174,8 @@ class VirtualMachine:
         self.qemu_log = self.workdir / "qemu.log"
         self.console = self.workdir / "console.log"
         self.interrupts = 0
+        self.telemetry_socket = self.workdir / "telemetry.sock"
+        self.telemetry_replies: queue.Queue[wire.Message] = queue.Queue()
 
     def __enter__(self) -> VirtualMachine:
         return self
@@ -293,11 +297,47 @@ class VirtualMachine:
         err_pump.start()
         self.stdin_sock = conns["osv.stdin"]
 
+        self._serve_telemetry(control)
         previous = signal.signal(signal.SIGINT, lambda *_: self._interrupt(control))
         try:
             return self._converse(control, out_pump, err_pump, argv, main_class, t_qemu)
         finally:
             signal.signal(signal.SIGINT, previous)
+
+    def _serve_telemetry(self, control: _Control) -> None:
+        """Answer `osv-java jvm stats --vm NAME`: each connection asks for the guest JVM's hsperfdata."""
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.telemetry_socket))
+        listener.listen(4)
+        self.listeners["telemetry"] = listener
+
+        def serve() -> None:
+            lock = threading.Lock()  # one request to the guest at a time: replies are not tagged
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                with conn, lock:
+                    conn.settimeout(10)
+                    try:
+                        if conn.recv(64).strip() != b"hsperf":
+                            conn.sendall(b"error unknown request\n")
+                            continue
+                        control.send("hsperf")
+                        reply = self.telemetry_replies.get(timeout=10)
+                    except (OSError, queue.Empty):
+                        with contextlib.suppress(OSError):
+                            conn.sendall(b"error the guest did not answer\n")
+                        continue
+                    data = wire.first(reply, "data")
+                    with contextlib.suppress(OSError):
+                        if data is None:
+                            conn.sendall(f"error {wire.first(reply, 'error')}\n".encode())
+                        else:
+                            conn.sendall(base64.b64decode(data))
+
+        threading.Thread(target=serve, daemon=True).start()
 
     def _interrupt(self, control: _Control) -> None:
         """Ctrl-C: the first goes to the app as SIGINT (it can clean up); the second stops the VM."""
@@ -329,6 +369,9 @@ class VirtualMachine:
                 if wire.first(message, "op") == "error":
                     raise BootError(f"kernel services failed: {wire.first(message, 'message')}",
                                     console_tail=self.console_tail())
+                if wire.first(message, "op") == "hsperf-data":
+                    self.telemetry_replies.put(message)
+                    continue
                 if wire.first(message, "op") == op:
                     return message, at
                 continue

@@ -6,7 +6,6 @@ fails, with one line `osv-java: error: WHAT` and, where known, `hint: HOW TO FIX
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ import click
 
 from jvmbridge.errors import OsvJavaError
 from kernel import image as images
-from kernel import provision
+from kernel import provision, vmregistry
 from kernel import volumes as volume_specs
 from osv_java import launch, options
 
@@ -36,14 +35,17 @@ def fail(message: str, hint: str | None = None) -> None:
         click.echo(f"hint: {hint}", err=True)
 
 
-def reports_errors(func: F) -> F:
-    """Turn OsvJavaError (and anything unexpected) into the one-line error and exit status 125."""
+class ToolGroup(click.Group):
+    """Every command's OsvJavaError becomes one error line (plus hint) and exit status 125.
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = click.get_current_context().find_root().params.get("debug", False)
+    Usage errors stay click's (exit 2); Ctrl-C gives 130 and SIGTERM 143, after the context managers
+    on the way out have removed temporary files and stopped QEMU. Tracebacks only with --debug.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug", False))
         try:
-            return func(*args, **kwargs)
+            return super().invoke(ctx)
         except OsvJavaError as exc:
             if debug:
                 traceback.print_exc()
@@ -66,11 +68,9 @@ def reports_errors(func: F) -> F:
             fail(f"unexpected {type(exc).__name__}: {exc}", "rerun with --debug and report the traceback")
             sys.exit(EXIT_OSV_FAILURE)
 
-    return wrapper  # type: ignore[return-value]
 
-
-class ToolGroup(click.Group):
-    """Usage errors exit 2 (click's); everything else goes through reports_errors."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every temporary file and QEMU are cleaned up on the way out."""
 
 
 @click.group(cls=ToolGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -114,12 +114,12 @@ def common_app_options(func: F) -> F:
 @click.option("--timeout", type=float, default=None, metavar="SECONDS", help="Stop the app after this long.")
 @click.option("--verbose", is_flag=True, help="Show the QEMU command line and the kernel's messages.")
 @click.option("--bootchart", is_flag=True, help="Print the measured boot timeline on stderr after the run.")
-@reports_errors
+@click.option("--name", metavar="NAME", help="Name the VM, for `osv-java jvm stats --vm NAME` (default: APP-PID).")
 def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
         with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, memory: str,
         cpus: str, publish: tuple[str, ...], env: tuple[str, ...], volume: tuple[str, ...],
         jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, verbose: bool,
-        bootchart: bool) -> None:
+        bootchart: bool, name: str | None) -> None:
     """Build (cached) and boot APP; the exit status is the app's.
 
     APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
@@ -135,6 +135,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     vols = [volume_specs.parse(v) for v in volume]
     if timeout is not None and timeout <= 0:
         raise click.BadParameter("must be positive", param_hint="--timeout")
+    vm_name = vmregistry.check_name(name) if name else f"{Path(app).stem[:40] or 'app'}-{os.getpid()}"
 
     if target == "process":
         from kernel import process
@@ -158,7 +159,8 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         boot_timeout=launch.boot_timeout(),
     )
     argv = launch.guest_argv(image, list(jvm_opts), resolved.args, bootchart)
-    with VirtualMachine(image, run_options) as vm:
+    with VirtualMachine(image, run_options) as vm, \
+            vmregistry.registered(vm_name, vm.telemetry_socket, resolved.app.main_class):
         result = vm.run(argv, resolved.app.main_class)
     if verbose:
         click.echo("--- console ---\n" + result.console_log + "\n---", err=True)
@@ -189,7 +191,6 @@ def print_timeline(timeline: dict[str, float]) -> None:
 @common_app_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Folder to write the image to.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
-@reports_errors
 def build(app: str, classpath: str | None, jdk_spec: str | None, lang: str | None, with_runtimes: tuple[str, ...],
           kernel_path: Path | None, modules_dir: Path | None, output: Path, as_json: bool) -> None:
     """Build an image of APP into OUTPUT without running it."""
@@ -216,7 +217,6 @@ def kernel() -> None:
 
 
 @kernel.command("fetch")
-@reports_errors
 def kernel_fetch() -> None:
     """Download Debian's cloud kernel into the cache (done on first run otherwise)."""
     k = provision.fetch_debian_kernel(progress=True)
@@ -239,10 +239,6 @@ def _register_optional() -> None:
 
 
 _register_optional()
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so every temporary file and QEMU are cleaned up on the way out."""
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import click
 
@@ -13,6 +15,7 @@ from jvmbridge.attach import attach
 from jvmbridge.errors import JvmError
 from jvmbridge.gclog import SAFEPOINT, GcEvent
 from jvmbridge.proc import is_alive
+from kernel import vmregistry
 
 MB = 1 << 20
 
@@ -50,6 +53,11 @@ def list_command(as_json: bool) -> None:
         heap = f"{_mb(info.heap_used)}/{_mb(info.heap_capacity)}"
         main = info.main if len(info.main) <= 32 else "…" + info.main[-31:]
         click.echo(f"{info.pid:>8}  {main:<32} {info.java_version:<12} {_uptime(info.uptime):>8}  {heap:>20}")
+    vms = vmregistry.list_running()
+    if vms:
+        click.echo("\nVMs (look inside with `osv-java jvm stats --vm NAME`):")
+        for vm in vms:
+            click.echo(f"  {vm.name:<30} {vm.main_class:<32} up {_uptime(time.time() - vm.started)}")
 
 
 def _stats_json(stats: hsperf.JvmStats) -> dict[str, object]:
@@ -65,7 +73,7 @@ def _stats_json(stats: hsperf.JvmStats) -> dict[str, object]:
 
 def _stats_text(stats: hsperf.JvmStats) -> str:
     lines = [
-        f"JVM {stats.pid}  uptime {_uptime(stats.uptime)}",
+        f"JVM {stats.pid if stats.pid is not None else '(in the VM)'}  uptime {_uptime(stats.uptime)}",
         f"heap        used {_mb(stats.heap_used)} of {_mb(stats.heap_capacity)} committed, max {_mb(stats.heap_max)}",
     ]
     for gen in stats.generations:
@@ -86,13 +94,20 @@ def _stats_text(stats: hsperf.JvmStats) -> str:
 
 
 @jvm_group.command("stats")
-@click.argument("pid", type=int)
+@click.argument("pid", type=int, required=False)
+@click.option("--vm", "vm_name", metavar="NAME", help="The JVM inside the osv-java VM NAME (see `jvm list`).")
 @click.option("--watch", type=float, metavar="SECONDS", help="Print again every SECONDS until the JVM exits.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per sample.")
-def stats_command(pid: int, watch: float | None, as_json: bool) -> None:
-    """Heap, GC and safepoint counters of JVM PID (read from hsperfdata, as jstat does)."""
+def stats_command(pid: int | None, vm_name: str | None, watch: float | None, as_json: bool) -> None:
+    """Heap, GC and safepoint counters of JVM PID, or of the JVM in VM NAME (hsperfdata, as jstat reads)."""
     if watch is not None and watch <= 0:
         raise click.BadParameter("must be positive", param_hint="--watch")
+    if (pid is None) == (vm_name is None):
+        raise click.UsageError("give either PID or --vm NAME")
+    if vm_name is not None:
+        _vm_stats(vm_name, watch, as_json)
+        return
+    assert pid is not None
     with hsperf.PerfData.open(pid) as pd:
         while True:
             stats = pd.stats()
@@ -102,6 +117,27 @@ def stats_command(pid: int, watch: float | None, as_json: bool) -> None:
             time.sleep(watch)
             if not is_alive(pid):
                 return
+            if not as_json:
+                click.echo()
+
+
+def _vm_stats(name: str, watch: float | None, as_json: bool) -> None:
+    """Counters of the JVM inside a VM: the kernel services send its hsperfdata file over."""
+    with tempfile.TemporaryDirectory(prefix="osv-java-vmstats-") as tmp:
+        snapshot = Path(tmp) / "hsperfdata"
+        while True:
+            record = vmregistry.lookup(name)
+            assert record is not None
+            snapshot.write_bytes(vmregistry.fetch_perfdata(record))
+            with hsperf.PerfData(snapshot) as pd:
+                stats = pd.stats()
+            if as_json:
+                click.echo(json.dumps({"vm": name, **_stats_json(stats)}))
+            else:
+                click.echo(f"VM {name}\n" + _stats_text(stats))
+            if watch is None or vmregistry.lookup(name, missing_ok=True) is None:
+                return
+            time.sleep(watch)
             if not as_json:
                 click.echo()
 

@@ -15,6 +15,7 @@ job: builtin _signal rather than signal (which pulls in enum), our own wire form
 from __future__ import annotations
 
 import _signal
+import binascii
 import ctypes
 import os
 import select
@@ -166,6 +167,17 @@ def start_jvm(request: wire.Message) -> tuple[int, int, int, int]:
     return pid, in_w, out_r, err_r
 
 
+def send_perfdata(control: Control, pid: int) -> None:
+    """The JVM's hsperfdata counters (what jstat reads), for the host to see inside the VM."""
+    try:
+        with open(f"/tmp/hsperfdata_root/{pid}", "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        control.send(op="hsperf-data", error=f"no hsperfdata for JVM {pid}: {exc.strerror}")
+        return
+    control.send(op="hsperf-data", data=binascii.b2a_base64(data, newline=False).decode())
+
+
 def exit_status(wait_status: int) -> int:
     if os.WIFSIGNALED(wait_status):
         return 128 + os.WTERMSIG(wait_status)
@@ -235,6 +247,8 @@ def relay(pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Co
                             pass
                     elif op == "stdin-eof":
                         stdin_total = int(wire.first(message, "bytes") or 0)
+                    elif op == "hsperf":
+                        send_perfdata(control, pid)
             elif fd == port_in:
                 pending = os.read(port_in, 65536)
                 stdin_read += len(pending)

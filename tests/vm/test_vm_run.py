@@ -251,3 +251,31 @@ def test_qemu_dies_with_a_killed_osv_java(osv: Osv, examples_built: Path) -> Non
     finally:
         for pid in _qemu_for_port(port):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_host_sees_the_guest_jvm_counters(osv: Osv, examples_built: Path) -> None:
+    import json
+
+    port = free_port()
+    name = f"stats-{port}"
+    server = _start_server(osv, "run", "--jdk", JDK17, "--name", name, "-p", f"{port}:8080", HTTPSERVER)
+    try:
+        _wait_listening(server)
+        listing = osv("jvm", "list")
+        assert name in text(listing.stdout), explain(listing)
+        proc = osv("jvm", "stats", "--vm", name, "--json")
+        assert proc.returncode == 0, explain(proc)
+        stats = json.loads(proc.stdout)
+        assert stats["vm"] == name
+        # The guest's JVM, not a host one: sized from the VM's 1 GB, and Serial GC (1 GB, 2 CPUs).
+        assert 0 < stats["heap_max"] <= 1024 << 20
+        assert stats["heap_capacity"] > 0 and stats["uptime"] > 0
+        assert any("Serial" in c["name"] for c in stats["collectors"]), stats["collectors"]
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/quit", timeout=30).read()
+        assert server.wait(timeout=120) == 0
+        gone = osv("jvm", "stats", "--vm", name)
+        assert gone.returncode == 125 and f"no running VM named '{name}'" in text(gone.stderr), explain(gone)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

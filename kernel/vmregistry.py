@@ -1,0 +1,120 @@
+"""Running VMs by name, so other osv-java commands can look inside them.
+
+`osv-java run --name NAME` records itself in <cache>/vms/NAME.json (the run's pid and its telemetry
+socket) for as long as the VM runs; `osv-java jvm stats --vm NAME` finds it there. Records whose
+process is gone are ignored and cleaned up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from jvmbridge.errors import JvmError, UsageError
+from kernel import cache
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+@dataclass(frozen=True)
+class VmRecord:
+    name: str
+    pid: int  # the `osv-java run` process
+    socket: str  # its telemetry socket
+    main_class: str
+    started: float
+
+
+def _folder() -> Path:
+    return cache.root() / "vms"
+
+
+def check_name(name: str) -> str:
+    if not NAME.fullmatch(name):
+        raise UsageError(f"VM name {name!r} is not 1-63 letters, digits, '.', '_' or '-'", hint="e.g. --name web1")
+    return name
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def registered(name: str, socket_path: Path, main_class: str) -> Iterator[VmRecord]:
+    """Record the VM under `name` while the block runs; a clear error if a live VM has that name."""
+    path = _folder() / f"{check_name(name)}.json"
+    existing = lookup(name, missing_ok=True)
+    if existing is not None:
+        raise UsageError(f"a VM named {name!r} is already running (osv-java pid {existing.pid})",
+                         hint="choose another --name, or stop that VM first")
+    record = VmRecord(name=name, pid=os.getpid(), socket=str(socket_path), main_class=main_class,
+                      started=time.time())
+    cache.ensure("vms")
+    cache.write_file_atomic(path, json.dumps(asdict(record)).encode())
+    try:
+        yield record
+    finally:
+        with contextlib.suppress(OSError):
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink()
+
+
+def lookup(name: str, missing_ok: bool = False) -> VmRecord | None:
+    path = _folder() / f"{check_name(name)}.json"
+    try:
+        record = VmRecord(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        record = None
+    if record is not None and not _alive(record.pid):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        record = None
+    if record is None and not missing_ok:
+        running = ", ".join(r.name for r in list_running()) or "none"
+        raise JvmError(f"no running VM named {name!r} (running: {running})",
+                       hint="start one with `osv-java run --name NAME ...`")
+    return record
+
+
+def list_running() -> list[VmRecord]:
+    folder = _folder()
+    if not folder.is_dir():
+        return []
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        record = lookup(path.stem, missing_ok=True)
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def fetch_perfdata(record: VmRecord, timeout: float = 15.0) -> bytes:
+    """The guest JVM's hsperfdata file, as the kernel services read it inside the VM."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(record.socket)
+            sock.sendall(b"hsperf\n")
+            chunks = []
+            while chunk := sock.recv(1 << 16):
+                chunks.append(chunk)
+    except OSError as exc:
+        raise JvmError(f"cannot reach VM {record.name!r} ({exc})", hint="is it still running?") from exc
+    data = b"".join(chunks)
+    if data.startswith(b"error "):
+        raise JvmError(f"VM {record.name!r}: {data[6:].decode(errors='replace').strip()}",
+                       hint="the JVM may not have started yet, or runs with -XX:-UsePerfData")
+    return data
