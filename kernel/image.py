@@ -8,6 +8,7 @@ Class-Path entries resolve in the guest exactly as on the host.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import lzma
@@ -97,6 +98,7 @@ def _digest_tree(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
+@functools.cache
 def _guest_sources_digest() -> str:
     return _digest_tree([GUEST_SOURCES, Path(__file__), Path(cpio.__file__)])
 
@@ -229,13 +231,11 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[s
             f"{needers[0]} needs {name}, which is not on this machine",
             hint="install the package that provides it, or use another JDK with --jdk",
         )
-    for real in closure.files:
-        if real in (jre_dir, python) or jre_dir in real.parents or real in extensions:
-            continue
+    for soname, real in closure.sonames.items():
+        if jre_dir in real.parents:
+            continue  # the JRE's own libraries stay where $ORIGIN finds them
         # System libraries go where the loader looks for them, under the name it asks for.
-        for soname, chosen in closure.sonames.items():
-            if chosen == real:
-                entries[f"lib/x86_64-linux-gnu/{soname}"] = Entry.from_host(f"/lib/x86_64-linux-gnu/{soname}", real)
+        entries[f"lib/x86_64-linux-gnu/{soname}"] = Entry.from_host(f"/lib/x86_64-linux-gnu/{soname}", real)
     for alias, real in closure.aliases.items():
         if alias.name.startswith("ld-linux"):
             entries[str(alias).strip("/")] = Entry.from_host(str(alias), real)
