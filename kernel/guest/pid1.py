@@ -332,6 +332,13 @@ def main() -> None:
     t_exec = now()
     pid, in_pipe, out_pipe, err_pipe = start_jvm(request)
     control.send(op="started", t=now(), t_exec=t_exec, pid=pid)
+    if wire.first(request, "network") != "1":
+        # Outbound networking for every app, set up while the JVM starts (it takes far longer than
+        # this), so it costs the boot nothing; -p asks for it before the JVM instead.
+        try:
+            network.configure(boot.get("net_modules", []), load_module)
+        except OSError as exc:
+            print(f"osv-java pid1: networking not available: {exc}", file=sys.stderr, flush=True)
     status, counts = relay(pid, (stdin_port, in_pipe), {out_pipe: stdout_fd, err_pipe: stderr_fd}, control)
     t_exit = now()
     main_class = wire.first(request, "main_class")

@@ -279,3 +279,32 @@ def test_host_sees_the_guest_jvm_counters(osv: Osv, examples_built: Path) -> Non
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_outbound_network_without_publish(osv: Osv, tmp_path: Path) -> None:
+    from osvtest import compile_java
+
+    client = compile_java(
+        tmp_path, "net",
+        "public class Net { public static void main(String[] a) throws Exception {"
+        " try (java.net.Socket s = new java.net.Socket()) {"
+        " s.connect(new java.net.InetSocketAddress(\"10.0.2.2\", Integer.parseInt(a[0])), 20000);"
+        " System.out.println(new String(s.getInputStream().readAllBytes())); } } }",
+    )
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+
+        def answer() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(b"hello from the host")
+
+        import threading
+
+        threading.Thread(target=answer, daemon=True).start()
+        # QEMU's user-mode network maps 10.0.2.2 to the host's loopback.
+        proc = osv("run", "--jdk", JDK17, "-cp", str(client), "Net", str(port))
+    assert proc.returncode == 0, explain(proc)
+    assert text(proc.stdout) == "hello from the host\n"
