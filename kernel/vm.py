@@ -305,7 +305,7 @@ class VirtualMachine:
             signal.signal(signal.SIGINT, previous)
 
     def _serve_telemetry(self, control: _Control) -> None:
-        """Answer `osv-java jvm stats --vm NAME`: each connection asks for the guest JVM's hsperfdata."""
+        """Answer `osv-java jvm stats|cmd --vm NAME`: one request per connection, relayed to PID 1."""
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.telemetry_socket))
         listener.listen(4)
@@ -321,11 +321,15 @@ class VirtualMachine:
                 with conn, lock:
                     conn.settimeout(10)
                     try:
-                        if conn.recv(64).strip() != b"hsperf":
+                        line = conn.recv(4096).decode(errors="replace").strip()
+                        if line == "hsperf":
+                            control.send("hsperf")
+                        elif line.startswith("jcmd "):
+                            control.send("jcmd", line=line[5:])
+                        else:
                             conn.sendall(b"error unknown request\n")
                             continue
-                        control.send("hsperf")
-                        reply = self.telemetry_replies.get(timeout=10)
+                        reply = self.telemetry_replies.get(timeout=30)
                     except (OSError, queue.Empty):
                         with contextlib.suppress(OSError):
                             conn.sendall(b"error the guest did not answer\n")
@@ -334,8 +338,10 @@ class VirtualMachine:
                     with contextlib.suppress(OSError):
                         if data is None:
                             conn.sendall(f"error {wire.first(reply, 'error')}\n".encode())
-                        else:
+                        elif wire.first(reply, "op") == "hsperf-data":
                             conn.sendall(base64.b64decode(data))
+                        else:
+                            conn.sendall(data.encode())
 
         threading.Thread(target=serve, daemon=True).start()
 
@@ -369,7 +375,7 @@ class VirtualMachine:
                 if wire.first(message, "op") == "error":
                     raise BootError(f"kernel services failed: {wire.first(message, 'message')}",
                                     console_tail=self.console_tail())
-                if wire.first(message, "op") == "hsperf-data":
+                if wire.first(message, "op") in ("hsperf-data", "jcmd-data"):
                     self.telemetry_replies.put(message)
                     continue
                 if wire.first(message, "op") == op:

@@ -103,11 +103,16 @@ def list_running() -> list[VmRecord]:
 
 def fetch_perfdata(record: VmRecord, timeout: float = 15.0) -> bytes:
     """The guest JVM's hsperfdata file, as the kernel services read it inside the VM."""
+    return request(record, "hsperf", timeout)
+
+
+def request(record: VmRecord, line: str, timeout: float = 30.0) -> bytes:
+    """Ask the VM's kernel services: `hsperf` (the JVM's counters) or `jcmd COMMAND ARGS` (its output)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(record.socket)
-            sock.sendall(b"hsperf\n")
+            sock.sendall(line.encode() + b"\n")
             chunks = []
             while chunk := sock.recv(1 << 16):
                 chunks.append(chunk)
@@ -116,5 +121,5 @@ def fetch_perfdata(record: VmRecord, timeout: float = 15.0) -> bytes:
     data = b"".join(chunks)
     if data.startswith(b"error "):
         raise JvmError(f"VM {record.name!r}: {data[6:].decode(errors='replace').strip()}",
-                       hint="the JVM may not have started yet, or runs with -XX:-UsePerfData")
+                       hint="the JVM may not have started yet (or, for counters, runs with -XX:-UsePerfData)")
     return data

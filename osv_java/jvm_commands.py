@@ -143,14 +143,23 @@ def _vm_stats(name: str, watch: float | None, as_json: bool) -> None:
 
 
 @jvm_group.command("cmd", context_settings={"ignore_unknown_options": True})
-@click.argument("pid", type=int)
-@click.argument("command")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--vm", "vm_name", metavar="NAME", help="The JVM inside the osv-java VM NAME: then no PID.")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for the JVM.")
-def cmd_command(pid: int, command: str, args: tuple[str, ...], timeout: float) -> None:
-    """Run a diagnostic command in JVM PID, as `jcmd PID COMMAND ARGS...` (try `help`)."""
-    vm = attach(pid, timeout)
-    output = vm.jcmd(" ".join([command, *args]))
+@click.argument("words", nargs=-1, type=click.UNPROCESSED, required=True, metavar="[PID] COMMAND [ARGS]...")
+def cmd_command(vm_name: str | None, timeout: float, words: tuple[str, ...]) -> None:
+    """Run a diagnostic command in JVM PID, as `jcmd PID COMMAND ARGS...` (try `help`).
+
+    With --vm NAME, the kernel services inside that VM attach to its JVM and run the command there.
+    """
+    if vm_name is not None:
+        record = vmregistry.lookup(vm_name)
+        assert record is not None
+        output = vmregistry.request(record, "jcmd " + " ".join(words)).decode(errors="replace")
+    else:
+        if len(words) < 2 or not words[0].isdigit():
+            raise click.UsageError("give PID COMMAND [ARGS]..., or --vm NAME COMMAND [ARGS]...")
+        vm = attach(int(words[0]), timeout)
+        output = vm.jcmd(" ".join(words[1:]))
     click.echo(output, nl=not output.endswith("\n"))
 
 

@@ -25,7 +25,7 @@ import time
 from kernel.guest import network, wire
 
 # Imported after the JVM has started; listed so the image builder zips them too.
-LATE_IMPORTS = ("kernel.guest.volumes",)
+LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach")
 
 CONTROL_PORT = "osv.ctl"
 STDIN_PORT = "osv.stdin"
@@ -178,6 +178,18 @@ def send_perfdata(control: Control, pid: int) -> None:
     control.send(op="hsperf-data", data=binascii.b2a_base64(data, newline=False).decode())
 
 
+def send_jcmd(control: Control, pid: int, line: str) -> None:
+    """Run a diagnostic command in the JVM through the attach mechanism, from inside the guest."""
+    try:
+        from jvmbridge.attach import attach
+
+        output = attach(pid, timeout=20.0).jcmd(line)
+    except Exception as exc:  # noqa: BLE001 - any failure goes back to the host as the answer
+        control.send(op="jcmd-data", error=f"{type(exc).__name__}: {exc}")
+        return
+    control.send(op="jcmd-data", data=output)
+
+
 def exit_status(wait_status: int) -> int:
     if os.WIFSIGNALED(wait_status):
         return 128 + os.WTERMSIG(wait_status)
@@ -249,6 +261,8 @@ def relay(pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Co
                         stdin_total = int(wire.first(message, "bytes") or 0)
                     elif op == "hsperf":
                         send_perfdata(control, pid)
+                    elif op == "jcmd":
+                        send_jcmd(control, pid, wire.first(message, "line") or "help")
             elif fd == port_in:
                 pending = os.read(port_in, 65536)
                 stdin_read += len(pending)

@@ -271,6 +271,9 @@ def test_host_sees_the_guest_jvm_counters(osv: Osv, examples_built: Path) -> Non
         assert 0 < stats["heap_max"] <= 1024 << 20
         assert stats["heap_capacity"] > 0 and stats["uptime"] > 0
         assert any("Serial" in c["name"] for c in stats["collectors"]), stats["collectors"]
+        version = osv("jvm", "cmd", "--vm", name, "VM.version")
+        assert version.returncode == 0, explain(version)
+        assert "OpenJDK" in text(version.stdout) and "JDK 17." in text(version.stdout), explain(version)
         urllib.request.urlopen(f"http://127.0.0.1:{port}/quit", timeout=30).read()
         assert server.wait(timeout=120) == 0
         gone = osv("jvm", "stats", "--vm", name)
