@@ -9,7 +9,7 @@ from __future__ import annotations
 import stat
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from jvmbridge.errors import UsageError
@@ -35,7 +35,6 @@ class AppSpec:
     script: Path | None = None  # for kind "script"
     language: str = "java"
     runtime: tuple[Path, ...] = ()  # language runtime jars added with --with or for scripts
-    files: tuple[Path, ...] = field(default_factory=tuple)  # every host path the image must hold
 
     def all_paths(self) -> tuple[Path, ...]:
         paths = [*self.classpath, *self.runtime]

@@ -36,9 +36,9 @@ PANIC_MARKER = "Kernel panic"
 
 @dataclass
 class RunOptions:
-    args: list[str] = field(default_factory=list)
+    """How to boot; the JVM's command line is given to VirtualMachine.run, already complete."""
+
     env: dict[str, str] = field(default_factory=dict)
-    jvm_options: list[str] = field(default_factory=list)
     memory_mb: int = 1024
     cpus: int = 2
     accel: str = "auto"
