@@ -55,38 +55,22 @@ def make_fifo(folder: Path, name: str = "gc-events.fifo", owner: tuple[int, int]
     return path
 
 
-class EventStream:
-    """Read GC events from a FIFO that a JVM writes to; iterate with `events()`.
+class LineEventStream:
+    """GC events parsed from -Xlog lines read off one file descriptor; iterate with `events()`.
 
-    The read end is opened without blocking (so the JVM's open does not wait on us either) and a
-    spare write end of our own keeps it from reporting end-of-file between writers.
+    The descriptor is a FIFO the JVM writes to (EventStream), or a socket carrying the lines of a
+    JVM inside a VM. End of file ends the stream. The owner of the descriptor closes it.
     """
 
-    def __init__(self, fifo: Path | str, hold_pauses: bool = True) -> None:
-        self.fifo = Path(fifo)
+    def __init__(self, fd: int, hold_pauses: bool = True) -> None:
         self.parser = GcLogParser(hold_pauses)
         self.lines_read = 0
-        try:
-            self._rfd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
-        except OSError as exc:
-            raise JvmError(f"cannot open FIFO {self.fifo}: {exc.strerror}") from exc
-        self._wfd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(self._rfd, F_SETPIPE_SZ, PIPE_SIZE)
+        self._rfd = fd
         self._buffer = b""
         self._closed = False
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            os.close(self._wfd)
-            os.close(self._rfd)
-
-    def __enter__(self) -> EventStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._closed = True
 
     def _read_lines(self, timeout: float) -> list[str] | None:
         """Lines that arrived within `timeout`; [] when quiet; None when closed."""
@@ -138,6 +122,37 @@ class EventStream:
                 return
             if deadline is not None and time.monotonic() >= deadline:
                 return
+
+
+class EventStream(LineEventStream):
+    """Read GC events from a FIFO that a JVM writes to.
+
+    The read end is opened without blocking (so the JVM's open does not wait on us either) and a
+    spare write end of our own keeps it from reporting end-of-file between writers.
+    """
+
+    def __init__(self, fifo: Path | str, hold_pauses: bool = True) -> None:
+        self.fifo = Path(fifo)
+        try:
+            rfd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            raise JvmError(f"cannot open FIFO {self.fifo}: {exc.strerror}") from exc
+        super().__init__(rfd, hold_pauses)
+        self._wfd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(self._rfd, F_SETPIPE_SZ, PIPE_SIZE)
+
+    def close(self) -> None:
+        if not self._closed:
+            super().close()
+            os.close(self._wfd)
+            os.close(self._rfd)
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Follow:

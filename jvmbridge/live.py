@@ -1,8 +1,9 @@
 """A Python prompt on a running JVM's objects: a py4j gateway loaded into it as an attach agent.
 
 The agent jar (our gateway class plus py4j's Java side) is compiled from source with a local JDK at
-first use and cached. The gateway listens on loopback only, answers only clients that present a
-random token, runs on daemon threads, and is stopped when the shell exits.
+first use and cached. The gateway listens on loopback only (inside a VM on the guest's address,
+which the host reaches through a loopback port forward: kernel.guestjvm), answers only clients that
+present a random token, runs on daemon threads, and is stopped when the shell exits.
 """
 
 from __future__ import annotations
@@ -76,13 +77,62 @@ def agent_jar(java_home: jdks.Jdk | None = None) -> Path:
     return out
 
 
-class Gateway:
-    """A py4j connection into JVM `pid`; `gateway.jvm` reaches its classes. Close to stop it."""
+class Connection:
+    """A py4j client of one gateway agent: `jvm` reaches its classes, `entry` the agent itself.
 
-    def __init__(self, pid: int, timeout: float = 30.0) -> None:
+    Subclasses start the agent and then call `_connect`; `close` stops the gateway (agents cannot be
+    unloaded, but the server and its port go away) and then `_release` what the subclass holds.
+    """
+
+    where = "the JVM"  # said in the shell's banner
+    route = ""  # how the connection reaches it, when not plainly 127.0.0.1:port
+    port = 0
+    _closed = True
+
+    def _connect(self, port: int, token: str) -> None:
         from py4j.java_gateway import GatewayParameters, JavaGateway
 
+        # No callback server: the shell only calls into the JVM, so nothing listens on our side.
+        self.gateway = JavaGateway(
+            gateway_parameters=GatewayParameters(address="127.0.0.1", port=port, auth_token=token, auto_convert=True)
+        )
+        self.jvm: Any = self.gateway.jvm
+        self.entry: Any = self.gateway.entry_point
+        self.port = port
+        self._closed = False
+
+    def _release(self) -> None:
+        """What the subclass must undo after the gateway has stopped."""
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        quiet = logging.getLogger("py4j")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # py4j logs a traceback for a server that goes away
+        try:
+            with contextlib.suppress(Exception):
+                self.entry.shutdown()
+            with contextlib.suppress(Exception):
+                self.gateway.close()
+        finally:
+            quiet.setLevel(level)
+            self._release()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Gateway(Connection):
+    """A py4j connection into host JVM `pid` (loaded through attach, on loopback). Close to stop it."""
+
+    def __init__(self, pid: int, timeout: float = 30.0) -> None:
         self.pid = pid
+        self.where = f"JVM {pid}"
         tgt = target(pid)
         vm = attach(pid, timeout)
         jar = agent_jar()
@@ -105,19 +155,10 @@ class Gateway:
                 jar_arg = str(jvm_jar)
             portfile = f"/tmp/{folder.name}/port"
             vm.load(jar_arg, f"token={self.token},portfile={portfile}")
-            port = self._wait_port(folder / "port", timeout)
-            self.gateway = JavaGateway(
-                gateway_parameters=GatewayParameters(
-                    address="127.0.0.1", port=port, auth_token=self.token, auto_convert=True
-                )
-            )
-            self.jvm: Any = self.gateway.jvm
-            self.entry: Any = self.gateway.entry_point
+            self._connect(self._wait_port(folder / "port", timeout), self.token)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        self.port = port
-        self._closed = False
 
     def _wait_port(self, path: Path, timeout: float) -> int:
         deadline = time.monotonic() + timeout
@@ -132,36 +173,22 @@ class Gateway:
             hint="see the JVM's stderr for the agent's exception",
         )
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        quiet = logging.getLogger("py4j")
-        level = quiet.level
-        quiet.setLevel(logging.CRITICAL)  # py4j logs a traceback for a server that goes away
-        try:
-            with contextlib.suppress(Exception):
-                self.entry.shutdown()
-            with contextlib.suppress(Exception):
-                self.gateway.close()
-        finally:
-            quiet.setLevel(level)
+    def _release(self) -> None:
         shutil.rmtree(self._folder, ignore_errors=True)
 
-    def __enter__(self) -> Gateway:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def interact(gw: Connection) -> None:
+    """Interactive prompt with `jvm` (the JVM's packages), `gateway` and `inst` (Instrumentation)."""
+    banner = (
+        f"Python {sys.version.split()[0]} connected to {gw.where} ({gw.route or f'py4j on 127.0.0.1:{gw.port}'}).\n"
+        "  jvm.java.lang.System.getProperty('java.version'), inst.getAllLoadedClasses(), gateway\n"
+        "Exit with Ctrl-D; the gateway stops with the shell."
+    )
+    local = {"jvm": gw.jvm, "gateway": gw.gateway, "inst": gw.entry.getInstrumentation()}
+    code.interact(banner=banner, local=local, exitmsg=f"gateway in {gw.where} stopped")
 
 
 def shell(pid: int, timeout: float = 30.0) -> None:
-    """Interactive prompt with `jvm` (the JVM's packages), `gateway` and `inst` (Instrumentation)."""
+    """`osv-java shell PID`: a prompt on host JVM `pid`; the gateway stops when it exits."""
     with Gateway(pid, timeout) as gw:
-        banner = (
-            f"Python {sys.version.split()[0]} connected to JVM {pid} (py4j on 127.0.0.1:{gw.port}).\n"
-            "  jvm.java.lang.System.getProperty('java.version'), inst.getAllLoadedClasses(), gateway\n"
-            "Exit with Ctrl-D; the gateway stops with the shell."
-        )
-        local = {"jvm": gw.jvm, "gateway": gw.gateway, "inst": gw.entry.getInstrumentation()}
-        code.interact(banner=banner, local=local, exitmsg=f"gateway in JVM {pid} stopped")
+        interact(gw)

@@ -36,6 +36,9 @@ FALLBACK_MODULES = (
 )
 # Always present: the launcher's own needs and what kernel services use in the guest.
 BASE_MODULES = ("java.base",)
+# In every image (about 0.5 MB): what `osv-java shell --vm` loads into the JVM, an attach agent
+# (java.instrument) carrying py4j (which logs through java.logging).
+SERVICE_MODULES = ("java.instrument", "java.logging")
 
 
 def _tool(jdk: Jdk, name: str, args: list[str]) -> subprocess.CompletedProcess[str]:

@@ -9,10 +9,8 @@ output. A watchdog turns a hung boot into an error carrying the console tail.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
-import queue
 import shutil
 import signal
 import socket
@@ -26,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from jvmbridge.errors import BootError, OsvJavaError
-from kernel import qemu, volumes
+from kernel import qemu, telemetry, volumes
 from kernel.guest import wire
 from kernel.image import INIT_ENV, Image
 
@@ -175,13 +173,16 @@ class VirtualMachine:
         self.console = self.workdir / "console.log"
         self.interrupts = 0
         self.telemetry_socket = self.workdir / "telemetry.sock"
-        self.telemetry_replies: queue.Queue[wire.Message] = queue.Queue()
+        self.telemetry: telemetry.Telemetry | None = None
+        self.qmp_socket = self.workdir / "qmp.sock"  # for port forwards added at run time
 
     def __enter__(self) -> VirtualMachine:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        if self.telemetry is not None:
+            self.telemetry.close()
         for sock in self.listeners.values():
             sock.close()
         keep = os.environ.get("OSV_JAVA_CONSOLE_LOG")
@@ -240,6 +241,7 @@ class VirtualMachine:
             output_files=outputs,
             forwards=options.publish,
             disks=disks,
+            qmp_socket=self.qmp_socket,
         )
 
     def _accept_all(self, timeout: float) -> dict[str, socket.socket]:
@@ -305,45 +307,9 @@ class VirtualMachine:
             signal.signal(signal.SIGINT, previous)
 
     def _serve_telemetry(self, control: _Control) -> None:
-        """Answer `osv-java jvm stats|cmd --vm NAME`: one request per connection, relayed to PID 1."""
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(self.telemetry_socket))
-        listener.listen(4)
-        self.listeners["telemetry"] = listener
-
-        def serve() -> None:
-            lock = threading.Lock()  # one request to the guest at a time: replies are not tagged
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
-                with conn, lock:
-                    conn.settimeout(10)
-                    try:
-                        line = conn.recv(4096).decode(errors="replace").strip()
-                        if line == "hsperf":
-                            control.send("hsperf")
-                        elif line.startswith("jcmd "):
-                            control.send("jcmd", line=line[5:])
-                        else:
-                            conn.sendall(b"error unknown request\n")
-                            continue
-                        reply = self.telemetry_replies.get(timeout=30)
-                    except (OSError, queue.Empty):
-                        with contextlib.suppress(OSError):
-                            conn.sendall(b"error the guest did not answer\n")
-                        continue
-                    data = wire.first(reply, "data")
-                    with contextlib.suppress(OSError):
-                        if data is None:
-                            conn.sendall(f"error {wire.first(reply, 'error')}\n".encode())
-                        elif wire.first(reply, "op") == "hsperf-data":
-                            conn.sendall(base64.b64decode(data))
-                        else:
-                            conn.sendall(data.encode())
-
-        threading.Thread(target=serve, daemon=True).start()
+        """Answer `osv-java jvm ... --vm NAME` and `osv-java shell --vm NAME` (see kernel.telemetry)."""
+        self.telemetry = telemetry.Telemetry(self.telemetry_socket, control, self.qmp_socket)
+        self.listeners["telemetry"] = self.telemetry.listen()
 
     def _interrupt(self, control: _Control) -> None:
         """Ctrl-C: the first goes to the app as SIGINT (it can clean up); the second stops the VM."""
@@ -375,8 +341,9 @@ class VirtualMachine:
                 if wire.first(message, "op") == "error":
                     raise BootError(f"kernel services failed: {wire.first(message, 'message')}",
                                     console_tail=self.console_tail())
-                if wire.first(message, "op") in ("hsperf-data", "jcmd-data"):
-                    self.telemetry_replies.put(message)
+                if "id" in message:  # the guest answering a telemetry request
+                    if self.telemetry is not None:
+                        self.telemetry.deliver(message)
                     continue
                 if wire.first(message, "op") == op:
                     return message, at

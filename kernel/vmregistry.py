@@ -123,3 +123,30 @@ def request(record: VmRecord, line: str, timeout: float = 30.0) -> bytes:
         raise JvmError(f"VM {record.name!r}: {data[6:].decode(errors='replace').strip()}",
                        hint="the JVM may not have started yet (or, for counters, runs with -XX:-UsePerfData)")
     return data
+
+
+def open_session(
+    record: VmRecord, line: str, payload: bytes = b"", timeout: float = 30.0, hint: str | None = None
+) -> tuple[socket.socket, str]:
+    """Start a long-lived request (`events ...`, `gateway ...`): the open socket and the rest of its
+    `ok` line. The request lasts while the socket is open; closing it ends it in the VM too."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(record.socket)
+        sock.sendall(line.encode() + b"\n" + payload)
+        said = b""
+        while not said.endswith(b"\n"):
+            byte = sock.recv(1)  # one byte at a time: what follows the line belongs to the caller
+            if not byte:
+                break
+            said += byte
+    except OSError as exc:
+        sock.close()
+        raise JvmError(f"cannot reach VM {record.name!r} ({exc})", hint="is it still running?") from exc
+    text = said.decode(errors="replace").strip()
+    if text == "ok" or text.startswith("ok "):
+        return sock, text[3:]
+    sock.close()
+    reason = text[6:] if text.startswith("error ") else (text or "the VM closed the connection")
+    raise JvmError(f"VM {record.name!r}: {reason}", hint=hint or "is the app's JVM still running?")

@@ -114,7 +114,7 @@ def common_app_options(func: F) -> F:
 @click.option("--timeout", type=float, default=None, metavar="SECONDS", help="Stop the app after this long.")
 @click.option("--verbose", is_flag=True, help="Show the QEMU command line and the kernel's messages.")
 @click.option("--bootchart", is_flag=True, help="Print the measured boot timeline on stderr after the run.")
-@click.option("--name", metavar="NAME", help="Name the VM, for `osv-java jvm stats --vm NAME` (default: APP-PID).")
+@click.option("--name", metavar="NAME", help="Name the VM, for `jvm ...|shell --vm NAME` (default: APP-PID).")
 def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
         with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, memory: str,
         cpus: str, publish: tuple[str, ...], env: tuple[str, ...], volume: tuple[str, ...],

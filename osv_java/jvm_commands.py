@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -55,7 +59,7 @@ def list_command(as_json: bool) -> None:
         click.echo(f"{info.pid:>8}  {main:<32} {info.java_version:<12} {_uptime(info.uptime):>8}  {heap:>20}")
     vms = vmregistry.list_running()
     if vms:
-        click.echo("\nVMs (look inside with `osv-java jvm stats --vm NAME`):")
+        click.echo("\nVMs (look inside with `osv-java jvm stats|cmd|events --vm NAME`, `osv-java shell --vm NAME`):")
         for vm in vms:
             click.echo(f"  {vm.name:<30} {vm.main_class:<32} up {_uptime(time.time() - vm.started)}")
 
@@ -179,7 +183,8 @@ def format_event(event: GcEvent) -> str:
 
 
 @jvm_group.command("events")
-@click.argument("pid", type=int)
+@click.argument("pid", type=int, required=False)
+@click.option("--vm", "vm_name", metavar="NAME", help="The JVM inside the osv-java VM NAME (see `jvm list`).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
 @click.option(
     "--duration", type=float, metavar="SECONDS", help="Stop after SECONDS (default: until the JVM exits)."
@@ -187,30 +192,55 @@ def format_event(event: GcEvent) -> str:
 @click.option(
     "--safepoints/--no-safepoints", default=True, help="Also show safepoints that are not GC pauses."
 )
-def events_command(pid: int, as_json: bool, duration: float | None, safepoints: bool) -> None:
-    """Stream GC pauses, concurrent cycles and safepoints of JVM PID as they happen."""
-    from jvmbridge.events import follow
+def events_command(pid: int | None, vm_name: str | None, as_json: bool, duration: float | None,
+                   safepoints: bool) -> None:
+    """Stream GC pauses, concurrent cycles and safepoints of JVM PID (or of the JVM in VM NAME) as they happen."""
+    if (pid is None) == (vm_name is None):
+        raise click.UsageError("give either PID or --vm NAME")
+    if vm_name is not None:
+        from kernel.guestjvm import VmEvents
 
-    with follow(pid) as stream:
+        stream: contextlib.AbstractContextManager[Any] = VmEvents(vm_name)
+    else:
+        from jvmbridge.events import follow
+
+        assert pid is not None
+        stream = follow(pid)
+    with stream as source:
         try:
-            for event in stream.events(timeout=duration):
+            for event in source.events(timeout=duration):
                 if event.kind == SAFEPOINT and not safepoints:
                     continue
                 click.echo(json.dumps(event.to_json()) if as_json else format_event(event))
         except KeyboardInterrupt:
             pass
+        except BrokenPipeError:  # the reader had enough (`| head`): a normal end for a stream
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush there
 
 
 @click.command("shell")
-@click.argument("pid", type=int)
+@click.argument("pid", type=int, required=False)
+@click.option("--vm", "vm_name", metavar="NAME", help="The JVM inside the osv-java VM NAME: then no PID.")
 @click.option(
-    "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the gateway."
+    "--timeout", type=float, metavar="SECONDS", help="Seconds to wait for the gateway (30; 180 for --vm)."
 )
-def shell_command(pid: int, timeout: float) -> None:
-    """Open a Python prompt connected to the objects of running JVM PID (py4j gateway)."""
+def shell_command(pid: int | None, vm_name: str | None, timeout: float | None) -> None:
+    """Open a Python prompt connected to the objects of running JVM PID, or of the JVM in VM NAME (py4j).
+
+    In a VM the gateway listens on the guest's address and a loopback port of this host is forwarded
+    to it while the prompt runs.
+    """
+    if (pid is None) == (vm_name is None):
+        raise click.UsageError("give either PID or --vm NAME")
+    if vm_name is not None:
+        from kernel import guestjvm
+
+        guestjvm.shell(vm_name, timeout=timeout or 180.0)
+        return
     from jvmbridge import live
 
-    live.shell(pid, timeout=timeout)
+    assert pid is not None
+    live.shell(pid, timeout=timeout or 30.0)
 
 
 __all__ = ["jvm_group", "shell_command", "JvmError"]

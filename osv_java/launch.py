@@ -118,7 +118,7 @@ def resolve(app_arg: str, args: list[str], classpath: str | None, jdk_spec: str 
             )
         else:
             target.modules = tuple(found)
-        target.modules = tuple(dict.fromkeys([*target.modules, *resolved.extra_modules]))
+        target.modules = tuple(dict.fromkeys([*target.modules, *resolved.extra_modules, *jre.SERVICE_MODULES]))
     return target
 
 
@@ -155,7 +155,17 @@ def guest_argv(image: images.Image, jvm_options: list[str], args: list[str], boo
     extra = list(jvm_options)
     if bootchart:
         extra.insert(0, f"-Xlog:class+init=info:file={CLASS_INIT_LOG}:timenanos")
+    if _jdk_feature(image) >= 21:
+        # JDK 21+ warns on the app's stderr about each agent loaded at run time (JEP 451) unless told
+        # a serviceability tool is in use: the kernel services are one (`osv-java shell --vm`).
+        extra.insert(0, "-XX:+EnableDynamicAgentLoading")
     return [command[0], *extra, *command[1:], *args]
+
+
+def _jdk_feature(image: images.Image) -> int:
+    version = str(image.manifest.get("inputs", {}).get("jdk", {}).get("version", ""))
+    head = version.split(".")[0].split("-")[0].split("+")[0]
+    return int(head) if head.isdigit() else 0
 
 
 def host_argv(target: Target, jvm_options: list[str], memory_mb: int | None, cpus: int | None) -> list[str]:

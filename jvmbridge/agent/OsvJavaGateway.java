@@ -13,7 +13,8 @@ import py4j.GatewayServer;
 
 /**
  * Loaded into a running JVM through attach: serves its objects to a Python shell over py4j, on the
- * loopback address only and only to a client that knows the token. Options: token=T,portfile=F.
+ * loopback address only (or, inside a VM, the guest's own address that the host forwards to) and
+ * only to a client that knows the token. Options: token=T,portfile=F[,address=A].
  * The port it listens on is written to F (atomically); the shell stops it through shutdown().
  */
 public final class OsvJavaGateway {
@@ -27,6 +28,7 @@ public final class OsvJavaGateway {
     public static synchronized void agentmain(String options, Instrumentation inst) throws IOException {
         String token = null;
         String portFile = null;
+        String address = null;
         for (String part : (options == null ? "" : options).split(",")) {
             int eq = part.indexOf('=');
             if (eq < 0) {
@@ -38,6 +40,8 @@ public final class OsvJavaGateway {
                 token = value;
             } else if (key.equals("portfile")) {
                 portFile = value;
+            } else if (key.equals("address")) {
+                address = value;
             }
         }
         if (token == null || token.length() < 16 || portFile == null) {
@@ -47,13 +51,18 @@ public final class OsvJavaGateway {
             server.shutdown();
         }
         final String authToken = token;
+        final InetAddress listenAddress =
+                address == null ? InetAddress.getLoopbackAddress() : InetAddress.getByName(address);
         final GatewayServer[] started = new GatewayServer[1];
         // threads inherit daemon status: started from a daemon thread, the gateway's threads never
         // keep the application's JVM from exiting
         Thread starter = new Thread(() -> {
+            // py4j finds classes through the context class loader, which the attach thread lacks:
+            // the application's loader, so `jvm.com.example.App` reaches the app's own classes
+            Thread.currentThread().setContextClassLoader(ClassLoader.getSystemClassLoader());
             GatewayServer s = new GatewayServer.GatewayServerBuilder(new OsvJavaGateway(inst))
                     .javaPort(0)
-                    .javaAddress(InetAddress.getLoopbackAddress())
+                    .javaAddress(listenAddress)
                     .authToken(authToken)
                     .build();
             s.start(true);

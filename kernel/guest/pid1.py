@@ -15,7 +15,6 @@ job: builtin _signal rather than signal (which pulls in enum), our own wire form
 from __future__ import annotations
 
 import _signal
-import binascii
 import ctypes
 import os
 import select
@@ -25,7 +24,7 @@ import time
 from kernel.guest import network, wire
 
 # Imported after the JVM has started; listed so the image builder zips them too.
-LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach")
+LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach", "kernel.guest.services")
 
 CONTROL_PORT = "osv.ctl"
 STDIN_PORT = "osv.stdin"
@@ -111,15 +110,23 @@ class Control:
         return messages
 
     def receive(self, timeout: float) -> wire.Message:
-        """Wait for one message; op "timeout" if none comes in time."""
+        """Wait for one message; op "timeout" if none comes in time.
+
+        Requests about the JVM (they carry an id) are served only while it runs, in relay(): here
+        they are answered at once, so they are never taken for the message waited for.
+        """
         deadline = now() + timeout
-        while not self.queue:
-            left = deadline - now()
-            if left <= 0:
-                return {"op": ["timeout"]}
-            if select.select([self.fd], [], [], left)[0]:
-                self.queue = self.poll()
-        return self.queue.pop(0)
+        while True:
+            while not self.queue:
+                left = deadline - now()
+                if left <= 0:
+                    return {"op": ["timeout"]}
+                if select.select([self.fd], [], [], left)[0]:
+                    self.queue = self.poll()
+            message = self.queue.pop(0)
+            if "id" not in message:
+                return message
+            self.send("reply", id=wire.first(message, "id"), error="the app's JVM is not running")
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -167,29 +174,6 @@ def start_jvm(request: wire.Message) -> tuple[int, int, int, int]:
     return pid, in_w, out_r, err_r
 
 
-def send_perfdata(control: Control, pid: int) -> None:
-    """The JVM's hsperfdata counters (what jstat reads), for the host to see inside the VM."""
-    try:
-        with open(f"/tmp/hsperfdata_root/{pid}", "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        control.send(op="hsperf-data", error=f"no hsperfdata for JVM {pid}: {exc.strerror}")
-        return
-    control.send(op="hsperf-data", data=binascii.b2a_base64(data, newline=False).decode())
-
-
-def send_jcmd(control: Control, pid: int, line: str) -> None:
-    """Run a diagnostic command in the JVM through the attach mechanism, from inside the guest."""
-    try:
-        from jvmbridge.attach import attach
-
-        output = attach(pid, timeout=20.0).jcmd(line)
-    except Exception as exc:  # noqa: BLE001 - any failure goes back to the host as the answer
-        control.send(op="jcmd-data", error=f"{type(exc).__name__}: {exc}")
-        return
-    control.send(op="jcmd-data", data=output)
-
-
 def exit_status(wait_status: int) -> int:
     if os.WIFSIGNALED(wait_status):
         return 128 + os.WTERMSIG(wait_status)
@@ -213,9 +197,11 @@ def relay(pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Co
     """Copy stdin port -> JVM and JVM pipes -> ports until the JVM exits and its output is drained.
 
     `stdin` is (port fd, pipe fd); `outputs` maps pipe fd -> port fd. Returns the wait status and the
-    bytes relayed per output port. Host requests on the control port (signals) are served meanwhile.
-    SIGCHLD wakes the loop through a pipe, so the exit is seen at once.
+    bytes relayed per output port. Host requests on the control port (signals, and the services of
+    kernel.guest.services) are served meanwhile; a service may add fds to `watched`, each with what
+    to call when it is readable. SIGCHLD wakes the loop through a pipe, so the exit is seen at once.
     """
+    watched: dict = {}  # fd -> callable, see kernel.guest.services
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     _signal.set_wakeup_fd(wake_w)
@@ -237,7 +223,7 @@ def relay(pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Co
                 drain_deadline = now() + 0.5
         if status is not None and now() >= drain_deadline:
             break
-        reads = [*open_pipes, control.fd, wake_r]
+        reads = [*open_pipes, control.fd, wake_r, *watched]
         writes = []
         if pipe_in >= 0:
             if pending:
@@ -259,14 +245,16 @@ def relay(pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Co
                             pass
                     elif op == "stdin-eof":
                         stdin_total = int(wire.first(message, "bytes") or 0)
-                    elif op == "hsperf":
-                        send_perfdata(control, pid)
-                    elif op == "jcmd":
-                        send_jcmd(control, pid, wire.first(message, "line") or "help")
+                    elif "id" in message:  # a request of `osv-java jvm|shell --vm`
+                        from kernel.guest import services
+
+                        services.handle(control, pid, message, watched)
+            elif fd in watched:
+                watched[fd]()
             elif fd == port_in:
                 pending = os.read(port_in, 65536)
                 stdin_read += len(pending)
-            else:
+            elif fd in open_pipes:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     os.close(fd)

@@ -95,3 +95,28 @@ def test_shell_reaches_the_jvm_and_stops(jdk: Jdk, start_jvm, tmp_path: Path) ->
     # the gateway ran on daemon threads: the application still exits by itself
     jvm.proc.stdin.close()
     assert jvm.proc.wait(timeout=30) == 0
+
+
+def test_the_guest_stops_a_gateway_the_shell_left_running(
+    jdk17: Jdk, start_jvm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PID 1's fallback when a `shell --vm` dies without stopping its gateway: py4j's own protocol."""
+    from jvmbridge.live import Gateway
+    from kernel.guest.services import py4j_shutdown
+
+    jvm = start_jvm(jdk17)
+    monkeypatch.setenv("OSV_JAVA_CACHE", str(tmp_path / "cache"))
+    gw = Gateway(jvm.pid)
+    try:
+        port = gw.port
+        assert _authenticate(port, gw.token).startswith("!yv")
+        py4j_shutdown(port, "wrong" * 5, address="127.0.0.1")  # refused: still listening
+        assert _listening_addresses(jvm.pid, port)
+        py4j_shutdown(port, gw.token, address="127.0.0.1")
+        deadline = time.monotonic() + 5
+        while _listening_addresses(jvm.pid, port):
+            assert time.monotonic() < deadline, "the gateway still listens after the stop call"
+            time.sleep(0.1)
+        py4j_shutdown(port, gw.token, address="127.0.0.1")  # nothing listens: a no-op
+    finally:
+        gw.close()
