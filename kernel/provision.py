@@ -44,14 +44,18 @@ REQUIRED_CONFIG = {
     "VIRTIO_MMIO": "microvm has virtio-mmio devices only",
     "VIRTIO_CONSOLE": "the app's stdin/stdout/stderr and the control channel",
     "VIRTIO_NET": "networking for -p/--publish",
-    "VIRTIO_BLK": "the JRE's read-only disk and -v/--volume folders",
-    "EROFS_FS": "the JRE's read-only disk is an EROFS image",
+    "VIRTIO_BLK": "-v/--volume folders",
+    "EROFS_FS": "the JRE is an EROFS image",
+    "X86_PMEM_LEGACY": "the JRE's image sits in guest memory marked persistent (memmap=SIZE!BASE)",
+    "BLK_DEV_PMEM": "the JRE's image is mounted from /dev/pmem0",
+    "PCI": "legacy persistent memory is registered during PCI resource setup",
     "SERIAL_8250_CONSOLE": "the kernel console log (shown when a boot fails)",
 }
 RECOMMENDED_CONFIG = {
     "VIRTIO_BALLOON": "dynamic memory",
     "TRANSPARENT_HUGEPAGE": "the JVM heap on 2 MB pages",
     "ACPI": "microvm describes its virtio-mmio devices in ACPI tables",
+    "FS_DAX": "the JVM maps the JRE's files straight from guest memory (else they are copied)",
 }
 
 
