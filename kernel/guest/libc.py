@@ -8,7 +8,10 @@ Arguments convert as ctypes converts them without argtypes: int to C int, bytes 
 from __future__ import annotations
 
 import _ctypes
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing pulls in re, enum and functools: a third of a second at boot
+    from typing import Any
 
 
 class _Int(_ctypes._SimpleCData):  # type: ignore[name-defined, misc]
