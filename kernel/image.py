@@ -23,17 +23,19 @@ from pathlib import Path
 
 from jvmbridge.errors import BuildError, DependencyError
 from jvmbridge.jdk import Jdk
-from kernel import cache, cpio, elfclosure, jre, provision, validate
+from kernel import cache, provision
 from kernel.app import AppSpec
 from kernel.cpio import Entry
 from kernel.guest import wire
 from kernel.progress import say
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GUEST_SOURCES = PROJECT_ROOT / "kernel" / "guest"
 PYTHON_HOME = "/osv/python"
 JRE_IN_IMAGE = "/osv/jre"
+RUNTIME_DISK = "runtime.img"  # the JRE, on a read-only EROFS disk mounted at JRE_IN_IMAGE
+RUNTIME_VOLUME = "osv-jre"  # its volume name: how PID 1 tells it from a volumes disk
 MODULES_IN_IMAGE = "/osv/modules"
 INIT_SCRIPT = f"#!{PYTHON_HOME}/bin/python3 -S\nfrom kernel.guest.pid1 import run\nrun()\n"
 # Guest environment for PID 1, passed on the kernel command line (the kernel hands unknown
@@ -55,7 +57,7 @@ ETC_FILES = {
 
 @dataclass(frozen=True)
 class Image:
-    """A built image folder: vmlinuz, initramfs.img and image.json."""
+    """A built image folder: vmlinuz, initramfs.img, runtime.img and image.json."""
 
     folder: Path
     manifest: dict
@@ -67,6 +69,10 @@ class Image:
     @property
     def initramfs(self) -> Path:
         return self.folder / "initramfs.img"
+
+    @property
+    def runtime_disk(self) -> Path:
+        return self.folder / RUNTIME_DISK
 
     @staticmethod
     def load(folder: Path) -> Image:
@@ -100,7 +106,8 @@ def _digest_tree(paths: list[Path]) -> str:
 
 @functools.cache
 def _guest_sources_digest() -> str:
-    return _digest_tree([GUEST_SOURCES, Path(__file__), Path(cpio.__file__)])
+    writers = [Path(__file__).with_name(name) for name in ("cpio.py", "erofs.py")]
+    return _digest_tree([GUEST_SOURCES, Path(__file__), *writers])
 
 
 def python_bundle(python: Path) -> tuple[Path, dict]:
@@ -165,6 +172,7 @@ def image_key(request: BuildRequest, python: Path) -> str:
         f"jdk={request.jdk.home}:{request.jdk.version}",
         f"kernel={kernel.image}:{kernel.image.stat().st_size}:{kernel.image.stat().st_mtime_ns}",
         f"kmods={kernel.modules}",
+        f"loads={[provision.DISK_MODULES, provision.BOOT_MODULES, provision.NET_MODULES, provision.BLOCK_MODULES]}",
         f"modules={','.join(sorted(request.modules))}",
         f"app={request.app.kind}:{request.app.main_class}:{request.app.jar}:{request.app.language}",
         f"files={_digest_tree(list(request.app.all_paths()))}",
@@ -186,12 +194,33 @@ def launch_arguments(app: AppSpec) -> list[str]:
     return ["-cp", ":".join(str(p) for p in (*app.classpath, *app.runtime)), app.main_class]
 
 
+def guest_jvm_defaults(jdk: Jdk) -> list[str]:
+    """Options every guest JVM starts with, before the user's (which can override them).
+
+    ArchiveRelocationMode=0 maps the CDS archive where it was dumped, not at a random address:
+    relocating it rewrites every pointer in it, a fifth of a second of the JVM's start under
+    software emulation. That gives up address randomisation of the archive (JDK 17.0.x and later
+    randomise it by default) inside a VM that runs one app; --jvm-opt=-XX:ArchiveRelocationMode=1
+    restores it.
+    """
+    defaults = []
+    if jdk.feature >= 14:
+        defaults += ["-XX:+UnlockDiagnosticVMOptions", "-XX:ArchiveRelocationMode=0"]
+    if jdk.feature >= 21:
+        # JDK 21+ warns on the app's stderr about each agent loaded at run time (JEP 451) unless told
+        # a serviceability tool is in use: the kernel services are one (`osv-java shell --vm`).
+        defaults.append("-XX:+EnableDynamicAgentLoading")
+    return defaults
+
+
 def java_command(request: BuildRequest) -> list[str]:
     """The JVM command line baked into the image (run-time options and arguments are added at boot)."""
     return [f"{JRE_IN_IMAGE}/bin/java", *request.extra_jvm_options, *launch_arguments(request.app)]
 
 
 def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[str, Entry], dict]:
+    from kernel import elfclosure
+
     entries: dict[str, Entry] = {}
     for name in ("dev", "proc", "sys", "tmp", "run", "root", "osv"):
         entries[name] = Entry.folder(name, 0o1777 if name == "tmp" else 0o755)
@@ -201,8 +230,9 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[s
         entries[path] = Entry.file(path, data)
     entries["init"] = Entry.file("init", INIT_SCRIPT.encode(), 0o755)
 
-    # The JRE, and the C.UTF-8 locale the JVM needs for UTF-8 file names and arguments (LANG=C.UTF-8).
-    _add_tree(entries, jre_dir, JRE_IN_IMAGE)
+    # The JRE is on the runtime disk (mounted here); the C.UTF-8 locale the JVM needs for UTF-8 file
+    # names and arguments (LANG=C.UTF-8) is small and stays in the initramfs.
+    entries[JRE_IN_IMAGE.strip("/")] = Entry.folder(JRE_IN_IMAGE)
     if UTF8_LOCALE.is_dir():
         _add_tree(entries, UTF8_LOCALE, str(UTF8_LOCALE))
 
@@ -251,8 +281,11 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[s
 
     # Kernel modules PID 1 loads.
     kernel = request.kernel
-    boot: dict[str, list[str]] = {"modules": [], "net_modules": [], "blk_modules": [], "balloon_modules": []}
+    boot: dict[str, list[str]] = {
+        "disk_modules": [], "modules": [], "net_modules": [], "blk_modules": [], "balloon_modules": []
+    }
     groups = {
+        "disk_modules": provision.DISK_MODULES,
         "modules": provision.BOOT_MODULES,
         "net_modules": provision.NET_MODULES,
         "blk_modules": provision.BLOCK_MODULES,
@@ -270,7 +303,8 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[s
             else:
                 entries[image_path.strip("/")] = Entry.from_host(image_path, module)
             boot[group].append(image_path)
-    entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot))
+    runtime = {"runtime_volume": RUNTIME_VOLUME, "runtime_mount": JRE_IN_IMAGE}
+    entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, **runtime))
     return entries, boot
 
 
@@ -284,6 +318,9 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
     key = image_key(request, python)
     final = cache.root() / "images" / key
     if not (final / "image.json").exists():
+        # Only a build needs these (a cache hit is the common case, and start-up time counts).
+        from kernel import cpio, erofs, jre, validate
+
         # Errors stop the build before anything is written to the cache.
         validate.check_before_build(request.app, request.jdk, request.modules)
         cache.sweep_stale_temps(cache.ensure("images"))
@@ -294,6 +331,8 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
         with cache.atomic_dir(final) as tmp:
             with open(tmp / "initramfs.img", "wb") as out:
                 cpio.write(entries.values(), out)
+            with open(tmp / RUNTIME_DISK, "wb") as out:
+                erofs.write(jre_dir, out, RUNTIME_VOLUME)
             _place_kernel(request.kernel.image, tmp / "vmlinuz")
             files: dict[str, dict[str, int | str]] = {}
             for path, entry in sorted(entries.items()):
@@ -301,6 +340,10 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
                     files["/" + path] = {"sha256": cache.file_digest(entry.source), "size": entry.source.stat().st_size}
                 elif stat.S_ISREG(entry.mode):
                     files["/" + path] = {"sha256": hashlib.sha256(entry.data).hexdigest(), "size": len(entry.data)}
+            for host_file in sorted(p for p in jre_dir.rglob("*") if p.is_file() and not p.is_symlink()):
+                guest = f"{JRE_IN_IMAGE}/{host_file.relative_to(jre_dir).as_posix()}"
+                files[guest] = {"sha256": cache.file_digest(host_file), "size": host_file.stat().st_size,
+                                "disk": RUNTIME_DISK}
             manifest = {
                 "format": FORMAT_VERSION,
                 "key": key,
@@ -329,10 +372,12 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
                     "jre_modules": sorted(request.modules),
                 },
                 "jvm_command": java_command(request),
+                "jvm_defaults": guest_jvm_defaults(request.jdk),
                 "boot": boot,
                 "init_env": INIT_ENV,
                 "sizes": {
                     "initramfs": (tmp / "initramfs.img").stat().st_size,
+                    "runtime_disk": (tmp / RUNTIME_DISK).stat().st_size,
                     "kernel": (tmp / "vmlinuz").stat().st_size,
                     "files": sum(int(f["size"]) for f in files.values()),
                 },
@@ -372,7 +417,7 @@ def export(image: Image, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
     try:
-        for name in ("vmlinuz", "initramfs.img", "image.json"):
+        for name in ("vmlinuz", "initramfs.img", RUNTIME_DISK, "image.json"):
             _place_kernel(image.folder / name, tmp / name)
         if output.exists():
             shutil.rmtree(output)

@@ -16,9 +16,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
 from jvmbridge.errors import DependencyError, UsageError
 from kernel import cache, safetar
 from kernel.progress import say
@@ -26,6 +23,7 @@ from kernel.progress import say
 META_PACKAGE = "linux-image-cloud-amd64"
 
 # Modules PID 1 loads, in an order seen working; dependencies are added from .modinfo anyway.
+DISK_MODULES = ("nd_e820", "nd_pmem", "erofs")  # before the JVM: its runtime image, in memory
 BOOT_MODULES = ("virtio_mmio", "virtio_console")
 NET_MODULES = ("virtio_net",)
 BALLOON_MODULES = ("virtio_balloon",)
@@ -47,12 +45,17 @@ REQUIRED_CONFIG = {
     "VIRTIO_CONSOLE": "the app's stdin/stdout/stderr and the control channel",
     "VIRTIO_NET": "networking for -p/--publish",
     "VIRTIO_BLK": "-v/--volume folders",
+    "EROFS_FS": "the JRE is an EROFS image",
+    "X86_PMEM_LEGACY": "the JRE's image sits in guest memory marked persistent (memmap=SIZE!BASE)",
+    "BLK_DEV_PMEM": "the JRE's image is mounted from /dev/pmem0",
+    "PCI": "legacy persistent memory is registered during PCI resource setup",
     "SERIAL_8250_CONSOLE": "the kernel console log (shown when a boot fails)",
 }
 RECOMMENDED_CONFIG = {
     "VIRTIO_BALLOON": "dynamic memory",
     "TRANSPARENT_HUGEPAGE": "the JVM heap on 2 MB pages",
     "ACPI": "microvm describes its virtio-mmio devices in ACPI tables",
+    "FS_DAX": "the JVM maps the JRE's files straight from guest memory (else they are copied)",
 }
 
 
@@ -106,6 +109,9 @@ def missing_config(config: dict[str, str]) -> tuple[list[str], list[str]]:
 
 def modinfo(path: Path) -> dict[str, list[str]]:
     """The key=value pairs of a module's .modinfo section (keys may repeat)."""
+    from elftools.common.exceptions import ELFError  # only image builds read modules
+    from elftools.elf.elffile import ELFFile
+
     data = path.read_bytes()
     if path.suffix == ".xz":
         data = lzma.decompress(data)

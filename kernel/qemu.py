@@ -66,19 +66,28 @@ class MachineConfig:
     output_files: list[tuple[str, Path]] = field(default_factory=list)  # (port name, file QEMU writes)
     forwards: list[tuple[str, int, int]] = field(default_factory=list)  # (host address, host port, guest port)
     disks: list[Path] = field(default_factory=list)  # read-only raw disks
+    memory_image: Path | None = None  # placed in guest memory as persistent memory (see pmem_region)
     qmp_socket: Path | None = None
 
     def argv(self) -> list[str]:
+        memory_mb = self.memory_mb
+        cmdline = list(self.cmdline)
+        loader: list[str] = []
+        if self.memory_image is not None:
+            base, size = pmem_region(self.memory_image)
+            memory_mb += size >> 20  # on top of what the guest was promised
+            cmdline.append(f"memmap={size >> 20}M!{base >> 20}M")
+            loader = ["-device", f"loader,file={self.memory_image},addr={base:#x},force-raw=on"]
         args = [
             qemu_binary(),
             "-M",
-            "microvm,pit=on,rtc=on",
+            "microvm,pit=on,rtc=on,pcie=on",
             "-accel",
             self.accel,
             "-cpu",
             "host" if self.accel == "kvm" else "max",
             "-m",
-            f"{self.memory_mb}M",
+            f"{memory_mb}M",
             "-smp",
             str(self.cpus),
             "-nodefaults",
@@ -90,7 +99,7 @@ class MachineConfig:
             "-initrd",
             str(self.initramfs),
             "-append",
-            " ".join(self.cmdline),
+            " ".join(cmdline),
             "-chardev",
             f"file,id=console,path={self.serial_log}",
             "-serial",
@@ -112,9 +121,29 @@ class MachineConfig:
         for i, disk in enumerate(self.disks):
             args += ["-drive", f"file={disk},if=none,id=disk{i},format=raw,readonly=on"]
             args += ["-device", f"virtio-blk-device,drive=disk{i}"]
+        args += loader
         if self.qmp_socket is not None:
             args += ["-qmp", f"unix:{self.qmp_socket},server=on,wait=off"]
         return args
+
+
+# Where the runtime image goes in guest memory. The guest kernel takes the range as legacy persistent
+# memory (memmap=SIZE!BASE: e820 type 12, driven by nd_e820 and nd_pmem), and the JVM maps the
+# image's files straight from it (EROFS with DAX): no copy at boot, no block I/O, no page cache.
+# Above where the kernel decompresses itself (nokaslr: from 16 MiB), below where QEMU puts the initrd
+# (the top of low memory), on a 2 MiB boundary as memory hotplug wants.
+PMEM_BASE = 128 << 20
+PMEM_ALIGN = 2 << 20
+
+
+def pmem_region(image: Path) -> tuple[int, int]:
+    """(base, size) in guest physical memory for `image`."""
+    size = image.stat().st_size
+    return PMEM_BASE, -(-size // PMEM_ALIGN) * PMEM_ALIGN
+
+
+# The x86 kernel keeps 2048 bytes of command line (COMMAND_LINE_SIZE), NUL included; stay well under.
+MAX_CMDLINE = 2000
 
 
 def base_cmdline(accel: str, verbose: bool) -> list[str]:

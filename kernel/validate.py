@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 JRE_IN_IMAGE = "/osv/jre"
+RUNTIME_DISK = "runtime.img"  # as kernel.image names it (imported there, so not from there)
 # The java launcher loads libjvm.so and the JRE's own libraries by full path before any app code runs,
 # so a DT_NEEDED on them is satisfied by the already-loaded copy: search there too.
 JRE_LIBRARY_DIRS = (f"{JRE_IN_IMAGE}/lib", f"{JRE_IN_IMAGE}/lib/server")
@@ -457,6 +458,11 @@ def _kernel_findings(folder: Path, manifest: dict[str, Any]) -> tuple[Arch, list
     return arch, findings
 
 
+def _holder(record: object) -> str:
+    """Which file of the image holds a manifest entry: the runtime disk or the initramfs."""
+    return str(record.get("disk", "initramfs.img")) if isinstance(record, dict) else "initramfs.img"
+
+
 def _manifest_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> list[Finding]:
     findings: list[Finding] = []
     files: dict[str, Any] = manifest["files"]
@@ -466,7 +472,8 @@ def _manifest_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> list[F
         host = present.get(path)
         if host is None:
             findings.append(
-                Finding("error", "file-missing", path, "is listed in image.json but not in initramfs.img", rebuild)
+                Finding("error", "file-missing", path,
+                        f"is listed in image.json but not in {_holder(record)}", rebuild)
             )
             continue
         if not isinstance(record, dict):
@@ -477,7 +484,7 @@ def _manifest_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> list[F
                     "error",
                     "size-mismatch",
                     path,
-                    f"is {host.stat().st_size} bytes in initramfs.img, image.json says {record.get('size')}",
+                    f"is {host.stat().st_size} bytes in {_holder(record)}, image.json says {record.get('size')}",
                     rebuild,
                 )
             )
@@ -643,6 +650,23 @@ def _app_in_image(tree: cpio_read.Tree, manifest: dict[str, Any], classpath: lis
     return [f for f in findings if f.code != "module-missing-jdk"]
 
 
+def _add_runtime_disk(tree: cpio_read.Tree, folder: Path, manifest: dict[str, Any]) -> Finding | None:
+    """Unpack the JRE's EROFS image into `tree` at its mount point; a finding if it cannot be read."""
+    from kernel import erofs_read
+
+    disk = folder / RUNTIME_DISK
+    rebuild = "rebuild the image with `osv-java build APP -o DIR`"
+    if not disk.is_file():
+        if "runtime_disk" in manifest.get("sizes", {}):
+            return Finding("error", "runtime-disk-missing", str(disk), "is missing", rebuild)
+        return None  # an image from before the JRE moved to its own disk
+    try:
+        erofs_read.unpack_into(tree, disk, JRE_IN_IMAGE.strip("/"))
+    except (erofs_read.ErofsError, OSError) as exc:
+        return Finding("error", "runtime-disk-corrupt", str(disk), str(exc), rebuild)
+    return None
+
+
 def validate_image(folder: Path) -> list[Finding]:
     """Findings for a built image folder (vmlinuz, initramfs.img, image.json)."""
     manifest, findings = _load_manifest(folder)
@@ -680,6 +704,9 @@ def validate_image(folder: Path) -> list[Finding]:
                     ),
                 ]
             )
+        disk_finding = _add_runtime_disk(tree, folder, manifest)
+        if disk_finding is not None:
+            return sort_findings([*findings, disk_finding])
         findings += _manifest_findings(tree, manifest)
         findings += _elf_findings(tree, arch)
         findings += _jar_findings(tree, arch)

@@ -9,6 +9,7 @@ output. A watchdog turns a hung boot into an error carrying the console tail.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shutil
@@ -209,10 +210,33 @@ class VirtualMachine:
             self.proc.kill()
             self.proc.wait()
 
-    def _config(self, accel: str) -> qemu.MachineConfig:
+    def _run_request(self, argv: list[str], main_class: str) -> dict[str, object]:
+        """The fields of the guest's "run" message."""
+        options = self.options
+        return {
+            "argv": argv,
+            "env": [f"{k}={v}" for k, v in options.env.items()],
+            "cwd": options.cwd,
+            "main_class": main_class,
+            "bootchart": options.bootchart,
+            "network": bool(options.publish),
+            "volume": [f"{i}:{'ro' if v.readonly else 'rw'}:{v.guest}" for i, v in enumerate(options.volumes)],
+        }
+
+    def _config(self, accel: str, request: dict[str, object]) -> tuple[qemu.MachineConfig, bool]:
+        """The machine; and whether the run request went on the kernel command line.
+
+        On the command line, PID 1 starts the JVM before it sets up the ports (see pid1.main);
+        a request too long for it goes on the control channel instead.
+        """
         options = self.options
         cmdline = qemu.base_cmdline(accel, options.verbose)
         cmdline += [f"{k}={v}" for k, v in INIT_ENV.items()]
+        encoded = base64.b64encode(wire.encode("run", **request)).decode()
+        param = f"{wire.CMDLINE_REQUEST}={encoded}"
+        on_cmdline = len(" ".join([*cmdline, param])) <= qemu.MAX_CMDLINE
+        if on_cmdline:
+            cmdline.append(param)
         chardevs = []
         for name in PORTS:
             path = self.workdir / f"{name}.sock"
@@ -229,7 +253,7 @@ class VirtualMachine:
             disk = self.workdir / "volumes.tar"
             volumes.pack(options.volumes, disk)
             disks.append(disk)
-        return qemu.MachineConfig(
+        config = qemu.MachineConfig(
             kernel=self.image.kernel,
             initramfs=self.image.initramfs,
             memory_mb=options.memory_mb,
@@ -242,7 +266,9 @@ class VirtualMachine:
             forwards=options.publish,
             disks=disks,
             qmp_socket=self.qmp_socket,
+            memory_image=self.image.runtime_disk,
         )
+        return config, on_cmdline
 
     def _accept_all(self, timeout: float) -> dict[str, socket.socket]:
         conns = {}
@@ -282,7 +308,8 @@ class VirtualMachine:
     def run(self, argv: list[str], main_class: str) -> RunResult:
         options = self.options
         accel = qemu.choose_accel(options.accel, self.image.kernel, options.verbose)
-        config = self._config(accel)
+        request = self._run_request(argv, main_class)
+        config, request_sent = self._config(accel, request)
         command = config.argv()
         if options.verbose:
             print("osv-java: " + " ".join(command), file=sys.stderr)
@@ -302,7 +329,7 @@ class VirtualMachine:
         self._serve_telemetry(control)
         previous = signal.signal(signal.SIGINT, lambda *_: self._interrupt(control))
         try:
-            return self._converse(control, out_pump, err_pump, argv, main_class, t_qemu)
+            return self._converse(control, out_pump, err_pump, None if request_sent else request, t_qemu)
         finally:
             signal.signal(signal.SIGINT, previous)
 
@@ -357,22 +384,15 @@ class VirtualMachine:
                 raise self._hang(f"timed out after {timeout:g}s waiting for {what}")
 
     def _converse(
-        self, control: _Control, out_pump: _Pump, err_pump: _Pump, argv: list[str], main_class: str, t_qemu: float
+        self, control: _Control, out_pump: _Pump, err_pump: _Pump, request: dict[str, object] | None, t_qemu: float
     ) -> RunResult:
+        """Talk to PID 1 from its hello to the VM's end; `request` is sent unless it was on the command line."""
         options = self.options
         offsets: list[float] = []
         hello, at = self._wait_message(control, "hello", options.boot_timeout, "the guest's kernel services to start")
         offsets.append(at - _seconds(hello, "t"))
-        control.send(
-            "run",
-            argv=argv,
-            env=[f"{k}={v}" for k, v in options.env.items()],
-            cwd=options.cwd,
-            main_class=main_class,
-            bootchart=options.bootchart,
-            network=bool(options.publish),
-            volume=[f"{i}:{'ro' if v.readonly else 'rw'}:{v.guest}" for i, v in enumerate(options.volumes)],
-        )
+        if request is not None:
+            control.send("run", **request)
         started, at = self._wait_message(control, "started", options.boot_timeout, "the JVM to start")
         # Only now: QEMU drops what arrives on a port the guest has not opened yet.
         threading.Thread(target=_stdin_pump, args=(self.stdin_sock, control), daemon=True).start()

@@ -6,6 +6,7 @@ fails, with one line `osv-java: error: WHAT` and, where known, `hint: HOW TO FIX
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -35,12 +36,31 @@ def fail(message: str, hint: str | None = None) -> None:
         click.echo(f"hint: {hint}", err=True)
 
 
+# Commands in their own modules, imported only when used: `osv-java run` starts faster without them.
+LAZY_COMMANDS = {
+    "compat": ("osv_java.compat", "compat_command"),
+    "jvm": ("osv_java.jvm_commands", "jvm_group"),
+    "shell": ("osv_java.jvm_commands", "shell_command"),
+    "validate": ("osv_java.validate_command", "validate_command"),
+}
+
+
 class ToolGroup(click.Group):
     """Every command's OsvJavaError becomes one error line (plus hint) and exit status 125.
 
     Usage errors stay click's (exit 2); Ctrl-C gives 130 and SIGTERM 143, after the context managers
     on the way out have removed temporary files and stopped QEMU. Tracebacks only with --debug.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module_name, attribute = LAZY_COMMANDS[cmd_name]
+            module = importlib.import_module(module_name)
+            self.add_command(getattr(module, attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug", False))
@@ -202,13 +222,15 @@ def build(app: str, classpath: str | None, jdk_spec: str | None, lang: str | Non
         "folder": str(image.folder),
         "key": image.manifest["key"],
         "initramfs_bytes": image.manifest["sizes"]["initramfs"],
+        "runtime_disk_bytes": image.manifest["sizes"].get("runtime_disk", 0),
         "kernel_bytes": image.manifest["sizes"]["kernel"],
         "jvm_command": image.manifest["jvm_command"],
     }
     if as_json:
         click.echo(json.dumps(summary, indent=1))
     else:
-        click.echo(f"built {image.folder} ({summary['initramfs_bytes'] / 1e6:.1f} MB initramfs)")
+        click.echo(f"built {image.folder} ({summary['initramfs_bytes'] / 1e6:.1f} MB initramfs, "
+                   f"{summary['runtime_disk_bytes'] / 1e6:.1f} MB runtime disk)")
 
 
 @cli.group()
@@ -223,22 +245,6 @@ def kernel_fetch() -> None:
     click.echo(f"{k.image} ({k.release})")
 
 
-def _register_optional() -> None:
-    """Commands that live in their own modules."""
-    try:
-        from osv_java.jvm_commands import jvm_group, shell_command
-    except ImportError:
-        return
-    cli.add_command(jvm_group)
-    cli.add_command(shell_command)
-    from osv_java.compat import compat_command
-    from osv_java.validate_command import validate_command
-
-    cli.add_command(validate_command)
-    cli.add_command(compat_command)
-
-
-_register_optional()
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -15,7 +15,7 @@ from kernel import app as apps
 from kernel import image as images
 from kernel import jre, provision
 from kernel.app import AppSpec
-from kernel.guest.pid1 import CLASS_INIT_LOG
+from kernel.guest.wire import CLASS_INIT_LOG
 from kernel.image import JRE_IN_IMAGE, BuildRequest
 
 GUEST_ENV = {"PATH": f"{JRE_IN_IMAGE}/bin", "HOME": "/root", "LANG": "C.UTF-8", "USER": "root"}
@@ -152,20 +152,10 @@ def build_image(target: Target, kernel: provision.Kernel, output: Path | None) -
 
 def guest_argv(image: images.Image, jvm_options: list[str], args: list[str], bootchart: bool) -> list[str]:
     command = list(image.manifest["jvm_command"])
-    extra = list(jvm_options)
+    extra = [*image.manifest.get("jvm_defaults", []), *jvm_options]
     if bootchart:
         extra.insert(0, f"-Xlog:class+init=info:file={CLASS_INIT_LOG}:timenanos")
-    if _jdk_feature(image) >= 21:
-        # JDK 21+ warns on the app's stderr about each agent loaded at run time (JEP 451) unless told
-        # a serviceability tool is in use: the kernel services are one (`osv-java shell --vm`).
-        extra.insert(0, "-XX:+EnableDynamicAgentLoading")
     return [command[0], *extra, *command[1:], *args]
-
-
-def _jdk_feature(image: images.Image) -> int:
-    version = str(image.manifest.get("inputs", {}).get("jdk", {}).get("version", ""))
-    head = version.split(".")[0].split("-")[0].split("+")[0]
-    return int(head) if head.isdigit() else 0
 
 
 def host_argv(target: Target, jvm_options: list[str], memory_mb: int | None, cpus: int | None) -> list[str]:

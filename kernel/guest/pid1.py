@@ -15,13 +15,13 @@ job: builtin _signal rather than signal (which pulls in enum), our own wire form
 from __future__ import annotations
 
 import _signal
-import ctypes
+import binascii
 import os
 import select
 import sys
 import time
 
-from kernel.guest import network, wire
+from kernel.guest import disks, libc, network, wire
 
 # Imported after the JVM has started; listed so the image builder zips them too.
 LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach", "kernel.guest.services")
@@ -32,12 +32,12 @@ STDOUT_PORT = "osv.stdout"
 STDERR_PORT = "osv.stderr"
 VOLUME_OUT_PORT = "osv.volout"
 
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
-CLASS_INIT_LOG = "/tmp/.osv-classinit.log"
 BOOT_FILE = "/osv/boot.txt"  # modules to load, in the wire format
+PMEM_DEVICE = "/dev/pmem0"  # the runtime image
+VOLUMES_DEVICE = "/dev/vda"  # the volumes' tar: the only virtio disk
 
-libc = ctypes.CDLL(None, use_errno=True)
 CONTROL: Control | None = None  # set once the control port is open, to report a failure
 
 
@@ -49,16 +49,22 @@ def now() -> float:
 def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
     os.makedirs(target, exist_ok=True)
     if libc.mount(source.encode(), target.encode(), fstype.encode() or None, flags, data.encode() or None) != 0:
-        err = ctypes.get_errno()
+        err = libc.errno()
         if err != 16:  # EBUSY: already mounted (devtmpfs may be automounted)
             raise OSError(err, f"mount {fstype} on {target}: {os.strerror(err)}")
 
 
+LOADED: set[str] = set()
+
+
 def load_module(path: str, params: str = "") -> None:
+    if path in LOADED:
+        return
+    LOADED.add(path)
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         if libc.syscall(313, fd, params.encode(), 0) != 0:  # finit_module
-            err = ctypes.get_errno()
+            err = libc.errno()
             if err != 17:  # EEXIST: already loaded
                 raise OSError(err, f"loading {path}: {os.strerror(err)}")
     finally:
@@ -180,7 +186,7 @@ def exit_status(wait_status: int) -> int:
     return os.WEXITSTATUS(wait_status)
 
 
-def main_entered(main_class: str, log_path: str = CLASS_INIT_LOG) -> float | None:
+def main_entered(main_class: str, log_path: str = wire.CLASS_INIT_LOG) -> float | None:
     """When the JVM initialised the main class (right before main runs), from -Xlog:class+init."""
     needle = f"Initializing '{main_class.replace('.', '/')}'".encode()
     try:
@@ -295,6 +301,52 @@ def power_off() -> None:
     os._exit(1)
 
 
+def run_request_from_cmdline() -> wire.Message | None:
+    """The run request, when the host could put it on the kernel command line (it is then in our env)."""
+    encoded = os.environ.pop(wire.CMDLINE_REQUEST, None)
+    if not encoded:
+        return None
+    return wire.decode(binascii.a2b_base64(encoded))
+
+
+def mount_runtime(boot: wire.Message) -> None:
+    """Mount the JRE's EROFS image, which the host put in guest memory as persistent memory.
+
+    With DAX the JVM maps libjvm.so and the CDS archive straight from that memory.
+    """
+    for module in boot.get("disk_modules", []):
+        load_module(module)
+    device = disks.wait_for(PMEM_DEVICE)
+    target = wire.first(boot, "runtime_mount") or "/osv/jre"
+    try:
+        mount(device, target, "erofs", MS_RDONLY, "dax=always")
+    except OSError:  # a kernel without DAX for EROFS: the page cache then
+        mount(device, target, "erofs", MS_RDONLY)
+
+
+def prepare_and_start(request: wire.Message, boot: wire.Message) -> tuple[list[dict], tuple[int, int, int, int], float]:
+    """Everything the JVM needs before it runs (runtime disk, -p networking, volumes), then start it."""
+    volumes = []  # "INDEX:ro|rw:GUEST_PATH"
+    for spec in request.get("volume", []):
+        index, mode, guest = spec.split(":", 2)
+        volumes.append({"index": int(index), "guest": guest, "readonly": mode == "ro"})
+    mount_runtime(boot)
+    network.loopback_up()
+    if wire.first(request, "network") == "1" or volumes:
+        for module in boot.get("modules", []):  # the virtio transport, before any virtio device
+            load_module(module)
+    if wire.first(request, "network") == "1":
+        network.configure(boot.get("net_modules", []), load_module)
+    if volumes:
+        from kernel.guest import volumes as volume_io
+
+        for module in boot.get("blk_modules", []):
+            load_module(module)
+        volume_io.restore(disks.wait_for(VOLUMES_DEVICE), mount, volumes)
+    t_exec = now()
+    return volumes, start_jvm(request), t_exec
+
+
 def main() -> None:
     t_pid1 = now()
     mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID)
@@ -304,6 +356,17 @@ def main() -> None:
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     with open(BOOT_FILE, "rb") as f:
         boot = wire.decode(f.read())
+    # With the request on the command line the JVM starts first, and the ports and the control
+    # channel come up while it does (its output waits in pipes): that is most of PID 1's work off
+    # the boot's critical path.
+    request = run_request_from_cmdline()
+    early = None
+    early_error: OSError | None = None
+    if request is not None:
+        try:
+            early = prepare_and_start(request, boot)
+        except OSError as exc:  # reported once the control channel is up
+            early_error = exc
     for module in boot.get("modules", []):
         load_module(module)
     t_modules = now()
@@ -311,28 +374,18 @@ def main() -> None:
     ports = find_ports({CONTROL_PORT, STDIN_PORT, STDOUT_PORT, STDERR_PORT})
     control = CONTROL = Control(ports[CONTROL_PORT])
     control.send(op="hello", t=now(), t_pid1=t_pid1, t_modules=t_modules)
-    request = control.receive(timeout=30.0)
-    if wire.first(request, "op") != "run":
-        control.send(op="error", message=f"no run request from the host (got {wire.first(request, 'op')})")
-        power_off()
+    if early_error is not None:
+        raise early_error
+    if request is None:
+        request = control.receive(timeout=30.0)
+        if wire.first(request, "op") != "run":
+            control.send(op="error", message=f"no run request from the host (got {wire.first(request, 'op')})")
+            power_off()
     stdin_port = os.open(ports[STDIN_PORT], os.O_RDONLY | os.O_CLOEXEC)
     stdout_fd = os.open(ports[STDOUT_PORT], os.O_WRONLY | os.O_CLOEXEC)
     stderr_fd = os.open(ports[STDERR_PORT], os.O_WRONLY | os.O_CLOEXEC)
 
-    network.loopback_up()
-    if wire.first(request, "network") == "1":
-        network.configure(boot.get("net_modules", []), load_module)
-    volumes = []  # "INDEX:ro|rw:GUEST_PATH"
-    for spec in request.get("volume", []):
-        index, mode, guest = spec.split(":", 2)
-        volumes.append({"index": int(index), "guest": guest, "readonly": mode == "ro"})
-    if volumes:
-        from kernel.guest import volumes as volume_io
-
-        volume_io.restore(boot.get("blk_modules", []), load_module, mount, volumes)
-
-    t_exec = now()
-    pid, in_pipe, out_pipe, err_pipe = start_jvm(request)
+    volumes, (pid, in_pipe, out_pipe, err_pipe), t_exec = early or prepare_and_start(request, boot)
     control.send(op="started", t=now(), t_exec=t_exec, pid=pid)
     if wire.first(request, "network") != "1":
         # Outbound networking for every app, set up while the JVM starts (it takes far longer than

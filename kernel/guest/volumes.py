@@ -8,33 +8,17 @@ from __future__ import annotations
 
 import os
 import tarfile
-import time
 from collections.abc import Callable
-
-DISK = "/dev/vda"
-
 
 MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
 
 
-def restore(
-    modules: list[str],
-    load_module: Callable[[str], None],
-    mount: Callable[[str, str, str, int], None],
-    volumes: list[dict],
-) -> None:
+def restore(disk: str, mount: Callable[[str, str, str, int], None], volumes: list[dict]) -> None:
     """Unpack member vN/... of the disk's tar into the N-th volume's guest folder; :ro ones read-only."""
-    for module in modules:
-        load_module(module)
-    deadline = time.monotonic() + 10.0
-    while not os.path.exists(DISK):
-        if time.monotonic() > deadline:
-            raise OSError(f"{DISK} did not appear after loading virtio_blk")
-        time.sleep(0.002)
     targets = {f"v{i}": str(v["guest"]) for i, v in enumerate(volumes)}
     for target in targets.values():
         os.makedirs(target, exist_ok=True)
-    with open(DISK, "rb") as disk, tarfile.open(fileobj=disk, mode="r|") as tar:
+    with open(disk, "rb") as device, tarfile.open(fileobj=device, mode="r|") as tar:
         for member in tar:
             key, _, rest = member.name.partition("/")
             if key not in targets or not rest:

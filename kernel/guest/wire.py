@@ -9,6 +9,11 @@ software emulation).
 from __future__ import annotations
 
 Message = dict[str, list[str]]
+# Kernel command line parameter carrying the run request (base64 of its wire form); the kernel hands
+# it to PID 1 as an environment variable. No dot in the name: dotted ones are taken as module options.
+CMDLINE_REQUEST = "osvrun"
+# Where the guest JVM logs class initialisation for --bootchart (when main was entered).
+CLASS_INIT_LOG = "/tmp/.osv-classinit.log"
 
 
 def _escape(value: str) -> str:

@@ -310,7 +310,7 @@ def synthetic_image(
 def clone_image(source: Path, target: Path) -> Path:
     """A copy of a built image whose files a test may replace (hard links; replace, do not edit in place)."""
     target.mkdir(parents=True)
-    for name in ("vmlinuz", "initramfs.img"):
+    for name in ("vmlinuz", "initramfs.img", "runtime.img"):
         os.link(source / name, target / name)
     shutil.copyfile(source / "image.json", target / "image.json")
     return target

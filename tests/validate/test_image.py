@@ -113,6 +113,8 @@ def test_symlinks_resolve_inside_the_image(tmp_path: Path, kernel_dir: Path) -> 
         ("absolute-entry", "initramfs-corrupt"),
         ("main-class", "main-class-missing"),
         ("no-launcher", "jvm-missing"),
+        ("garbage-runtime-disk", "runtime-disk-corrupt"),
+        ("no-runtime-disk", "runtime-disk-missing"),
     ],
 )
 def test_broken_images(tmp_path: Path, kernel_dir: Path, cache: Path, mutate: str, code: str) -> None:
@@ -143,6 +145,10 @@ def test_broken_images(tmp_path: Path, kernel_dir: Path, cache: Path, mutate: st
         manifest["inputs"]["app"]["main_class"] = "com.example.Gone"
     elif mutate == "no-launcher":
         manifest["jvm_command"][0] = "/osv/jre/bin/javax"
+    elif mutate == "garbage-runtime-disk":
+        (image / "runtime.img").write_bytes(b"\xff" * 8192)
+    elif mutate == "no-runtime-disk":
+        manifest.setdefault("sizes", {})["runtime_disk"] = 8192  # the manifest says there is one; no file
     if (image / "image.json").exists() and mutate != "bad-json":
         (image / "image.json").write_text(json.dumps(manifest))
     findings = codes(image)

@@ -40,10 +40,12 @@ def test_two_builds_are_byte_identical(osv: Osv, osv_cache: Path, examples_built
     assert first["key"] == second["key"]
     one, two = tmp_path / "one", tmp_path / "two"
     assert (one / "initramfs.img").read_bytes() == (two / "initramfs.img").read_bytes()
+    assert (one / "runtime.img").read_bytes() == (two / "runtime.img").read_bytes()
     assert (one / "image.json").read_bytes() == (two / "image.json").read_bytes()
 
 
 @pytest.mark.skipif(shutil.which("cpio") is None, reason="GNU cpio is not installed")
+@pytest.mark.skipif(shutil.which("fsck.erofs") is None, reason="fsck.erofs is not installed (erofs-utils)")
 def test_manifest_matches_every_file_in_the_image(osv: Osv, examples_built: Path, tmp_path: Path) -> None:
     build(osv, tmp_path / "img")
     manifest = json.loads((tmp_path / "img" / "image.json").read_text())
@@ -51,6 +53,12 @@ def test_manifest_matches_every_file_in_the_image(osv: Osv, examples_built: Path
     root.mkdir()
     with open(tmp_path / "img" / "initramfs.img", "rb") as f:
         subprocess.run(["cpio", "-idm", "--quiet", "--no-absolute-filenames"], stdin=f, cwd=root, check=True)
+    # The JRE is on its own read-only disk, mounted at /osv/jre in the guest.
+    disk = tmp_path / "img" / "runtime.img"
+    subprocess.run(["fsck.erofs", f"--extract={root / 'osv/jre'}", "--overwrite", str(disk)], check=True,
+                   capture_output=True)
+    assert all(info.get("disk") == "runtime.img" for name, info in manifest["files"].items()
+               if name.startswith("/osv/jre/"))
     regular = {"/" + str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
     assert regular == set(manifest["files"])
     for name, info in manifest["files"].items():

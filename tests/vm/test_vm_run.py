@@ -64,6 +64,18 @@ def test_arguments_with_spaces_and_quotes_arrive_intact(osv: Osv, examples_built
     assert text(proc.stdout) == "".join(f"[{a}]\n" for a in args)
 
 
+def test_a_request_too_long_for_the_kernel_command_line_goes_on_the_control_channel(
+    osv: Osv, examples_built: Path
+) -> None:
+    """Short requests ride on the kernel command line (the JVM starts before the ports); a long one
+    cannot (2 KB), and must arrive just the same the slower way."""
+    long_arg = "x" * 3000 + " end"
+    proc = osv("run", "--jdk", JDK17, "--verbose", EXITCODE, "args", long_arg, "short")
+    assert proc.returncode == 0, explain(proc)
+    assert text(proc.stdout) == f"[{long_arg}]\n[short]\n"
+    assert "osvrun=" not in text(proc.stderr)  # --verbose shows the kernel command line: no request on it
+
+
 def test_stdin_reaches_the_app_byte_for_byte(osv: Osv, examples_built: Path) -> None:
     data = os.urandom(1 << 20) + b"last line without newline"
     proc = osv("run", "--jdk", JDK17, ECHO, input=data)

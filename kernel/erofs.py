@@ -1,0 +1,200 @@
+"""A reproducible, uncompressed EROFS image writer, in pure Python.
+
+Why a disk at all: the guest kernel copies every initramfs byte at boot, under software emulation
+at tens of MB/s, and the JRE is most of the image. On a read-only disk, QEMU moves the bytes at host
+speed and only the pages the JVM touches are ever read. EROFS because the guest reads plain,
+block-aligned files straight into the page cache with readahead (romfs reads 1 KiB blocks through
+the buffer cache) and it has no journal or allocator to set up.
+
+Layout (4 KiB blocks): block 0 holds the superblock at byte 1024; the inodes follow from block 1
+(32-byte "compact" inodes, nid = byte offset / 32 from there); then each file, folder and symlink's
+data in contiguous blocks (FLAT_PLAIN). Entries are sorted, owners are root, all times are the build
+time (fixed), so the same tree gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+BLOCK = 4096
+MAGIC = 0xE0F5E1E2
+SUPERBLOCK_OFFSET = 1024
+META_BLOCK = 1  # inodes start here
+INODE_SIZE = 32
+MAX_FILE = 2**32 - 1  # a compact inode's size field
+
+# Directory entry file types.
+FT_REG, FT_DIR, FT_SYMLINK = 1, 2, 7
+DIRENT = struct.Struct("<QHBB")  # nid, name offset, file type, reserved
+
+
+@dataclass
+class _Node:
+    name: bytes
+    mode: int
+    source: Path | None = None  # a regular file's contents
+    data: bytes = b""  # a symlink's target, or a folder's entries once laid out
+    children: dict[bytes, _Node] = field(default_factory=dict)
+    nid: int = 0
+    ino: int = 0
+    size: int = 0
+    block: int = 0
+
+    @property
+    def file_type(self) -> int:
+        if stat.S_ISDIR(self.mode):
+            return FT_DIR
+        return FT_SYMLINK if stat.S_ISLNK(self.mode) else FT_REG
+
+
+def _scan(folder: Path, name: bytes = b"") -> _Node:
+    info = folder.lstat()
+    node = _Node(name, stat.S_IFDIR | (info.st_mode & 0o7777))
+    for entry in sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name)):
+        path = Path(entry.path)
+        child_info = path.lstat()
+        key = os.fsencode(entry.name)
+        if stat.S_ISDIR(child_info.st_mode):
+            node.children[key] = _scan(path, key)
+        elif stat.S_ISLNK(child_info.st_mode):
+            node.children[key] = _Node(key, stat.S_IFLNK | 0o777, data=os.fsencode(os.readlink(path)))
+        elif stat.S_ISREG(child_info.st_mode):
+            if child_info.st_size > MAX_FILE:
+                raise ValueError(f"{path} is {child_info.st_size} bytes; an image file holds at most 4 GiB")
+            node.children[key] = _Node(key, stat.S_IFREG | (child_info.st_mode & 0o7777), source=path)
+        else:
+            raise ValueError(f"{path} is not a file, folder or symlink: it cannot go into a read-only image")
+    return node
+
+
+def _walk(node: _Node) -> list[_Node]:
+    """Pre-order, children in byte order: the order inodes and data are laid out in."""
+    nodes = [node]
+    for child in node.children.values():
+        nodes += _walk(child) if stat.S_ISDIR(child.mode) else [child]
+    return nodes
+
+
+def _dir_blocks(entries: list[tuple[bytes, int, int]]) -> bytes:
+    """Pack (name, nid, type) sorted by name into blocks: entries first, then their names.
+
+    The kernel binary-searches blocks and entries by name, so order is byte order throughout; the
+    last name of a block runs to the block's end or the first NUL.
+    """
+    blocks: list[bytes] = []
+    current: list[tuple[bytes, int, int]] = []
+
+    def flush() -> None:
+        head = len(current) * DIRENT.size
+        names = b""
+        dirents = b""
+        for name, nid, ftype in current:
+            dirents += DIRENT.pack(nid, head + len(names), ftype, 0)
+            names += name
+        blocks.append(dirents + names)
+
+    used = 0
+    for entry in entries:
+        need = DIRENT.size + len(entry[0])
+        if current and used + need > BLOCK:
+            flush()
+            current, used = [], 0
+        current.append(entry)
+        used += need
+    flush()
+    # Every block but the last is padded to a full block; the folder's size ends with its last name.
+    return b"".join(block.ljust(BLOCK, b"\0") for block in blocks[:-1]) + blocks[-1]
+
+
+def _inode(node: _Node) -> bytes:
+    nlink = 2 + sum(stat.S_ISDIR(c.mode) for c in node.children.values()) if stat.S_ISDIR(node.mode) else 1
+    # i_format: version 0 (compact), data layout 0 (FLAT_PLAIN: data in contiguous blocks at i_u).
+    return struct.pack("<HHHHIIIIHHI", 0, 0, node.mode, nlink, node.size, 0, node.block, node.ino, 0, 0, 0)
+
+
+def write(tree: Path, out: BinaryIO, volume_name: str, build_time: int = 0) -> int:
+    """Write the folder `tree` as an EROFS image to `out`; returns the bytes written."""
+    label = volume_name.encode()
+    if len(label) > 16:
+        raise ValueError(f"volume name {volume_name!r} is longer than 16 bytes")
+    root = _scan(tree)
+    nodes = _walk(root)
+    for index, node in enumerate(nodes):
+        node.nid = index  # INODE_SIZE apart, from the start of the metadata block
+        node.ino = index + 1
+    parents = {id(child): node for node in nodes for child in node.children.values()}
+    for node in nodes:
+        if stat.S_ISDIR(node.mode):
+            parent = parents.get(id(node), node)
+            entries = [(b".", node.nid, FT_DIR), (b"..", parent.nid, FT_DIR)]
+            entries += [(c.name, c.nid, c.file_type) for c in node.children.values()]
+            node.data = _dir_blocks(sorted(entries))
+            node.size = len(node.data)
+        elif stat.S_ISLNK(node.mode):
+            node.size = len(node.data)
+        else:
+            assert node.source is not None
+            node.size = node.source.stat().st_size
+    next_block = META_BLOCK + -(-len(nodes) * INODE_SIZE // BLOCK)
+    for node in nodes:
+        node.block = next_block if node.size else 0
+        next_block += -(-node.size // BLOCK)
+    total_blocks = next_block
+
+    superblock = struct.pack(
+        "<IIIBBHQQIIII16s16sI",
+        MAGIC,
+        0,  # checksum: not used (feature off)
+        0,  # compat features
+        12,  # log2 of the block size
+        0,  # superblock extension slots
+        root.nid,
+        len(nodes),
+        build_time,
+        0,
+        total_blocks,
+        META_BLOCK,
+        0,  # no shared xattrs
+        b"\0" * 16,  # uuid: fixed, for reproducibility
+        label,
+        0,  # incompat features: none
+    ).ljust(128, b"\0")
+    out.write(b"\0" * SUPERBLOCK_OFFSET + superblock)
+    out.write(b"\0" * (BLOCK - SUPERBLOCK_OFFSET - len(superblock)))
+    metadata = b"".join(_inode(node) for node in nodes)
+    out.write(metadata.ljust(-(-len(metadata) // BLOCK) * BLOCK, b"\0"))
+    for node in nodes:
+        if not node.size:
+            continue
+        if node.source is not None:
+            written = _copy(node.source, out, node.size)
+        else:
+            out.write(node.data)
+            written = len(node.data)
+        out.write(b"\0" * (-written % BLOCK))
+    return total_blocks * BLOCK
+
+
+def _copy(source: Path, out: BinaryIO, size: int) -> int:
+    written = 0
+    with open(source, "rb") as f:
+        while chunk := f.read(1 << 20):
+            out.write(chunk)
+            written += len(chunk)
+    if written != size:
+        raise ValueError(f"{source} changed size while the image was written ({size} -> {written} bytes)")
+    return written
+
+
+def volume_name(image: BinaryIO) -> str | None:
+    """The volume name of an EROFS image, or None if it is not one (how the guest finds its disk)."""
+    image.seek(SUPERBLOCK_OFFSET)
+    head = image.read(80)
+    if len(head) < 80 or struct.unpack_from("<I", head)[0] != MAGIC:
+        return None
+    return head[64:80].rstrip(b"\0").decode(errors="replace")
