@@ -1,10 +1,10 @@
 """A reproducible, uncompressed EROFS image writer, in pure Python.
 
-Why a disk at all: the guest kernel copies every initramfs byte at boot, under software emulation
-at tens of MB/s, and the JRE is most of the image. On a read-only disk, QEMU moves the bytes at host
-speed and only the pages the JVM touches are ever read. EROFS because the guest reads plain,
-block-aligned files straight into the page cache with readahead (romfs reads 1 KiB blocks through
-the buffer cache) and it has no journal or allocator to set up.
+The JRE travels as this image rather than in the initramfs: the guest kernel copies every initramfs
+byte at boot (about a second for a JRE under software emulation), while this image is placed in
+guest memory by QEMU and mounted with DAX, so the JVM maps its files where they lie (see
+kernel/qemu.py, pmem_region). EROFS because it is read-only and simple, keeps file data in whole
+4 KiB blocks as DAX needs, and is in Debian's kernel.
 
 Layout (4 KiB blocks): block 0 holds the superblock at byte 1024; the inodes follow from block 1
 (32-byte "compact" inodes, nid = byte offset / 32 from there); then each file, folder and symlink's
@@ -190,11 +190,3 @@ def _copy(source: Path, out: BinaryIO, size: int) -> int:
         raise ValueError(f"{source} changed size while the image was written ({size} -> {written} bytes)")
     return written
 
-
-def volume_name(image: BinaryIO) -> str | None:
-    """The volume name of an EROFS image, or None if it is not one (how the guest finds its disk)."""
-    image.seek(SUPERBLOCK_OFFSET)
-    head = image.read(80)
-    if len(head) < 80 or struct.unpack_from("<I", head)[0] != MAGIC:
-        return None
-    return head[64:80].rstrip(b"\0").decode(errors="replace")

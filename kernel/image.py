@@ -34,8 +34,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GUEST_SOURCES = PROJECT_ROOT / "kernel" / "guest"
 PYTHON_HOME = "/osv/python"
 JRE_IN_IMAGE = "/osv/jre"
-RUNTIME_DISK = "runtime.img"  # the JRE, on a read-only EROFS disk mounted at JRE_IN_IMAGE
-RUNTIME_VOLUME = "osv-jre"  # its volume name: how PID 1 tells it from a volumes disk
+RUNTIME_DISK = "runtime.img"  # the JRE as a read-only EROFS image, mounted at JRE_IN_IMAGE
+RUNTIME_VOLUME = "osv-jre"  # its volume name, as tools such as dump.erofs show it
 MODULES_IN_IMAGE = "/osv/modules"
 INIT_SCRIPT = f"#!{PYTHON_HOME}/bin/python3 -S\nfrom kernel.guest.pid1 import run\nrun()\n"
 # Guest environment for PID 1, passed on the kernel command line (the kernel hands unknown
@@ -303,8 +303,7 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[s
             else:
                 entries[image_path.strip("/")] = Entry.from_host(image_path, module)
             boot[group].append(image_path)
-    runtime = {"runtime_volume": RUNTIME_VOLUME, "runtime_mount": JRE_IN_IMAGE}
-    entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, **runtime))
+    entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, runtime_mount=JRE_IN_IMAGE))
     return entries, boot
 
 

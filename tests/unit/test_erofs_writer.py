@@ -98,12 +98,6 @@ def test_same_tree_same_bytes_whatever_the_creation_order(tmp_path: Path) -> Non
     assert one == two
 
 
-def test_volume_name_tells_our_image_from_other_data(tmp_path: Path) -> None:
-    data = image_of(make_tree(tmp_path / "src"))
-    assert erofs.volume_name(io.BytesIO(data)) == "osv-test"
-    assert erofs.volume_name(io.BytesIO(b"\0" * 8192)) is None
-
-
 def test_file_data_is_block_aligned_for_dax(tmp_path: Path) -> None:
     """The guest maps files straight from the image (DAX): each file must start on a 4 KiB block."""
     tree = make_tree(tmp_path / "src")
