@@ -135,6 +135,15 @@ class Control:
             self.send("reply", id=wire.first(message, "id"), error="the app's JVM is not running")
 
 
+    def receive_op(self, op: str, timeout: float) -> wire.Message:
+        """Wait for a message `op`, dropping others (a late stdin-eof or signal once the JVM is gone)."""
+        deadline = now() + timeout
+        while True:
+            message = self.receive(max(0.0, deadline - now()))
+            if wire.first(message, "op") in (op, "timeout"):
+                return message
+
+
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -407,7 +416,7 @@ def main() -> None:
         stdout_bytes=counts[stdout_fd],
         stderr_bytes=counts[stderr_fd],
     )
-    control.receive(timeout=10.0)  # the host's ack: it has all of stdout and stderr
+    control.receive_op("ack", timeout=10.0)  # the host has all of stdout and stderr
     writable = [v for v in volumes if not v["readonly"]]
     if writable:
         from kernel.guest import volumes as volume_io
@@ -415,7 +424,7 @@ def main() -> None:
         ports.update(find_ports({VOLUME_OUT_PORT}, timeout=2.0))
         sent = volume_io.save(writable, ports.get(VOLUME_OUT_PORT))
         control.send(op="volumes", t=now(), bytes=sent)
-        control.receive(timeout=60.0)
+        control.receive_op("ack", timeout=60.0)
     power_off()
 
 
