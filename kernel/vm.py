@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from jvmbridge.errors import BootError, OsvJavaError
-from kernel import qemu, telemetry, volumes
+from kernel import cache, qemu, telemetry, volumes
 from kernel.guest import wire
 from kernel.image import INIT_ENV, Image
 
@@ -159,6 +159,24 @@ def _seconds(message: wire.Message, key: str) -> float:
         raise BootError(f"the guest's {wire.first(message, 'op')} message lacks {key}",
                         hint="the image was built by another osv-java version: rebuild it")
     return value
+
+
+def _keep_crash_log(exited: wire.Message) -> None:
+    """Write the guest JVM's hs_err file where the JVM said it is: the guest's working folder is the
+    host's, so the path in its message on stderr is right on the host too (an existing file stays)."""
+    path, data = wire.first(exited, "crash_log"), wire.first(exited, "crash_log_data")
+    if not path or data is None:
+        return
+    target = Path(path)
+    if not target.parent.is_dir() or target.exists():
+        target = Path(tempfile.gettempdir()) / target.name
+    try:
+        cache.write_file_atomic(target, base64.b64decode(data))
+    except OSError as exc:
+        print(f"osv-java: warning: cannot keep the JVM's error report at {target}: {exc}", file=sys.stderr)
+        return
+    if str(target) != path:
+        print(f"osv-java: the JVM's error report is at {target}", file=sys.stderr)
 
 
 class VirtualMachine:
@@ -404,6 +422,7 @@ class VirtualMachine:
             int(_seconds(exited, "stderr_bytes")), 30.0
         )
         control.send("ack")
+        _keep_crash_log(exited)
         if not complete:
             print("osv-java: warning: some of the app's output was lost on the way out", file=sys.stderr)
         writable = [(i, v) for i, v in enumerate(options.volumes) if not v.readonly]

@@ -189,6 +189,23 @@ def start_jvm(request: wire.Message) -> tuple[int, int, int, int]:
     return pid, in_w, out_r, err_r
 
 
+def crash_log(cwd: str, pid: int) -> dict[str, str]:
+    """The JVM's fatal error log (hs_err_pidN.log), if it wrote one, for the host to keep.
+
+    HotSpot writes it to the working folder, else /tmp; both vanish with the VM, yet the JVM's own
+    message on stderr names the path, which is also the host's working folder.
+    """
+    for folder in (cwd, "/tmp"):
+        path = f"{folder.rstrip('/')}/hs_err_pid{pid}.log"
+        try:
+            with open(path, "rb") as f:
+                data = f.read(4 << 20)
+        except OSError:
+            continue
+        return {"crash_log": path, "crash_log_data": binascii.b2a_base64(data, newline=False).decode()}
+    return {}
+
+
 def exit_status(wait_status: int) -> int:
     if os.WIFSIGNALED(wait_status):
         return 128 + os.WTERMSIG(wait_status)
@@ -415,6 +432,7 @@ def main() -> None:
         t_main=t_main,
         stdout_bytes=counts[stdout_fd],
         stderr_bytes=counts[stderr_fd],
+        **crash_log(wire.first(request, "cwd") or "/", pid),
     )
     control.receive_op("ack", timeout=10.0)  # the host has all of stdout and stderr
     writable = [v for v in volumes if not v["readonly"]]

@@ -230,9 +230,15 @@ def test_jvm_killed_by_a_signal_exits_128_plus_signal(osv: Osv, tmp_path: Path) 
         " java.lang.reflect.Field f = sun.misc.Unsafe.class.getDeclaredField(\"theUnsafe\");"
         " f.setAccessible(true); ((sun.misc.Unsafe) f.get(null)).putAddress(0, 0); } }",
     )
-    proc = osv("run", "--jdk", JDK17, "--jvm-opt=-XX:ErrorFile=/tmp/osv-test-hs_err_%p.log",
-               "-cp", str(killer), "Kill")
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = osv("run", "--jdk", JDK17, "-cp", str(killer), "Kill", cwd=work)
     assert proc.returncode == 128 + 6, explain(proc)  # the JVM's crash handler ends in abort()
+    # As with `java`, the fatal error log is in the working folder, at the path the JVM printed.
+    reports = list(work.glob("hs_err_pid*.log"))
+    assert len(reports) == 1, explain(proc)
+    assert str(reports[0]) in text(proc.stdout + proc.stderr)
+    assert "A fatal error has been detected by the Java Runtime Environment" in reports[0].read_text()
 
 
 def _qemu_for_port(port: int) -> list[int]:
