@@ -75,7 +75,7 @@ class MachineConfig:
         loader: list[str] = []
         if self.memory_image is not None:
             base, size = pmem_region(self.memory_image)
-            memory_mb += size >> 20  # on top of what the guest was promised
+            memory_mb = ram_with_pmem(self.memory_mb, size, self.initramfs.stat().st_size) >> 20
             cmdline.append(f"memmap={size >> 20}M!{base >> 20}M")
             loader = ["-device", f"loader,file={self.memory_image},addr={base:#x},force-raw=on"]
         args = [
@@ -140,12 +140,23 @@ TCG_CPU = "qemu64,+rdrand"
 # (the top of low memory), on a 2 MiB boundary as memory hotplug wants.
 PMEM_BASE = 128 << 20
 PMEM_ALIGN = 2 << 20
+INITRD_HEADROOM = 16 << 20  # between the range and the initrd, for QEMU's own placement rounding
 
 
 def pmem_region(image: Path) -> tuple[int, int]:
     """(base, size) in guest physical memory for `image`."""
     size = image.stat().st_size
     return PMEM_BASE, -(-size // PMEM_ALIGN) * PMEM_ALIGN
+
+
+def ram_with_pmem(memory_mb: int, pmem_size: int, initrd_size: int) -> int:
+    """Bytes of RAM to give QEMU: what the guest was promised plus the persistent-memory range.
+
+    QEMU loads the initrd at the top of low memory, which must stay above the range: with a small
+    -m that takes a few more MiB than asked (the kernel frees the initrd's memory after unpacking).
+    """
+    initrd = -(-initrd_size // PMEM_ALIGN) * PMEM_ALIGN
+    return max(memory_mb << 20, PMEM_BASE + initrd + INITRD_HEADROOM) + pmem_size
 
 
 # The x86 kernel keeps 2048 bytes of command line (COMMAND_LINE_SIZE), NUL included; stay well under.

@@ -43,6 +43,13 @@ def test_hello_prints_its_greeting_from_inside_the_vm(osv: Osv, examples_built: 
     assert "reboot: Power down" in console
 
 
+def test_the_smallest_memory_boots(osv: Osv, examples_built: Path) -> None:
+    """-m 128M, the least accepted: the runtime image and the initrd must still both fit."""
+    proc = osv("run", "--jdk", JDK17, "-m", "128M", HELLO)
+    assert proc.returncode == 0, explain(proc)
+    assert text(proc.stdout).startswith("Hello from osv-java!")
+
+
 @pytest.mark.parametrize("status", [0, 3, 42])
 def test_exit_status_is_the_apps(osv: Osv, examples_built: Path, status: int) -> None:
     proc = osv("run", "--jdk", JDK17, EXITCODE, str(status))
