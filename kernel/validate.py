@@ -26,6 +26,7 @@ from jvmbridge.jdk import Jdk
 from kernel import app as apps
 from kernel import cache, cpio_read, elfclosure, jre, provision
 from kernel.app import AppSpec
+from kernel.image import JRE_IN_IMAGE, RUNTIME_DISK
 from kernel.validate_elf import (
     X86_64,
     Arch,
@@ -48,8 +49,6 @@ __all__ = [
     "validate_jar_natives",
 ]
 
-JRE_IN_IMAGE = "/osv/jre"
-RUNTIME_DISK = "runtime.img"  # as kernel.image names it (imported there, so not from there)
 # The java launcher loads libjvm.so and the JRE's own libraries by full path before any app code runs,
 # so a DT_NEEDED on them is satisfied by the already-loaded copy: search there too.
 JRE_LIBRARY_DIRS = (f"{JRE_IN_IMAGE}/lib", f"{JRE_IN_IMAGE}/lib/server")

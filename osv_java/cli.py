@@ -245,8 +245,6 @@ def kernel_fetch() -> None:
     click.echo(f"{k.image} ({k.release})")
 
 
-
-
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
