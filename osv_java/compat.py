@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -282,6 +283,21 @@ def osv_failure(stderr: str) -> str:
     return f"osv-java failed with status {EXIT_OSV_FAILURE}"
 
 
+FATAL_ERROR = "# A fatal error has been detected by the Java Runtime Environment:"
+
+
+def emulated_jit_crash(result: CellResult) -> str | None:
+    """The signal, when a VM cell failed because its JVM crashed in JIT-compiled code under TCG."""
+    if result.status != "failed" or result.cell.target != "vm" or FATAL_ERROR not in result.details:
+        return None
+    lines = list(result.details)
+    signal = next((line.split()[1] for line in lines if line.startswith("#  SIG")), None)
+    after = lines[lines.index("# Problematic frame:") + 1] if "# Problematic frame:" in lines[:-1] else ""
+    if signal in ("SIGILL", "SIGSEGV") and re.match(r"# J \d+ c[12] ", after):
+        return signal
+    return None
+
+
 def judge_example(expected: Expected, stdout: str, stderr: str, status: int) -> tuple[str, tuple[str, ...]]:
     """('', ()) when the run matches expected.json, else (one-line reason, expected-vs-got details)."""
     problems: list[str] = []
@@ -530,6 +546,19 @@ class Runner:
         return result
 
     def _run(self, cell: Cell) -> CellResult:
+        result = self._run_once(cell)
+        crash = emulated_jit_crash(result)
+        if crash is None:
+            return result
+        # Under software emulation a guest JVM now and then dies in code it compiled itself (QEMU's
+        # multi-threaded TCG and cross-modifying code): not the language's doing, so run the cell again,
+        # and say so in its details.
+        again = self._run_once(cell)
+        note = f"retried once: the first run's JVM died of {crash} in JIT-compiled code under software emulation"
+        again.details = (note, *again.details)
+        return again
+
+    def _run_once(self, cell: Cell) -> CellResult:
         from kernel import thirdparty
 
         program = thirdparty.by_name(cell.name) if cell.kind == "app" else None
