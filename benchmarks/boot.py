@@ -2,10 +2,12 @@
 
 floor: the same kernel and QEMU machine, with an initramfs whose /init powers off at once (a static
        ELF of a few bytes: no loader, no Python, no JVM).
-hello: `osv-java run examples/hello/hello.jar` with a warm cache (image built, accelerator probed).
+hello: `osv-java run examples/hello/hello.jar` with a warm cache (image built, accelerator probed,
+       the machine's boot snapshot saved: two warm-up runs), so the VM starts from that snapshot.
+cold:  the same with --cold-boot: the kernel, /init and PID 1 boot afresh (what a first run costs).
 
-Boots alternate (floor, hello, floor, ...) so drift on the machine hits both alike. Prints each
-measurement, the medians and the ratio; the last line is JSON.
+Boots alternate (floor, hello, cold, floor, ...) so drift on the machine hits all alike. Prints each
+measurement, the medians and the ratios; the last line is JSON ("ratio" is hello's).
 
     .venv/bin/python benchmarks/boot.py [--runs 5] [--jdk 17]
 """
@@ -50,9 +52,10 @@ def floor_boot(kernel: Path, accel: str, initrd: Path, log: Path) -> float:
     return elapsed
 
 
-def hello_boot(jdk: str) -> tuple[float, str]:
+def hello_boot(jdk: str, cold: bool = False) -> tuple[float, str]:
     start = time.monotonic()
-    proc = subprocess.run([OSV, "run", "--jdk", jdk, HELLO], capture_output=True, timeout=300, cwd=ROOT, check=False)
+    proc = subprocess.run([OSV, "run", "--jdk", jdk, *(["--cold-boot"] if cold else []), HELLO],
+                          capture_output=True, timeout=300, cwd=ROOT, check=False)
     elapsed = time.monotonic() - start
     if proc.returncode != 0 or not proc.stdout.startswith(b"Hello from osv-java!"):
         raise SystemExit(f"hello failed ({proc.returncode}): {proc.stderr.decode()[-800:]}")
@@ -76,11 +79,14 @@ def main() -> None:
     image = Image.load(Path(summary["folder"]))
     kernel = provision.default_kernel()
     accel = qemu.choose_accel("auto", kernel.image)
-    print(f"accelerator: {accel}; warming up (one hello run)", file=sys.stderr)
-    hello_boot(args.jdk)
+    print(f"accelerator: {accel}; warming up (two hello runs: the second saves the boot snapshot)",
+          file=sys.stderr)
+    for _ in range(2):
+        hello_boot(args.jdk)
 
     floors: list[float] = []
     hellos: list[float] = []
+    colds: list[float] = []
     with tempfile.TemporaryDirectory(prefix="osv-bench-") as tmp:
         initrd = Path(tmp) / "floor.img"
         poweroff.initramfs(str(initrd))
@@ -88,7 +94,9 @@ def main() -> None:
             floors.append(floor_boot(kernel.image, accel, initrd, Path(tmp) / "console.log"))
             seconds, greeting = hello_boot(args.jdk)
             hellos.append(seconds)
-            print(f"run {i + 1}: floor {floors[-1]:.3f}s  hello {hellos[-1]:.3f}s  ({greeting})")
+            colds.append(hello_boot(args.jdk, cold=True)[0])
+            print(f"run {i + 1}: floor {floors[-1]:.3f}s  hello {hellos[-1]:.3f}s  cold {colds[-1]:.3f}s  "
+                  f"({greeting})")
 
     jdk_home = Path(image.manifest["inputs"]["jdk"]["home"])
     image_bytes = image.manifest["sizes"]["initramfs"] + image.manifest["sizes"].get("runtime_disk", 0)
@@ -96,7 +104,9 @@ def main() -> None:
     full_jdk_image_bytes = image_bytes - jre_in_image + tree_bytes(jdk_home)
     floor_s = statistics.median(floors)
     hello_s = statistics.median(hellos)
-    print(f"floor median {floor_s:.3f}s  hello median {hello_s:.3f}s  ratio {hello_s / floor_s:.2f}  ({accel})")
+    cold_s = statistics.median(colds)
+    print(f"floor median {floor_s:.3f}s  hello median {hello_s:.3f}s  ratio {hello_s / floor_s:.2f}  "
+          f"cold median {cold_s:.3f}s  ratio {cold_s / floor_s:.2f}  ({accel})")
     print(f"image {image_bytes / 1e6:.1f} MB: initramfs + runtime disk (jlinked JRE {jre_in_image / 1e6:.1f} MB); "
           f"with the full JDK it would be {full_jdk_image_bytes / 1e6:.1f} MB")
     print(json.dumps({
@@ -106,8 +116,11 @@ def main() -> None:
         "accel": accel,
         "image_bytes": image_bytes,
         "full_jdk_image_bytes": full_jdk_image_bytes,
+        "hello_cold_s": round(cold_s, 3),
+        "ratio_cold": round(cold_s / floor_s, 3),
         "floor_runs": [round(x, 3) for x in floors],
         "hello_runs": [round(x, 3) for x in hellos],
+        "hello_cold_runs": [round(x, 3) for x in colds],
         "jdk": image.manifest["inputs"]["jdk"]["version"],
         "cpus": os.cpu_count(),
     }))

@@ -13,6 +13,7 @@ import hashlib
 import json
 import lzma
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -37,7 +38,10 @@ JRE_IN_IMAGE = "/osv/jre"
 RUNTIME_DISK = "runtime.img"  # the JRE as a read-only EROFS image, mounted at JRE_IN_IMAGE
 RUNTIME_VOLUME = "osv-jre"  # its volume name, as tools such as dump.erofs show it
 MODULES_IN_IMAGE = "/osv/modules"
-INIT_SCRIPT = f"#!{PYTHON_HOME}/bin/python3 -S\nfrom kernel.guest.pid1 import run\nrun()\n"
+INIT_TEMPLATE = GUEST_SOURCES / "init.sh"  # /init, run by busybox; it execs PID 1's Python
+BUSYBOX_IN_IMAGE = "/bin/busybox"
+# The busybox commands /init and the JVM's start (kernel.launcher) use, as links in /bin.
+BUSYBOX_COMMANDS = ("base64", "env", "hostname", "insmod", "ip", "mkdir", "mkfifo", "mount", "usleep")
 # Guest environment for PID 1, passed on the kernel command line (the kernel hands unknown
 # key=value parameters to init as its environment).
 INIT_ENV = {
@@ -52,6 +56,8 @@ ETC_FILES = {
     "etc/passwd": b"root:x:0:0:root:/root:/sbin/nologin\n",
     "etc/group": b"root:x:0:\n",
     "etc/nsswitch.conf": b"passwd: files\ngroup: files\nhosts: files dns\n",
+    "etc/hostname": b"osv\n",
+    "etc/hosts": b"127.0.0.1\tlocalhost osv\n::1\tlocalhost ip6-localhost\n",
 }
 
 
@@ -91,6 +97,25 @@ def guest_python() -> Path:
     raise DependencyError("no Python interpreter for the guest", hint="apt-get install python3")
 
 
+def guest_busybox() -> Path:
+    """The busybox that runs /init (Debian's busybox-static: no loader, no libraries to start)."""
+    for candidate in (Path("/bin/busybox"), Path("/usr/bin/busybox")):
+        if candidate.exists():
+            return candidate.resolve()
+    raise DependencyError("busybox is not installed: the guest's /init needs it",
+                          hint="apt-get install busybox-static")
+
+
+def init_script(disk_modules: list[str]) -> bytes:
+    """/init with this image's module paths, JRE mount point and Python filled in."""
+    text = INIT_TEMPLATE.read_text()
+    for name, value in (("@DISK_MODULES@", " ".join(shlex.quote(m) for m in disk_modules)),
+                        ("@RUNTIME_MOUNT@", shlex.quote(JRE_IN_IMAGE)),
+                        ("@PYTHON@", shlex.quote(f"{PYTHON_HOME}/bin/python3"))):
+        text = text.replace(name, value)
+    return text.encode()
+
+
 def _digest_tree(paths: list[Path]) -> str:
     """A digest of files and folders by content (names relative to each root, and bytes)."""
     h = hashlib.sha256()
@@ -106,8 +131,10 @@ def _digest_tree(paths: list[Path]) -> str:
 
 @functools.cache
 def _guest_sources_digest() -> str:
-    writers = [Path(__file__).with_name(name) for name in ("cpio.py", "erofs.py")]
-    return _digest_tree([GUEST_SOURCES, Path(__file__), *writers])
+    # Sources only: the guest Python writes __pycache__ there when it collects PID 1's modules.
+    sources = sorted(p for p in GUEST_SOURCES.rglob("*") if p.suffix in (".py", ".sh"))
+    writers = [Path(__file__).with_name(name) for name in ("cpio.py", "erofs.py", "launcher.py", "tinyelf.py")]
+    return _digest_tree([*sources, Path(__file__), *writers])
 
 
 def python_bundle(python: Path) -> tuple[Path, dict]:
@@ -163,12 +190,13 @@ class BuildRequest:
     extra_jvm_options: tuple[str, ...] = ()  # baked-in options a language runtime needs
 
 
-def image_key(request: BuildRequest, python: Path) -> str:
+def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
     kernel = request.kernel
     parts = [
         f"format={FORMAT_VERSION}",
         f"guest={_guest_sources_digest()}",
         f"python={python}:{python.stat().st_size}:{python.stat().st_mtime_ns}",
+        f"busybox={busybox}:{busybox.stat().st_size}:{busybox.stat().st_mtime_ns}",
         f"jdk={request.jdk.home}:{request.jdk.version}",
         f"kernel={kernel.image}:{kernel.image.stat().st_size}:{kernel.image.stat().st_mtime_ns}",
         f"kmods={kernel.modules}",
@@ -218,17 +246,21 @@ def java_command(request: BuildRequest) -> list[str]:
     return [f"{JRE_IN_IMAGE}/bin/java", *request.extra_jvm_options, *launch_arguments(request.app)]
 
 
-def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[str, Entry], dict]:
-    from kernel import elfclosure
+def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
+             ) -> tuple[dict[str, Entry], dict]:
+    from kernel import elfclosure, launcher
 
     entries: dict[str, Entry] = {}
-    for name in ("dev", "proc", "sys", "tmp", "run", "root", "osv"):
+    for name in ("bin", "dev", "proc", "sys", "tmp", "run", "root", "osv"):
         entries[name] = Entry.folder(name, 0o1777 if name == "tmp" else 0o755)
     entries["dev/console"] = Entry.char_device("dev/console", 5, 1)
     entries["dev/null"] = Entry.char_device("dev/null", 1, 3, 0o666)
     for path, data in ETC_FILES.items():
         entries[path] = Entry.file(path, data)
-    entries["init"] = Entry.file("init", INIT_SCRIPT.encode(), 0o755)
+    entries[BUSYBOX_IN_IMAGE.strip("/")] = Entry.from_host(BUSYBOX_IN_IMAGE, busybox)
+    for command in BUSYBOX_COMMANDS:
+        entries[f"bin/{command}"] = Entry.symlink(f"bin/{command}", "busybox")
+    entries[launcher.LAUNCHER_IN_IMAGE.strip("/")] = Entry.file(launcher.LAUNCHER_IN_IMAGE, launcher.elf(), 0o755)
 
     # The JRE is on the runtime disk (mounted here); the C.UTF-8 locale the JVM needs for UTF-8 file
     # names and arguments (LANG=C.UTF-8) is small and stays in the initramfs.
@@ -253,7 +285,7 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[s
 
     # ELF closure of everything executable: JRE binaries and libraries, Python and its extensions.
     roots = [p for p in jre_dir.rglob("*") if p.is_file() and not p.is_symlink() and elfclosure.is_elf(p)]
-    roots += [python, *extensions]
+    roots += [python, *extensions, busybox]
     closure = elfclosure.resolve(roots, extra_dirs=[str(jre_dir / "lib"), str(jre_dir / "lib" / "server")])
     if closure.missing:
         name, needers = next(iter(closure.missing.items()))
@@ -303,6 +335,7 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path) -> tuple[dict[s
             else:
                 entries[image_path.strip("/")] = Entry.from_host(image_path, module)
             boot[group].append(image_path)
+    entries["init"] = Entry.file("init", init_script(boot["disk_modules"]), 0o755)
     entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, runtime_mount=JRE_IN_IMAGE))
     return entries, boot
 
@@ -314,7 +347,8 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
     `notes` are said once, on stderr, when the image is built (not on cache hits).
     """
     python = guest_python()
-    key = image_key(request, python)
+    busybox = guest_busybox()
+    key = image_key(request, python, busybox)
     final = cache.root() / "images" / key
     if not (final / "image.json").exists():
         # Only a build needs these (a cache hit is the common case, and start-up time counts).
@@ -326,7 +360,7 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
         for note in notes or []:
             say(note)
         jre_dir = jre.link(request.jdk, list(request.modules), progress=progress)
-        entries, boot = _entries(request, jre_dir, python)
+        entries, boot = _entries(request, jre_dir, python, busybox)
         with cache.atomic_dir(final) as tmp:
             with open(tmp / "initramfs.img", "wb") as out:
                 cpio.write(entries.values(), out)

@@ -5,25 +5,14 @@ It measures (or probes) the kernel and QEMU alone: no loader, no libraries, no i
 
 from __future__ import annotations
 
-import struct
+from kernel import cpio, tinyelf
 
-from kernel import cpio
-
-BASE = 0x400000
 # mov edi,0xfee1dead; mov esi,0x28121969; mov edx,0x4321fedc; mov eax,169 (reboot); syscall; jmp $
 CODE = bytes.fromhex("bfaddee1fe" "be69191228" "badcfe2143" "b8a9000000" "0f05" "ebfe")
 
 
 def elf() -> bytes:
-    header_size, phdr_size = 64, 56
-    entry = BASE + header_size + phdr_size
-    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
-    header = ident + struct.pack(
-        "<HHIQQQIHHHHHH", 2, 62, 1, entry, header_size, 0, 0, header_size, phdr_size, 1, 0, 0, 0
-    )
-    size = header_size + phdr_size + len(CODE)
-    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, BASE, BASE, size, size, 0x1000)
-    return header + phdr + CODE
+    return tinyelf.elf(CODE)
 
 
 def initramfs(path: str) -> None:

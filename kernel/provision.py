@@ -36,7 +36,7 @@ REQUIRED_CONFIG = {
     "TMPFS": "writable /tmp for the JVM",
     "PROC_FS": "the JVM reads /proc",
     "SYSFS": "PID 1 finds virtio ports in /sys",
-    "BINFMT_SCRIPT": "/init is a script run by the guest Python",
+    "BINFMT_SCRIPT": "/init is a script, run by busybox",
     "UNIX": "the JVM's attach mechanism uses UNIX sockets",
     "INET": "networking for -p/--publish",
     "FUTEX": "the JVM's threads",

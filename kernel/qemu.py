@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import subprocess
@@ -68,6 +69,7 @@ class MachineConfig:
     disks: list[Path] = field(default_factory=list)  # read-only raw disks
     memory_image: Path | None = None  # placed in guest memory as persistent memory (see pmem_region)
     qmp_socket: Path | None = None
+    incoming: Path | None = None  # a boot snapshot to restore instead of booting (kernel.snapshot)
 
     def argv(self) -> list[str]:
         memory_mb = self.memory_mb
@@ -121,7 +123,11 @@ class MachineConfig:
         for i, disk in enumerate(self.disks):
             args += ["-drive", f"file={disk},if=none,id=disk{i},format=raw,readonly=on"]
             args += ["-device", f"virtio-blk-device,drive=disk{i}"]
-        args += loader
+        if self.incoming is not None:
+            # Guest memory comes from the snapshot, runtime image included: nothing to load into it.
+            args += ["-incoming", f"exec:cat {shlex.quote(str(self.incoming))}"]
+        else:
+            args += loader
         if self.qmp_socket is not None:
             args += ["-qmp", f"unix:{self.qmp_socket},server=on,wait=off"]
         return args

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -25,9 +26,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from jvmbridge.errors import BootError, OsvJavaError
-from kernel import cache, qemu, telemetry, volumes
+from kernel import cache, launcher, qemu, snapshot, telemetry, volumes
 from kernel.guest import wire
 from kernel.image import INIT_ENV, Image
+from kernel.monitor import Monitor, MonitorError
+from kernel.progress import say
 
 PORTS = ("osv.ctl", "osv.stdin", "osv.stdout", "osv.stderr")
 PANIC_MARKER = "Kernel panic"
@@ -48,6 +51,7 @@ class RunOptions:
     verbose: bool = False
     bootchart: bool = False
     cwd: str = "/"
+    snapshot: bool = True  # start from the machine's boot snapshot, saving one first if need be
 
 
 @dataclass
@@ -241,23 +245,35 @@ class VirtualMachine:
             "volume": [f"{i}:{'ro' if v.readonly else 'rw'}:{v.guest}" for i, v in enumerate(options.volumes)],
         }
 
-    def _config(self, accel: str, request: dict[str, object]) -> tuple[qemu.MachineConfig, bool]:
+    def _config(self, accel: str, argv: list[str], request: dict[str, object] | None
+                ) -> tuple[qemu.MachineConfig, bool]:
         """The machine; and whether the run request went on the kernel command line.
 
         On the command line, PID 1 starts the JVM before it sets up the ports (see pid1.main);
-        a request too long for it goes on the control channel instead.
+        a request too long for it, or None (a boot snapshot's machine), goes on the control channel.
         """
         options = self.options
         cmdline = qemu.base_cmdline(accel, options.verbose)
         cmdline += [f"{k}={v}" for k, v in INIT_ENV.items()]
-        encoded = base64.b64encode(wire.encode("run", **request)).decode()
-        param = f"{wire.CMDLINE_REQUEST}={encoded}"
-        on_cmdline = len(" ".join([*cmdline, param])) <= qemu.MAX_CMDLINE
+        param = ""
+        if request is not None:
+            encoded = base64.b64encode(wire.encode("run", **request)).decode()
+            param = f"{wire.CMDLINE_REQUEST}={encoded}"
+        on_cmdline = bool(param) and len(" ".join([*cmdline, param])) <= qemu.MAX_CMDLINE
         if on_cmdline:
             cmdline.append(param)
+            if not options.publish and not options.volumes:
+                # /init can start the JVM itself, before PID 1's Python is up (kernel.launcher); with
+                # -p or -v, PID 1 sets up the network or the volumes first.
+                env = [f"{k}={v}" for k, v in options.env.items()]
+                command = launcher.shell_command(argv, env, options.cwd)
+                early = f"{launcher.CMDLINE_PARAM}={base64.b64encode(command.encode()).decode()}"
+                if len(" ".join([*cmdline, early])) <= qemu.MAX_CMDLINE:
+                    cmdline.append(early)
         chardevs = []
         for name in PORTS:
             path = self.workdir / f"{name}.sock"
+            path.unlink(missing_ok=True)  # from a boot that failed to restore
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(str(path))
             listener.listen(1)
@@ -324,10 +340,47 @@ class VirtualMachine:
         )
 
     def run(self, argv: list[str], main_class: str) -> RunResult:
+        """Boot (or restore the boot snapshot of) the machine and run the JVM `argv` in it."""
         options = self.options
         accel = qemu.choose_accel(options.accel, self.image.kernel, options.verbose)
         request = self._run_request(argv, main_class)
-        config, request_sent = self._config(accel, request)
+        if not options.snapshot or options.volumes:  # a volume's disk is part of the machine
+            config, request_sent = self._config(accel, argv, request)
+            return self._boot(config, None if request_sent else request)
+        config, _ = self._config(accel, argv, None)
+        path = snapshot.path_for(snapshot.key(str(self.image.manifest["key"]), config))
+        if path.exists():
+            try:
+                return self._boot(dataclasses.replace(config, incoming=path), request, restore=path)
+            except snapshot.SnapshotError as exc:  # the app has not started: boot afresh instead
+                path.unlink(missing_ok=True)
+                print(f"osv-java: warning: {exc}; booting afresh", file=sys.stderr)
+                self._reset()
+                config, _ = self._config(accel, argv, None)
+        elif not snapshot.seen_before(path):  # a first run: boot cold, the fastest way without a snapshot
+            self._reset()
+            config, request_sent = self._config(accel, argv, request)
+            return self._boot(config, None if request_sent else request)
+        return self._boot(config, request, save=path)
+
+    def _reset(self) -> None:
+        """Forget a QEMU that failed to restore a snapshot, so that the machine can boot afresh."""
+        self.stop(grace=1.0)
+        for sock in self.listeners.values():
+            sock.close()
+        self.listeners.clear()
+        if self.telemetry is not None:
+            self.telemetry.close()
+            self.telemetry = None
+        for stale in (self.qmp_socket, self.telemetry_socket):
+            stale.unlink(missing_ok=True)
+
+    def _boot(self, config: qemu.MachineConfig, request: dict[str, object] | None,
+              restore: Path | None = None, save: Path | None = None) -> RunResult:
+        """Start QEMU with `config` and see the run through; `request` is sent unless it was on the
+        command line. With `restore`, QEMU reads that boot snapshot; with `save`, one is written
+        there once PID 1 is ready, before the request is sent."""
+        options = self.options
         command = config.argv()
         if options.verbose:
             print("osv-java: " + " ".join(command), file=sys.stderr)
@@ -336,7 +389,12 @@ class VirtualMachine:
             # Its own session (Ctrl-C is ours to forward), but it dies with us even if we are SIGKILLed.
             self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                          start_new_session=True, preexec_fn=qemu.die_with_parent)
-        conns = self._accept_all(timeout=30.0)
+        try:
+            conns = self._accept_all(timeout=30.0)
+        except BootError as exc:
+            if restore is not None:  # QEMU would not take the snapshot: a cold boot may still work
+                raise snapshot.SnapshotError(str(exc)) from exc
+            raise
         control = _Control(conns["osv.ctl"])
         out_pump = _Pump(conns["osv.stdout"], sys.stdout.buffer)
         err_pump = _Pump(conns["osv.stderr"], sys.stderr.buffer)
@@ -344,12 +402,33 @@ class VirtualMachine:
         err_pump.start()
         self.stdin_sock = conns["osv.stdin"]
 
+        restored_at = None
+        if restore is not None:
+            snapshot.wait_restored(self.qmp_socket, self.proc)
+            restored_at = time.monotonic() - t_qemu
+            snapshot.touch(restore)
         self._serve_telemetry(control)
         previous = signal.signal(signal.SIGINT, lambda *_: self._interrupt(control))
         try:
-            return self._converse(control, out_pump, err_pump, None if request_sent else request, t_qemu)
+            return self._converse(control, out_pump, err_pump, request, t_qemu, restored_at, save)
         finally:
             signal.signal(signal.SIGINT, previous)
+
+    def _save_snapshot(self, control: _Control, target: Path) -> None:
+        """Have PID 1 make ready what every run needs, then save the machine as it is (kernel.snapshot).
+
+        A failure costs only the snapshot: this run goes on, and the next one tries again.
+        """
+        control.send("snapshot")
+        self._wait_message(control, "ready", self.options.boot_timeout, "the guest to get ready for a snapshot")
+        assert self.proc is not None
+        try:
+            with Monitor(self.qmp_socket) as monitor:
+                size = snapshot.save(monitor, self.proc, target)
+        except (snapshot.SnapshotError, MonitorError) as exc:
+            print(f"osv-java: warning: {exc}", file=sys.stderr)
+            return
+        say(f"saved this machine's boot snapshot ({size >> 20} MB): its next runs start from there")
 
     def _serve_telemetry(self, control: _Control) -> None:
         """Answer `osv-java jvm ... --vm NAME` and `osv-java shell --vm NAME` (see kernel.telemetry)."""
@@ -402,15 +481,28 @@ class VirtualMachine:
                 raise self._hang(f"timed out after {timeout:g}s waiting for {what}")
 
     def _converse(
-        self, control: _Control, out_pump: _Pump, err_pump: _Pump, request: dict[str, object] | None, t_qemu: float
+        self, control: _Control, out_pump: _Pump, err_pump: _Pump, request: dict[str, object] | None,
+        t_qemu: float, restored_at: float | None, save: Path | None,
     ) -> RunResult:
-        """Talk to PID 1 from its hello to the VM's end; `request` is sent unless it was on the command line."""
+        """Talk to PID 1 from its hello (none when restored: it said it before the snapshot) to the VM's end."""
         options = self.options
-        offsets: list[float] = []
-        hello, at = self._wait_message(control, "hello", options.boot_timeout, "the guest's kernel services to start")
-        offsets.append(at - _seconds(hello, "t"))
+        timeline = {"qemu_start": 0.0}
+        boot_offsets: list[float] = []  # host time minus guest time, for the kernel and PID 1's start
+        hello = None
+        if restored_at is None:
+            hello, at = self._wait_message(control, "hello", options.boot_timeout,
+                                           "the guest's kernel services to start")
+            boot_offsets.append(at - _seconds(hello, "t"))
+        else:
+            timeline["snapshot_restored"] = restored_at
+        if save is not None:
+            self._save_snapshot(control, save)
+            timeline["snapshot_saved"] = time.monotonic() - t_qemu
         if request is not None:
-            control.send("run", **request)
+            # The clock and fresh entropy: a restored machine would replay the snapshot's (kernel.snapshot).
+            control.send("run", **request, epoch_ns=time.time_ns(), entropy=os.urandom(32).hex())
+        # The guest clock stops while a snapshot is saved: offsets for the run come from its own messages.
+        offsets: list[float] = []
         started, at = self._wait_message(control, "started", options.boot_timeout, "the JVM to start")
         # Only now: QEMU drops what arrives on a port the guest has not opened yet.
         threading.Thread(target=_stdin_pump, args=(self.stdin_sock, control), daemon=True).start()
@@ -436,11 +528,15 @@ class VirtualMachine:
         except subprocess.TimeoutExpired:
             self.stop()
         t_gone = time.monotonic()
-        offset = min(offsets) - t_qemu  # guest clock zero (kernel start) in seconds after QEMU start
-        timeline = {"qemu_start": 0.0, "kernel_start": offset}
-        for key, name in (("t_pid1", "pid1_start"), ("t_exec", "jvm_exec"), ("t_main", "main_entered"),
-                          ("t_exit", "app_exit")):
-            for message in (hello, started, exited):
+        if save is None:
+            boot_offsets += offsets  # one clock throughout: take the best-measured offset
+        if hello is not None:
+            boot_offset = min(boot_offsets) - t_qemu  # guest clock zero (kernel start) after QEMU start
+            timeline["kernel_start"] = boot_offset
+            timeline["pid1_start"] = boot_offset + _seconds(hello, "t_pid1")
+        offset = min(boot_offsets if save is None else offsets) - t_qemu
+        for key, name in (("t_exec", "jvm_exec"), ("t_main", "main_entered"), ("t_exit", "app_exit")):
+            for message in (started, exited):
                 value = wire.number(message, key)
                 if value is not None:
                     timeline[name] = offset + value

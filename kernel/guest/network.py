@@ -46,15 +46,15 @@ def interface_up(sock: _socket.socket, name: str) -> None:
 
 
 def loopback_up() -> None:
+    """lo up, and the host name /etc/hostname gives (the image's /etc/hosts resolves it); /init does the
+    same when it starts the JVM itself."""
     sock = _socket.socket(AF_INET, SOCK_DGRAM)
     try:
         interface_up(sock, "lo")
     finally:
         sock.close()
-    os.makedirs("/etc", exist_ok=True)
-    with open("/etc/hosts", "w") as f:
-        f.write("127.0.0.1\tlocalhost osv\n::1\tlocalhost ip6-localhost\n")
-    _socket.sethostname("osv")
+    with open("/etc/hostname") as f:
+        _socket.sethostname(f.read().strip())
 
 
 def configure(modules: list[str], load_module: Callable[[str], None], timeout: float = 10.0) -> None:

@@ -1,9 +1,11 @@
 """Kernel services: PID 1 of the guest.
 
-It mounts the pseudo file systems, loads the virtio modules, reads the run request from the host on
-the control port, starts the JVM with its stdout/stderr relayed to their own virtio ports (counting
-bytes, so the host knows when it has all of the app's output), reaps, reports the exit status and the
-boot timeline on the control port, writes volumes back and powers off.
+/init (init.sh) has mounted the pseudo file systems and the JRE, and may have started the JVM
+already; it then execs this. It loads the virtio modules, reads the run request from the host (on
+the kernel command line, else on the control port), starts the JVM unless /init did, relays its
+stdin/stdout/stderr to their own virtio ports (counting bytes, so the host knows when it has all
+of the app's output), reaps, reports the exit status and the boot timeline on the control port,
+writes volumes back and powers off.
 
 Standard library only: this file is zipped into the image with exactly the modules it imports.
 Everything not needed before the JVM starts is imported after (see LATE_IMPORTS). Python's start-up
@@ -24,7 +26,7 @@ import time
 from kernel.guest import disks, libc, network, wire
 
 # Imported after the JVM has started; listed so the image builder zips them too.
-LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach", "kernel.guest.services")
+LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach", "kernel.guest.services", "kernel.guest.renew")
 
 CONTROL_PORT = "osv.ctl"
 STDIN_PORT = "osv.stdin"
@@ -338,8 +340,11 @@ def run_request_from_cmdline() -> wire.Message | None:
 def mount_runtime(boot: wire.Message) -> None:
     """Mount the JRE's EROFS image, which the host put in guest memory as persistent memory.
 
-    With DAX the JVM maps libjvm.so and the CDS archive straight from that memory.
+    With DAX the JVM maps libjvm.so and the CDS archive straight from that memory. /init has done
+    this already unless it failed: doing it again here makes the failure known to the host.
     """
+    if os.environ.pop("OSV_RUNTIME_MOUNTED", None):
+        return
     for module in boot.get("disk_modules", []):
         load_module(module)
     device = disks.wait_for(PMEM_DEVICE)
@@ -348,6 +353,53 @@ def mount_runtime(boot: wire.Message) -> None:
         mount(device, target, "erofs", MS_RDONLY, "dax=always")
     except OSError:  # a kernel without DAX for EROFS: the page cache then
         mount(device, target, "erofs", MS_RDONLY)
+
+
+NETWORK_UP = False
+
+
+def network_up(boot: wire.Message) -> None:
+    """Networking through QEMU's user mode: once per boot (a restored snapshot has it already)."""
+    global NETWORK_UP
+    if not NETWORK_UP:
+        network.configure(boot.get("net_modules", []), load_module)
+        NETWORK_UP = True
+
+
+def await_run(control: Control, boot: wire.Message) -> wire.Message:
+    """The run request from the control channel; first, when the host asks, ready the machine for a
+    boot snapshot (kernel/snapshot.py), which the host takes while this waits for the request."""
+    request = control.receive(timeout=30.0)
+    if wire.first(request, "op") == "snapshot":
+        network_up(boot)  # what every run needs, done before the snapshot rather than at every run
+        control.send("ready", t=now())
+        request = control.receive(timeout=30.0)
+    if wire.first(request, "op") != "run":
+        control.send(op="error", message=f"no run request from the host (got {wire.first(request, 'op')})")
+        power_off()
+    from kernel.guest import renew
+
+    renew.apply(wire.first(request, "epoch_ns"), wire.first(request, "entropy"))
+    return request
+
+
+def adopt_early_jvm() -> tuple[tuple[int, int, int, int], float] | None:
+    """The JVM /init started before exec'ing us, if it did: (pid, stdin, stdout, stderr), exec time.
+
+    Its stdio are FIFOs that /init left open read-write on fds 3 to 5. Our ends are opened by name
+    and those closed: a FIFO still held read-write by us would never show the JVM's end of file.
+    """
+    pid = os.environ.pop("OSV_JVM_PID", None)
+    if not pid:
+        return None
+    stdin = os.open("/run/osv-stdin", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    stdout = os.open("/run/osv-stdout", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    stderr = os.open("/run/osv-stderr", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    for fd in (3, 4, 5):
+        os.close(fd)
+    os.set_blocking(stdout, True)
+    os.set_blocking(stderr, True)
+    return (int(pid), stdin, stdout, stderr), float(os.environ.pop("OSV_T_EXEC"))
 
 
 def prepare_and_start(request: wire.Message, boot: wire.Message) -> tuple[list[dict], tuple[int, int, int, int], float]:
@@ -362,7 +414,7 @@ def prepare_and_start(request: wire.Message, boot: wire.Message) -> tuple[list[d
         for module in boot.get("modules", []):  # the virtio transport, before any virtio device
             load_module(module)
     if wire.first(request, "network") == "1":
-        network.configure(boot.get("net_modules", []), load_module)
+        network_up(boot)
     if volumes:
         from kernel.guest import volumes as volume_io
 
@@ -374,10 +426,7 @@ def prepare_and_start(request: wire.Message, boot: wire.Message) -> tuple[list[d
 
 
 def main() -> None:
-    t_pid1 = now()
-    mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID)
-    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    t_pid1 = float(os.environ.pop("OSV_T_INIT", "") or now())  # when /init started (to 10 ms)
     # /tmp stays part of the root file system (already in memory): app files may live there.
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     with open(BOOT_FILE, "rb") as f:
@@ -386,9 +435,13 @@ def main() -> None:
     # channel come up while it does (its output waits in pipes): that is most of PID 1's work off
     # the boot's critical path.
     request = run_request_from_cmdline()
-    early = None
+    early: tuple[list[dict], tuple[int, int, int, int], float] | None = None
     early_error: OSError | None = None
-    if request is not None:
+    adopted = adopt_early_jvm()
+    if adopted is not None:
+        jvm, t_exec = adopted
+        early = ([], jvm, t_exec)
+    elif request is not None:
         try:
             early = prepare_and_start(request, boot)
         except OSError as exc:  # reported once the control channel is up
@@ -403,10 +456,7 @@ def main() -> None:
     if early_error is not None:
         raise early_error
     if request is None:
-        request = control.receive(timeout=30.0)
-        if wire.first(request, "op") != "run":
-            control.send(op="error", message=f"no run request from the host (got {wire.first(request, 'op')})")
-            power_off()
+        request = await_run(control, boot)
     stdin_port = os.open(ports[STDIN_PORT], os.O_RDONLY | os.O_CLOEXEC)
     stdout_fd = os.open(ports[STDOUT_PORT], os.O_WRONLY | os.O_CLOEXEC)
     stderr_fd = os.open(ports[STDERR_PORT], os.O_WRONLY | os.O_CLOEXEC)
@@ -417,7 +467,7 @@ def main() -> None:
         # Outbound networking for every app, set up while the JVM starts (it takes far longer than
         # this), so it costs the boot nothing; -p asks for it before the JVM instead.
         try:
-            network.configure(boot.get("net_modules", []), load_module)
+            network_up(boot)
         except OSError as exc:
             print(f"osv-java pid1: networking not available: {exc}", file=sys.stderr, flush=True)
     status, counts = relay(pid, (stdin_port, in_pipe), {out_pipe: stdout_fd, err_pipe: stderr_fd}, control)

@@ -156,12 +156,15 @@ def test_published_port_answers_http_from_the_host(osv: Osv, examples_built: Pat
             server.wait()
 
 
-def test_ctrl_c_stops_the_vm_cleanly_with_130(osv: Osv, examples_built: Path) -> None:
+@pytest.mark.parametrize("publish", [True, False], ids=["started-by-pid1", "started-by-init"])
+def test_ctrl_c_stops_the_vm_cleanly_with_130(osv: Osv, examples_built: Path, publish: bool) -> None:
+    """Without -p, /init starts the JVM (kernel.launcher): SIGINT must reach it there too."""
     port = free_port()
-    server = _start_server(osv, "run", "--jdk", JDK17, "-p", f"{port}:8080", HTTPSERVER)
+    server = _start_server(osv, "run", "--jdk", JDK17, *(["-p", f"{port}:8080"] if publish else []), HTTPSERVER)
     try:
         _wait_listening(server)
         server.send_signal(signal.SIGINT)
+        # One Ctrl-C only: the JVM's own handler must end it (a JVM that ignored SIGINT would run on).
         assert server.wait(timeout=120) == 130
     finally:
         if server.poll() is None:
@@ -173,7 +176,7 @@ def test_ctrl_c_stops_the_vm_cleanly_with_130(osv: Osv, examples_built: Path) ->
 
 
 def test_bootchart_prints_a_measured_timeline(osv: Osv, examples_built: Path) -> None:
-    proc = osv("run", "--jdk", JDK17, "--bootchart", HELLO)
+    proc = osv("run", "--jdk", JDK17, "--cold-boot", "--bootchart", HELLO)  # restored runs: test_snapshot.py
     assert proc.returncode == 0, explain(proc)
     assert text(proc.stdout).startswith("Hello from osv-java!")
     stamps = dict(re.findall(r"^\s+(\w+)\s+([\d.]+)\s+\(", text(proc.stderr), re.M))
