@@ -357,6 +357,9 @@ class VirtualMachine:
                 print(f"osv-java: warning: {exc}; booting afresh", file=sys.stderr)
                 self._reset()
                 config, _ = self._config(accel, argv, None)
+            except BootError:  # the app may have started: no second try, but the next run boots afresh
+                path.unlink(missing_ok=True)
+                raise
         elif not snapshot.seen_before(path):  # a first run: boot cold, the fastest way without a snapshot
             self._reset()
             config, request_sent = self._config(accel, argv, request)
