@@ -106,6 +106,15 @@ def guest_busybox() -> Path:
                           hint="apt-get install busybox-static")
 
 
+def check_busybox(busybox: Path) -> None:
+    """BuildError unless `busybox` has every command /init uses (a build without it would not boot)."""
+    listed = subprocess.run([str(busybox), "--list"], capture_output=True, text=True, check=False).stdout.split()
+    missing = [command for command in BUSYBOX_COMMANDS if command not in listed]
+    if missing:
+        raise DependencyError(f"{busybox} lacks {', '.join(missing)}, which the guest's /init needs",
+                              hint="apt-get install busybox-static")
+
+
 def init_script(disk_modules: list[str]) -> bytes:
     """/init with this image's module paths, JRE mount point and Python filled in."""
     text = INIT_TEMPLATE.read_text()
@@ -356,6 +365,7 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
 
         # Errors stop the build before anything is written to the cache.
         validate.check_before_build(request.app, request.jdk, request.modules)
+        check_busybox(busybox)
         cache.sweep_stale_temps(cache.ensure("images"))
         for note in notes or []:
             say(note)

@@ -86,3 +86,13 @@ def test_the_launcher_is_a_minimal_static_executable() -> None:
     image = launcher.elf()
     assert image[:4] == b"\x7fELF" and image[16] == 2  # ET_EXEC: no loader, no libraries
     assert b".interp" not in image and len(image) < 512
+
+
+def test_a_busybox_without_the_commands_init_uses_is_refused_before_building() -> None:
+    from jvmbridge.errors import DependencyError
+    from kernel import image
+
+    with pytest.raises(DependencyError, match="lacks base64, env, .*the guest's /init needs"):
+        image.check_busybox(Path(shutil.which("true") or "/bin/true"))
+    if BUSYBOX is not None:
+        image.check_busybox(Path(BUSYBOX))  # Debian's busybox-static has them all
