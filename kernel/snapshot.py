@@ -24,6 +24,7 @@ import os
 import shlex
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from jvmbridge.errors import OsvJavaError
@@ -41,7 +42,7 @@ class SnapshotError(OsvJavaError):
     """A snapshot could not be saved or restored; the run goes on without it."""
 
 
-def key(image_key: str, config: qemu.MachineConfig) -> str:
+def key(image_key: str, cmdline: list[str], memory_mb: int, cpus: int, accel: str, ports: Sequence[str]) -> str:
     """What the saved machine depends on: the image, the machine's shape, QEMU and how it boots."""
     binary = Path(qemu.qemu_binary())
     info = binary.stat()
@@ -49,12 +50,12 @@ def key(image_key: str, config: qemu.MachineConfig) -> str:
         f"format={FORMAT}",
         f"image={image_key}",
         f"qemu={binary}:{info.st_size}:{info.st_mtime_ns}",
-        f"memory={config.memory_mb}",
-        f"cpus={config.cpus}",
-        f"accel={config.accel}",
+        f"memory={memory_mb}",
+        f"cpus={cpus}",
+        f"accel={accel}",
         f"cpu={qemu.TCG_CPU}",
-        f"cmdline={' '.join(config.cmdline)}",
-        f"ports={[name for name, _ in config.chardevs]}",
+        f"cmdline={' '.join(cmdline)}",
+        f"ports={list(ports)}",
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 

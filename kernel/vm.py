@@ -245,9 +245,8 @@ class VirtualMachine:
             "volume": [f"{i}:{'ro' if v.readonly else 'rw'}:{v.guest}" for i, v in enumerate(options.volumes)],
         }
 
-    def _config(self, accel: str, argv: list[str], request: dict[str, object] | None
-                ) -> tuple[qemu.MachineConfig, bool]:
-        """The machine; and whether the run request went on the kernel command line.
+    def _cmdline(self, accel: str, argv: list[str], request: dict[str, object] | None) -> tuple[list[str], bool]:
+        """The kernel command line; and whether the run request went on it.
 
         On the command line, PID 1 starts the JVM before it sets up the ports (see pid1.main);
         a request too long for it, or None (a boot snapshot's machine), goes on the control channel.
@@ -270,6 +269,13 @@ class VirtualMachine:
                 early = f"{launcher.CMDLINE_PARAM}={base64.b64encode(command.encode()).decode()}"
                 if len(" ".join([*cmdline, early])) <= qemu.MAX_CMDLINE:
                     cmdline.append(early)
+        return cmdline, on_cmdline
+
+    def _config(self, accel: str, argv: list[str], request: dict[str, object] | None
+                ) -> tuple[qemu.MachineConfig, bool]:
+        """The machine, its ports listening; and whether the run request went on the kernel command line."""
+        options = self.options
+        cmdline, on_cmdline = self._cmdline(accel, argv, request)
         chardevs = []
         for name in PORTS:
             path = self.workdir / f"{name}.sock"
@@ -345,26 +351,30 @@ class VirtualMachine:
         accel = qemu.choose_accel(options.accel, self.image.kernel, options.verbose)
         request = self._run_request(argv, main_class)
         if not options.snapshot or options.volumes:  # a volume's disk is part of the machine
-            config, request_sent = self._config(accel, argv, request)
-            return self._boot(config, None if request_sent else request)
-        config, _ = self._config(accel, argv, None)
-        path = snapshot.path_for(snapshot.key(str(self.image.manifest["key"]), config))
+            return self._boot_cold(accel, argv, request)
+        cmdline, _ = self._cmdline(accel, argv, None)
+        machine = snapshot.key(str(self.image.manifest["key"]), cmdline, options.memory_mb, options.cpus, accel, PORTS)
+        path = snapshot.path_for(machine)
         if path.exists():
+            config, _ = self._config(accel, argv, None)
             try:
                 return self._boot(dataclasses.replace(config, incoming=path), request, restore=path)
             except snapshot.SnapshotError as exc:  # the app has not started: boot afresh instead
                 path.unlink(missing_ok=True)
                 print(f"osv-java: warning: {exc}; booting afresh", file=sys.stderr)
                 self._reset()
-                config, _ = self._config(accel, argv, None)
             except BootError:  # the app may have started: no second try, but the next run boots afresh
                 path.unlink(missing_ok=True)
                 raise
         elif not snapshot.seen_before(path):  # a first run: boot cold, the fastest way without a snapshot
-            self._reset()
-            config, request_sent = self._config(accel, argv, request)
-            return self._boot(config, None if request_sent else request)
+            return self._boot_cold(accel, argv, request)
+        config, _ = self._config(accel, argv, None)
         return self._boot(config, request, save=path)
+
+    def _boot_cold(self, accel: str, argv: list[str], request: dict[str, object]) -> RunResult:
+        """Boot without a snapshot, the run request on the kernel command line when it fits."""
+        config, request_sent = self._config(accel, argv, request)
+        return self._boot(config, None if request_sent else request)
 
     def _reset(self) -> None:
         """Forget a QEMU that failed to restore a snapshot, so that the machine can boot afresh."""

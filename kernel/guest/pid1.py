@@ -34,7 +34,7 @@ STDOUT_PORT = "osv.stdout"
 STDERR_PORT = "osv.stderr"
 VOLUME_OUT_PORT = "osv.volout"
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
 LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
 BOOT_FILE = "/osv/boot.txt"  # modules to load, in the wire format
 PMEM_DEVICE = "/dev/pmem0"  # the runtime image
