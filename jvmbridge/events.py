@@ -26,7 +26,11 @@ WHAT = "gc=info,gc+start=info,gc+phases=info,safepoint=info"
 DECORATORS = "uptimenanos,level,tags"
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
-QUIET = 0.05  # seconds without a line after which held pauses are released
+QUIET = 0.05  # seconds without a line after which the stream checks whether it should end
+# A pause line is held until the safepoint line that follows it gives its time-to-safepoint. That line
+# can come well after the pause line when the JVM's log writer thread waits for a CPU, so a pause goes
+# out without it only after this long (or when the stream ends).
+HOLD = 2.0
 
 
 def xlog_options(
@@ -68,6 +72,20 @@ class LineEventStream:
         self._rfd = fd
         self._buffer = b""
         self._closed = False
+        self._held_since: float | None = None
+
+    def _release(self, final: bool = False) -> list[GcEvent]:
+        """Held pauses once they have waited HOLD seconds for their safepoint line (all when `final`)."""
+        if not self.parser.holding:
+            self._held_since = None
+            return []
+        now = time.monotonic()
+        if self._held_since is None:
+            self._held_since = now
+        if final or now - self._held_since >= HOLD:
+            self._held_since = None
+            return self.parser.flush()
+        return []
 
     def close(self) -> None:
         self._closed = True
@@ -91,16 +109,15 @@ class LineEventStream:
         return [line.decode("utf-8", errors="replace") for line in complete]
 
     def poll(self, timeout: float = 0.0) -> list[GcEvent]:
-        """Events completed within `timeout` seconds (held pauses released once the pipe is quiet)."""
+        """Events completed within `timeout` seconds (a held pause goes out after HOLD without its
+        safepoint line, and at once when the stream ends)."""
         lines = self._read_lines(timeout)
-        if lines is None:
-            return self.parser.flush()
         if not lines:
-            return self.parser.flush()
+            return self._release(final=lines is None)
         events: list[GcEvent] = []
         for line in lines:
             events.extend(self.parser.feed(line))
-        return events
+        return events + self._release()
 
     def events(
         self, timeout: float | None = None, until: Callable[[], bool] | None = None
@@ -116,11 +133,14 @@ class LineEventStream:
             if lines:
                 for line in lines:
                     yield from self.parser.feed(line)
+                yield from self._release()
                 continue
-            yield from self.parser.flush()
-            if lines is None or (until is not None and until()):
+            ending = lines is None or (until is not None and until())
+            yield from self._release(final=ending)
+            if ending:
                 return
             if deadline is not None and time.monotonic() >= deadline:
+                yield from self._release(final=True)
                 return
 
 

@@ -152,6 +152,11 @@ class GcLogParser:
             return []
         return [event]
 
+    @property
+    def holding(self) -> bool:
+        """Whether events wait for a safepoint line (see `flush`)."""
+        return bool(self._queue)
+
     def flush(self) -> list[GcEvent]:
         """Release held events (at the end of a file, or when a stream goes quiet)."""
         out, self._queue = self._queue, []
