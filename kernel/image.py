@@ -142,6 +142,8 @@ def _digest_tree(paths: list[Path]) -> str:
 def _guest_sources_digest() -> str:
     # Sources only: the guest Python writes __pycache__ there when it collects PID 1's modules.
     sources = sorted(p for p in GUEST_SOURCES.rglob("*") if p.suffix in (".py", ".sh"))
+    # PID 1 also imports the attach client and the policies' supervisors
+    sources += sorted((PROJECT_ROOT / "jvmbridge").glob("*.py")) + sorted((PROJECT_ROOT / "gc_hooks").rglob("*.py"))
     writers = [Path(__file__).with_name(name) for name in ("cpio.py", "erofs.py", "launcher.py", "tinyelf.py")]
     return _digest_tree([*sources, Path(__file__), *writers])
 
@@ -197,6 +199,7 @@ class BuildRequest:
     modules: tuple[str, ...]  # JDK modules the JRE must hold
     extra_trees: tuple[tuple[Path, str], ...] = ()  # (host folder, image folder) a runtime reads
     extra_jvm_options: tuple[str, ...] = ()  # baked-in options a language runtime needs
+    hook_modules: tuple[str, ...] = ()  # kernel modules the run's policies need (gc_hooks Policy.guest_modules)
 
 
 def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
@@ -210,6 +213,7 @@ def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
         f"kernel={kernel.image}:{kernel.image.stat().st_size}:{kernel.image.stat().st_mtime_ns}",
         f"kmods={kernel.modules}",
         f"loads={[provision.DISK_MODULES, provision.BOOT_MODULES, provision.NET_MODULES, provision.BLOCK_MODULES]}",
+        f"hook_modules={list(request.hook_modules)}",
         f"modules={','.join(sorted(request.modules))}",
         f"app={request.app.kind}:{request.app.main_class}:{request.app.jar}:{request.app.language}",
         f"files={_digest_tree(list(request.app.all_paths()))}",
@@ -323,14 +327,14 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
     # Kernel modules PID 1 loads.
     kernel = request.kernel
     boot: dict[str, list[str]] = {
-        "disk_modules": [], "modules": [], "net_modules": [], "blk_modules": [], "balloon_modules": []
+        "disk_modules": [], "modules": [], "net_modules": [], "blk_modules": [], "hook_modules": []
     }
     groups = {
         "disk_modules": provision.DISK_MODULES,
         "modules": provision.BOOT_MODULES,
         "net_modules": provision.NET_MODULES,
         "blk_modules": provision.BLOCK_MODULES,
-        "balloon_modules": provision.BALLOON_MODULES,
+        "hook_modules": request.hook_modules,
     }
     loaded: set[str] = set()
     for group, wanted in groups.items():

@@ -20,6 +20,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gc_hooks.host import HostSide
+from gc_hooks.policies import Plan
+from gc_hooks.runner import SupervisorRunner
+from gc_hooks.seam import HookEvent
 from jvmbridge.errors import UsageError
 from kernel.guest.pid1 import main_entered
 from kernel.volumes import Volume
@@ -32,6 +36,7 @@ MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT, MS_RDONLY = 4096, 16384, 1 << 18, 32, 1
 class ProcessResult:
     status: int
     timeline: dict[str, float]
+    hook_events: list[HookEvent]
 
 
 def _forward(listener: socket.socket, guest_port: int, stop: threading.Event) -> None:
@@ -97,7 +102,10 @@ def run(
     volumes: list[Volume],
     bootchart: bool,
     timeout: float | None,
+    hooks: Plan,
+    verbose: bool = False,
 ) -> ProcessResult:
+    """Run the JVM `argv` (the policies' options already in it) with the policies' supervisors beside it."""
     if volumes and os.geteuid() != 0:
         raise UsageError("-v with --target process needs root (it bind-mounts the folder)",
                          hint="run as root, or use --target vm")
@@ -118,8 +126,16 @@ def run(
         if bootchart:
             argv = [argv[0], f"-Xlog:class+init=info:file={log}:timenanos", *argv[1:]]
         t0 = time.monotonic()
-        proc = subprocess.Popen(argv, env=env, preexec_fn=(lambda: _mount_volumes(volumes)) if volumes else None)
+        host = HostSide(hooks, verbose)
+        host.start(None)
+        try:
+            proc = subprocess.Popen(argv, env=env, preexec_fn=(lambda: _mount_volumes(volumes)) if volumes else None)
+        except BaseException:
+            host.stop()
+            raise
         t_exec = time.monotonic()
+        supervisors = SupervisorRunner(hooks.supervisors, host)
+        supervisors.start(proc.pid)
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends it to the JVM too
         try:
             try:
@@ -140,6 +156,8 @@ def run(
             stop.set()
             for listener in listeners:
                 listener.close()
+            supervisors.stop(exited=True)
+            host.stop()
         t_exit = time.monotonic()
         timeline = {"jvm_exec": t_exec - t0, "app_exit": t_exit - t0}
         if bootchart:
@@ -148,4 +166,4 @@ def run(
                 timeline["main_entered"] = entered - t0
     status = 128 - code if code < 0 else code
     sys.stdout.flush()
-    return ProcessResult(status=status, timeline=timeline)
+    return ProcessResult(status=status, timeline=timeline, hook_events=list(host.events))

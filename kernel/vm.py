@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -23,8 +24,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from gc_hooks.host import HostSide
+from gc_hooks.policies import Plan
+from gc_hooks.seam import HookEvent, Machine
 from jvmbridge.errors import BootError, OsvJavaError
 from kernel import cache, launcher, qemu, snapshot, telemetry, volumes
 from kernel.guest import wire
@@ -52,6 +56,7 @@ class RunOptions:
     bootchart: bool = False
     cwd: str = "/"
     snapshot: bool = True  # start from the machine's boot snapshot, saving one first if need be
+    hooks: Plan | None = None  # the run's policies (gc_hooks)
 
 
 @dataclass
@@ -59,6 +64,7 @@ class RunResult:
     status: int
     timeline: dict[str, float]  # event -> seconds since QEMU start
     console_log: str
+    hook_events: list[HookEvent] = field(default_factory=list)
 
 
 class _Pump(threading.Thread):
@@ -183,6 +189,24 @@ def _keep_crash_log(exited: wire.Message) -> None:
         print(f"osv-java: the JVM's error report is at {target}", file=sys.stderr)
 
 
+_NO_MACHINE = Machine(target="vm", memory_mb=None, cpus=None, jdk_feature=0)
+
+
+class _VmSide:
+    """What a policy's host monitor may use of this VM (gc_hooks.seam.VmSide)."""
+
+    def __init__(self, vm: VirtualMachine) -> None:
+        assert vm.proc is not None
+        self.name = vm.workdir.name
+        self.qemu_pid = vm.proc.pid
+        self._socket = vm.qmp_socket
+        self._lock = threading.Lock()
+
+    def qmp(self, command: str, **arguments: Any) -> Any:
+        with self._lock, Monitor(self._socket) as monitor:
+            return monitor.execute(command, **arguments)
+
+
 class VirtualMachine:
     """One boot of an image. Use as a context manager: leaving it always stops QEMU."""
 
@@ -198,12 +222,15 @@ class VirtualMachine:
         self.telemetry_socket = self.workdir / "telemetry.sock"
         self.telemetry: telemetry.Telemetry | None = None
         self.qmp_socket = self.workdir / "qmp.sock"  # for port forwards added at run time
+        self.hooks = options.hooks or Plan(machine=_NO_MACHINE)
+        self.host = HostSide(self.hooks, options.verbose)
 
     def __enter__(self) -> VirtualMachine:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        self.host.stop()
         if self.telemetry is not None:
             self.telemetry.close()
         for sock in self.listeners.values():
@@ -243,6 +270,9 @@ class VirtualMachine:
             "bootchart": options.bootchart,
             "network": bool(options.publish),
             "volume": [f"{i}:{'ro' if v.readonly else 'rw'}:{v.guest}" for i, v in enumerate(options.volumes)],
+            # the policies' supervisors (PID 1 runs them beside the JVM) and guest settings (written first)
+            "hook": [json.dumps(spec.fields(), sort_keys=True) for spec in self.hooks.supervisors],
+            "setting": [f"{path}={value}" for path, value in self.hooks.guest_settings.items()],
         }
 
     def _cmdline(self, accel: str, argv: list[str], request: dict[str, object] | None) -> tuple[list[str], bool]:
@@ -254,6 +284,7 @@ class VirtualMachine:
         options = self.options
         cmdline = qemu.base_cmdline(accel, options.verbose)
         cmdline += [f"{k}={v}" for k, v in INIT_ENV.items()]
+        cmdline += self.hooks.kernel_cmdline
         param = ""
         if request is not None:
             encoded = base64.b64encode(wire.encode("run", **request)).decode()
@@ -265,26 +296,27 @@ class VirtualMachine:
                 # /init can start the JVM itself, before PID 1's Python is up (kernel.launcher); with
                 # -p or -v, PID 1 sets up the network or the volumes first.
                 env = [f"{k}={v}" for k, v in options.env.items()]
-                command = launcher.shell_command(argv, env, options.cwd)
+                command = launcher.shell_command(argv, env, options.cwd, self.hooks.guest_settings)
                 early = f"{launcher.CMDLINE_PARAM}={base64.b64encode(command.encode()).decode()}"
                 if len(" ".join([*cmdline, early])) <= qemu.MAX_CMDLINE:
                     cmdline.append(early)
         return cmdline, on_cmdline
 
-    def _config(self, accel: str, argv: list[str], request: dict[str, object] | None
-                ) -> tuple[qemu.MachineConfig, bool]:
-        """The machine, its ports listening; and whether the run request went on the kernel command line."""
-        options = self.options
-        cmdline, on_cmdline = self._cmdline(accel, argv, request)
-        chardevs = []
-        for name in PORTS:
-            path = self.workdir / f"{name}.sock"
-            path.unlink(missing_ok=True)  # from a boot that failed to restore
+    def _listen(self, config: qemu.MachineConfig) -> None:
+        """Listen on the machine's port sockets before QEMU starts: QEMU connects to them."""
+        for name, path in config.chardevs:
+            Path(path).unlink(missing_ok=True)  # from a boot that failed to restore
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            listener.bind(str(path))
+            listener.bind(path)
             listener.listen(1)
             self.listeners[name] = listener
-            chardevs.append((name, str(path)))
+
+    def _config(self, accel: str, argv: list[str], request: dict[str, object] | None
+                ) -> tuple[qemu.MachineConfig, bool]:
+        """The machine; and whether the run request went on the kernel command line."""
+        options = self.options
+        cmdline, on_cmdline = self._cmdline(accel, argv, request)
+        chardevs = [(name, str(self.workdir / f"{name}.sock")) for name in PORTS]
         outputs = []
         if any(not v.readonly for v in options.volumes):
             outputs.append(("osv.volout", self.workdir / "volout.tar"))
@@ -307,6 +339,7 @@ class VirtualMachine:
             disks=disks,
             qmp_socket=self.qmp_socket,
             memory_image=self.image.runtime_disk,
+            extra_args=list(self.hooks.qemu_args),
         )
         return config, on_cmdline
 
@@ -352,11 +385,9 @@ class VirtualMachine:
         request = self._run_request(argv, main_class)
         if not options.snapshot or options.volumes:  # a volume's disk is part of the machine
             return self._boot_cold(accel, argv, request)
-        cmdline, _ = self._cmdline(accel, argv, None)
-        machine = snapshot.key(str(self.image.manifest["key"]), cmdline, options.memory_mb, options.cpus, accel, PORTS)
-        path = snapshot.path_for(machine)
+        config, _ = self._config(accel, argv, None)
+        path = snapshot.path_for(snapshot.key(str(self.image.manifest["key"]), config))
         if path.exists():
-            config, _ = self._config(accel, argv, None)
             try:
                 return self._boot(dataclasses.replace(config, incoming=path), request, restore=path)
             except snapshot.SnapshotError as exc:  # the app has not started: boot afresh instead
@@ -368,7 +399,6 @@ class VirtualMachine:
                 raise
         elif not snapshot.seen_before(path):  # a first run: boot cold, the fastest way without a snapshot
             return self._boot_cold(accel, argv, request)
-        config, _ = self._config(accel, argv, None)
         return self._boot(config, request, save=path)
 
     def _boot_cold(self, accel: str, argv: list[str], request: dict[str, object]) -> RunResult:
@@ -395,6 +425,7 @@ class VirtualMachine:
         there once PID 1 is ready, before the request is sent."""
         options = self.options
         command = config.argv()
+        self._listen(config)
         if options.verbose:
             print("osv-java: " + " ".join(command), file=sys.stderr)
         t_qemu = time.monotonic()
@@ -421,6 +452,7 @@ class VirtualMachine:
             restored_at = time.monotonic() - t_qemu
             snapshot.touch(restore)
         self._serve_telemetry(control)
+        self._start_monitors()
         previous = signal.signal(signal.SIGINT, lambda *_: self._interrupt(control))
         try:
             return self._converse(control, out_pump, err_pump, request, t_qemu, restored_at, save)
@@ -482,6 +514,8 @@ class VirtualMachine:
                     if self.telemetry is not None:
                         self.telemetry.deliver(message)
                     continue
+                if self._hook_message(message):
+                    continue
                 if wire.first(message, "op") == op:
                     return message, at
                 continue
@@ -492,6 +526,23 @@ class VirtualMachine:
                 raise self._hang(f"the kernel panicked while waiting for {what}")
             if deadline is not None and time.monotonic() > deadline:
                 raise self._hang(f"timed out after {timeout:g}s waiting for {what}")
+
+    def _hook_message(self, message: wire.Message) -> bool:
+        """A policy's supervisor in the guest reporting (gc_hooks.seam.Channel); True when it was one."""
+        op = wire.first(message, "op")
+        if op == "hook-event":
+            self.host.emit(HookEvent.from_fields({k: v[0] for k, v in message.items() if v}))
+            return True
+        if op == "hook-message":
+            self.host.send(wire.first(message, "policy") or "", wire.first(message, "kind") or "",
+                           wire.first(message, "data") or "")
+            return True
+        return False
+
+    def _start_monitors(self) -> None:
+        """The policies' host sides, once QEMU's monitor answers."""
+        if self.hooks.monitors:
+            self.host.start(_VmSide(self))
 
     def _converse(
         self, control: _Control, out_pump: _Pump, err_pump: _Pump, request: dict[str, object] | None,
@@ -554,5 +605,6 @@ class VirtualMachine:
                 if value is not None:
                     timeline[name] = offset + value
         timeline["vm_gone"] = t_gone - t_qemu
+        self.host.stop()
         return RunResult(status=int(_seconds(exited, "status")), timeline=timeline,
-                         console_log=self.console_tail(200))
+                         console_log=self.console_tail(200), hook_events=list(self.host.events))

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gc_hooks import policies
+from gc_hooks.policies import HookSettings
+from gc_hooks.seam import Machine
 from jvmbridge import jdk as jdks
 from jvmbridge.errors import UsageError
 from kernel import app as apps
@@ -144,30 +147,45 @@ def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool
     return kernel
 
 
-def build_image(target: Target, kernel: provision.Kernel, output: Path | None) -> images.Image:
+def build_image(target: Target, kernel: provision.Kernel, output: Path | None,
+                hook_modules: tuple[str, ...] = ()) -> images.Image:
     request = BuildRequest(app=target.app, jdk=target.jdk, kernel=kernel, modules=target.modules,
-                           extra_trees=target.extra_trees, extra_jvm_options=target.extra_jvm_options)
+                           extra_trees=target.extra_trees, extra_jvm_options=target.extra_jvm_options,
+                           hook_modules=hook_modules)
     return images.build(request, output=output, notes=target.notes)
 
 
-def guest_argv(image: images.Image, jvm_options: list[str], args: list[str], bootchart: bool) -> list[str]:
+def guest_argv(image: images.Image, jvm_options: list[str], args: list[str], bootchart: bool,
+               hook_options: list[str]) -> list[str]:
+    """The guest JVM's command line: the image's defaults, the policies' options, then the user's."""
     command = list(image.manifest["jvm_command"])
-    extra = [*image.manifest.get("jvm_defaults", []), *jvm_options]
+    extra = [*image.manifest.get("jvm_defaults", []), *hook_options, *jvm_options]
     if bootchart:
         extra.insert(0, f"-Xlog:class+init=info:file={CLASS_INIT_LOG}:timenanos")
     return [command[0], *extra, *command[1:], *args]
 
 
-def host_argv(target: Target, jvm_options: list[str], memory_mb: int | None, cpus: int | None) -> list[str]:
-    """The java command line for --target process: the host JDK's own java, same layout as the image's."""
+def host_argv(target: Target, jvm_options: list[str], memory_mb: int | None, cpus: int | None,
+              hook_options: list[str]) -> list[str]:
+    """The java command line for --target process: the host JDK's own java, same layout as the image's.
+
+    The policies' options come before the user's, so the user's win where both set one flag."""
     app = target.app
     argv = [str(target.jdk.tool("java")), *target.extra_jvm_options]
     if memory_mb is not None:
         argv.append(f"-XX:MaxRAM={memory_mb}m")
     if cpus is not None:
         argv.append(f"-XX:ActiveProcessorCount={cpus}")
-    argv += jvm_options
+    argv += [*hook_options, *jvm_options]
     return [*argv, *images.launch_arguments(app), *target.args]
+
+
+def hook_plan(settings: HookSettings, target: str, memory_mb: int | None, cpus: int | None, jdk: jdks.Jdk,
+              jvm_options: list[str]) -> policies.Plan:
+    """The policies a run gets (gc_hooks), and what they ask for at each place."""
+    machine = Machine(target=target, memory_mb=memory_mb, cpus=cpus, jdk_feature=jdk.feature,
+                      user_jvm_options=tuple(jvm_options))
+    return policies.plan(policies.choose(settings, machine), machine)
 
 
 def guest_env(user_env: dict[str, str]) -> dict[str, str]:

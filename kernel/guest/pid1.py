@@ -17,6 +17,7 @@ job: builtin _signal rather than signal (which pulls in enum), our own wire form
 from __future__ import annotations
 
 import _signal
+import _thread
 import binascii
 import os
 import select
@@ -25,8 +26,13 @@ import time
 
 from kernel.guest import disks, libc, network, wire
 
+TYPE_CHECKING = False  # typing's own costs an import at boot
+if TYPE_CHECKING:
+    from gc_hooks.runner import SupervisorRunner
+
 # Imported after the JVM has started; listed so the image builder zips them too.
-LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach", "kernel.guest.services", "kernel.guest.renew")
+LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach", "kernel.guest.services", "kernel.guest.renew",
+                "kernel.guest.hooks")
 
 CONTROL_PORT = "osv.ctl"
 STDIN_PORT = "osv.stdin"
@@ -100,9 +106,12 @@ class Control:
         self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         self.buffer = b""
         self.queue: list[wire.Message] = []
+        self.lock = _thread.allocate_lock()  # the policies' supervisors send from their own thread
 
     def send(self, op: str, **fields: object) -> None:
-        write_all(self.fd, wire.encode(op, **fields))
+        data = wire.encode(op, **fields)
+        with self.lock:
+            write_all(self.fd, data)
 
     def poll(self) -> list[wire.Message]:
         """Read what is available now (call when select says the port is readable); return all queued."""
@@ -153,6 +162,18 @@ def write_all(fd: int, data: bytes) -> None:
             view = view[os.write(fd, view) :]
         except InterruptedError:
             continue
+
+
+def apply_settings(request: wire.Message) -> None:
+    """The policies' guest settings (PATH=VALUE, e.g. a sysfs knob), before the JVM starts. A file
+    that cannot be written is said on the console; the JVM starts all the same."""
+    for item in request.get("setting", []):
+        path, _, value = item.partition("=")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as exc:
+            print(f"osv-java pid1: cannot set {path} to {value}: {exc.strerror}", file=sys.stderr, flush=True)
 
 
 def start_jvm(request: wire.Message) -> tuple[int, int, int, int]:
@@ -421,8 +442,27 @@ def prepare_and_start(request: wire.Message, boot: wire.Message) -> tuple[list[d
         for module in boot.get("blk_modules", []):
             load_module(module)
         volume_io.restore(disks.wait_for(VOLUMES_DEVICE), mount, volumes)
+    apply_settings(request)
     t_exec = now()
     return volumes, start_jvm(request), t_exec
+
+
+def start_hooks(control: Control, request: wire.Message, boot: wire.Message, pid: int) -> SupervisorRunner | None:
+    """The policies' kernel modules and supervisors (kernel.guest.hooks), once the JVM runs."""
+    modules = boot.get("hook_modules", [])
+    if modules:
+        for module in boot.get("modules", []):  # the virtio transport, before any virtio device
+            load_module(module)
+    for module in modules:
+        try:
+            load_module(module)
+        except OSError as exc:
+            print(f"osv-java pid1: cannot load {module}: {exc}", file=sys.stderr, flush=True)
+    if not request.get("hook"):
+        return None
+    from kernel.guest import hooks
+
+    return hooks.start(control, request, pid)
 
 
 def main() -> None:
@@ -470,8 +510,11 @@ def main() -> None:
             network_up(boot)
         except OSError as exc:
             print(f"osv-java pid1: networking not available: {exc}", file=sys.stderr, flush=True)
+    supervisors = start_hooks(control, request, boot, pid)
     status, counts = relay(pid, (stdin_port, in_pipe), {out_pipe: stdout_fd, err_pipe: stderr_fd}, control)
     t_exit = now()
+    if supervisors is not None:
+        supervisors.stop(exited=True)  # their last words go out before the exit status
     main_class = wire.first(request, "main_class")
     t_main = main_entered(main_class) if wire.first(request, "bootchart") == "1" and main_class else None
     control.send(
