@@ -120,7 +120,7 @@ class SupervisorSpec:
 
 
 class VmSide(Protocol):
-    """What a HostMonitor may use of a running VM (kernel.vm gives it)."""
+    """What a HostMonitor may use of a running VM (kernel.vm.runner gives it)."""
 
     name: str
     qemu_pid: int

@@ -26,7 +26,7 @@ from gc_hooks.runner import SupervisorRunner
 from gc_hooks.seam import HookEvent
 from jvmbridge.errors import UsageError
 from kernel.guest.pid1 import main_entered
-from kernel.volumes import Volume
+from kernel.vm.volumes import Volume
 
 CLONE_NEWNS = 0x00020000
 MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT, MS_RDONLY = 4096, 16384, 1 << 18, 32, 1

@@ -22,9 +22,10 @@ import click
 from gc_hooks.policies import HookSettings
 from gc_hooks.seam import HookEvent
 from jvmbridge.errors import OsvJavaError
-from kernel import image as images
-from kernel import provision, vmregistry
-from kernel import volumes as volume_specs
+from kernel import linux
+from kernel.build import image as images
+from kernel.vm import registry
+from kernel.vm import volumes as volume_specs
 from osv_java import launch, options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,7 +43,7 @@ def fail(message: str, hint: str | None = None) -> None:
 # Commands in their own modules, imported only when used: `osv-java run` starts faster without them.
 LAZY_COMMANDS = {
     "attach": ("osv_java.attach_command", "attach_command"),
-    "compat": ("osv_java.compat", "compat_command"),
+    "compat": ("osv_java.compat.command", "compat_command"),
     "jvm": ("osv_java.jvm_commands", "jvm_group"),
     "shell": ("osv_java.jvm_commands", "shell_command"),
     "validate": ("osv_java.validate_command", "validate_command"),
@@ -163,7 +164,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     vols = [volume_specs.parse(v) for v in volume]
     if timeout is not None and timeout <= 0:
         raise click.BadParameter("must be positive", param_hint="--timeout")
-    vm_name = vmregistry.check_name(name) if name else f"{Path(app).stem[:40] or 'app'}-{os.getpid()}"
+    vm_name = registry.check_name(name) if name else f"{Path(app).stem[:40] or 'app'}-{os.getpid()}"
     settings = HookSettings(gc_log=gc_log)
 
     if target == "process":
@@ -178,7 +179,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
             print_timeline(proc_result.timeline, proc_result.hook_events)
         sys.exit(proc_result.status)
 
-    from kernel.vm import RunOptions, VirtualMachine
+    from kernel.vm.runner import RunOptions, VirtualMachine
 
     resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes)
     hooks = launch.hook_plan(settings, "vm", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
@@ -191,7 +192,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     )
     argv = launch.guest_argv(image, list(jvm_opts), resolved.args, bootchart, hooks.jvm_options)
     with VirtualMachine(image, run_options) as vm, \
-            vmregistry.registered(vm_name, vm.telemetry_socket, resolved.app.main_class):
+            registry.registered(vm_name, vm.telemetry_socket, resolved.app.main_class):
         result = vm.run(argv, resolved.app.main_class)
     if verbose:
         click.echo("--- console ---\n" + result.console_log + "\n---", err=True)
@@ -259,7 +260,7 @@ def kernel() -> None:
 @kernel.command("fetch")
 def kernel_fetch() -> None:
     """Download Debian's cloud kernel into the cache (done on first run otherwise)."""
-    k = provision.fetch_debian_kernel(progress=True)
+    k = linux.fetch_debian_kernel(progress=True)
     click.echo(f"{k.image} ({k.release})")
 
 

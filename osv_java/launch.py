@@ -14,12 +14,14 @@ from gc_hooks.policies import HookSettings
 from gc_hooks.seam import Machine
 from jvmbridge import jdk as jdks
 from jvmbridge.errors import UsageError
-from kernel import app as apps
-from kernel import image as images
-from kernel import jre, provision
-from kernel.app import AppSpec
+from kernel import linux
+from kernel.build import app as apps
+from kernel.build import image as images
+from kernel.build import jre
+from kernel.build.app import AppSpec
+from kernel.build.image import BuildRequest
+from kernel.build.layout import JRE_IN_IMAGE
 from kernel.guest.wire import CLASS_INIT_LOG
-from kernel.image import JRE_IN_IMAGE, BuildRequest
 
 GUEST_ENV = {"PATH": f"{JRE_IN_IMAGE}/bin", "HOME": "/root", "LANG": "C.UTF-8", "USER": "root"}
 
@@ -39,7 +41,7 @@ class Target:
 
 def _languages() -> Any:
     """The per-language table, imported only when a script or --with needs it."""
-    from kernel import languages
+    from kernel.build import languages
 
     return languages
 
@@ -125,15 +127,15 @@ def resolve(app_arg: str, args: list[str], classpath: str | None, jdk_spec: str 
     return target
 
 
-def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool) -> provision.Kernel:
+def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool) -> linux.Kernel:
     if kernel_path is None:
         if modules_dir is not None:
             raise UsageError("--modules goes with --kernel", hint="give --kernel PATH too, or drop --modules")
-        kernel = provision.default_kernel(progress=True)
+        kernel = linux.default_kernel(progress=True)
     else:
-        kernel = provision.user_kernel(kernel_path, modules_dir)
+        kernel = linux.user_kernel(kernel_path, modules_dir)
     if kernel.config is not None:
-        missing, recommended = provision.missing_config(provision.read_config(kernel.config))
+        missing, recommended = linux.missing_config(linux.read_config(kernel.config))
         if missing:
             raise UsageError(
                 f"kernel config {kernel.config} lacks: {', '.join(missing)}",
@@ -147,7 +149,7 @@ def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool
     return kernel
 
 
-def build_image(target: Target, kernel: provision.Kernel, output: Path | None,
+def build_image(target: Target, kernel: linux.Kernel, output: Path | None,
                 hook_modules: tuple[str, ...] = ()) -> images.Image:
     request = BuildRequest(app=target.app, jdk=target.jdk, kernel=kernel, modules=target.modules,
                            extra_trees=target.extra_trees, extra_jvm_options=target.extra_jvm_options,

@@ -17,7 +17,6 @@ job: builtin _signal rather than signal (which pulls in enum), our own wire form
 from __future__ import annotations
 
 import _signal
-import _thread
 import binascii
 import os
 import select
@@ -25,6 +24,7 @@ import sys
 import time
 
 from kernel.guest import disks, libc, network, wire
+from kernel.guest.control import Control, now, write_all
 
 TYPE_CHECKING = False  # typing's own costs an import at boot
 if TYPE_CHECKING:
@@ -47,11 +47,6 @@ PMEM_DEVICE = "/dev/pmem0"  # the runtime image
 VOLUMES_DEVICE = "/dev/vda"  # the volumes' tar: the only virtio disk
 
 CONTROL: Control | None = None  # set once the control port is open, to report a failure
-
-
-def now() -> float:
-    """Seconds since the kernel started (CLOCK_MONOTONIC, the clock -Xlog's timenanos uses too)."""
-    return time.monotonic()
 
 
 def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
@@ -97,71 +92,6 @@ def find_ports(names: set[str], timeout: float = 10.0) -> dict[str, str]:
         if set(found) >= names or now() > deadline:
             return found
         time.sleep(0.002)
-
-
-class Control:
-    """Messages in the wire format, both ways on the control port."""
-
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        self.buffer = b""
-        self.queue: list[wire.Message] = []
-        self.lock = _thread.allocate_lock()  # the policies' supervisors send from their own thread
-
-    def send(self, op: str, **fields: object) -> None:
-        data = wire.encode(op, **fields)
-        with self.lock:
-            write_all(self.fd, data)
-
-    def poll(self) -> list[wire.Message]:
-        """Read what is available now (call when select says the port is readable); return all queued."""
-        chunk = os.read(self.fd, 65536)
-        if not chunk:
-            time.sleep(0.01)  # the host is not connected: nothing to read yet
-        self.buffer += chunk
-        while b"\n" in self.buffer:
-            line, self.buffer = self.buffer.split(b"\n", 1)
-            if line.strip():
-                self.queue.append(wire.decode(line))
-        messages, self.queue = self.queue, []
-        return messages
-
-    def receive(self, timeout: float) -> wire.Message:
-        """Wait for one message; op "timeout" if none comes in time.
-
-        Requests about the JVM (they carry an id) are served only while it runs, in relay(): here
-        they are answered at once, so they are never taken for the message waited for.
-        """
-        deadline = now() + timeout
-        while True:
-            while not self.queue:
-                left = deadline - now()
-                if left <= 0:
-                    return {"op": ["timeout"]}
-                if select.select([self.fd], [], [], left)[0]:
-                    self.queue = self.poll()
-            message = self.queue.pop(0)
-            if "id" not in message:
-                return message
-            self.send("reply", id=wire.first(message, "id"), error="the app's JVM is not running")
-
-
-    def receive_op(self, op: str, timeout: float) -> wire.Message:
-        """Wait for a message `op`, dropping others (a late stdin-eof or signal once the JVM is gone)."""
-        deadline = now() + timeout
-        while True:
-            message = self.receive(max(0.0, deadline - now()))
-            if wire.first(message, "op") in (op, "timeout"):
-                return message
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except InterruptedError:
-            continue
 
 
 def apply_settings(request: wire.Message) -> None:
@@ -389,7 +319,7 @@ def network_up(boot: wire.Message) -> None:
 
 def await_run(control: Control, boot: wire.Message) -> wire.Message:
     """The run request from the control channel; first, when the host asks, ready the machine for a
-    boot snapshot (kernel/snapshot.py), which the host takes while this waits for the request."""
+    boot snapshot (kernel/vm/snapshot.py), which the host takes while this waits for the request."""
     request = control.receive(timeout=30.0)
     if wire.first(request, "op") == "snapshot":
         network_up(boot)  # what every run needs, done before the snapshot rather than at every run

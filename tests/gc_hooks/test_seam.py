@@ -15,7 +15,7 @@ from gc_hooks.policies import HookSettings, Plan, choose, plan
 from gc_hooks.runner import SupervisorRunner
 from gc_hooks.seam import Channel, HookEvent, Machine, Policy, Supervisor, SupervisorSpec
 from jvmbridge.errors import UsageError
-from kernel import qemu
+from kernel.vm import qemu
 
 MACHINE = Machine(target="vm", memory_mb=1024, cpus=2, jdk_feature=17)
 

@@ -158,7 +158,7 @@ def test_published_port_answers_http_from_the_host(osv: Osv, examples_built: Pat
 
 @pytest.mark.parametrize("publish", [True, False], ids=["started-by-pid1", "started-by-init"])
 def test_ctrl_c_stops_the_vm_cleanly_with_130(osv: Osv, examples_built: Path, publish: bool) -> None:
-    """Without -p, /init starts the JVM (kernel.launcher): SIGINT must reach it there too."""
+    """Without -p, /init starts the JVM (kernel.build.launcher): SIGINT must reach it there too."""
     port = free_port()
     server = _start_server(osv, "run", "--jdk", JDK17, *(["-p", f"{port}:8080"] if publish else []), HTTPSERVER)
     try:

@@ -30,11 +30,14 @@ from gc_hooks.host import HostSide
 from gc_hooks.policies import Plan
 from gc_hooks.seam import HookEvent, Machine
 from jvmbridge.errors import BootError, OsvJavaError
-from kernel import cache, launcher, qemu, snapshot, telemetry, volumes
+from kernel import cache
+from kernel.build import launcher
+from kernel.build.image import Image
+from kernel.build.layout import INIT_ENV
 from kernel.guest import wire
-from kernel.image import INIT_ENV, Image
-from kernel.monitor import Monitor, MonitorError
 from kernel.progress import say
+from kernel.vm import qemu, relay, snapshot, volumes
+from kernel.vm.monitor import Monitor, MonitorError
 
 PORTS = ("osv.ctl", "osv.stdin", "osv.stdout", "osv.stderr")
 PANIC_MARKER = "Kernel panic"
@@ -219,8 +222,8 @@ class VirtualMachine:
         self.qemu_log = self.workdir / "qemu.log"
         self.console = self.workdir / "console.log"
         self.interrupts = 0
-        self.telemetry_socket = self.workdir / "telemetry.sock"
-        self.telemetry: telemetry.Telemetry | None = None
+        self.telemetry_socket = self.workdir / "relay.sock"
+        self.telemetry: relay.Telemetry | None = None
         self.qmp_socket = self.workdir / "qmp.sock"  # for port forwards added at run time
         self.hooks = options.hooks or Plan(machine=_NO_MACHINE)
         self.host = HostSide(self.hooks, options.verbose)
@@ -293,7 +296,7 @@ class VirtualMachine:
         if on_cmdline:
             cmdline.append(param)
             if not options.publish and not options.volumes:
-                # /init can start the JVM itself, before PID 1's Python is up (kernel.launcher); with
+                # /init can start the JVM itself, before PID 1's Python is up (kernel.build.launcher); with
                 # -p or -v, PID 1 sets up the network or the volumes first.
                 env = [f"{k}={v}" for k, v in options.env.items()]
                 command = launcher.shell_command(argv, env, options.cwd, self.hooks.guest_settings)
@@ -460,7 +463,7 @@ class VirtualMachine:
             signal.signal(signal.SIGINT, previous)
 
     def _save_snapshot(self, control: _Control, target: Path) -> None:
-        """Have PID 1 make ready what every run needs, then save the machine as it is (kernel.snapshot).
+        """Have PID 1 make ready what every run needs, then save the machine as it is (kernel.vm.snapshot).
 
         A failure costs only the snapshot: this run goes on, and the next one tries again.
         """
@@ -476,8 +479,8 @@ class VirtualMachine:
         say(f"saved this machine's boot snapshot ({size >> 20} MB): its next runs start from there")
 
     def _serve_telemetry(self, control: _Control) -> None:
-        """Answer `osv-java jvm ... --vm NAME` and `osv-java shell --vm NAME` (see kernel.telemetry)."""
-        self.telemetry = telemetry.Telemetry(self.telemetry_socket, control, self.qmp_socket)
+        """Answer `osv-java jvm ... --vm NAME` and `osv-java shell --vm NAME` (see kernel.vm.relay)."""
+        self.telemetry = relay.Telemetry(self.telemetry_socket, control, self.qmp_socket)
         self.listeners["telemetry"] = self.telemetry.listen()
 
     def _interrupt(self, control: _Control) -> None:
@@ -563,7 +566,7 @@ class VirtualMachine:
             self._save_snapshot(control, save)
             timeline["snapshot_saved"] = time.monotonic() - t_qemu
         if request is not None:
-            # The clock and fresh entropy: a restored machine would replay the snapshot's (kernel.snapshot).
+            # The clock and fresh entropy: a restored machine would replay the snapshot's (kernel.vm.snapshot).
             control.send("run", **request, epoch_ns=time.time_ns(), entropy=os.urandom(32).hex())
         # The guest clock stops while a snapshot is saved: offsets for the run come from its own messages.
         offsets: list[float] = []

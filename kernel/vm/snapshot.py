@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 
 from jvmbridge.errors import OsvJavaError
-from kernel import cache, qemu
-from kernel.monitor import Monitor, MonitorError
+from kernel import cache
+from kernel.vm import qemu
+from kernel.vm.monitor import Monitor, MonitorError
 
 FORMAT = 1  # of what PID 1 does between "snapshot" and "run"; a change makes old snapshots unused
 KEEP = 8  # snapshots kept in the cache (each is the machine's used memory: about 150 MB)

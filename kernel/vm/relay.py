@@ -11,7 +11,7 @@ A client connects to the UNIX socket, sends one request line, and gets:
 A failure is one line `error WHAT` instead. Each request is relayed to PID 1 on the control port
 with an id the guest echoes in its answers (kernel.guest.services), so requests do not wait for
 each other and streams can run alongside. Port forwards are added at run time through QEMU's
-monitor (kernel.monitor).
+monitor (kernel.vm.monitor).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from kernel import monitor
 from kernel.guest import wire
+from kernel.vm import monitor
 
 ANSWER_TIMEOUT = 30.0
 GATEWAY_TIMEOUT = 150.0  # the guest loads py4j's classes into the JVM, under software emulation

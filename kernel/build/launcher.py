@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shlex
 
-from kernel import tinyelf
+from kernel.formats import tinyelf
 
 LAUNCHER_IN_IMAGE = "/bin/osv-launch"
 CMDLINE_PARAM = "osvexec"  # no dot: dotted parameters are taken as module options

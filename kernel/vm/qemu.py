@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jvmbridge.errors import DependencyError
-from kernel import cache, poweroff
+from kernel import cache
+from kernel.build import poweroff
 from kernel.progress import say
 
 PROBE_TIMEOUT_S = 10.0
@@ -70,7 +71,7 @@ class MachineConfig:
     disks: list[Path] = field(default_factory=list)  # read-only raw disks
     memory_image: Path | None = None  # placed in guest memory as persistent memory (see pmem_region)
     qmp_socket: Path | None = None
-    incoming: Path | None = None  # a boot snapshot to restore instead of booting (kernel.snapshot)
+    incoming: Path | None = None  # a boot snapshot to restore instead of booting (kernel.vm.snapshot)
     extra_args: list[str] = field(default_factory=list)  # devices the run's policies add (gc_hooks)
 
     def argv(self) -> list[str]:
