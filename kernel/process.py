@@ -24,7 +24,7 @@ from gc_hooks.host import HostSide
 from gc_hooks.policies import Plan
 from gc_hooks.runner import SupervisorRunner
 from gc_hooks.seam import HookEvent
-from jvmbridge.errors import UsageError
+from jvmbridge.errors import AppTimeout, UsageError
 from kernel.guest.pid1 import main_entered
 from kernel.vm.volumes import Volume
 
@@ -147,10 +147,8 @@ def run(
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-                raise UsageError(
-                    f"the app did not finish within --timeout {timeout:g}s; it was stopped",
-                    hint="raise --timeout, or look at what the app waits for",
-                ) from None
+                assert timeout is not None
+                raise AppTimeout(timeout) from None
         finally:
             signal.signal(signal.SIGINT, previous)
             stop.set()

@@ -192,7 +192,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     )
     argv = launch.guest_argv(image, list(jvm_opts), resolved.args, bootchart, hooks.jvm_options)
     with VirtualMachine(image, run_options) as vm, \
-            registry.registered(vm_name, vm.telemetry_socket, resolved.app.main_class):
+            registry.registered(vm_name, vm.relay_socket, resolved.app.main_class):
         result = vm.run(argv, resolved.app.main_class)
     if verbose:
         click.echo("--- console ---\n" + result.console_log + "\n---", err=True)

@@ -27,7 +27,7 @@ GUEST_ENV = {"PATH": f"{JRE_IN_IMAGE}/bin", "HOME": "/root", "LANG": "C.UTF-8", 
 
 
 @dataclass
-class Target:
+class RunInputs:
     """Everything a run or a build needs, resolved and checked."""
 
     app: AppSpec
@@ -107,12 +107,12 @@ def _base_spec(app_arg: str, classpath: str | None, lang: str | None) -> AppSpec
 
 
 def resolve(app_arg: str, args: list[str], classpath: str | None, jdk_spec: str | None, lang: str | None = None,
-            with_runtimes: tuple[str, ...] = (), link_modules: bool = True) -> Target:
+            with_runtimes: tuple[str, ...] = (), link_modules: bool = True) -> RunInputs:
     """Resolve the app for a VM image (link_modules) or for --target process (not link_modules)."""
     jdk = jdks.select(jdk_spec)
     resolved = resolve_app(app_arg, args, classpath, lang, with_runtimes, jdk.feature, on_host=not link_modules)
     spec = resolved.spec
-    target = Target(app=spec, args=resolved.args, jdk=jdk, extra_trees=resolved.trees,
+    target = RunInputs(app=spec, args=resolved.args, jdk=jdk, extra_trees=resolved.trees,
                     extra_jvm_options=resolved.options)
     if link_modules:
         found = None if resolved.needs_all_modules else jre.app_modules(jdk, [*spec.classpath, *spec.runtime])
@@ -149,7 +149,7 @@ def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool
     return kernel
 
 
-def build_image(target: Target, kernel: linux.Kernel, output: Path | None,
+def build_image(target: RunInputs, kernel: linux.Kernel, output: Path | None,
                 hook_modules: tuple[str, ...] = ()) -> images.Image:
     request = BuildRequest(app=target.app, jdk=target.jdk, kernel=kernel, modules=target.modules,
                            extra_trees=target.extra_trees, extra_jvm_options=target.extra_jvm_options,
@@ -167,7 +167,7 @@ def guest_argv(image: images.Image, jvm_options: list[str], args: list[str], boo
     return [command[0], *extra, *command[1:], *args]
 
 
-def host_argv(target: Target, jvm_options: list[str], memory_mb: int | None, cpus: int | None,
+def host_argv(target: RunInputs, jvm_options: list[str], memory_mb: int | None, cpus: int | None,
               hook_options: list[str]) -> list[str]:
     """The java command line for --target process: the host JDK's own java, same layout as the image's.
 

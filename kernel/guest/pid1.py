@@ -34,11 +34,6 @@ if TYPE_CHECKING:
 LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach", "kernel.guest.services", "kernel.guest.renew",
                 "kernel.guest.hooks")
 
-CONTROL_PORT = "osv.ctl"
-STDIN_PORT = "osv.stdin"
-STDOUT_PORT = "osv.stdout"
-STDERR_PORT = "osv.stderr"
-VOLUME_OUT_PORT = "osv.volout"
 
 MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
 LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
@@ -420,16 +415,16 @@ def main() -> None:
         load_module(module)
     t_modules = now()
     global CONTROL
-    ports = find_ports({CONTROL_PORT, STDIN_PORT, STDOUT_PORT, STDERR_PORT})
-    control = CONTROL = Control(ports[CONTROL_PORT])
+    ports = find_ports({wire.CONTROL_PORT, wire.STDIN_PORT, wire.STDOUT_PORT, wire.STDERR_PORT})
+    control = CONTROL = Control(ports[wire.CONTROL_PORT])
     control.send(op="hello", t=now(), t_pid1=t_pid1, t_modules=t_modules)
     if early_error is not None:
         raise early_error
     if request is None:
         request = await_run(control, boot)
-    stdin_port = os.open(ports[STDIN_PORT], os.O_RDONLY | os.O_CLOEXEC)
-    stdout_fd = os.open(ports[STDOUT_PORT], os.O_WRONLY | os.O_CLOEXEC)
-    stderr_fd = os.open(ports[STDERR_PORT], os.O_WRONLY | os.O_CLOEXEC)
+    stdin_port = os.open(ports[wire.STDIN_PORT], os.O_RDONLY | os.O_CLOEXEC)
+    stdout_fd = os.open(ports[wire.STDOUT_PORT], os.O_WRONLY | os.O_CLOEXEC)
+    stderr_fd = os.open(ports[wire.STDERR_PORT], os.O_WRONLY | os.O_CLOEXEC)
 
     volumes, (pid, in_pipe, out_pipe, err_pipe), t_exec = early or prepare_and_start(request, boot)
     control.send(op="started", t=now(), t_exec=t_exec, pid=pid)
@@ -462,8 +457,8 @@ def main() -> None:
     if writable:
         from kernel.guest import volumes as volume_io
 
-        ports.update(find_ports({VOLUME_OUT_PORT}, timeout=2.0))
-        sent = volume_io.save(writable, ports.get(VOLUME_OUT_PORT))
+        ports.update(find_ports({wire.VOLUME_OUT_PORT}, timeout=2.0))
+        sent = volume_io.save(writable, ports.get(wire.VOLUME_OUT_PORT))
         control.send(op="volumes", t=now(), bytes=sent)
         control.receive_op("ack", timeout=60.0)
     power_off()

@@ -29,7 +29,7 @@ class ScriptedGuest:
 
     def __init__(self) -> None:
         self.sent: queue.Queue[tuple[str, dict[str, object]]] = queue.Queue()
-        self.server: relay.Telemetry | None = None
+        self.server: relay.Relay | None = None
         self.script: dict[str, Answer] = {}
 
     def send(self, op: str, **fields: object) -> None:
@@ -50,14 +50,14 @@ class ScriptedGuest:
                 return fields
 
 
-Served = tuple[ScriptedGuest, registry.VmRecord, relay.Telemetry]
+Served = tuple[ScriptedGuest, registry.VmRecord, relay.Relay]
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     guest = ScriptedGuest()
     qmp = tmp_path / "qmp.sock"
-    server = relay.Telemetry(tmp_path / "relay.sock", guest, qmp)
+    server = relay.Relay(tmp_path / "relay.sock", guest, qmp)
     guest.server = server
     listener = server.listen()
     record = registry.VmRecord(name="t", pid=os.getpid(), socket=str(tmp_path / "relay.sock"),
