@@ -94,6 +94,36 @@ def _mount_volumes(volumes: list[Volume]) -> None:
             libc.mount(b"none", v.guest.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
 
 
+def _publish(publish: list[tuple[str, int, int]], stop: threading.Event) -> list[socket.socket]:
+    """-p: listen on each host port and forward to the JVM's port on loopback, until `stop`."""
+    listeners = []
+    for address, host_port, guest_port in publish:
+        if host_port == guest_port and address in ("0.0.0.0", "127.0.0.1"):
+            continue  # the JVM listens on the host already
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((address, host_port))
+        listener.listen(64)
+        listeners.append(listener)
+        threading.Thread(target=_forward, args=(listener, guest_port, stop), daemon=True).start()
+    return listeners
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float | None) -> int:
+    """The JVM's exit code; past `timeout` it is stopped (SIGTERM, then SIGKILL) and AppTimeout raised."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        assert timeout is not None
+        raise AppTimeout(timeout) from None
+
+
 def run(
     argv: list[str],
     env: dict[str, str],
@@ -110,17 +140,7 @@ def run(
         raise UsageError("-v with --target process needs root (it bind-mounts the folder)",
                          hint="run as root, or use --target vm")
     stop = threading.Event()
-    listeners = []
-    for address, host_port, guest_port in publish:
-        if host_port == guest_port and address in ("0.0.0.0", "127.0.0.1"):
-            continue  # the JVM listens on the host already
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((address, host_port))
-        listener.listen(64)
-        listeners.append(listener)
-        threading.Thread(target=_forward, args=(listener, guest_port, stop), daemon=True).start()
-
+    listeners = _publish(publish, stop)
     with tempfile.TemporaryDirectory(prefix="osv-java-proc-") as tmp:
         log = Path(tmp) / "classinit.log"
         if bootchart:
@@ -138,17 +158,7 @@ def run(
         supervisors.start(proc.pid)
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends it to the JVM too
         try:
-            try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                assert timeout is not None
-                raise AppTimeout(timeout) from None
+            code = _wait(proc, timeout)
         finally:
             signal.signal(signal.SIGINT, previous)
             stop.set()

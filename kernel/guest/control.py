@@ -49,7 +49,7 @@ class Control:
     def receive(self, timeout: float) -> wire.Message:
         """Wait for one message; op "timeout" if none comes in time.
 
-        Requests about the JVM (they carry an id) are served only while it runs, in relay(): here
+        Requests about the JVM (they carry an id) are served only while it runs, in pid1.AppRelay: here
         they are answered at once, so they are never taken for the message waited for.
         """
         deadline = now() + timeout
