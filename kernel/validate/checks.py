@@ -421,6 +421,13 @@ def _kernel_findings(folder: Path, manifest: dict[str, Any]) -> tuple[Arch, list
                 rebuild,
             )
         )
+    findings += _kernel_config_findings(kernel, manifest)
+    return arch, findings
+
+
+def _kernel_config_findings(kernel: Path, manifest: dict[str, Any]) -> list[Finding]:
+    """The kernel's config, when it is on this machine, must have what the guest needs."""
+    findings: list[Finding] = []
     config = _inputs(manifest, "kernel", "config")
     if isinstance(config, str) and Path(config).is_file():
         required, recommended = linux.missing_config(linux.read_config(Path(config)))
@@ -454,7 +461,7 @@ def _kernel_findings(folder: Path, manifest: dict[str, Any]) -> tuple[Arch, list
                 "keep the kernel's config file beside it (config-RELEASE) when you use --kernel",
             )
         )
-    return arch, findings
+    return findings
 
 
 def _holder(record: object) -> str:
