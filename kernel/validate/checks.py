@@ -15,7 +15,6 @@ import os
 import posixpath
 import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from kernel.build import elfclosure, jre
 from kernel.build.app import AppSpec
 from kernel.build.layout import JRE_IN_IMAGE, MODULES_IN_IMAGE, PYTHON_HOME, RUNTIME_DISK, guest_python
 from kernel.formats import cpio_read
+from kernel.progress import warn
 from kernel.validate.elf import (
     X86_64,
     Arch,
@@ -339,7 +339,7 @@ def check_before_build(spec: AppSpec, jdk: Jdk, modules: list[str] | tuple[str, 
         key = (finding.code, finding.path, finding.message)
         if key not in _PRINTED:
             _PRINTED.add(key)
-            print(f"osv-java: warning: {finding.path}: {finding.message}", file=sys.stderr)
+            warn(f"{finding.path}: {finding.message}")
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         first = errors[0]
