@@ -232,7 +232,9 @@ class GcLogParser:
         cause = None
         modifiers = []
         for group in groups:
-            if group.lower() in MODIFIERS or group[:1].islower() or group[:1].isdigit():
+            # JDK 25's G1 adds "(Evacuation Failure: Allocation)" after the cause: a qualifier, not a cause
+            if (group.lower() in MODIFIERS or group[:1].islower() or group[:1].isdigit()
+                    or group.startswith("Evacuation Failure")):
                 modifiers.append(group)
             else:
                 cause = group
