@@ -146,11 +146,8 @@ def design(gcs: list[str | None], heaps: list[str | None], jdks: list[str | None
     """Every combination, plus the default (no flags) on each JDK when the axes do not include it."""
     configs = [Config(g, h, j, hp, dh) for j, g, h, hp, dh in
                itertools.product(jdks, gcs, heaps, hugepages or [None], dynamic_heap or [None])]
-    for jdk in jdks:
-        default = Config(jdk=jdk)
-        if default not in configs:
-            configs.insert(0, default)
-    return list(dict.fromkeys(configs))
+    defaults = [Config(jdk=jdk) for jdk in jdks]
+    return list(dict.fromkeys([*defaults, *configs]))
 
 
 def reference(configs: list[Config]) -> Config:

@@ -73,7 +73,7 @@ def number(value: float | None) -> str:
         return f"{value:.1f}"
     if a >= 1:
         return f"{value:.2f}"
-    digits = 2
+    digits = 3
     while a < 0.1 and digits < 6:
         a *= 10
         digits += 1
