@@ -7,6 +7,7 @@ import datetime
 import os
 import platform
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,7 +148,8 @@ def gc_experiment_command(app: str, args: tuple[str, ...], gcs: str, heaps: str,
     destination = output or Path(f"gc-experiment-{started_at:%Y%m%d-%H%M%S}")
     folder = reports.staging(destination)
     options = [*(["-m", memory] if memory else []), *(["-c", cpus] if cpus else [])]
-    meta = {"app": app, "args": list(args), "command": shlex.join(["osv-java", "gc-experiment", *sys.argv[2:]]),
+    words = sys.argv[sys.argv.index("gc-experiment") + 1:] if "gc-experiment" in sys.argv else [app, *args]
+    meta = {"app": app, "args": list(args), "command": shlex.join(["osv-java", "gc-experiment", *words]),
             "started": started_at.isoformat(timespec="seconds"),
             "host": f"{platform.node()}, {os.cpu_count()} CPUs, Linux {platform.release()}",
             "target": target, "jdk_note": jdk_note, "repeat": repeat, "warmup": warmup, "jobs": jobs,
@@ -189,12 +191,18 @@ def gc_experiment_command(app: str, args: tuple[str, ...], gcs: str, heaps: str,
     meta["seconds"] = round(time.monotonic() - start, 1)
     meta["interrupted"] = interrupted
     records.sort(key=lambda r: r.index)
-    result = reports.Report(meta, configs, records, default.key, objective, metric, skipped)
-    drawn = plots.draw(folder, result)
-    if not drawn:
-        result.caveats.append("no plots: matplotlib is not installed (pip install 'osv-java[plots]')")
-    reports.write(folder, result, drawn)
-    reports.publish(folder, destination)
+    try:
+        result = reports.Report(meta, configs, records, default.key, objective, metric, skipped)
+        if interrupted:
+            result.caveats.insert(0, f"interrupted after {len(records)} of {len(runs)} runs")
+        drawn = plots.draw(folder, result)
+        if not drawn:
+            result.caveats.append("no plots: matplotlib is not installed (pip install 'osv-java[plots]')")
+        reports.write(folder, result, drawn)
+        reports.publish(folder, destination)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-written is left beside DIR
+        raise
     click.echo(result.recommendation)
     click.echo(f"report: {destination / 'report.md'}", err=True)
     if interrupted:

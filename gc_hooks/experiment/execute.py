@@ -27,6 +27,9 @@ from gc_hooks.experiment.design import Run
 SAMPLE_EVERY = 0.1
 GRACE = 15.0  # seconds between SIGINT and SIGKILL when a run outlives its time limit
 _TICKS = os.sysconf("SC_CLK_TCK")
+_RUNNING: set[int] = set()  # process groups of the runs going now, for stop_all
+_RUNNING_LOCK = threading.Lock()
+_STOPPING = threading.Event()
 
 
 @dataclass
@@ -218,18 +221,16 @@ def execute(run: Run, app: Sequence[str], target: str, folder: Path, relative: s
     stderr = (folder / "stderr.txt").read_text(errors="replace")
     record.app = measure.app_results(stdout)
     record.outcome, record.reason = measure.classify(record.exit_status, stderr, timed_out)
+    if _STOPPING.is_set() and not record.ok:
+        record.outcome, record.reason = measure.INTERRUPTED, "stopped by Ctrl-C"
     if gc_log.exists():
         record.gc = measure.summarize(gc_log.read_text(errors="replace"))
     return record
 
 
-
-_RUNNING: set[int] = set()
-_RUNNING_LOCK = threading.Lock()
-
-
 def stop_all() -> None:
     """Ctrl-C every run still going (each runs in a session of its own, out of reach of the terminal's)."""
+    _STOPPING.set()
     with _RUNNING_LOCK:
         pids = list(_RUNNING)
     for pid in pids:

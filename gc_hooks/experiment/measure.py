@@ -15,7 +15,8 @@ from gc_hooks.experiment.stats import percentile
 from jvmbridge.gclog import CYCLE, PAUSE, STALL, GcEvent, parse_lines, split_line
 
 OK, OOM, CRASH, TIMEOUT, FAILED, ERROR = "ok", "oom", "crash", "timeout", "failed", "error"
-OUTCOMES = (OK, OOM, CRASH, TIMEOUT, FAILED, ERROR)
+INTERRUPTED = "interrupted"
+OUTCOMES = (OK, OOM, CRASH, TIMEOUT, FAILED, ERROR, INTERRUPTED)
 EXIT_OSV_FAILURE = 125
 
 _RESULT_LINE = re.compile(r"^RESULT\s+(.*)$")
