@@ -82,6 +82,10 @@ class GcSummary:
     pause_max_ms: float | None = None
     stalls: int = 0
     stall_total_ms: float = 0.0
+    # ZGC's pauses are tiny, but a thread that allocates faster than it collects stalls: for latency,
+    # pauses and stalls together are what the app waits on
+    stop_p99_ms: float | None = None
+    stop_max_ms: float | None = None
     cycles: int = 0
     uptime_s: float | None = None  # the JVM's uptime at its last log line
     gc_share_pct: float | None = None  # pause time / uptime
@@ -94,7 +98,9 @@ class GcSummary:
         return {"pauses": float(self.pauses), "pause_total_ms": self.pause_total_ms,
                 "pause_p50_ms": self.pause_p50_ms, "pause_p99_ms": self.pause_p99_ms,
                 "pause_max_ms": self.pause_max_ms, "gc_share_pct": self.gc_share_pct,
-                "stalls": float(self.stalls), "heap_committed_mb": self.heap_committed_mb}
+                "stalls": float(self.stalls), "stall_total_ms": self.stall_total_ms,
+                "stop_p99_ms": self.stop_p99_ms, "stop_max_ms": self.stop_max_ms,
+                "heap_committed_mb": self.heap_committed_mb}
 
 
 def exit_heap_committed(lines: Sequence[str]) -> int | None:
@@ -138,6 +144,9 @@ def summarize(text: str) -> GcSummary:
         summary.pause_max_ms = max(pauses)
     stalls = [e.duration * 1e3 for e in events if e.kind == STALL]
     summary.stalls, summary.stall_total_ms = len(stalls), sum(stalls)
+    if pauses or stalls:
+        summary.stop_p99_ms = percentile(pauses + stalls, 0.99)
+        summary.stop_max_ms = max(pauses + stalls)
     summary.cycles = len({e.gc_id for e in events if e.gc_id is not None and e.kind in (PAUSE, CYCLE)})
     if uptimes:
         summary.uptime_s = max(uptimes)

@@ -46,6 +46,9 @@ METRICS = [
     Metric("pause_max_ms", "pause max", "ms"),
     Metric("gc_share_pct", "GC share", "%"),
     Metric("stalls", "stalls", ""),
+    Metric("stall_total_ms", "stall total", "ms"),
+    Metric("stop_p99_ms", "pause+stall p99", "ms"),
+    Metric("stop_max_ms", "pause+stall max", "ms"),
     Metric("pss_peak_mb", "peak PSS", "MB"),
     Metric("pss_mean_mb", "mean PSS", "MB"),
     Metric("heap_committed_mb", "heap committed", "MB"),
@@ -159,7 +162,7 @@ def objective_metric(objective: str, results: Sequence[ConfigResult], override: 
         app = sorted(n for n in present if n.startswith("app:") and n.endswith("_per_s"))
         return app[0] if app else "wall_s"
     if objective == "latency":
-        return "app:p99_ms" if "app:p99_ms" in present else "pause_p99_ms"
+        return "app:p99_ms" if "app:p99_ms" in present else "stop_p99_ms"
     if objective == "footprint":
         return "pss_peak_mb" if "pss_peak_mb" in present else "heap_committed_mb"
     raise ValueError(objective)

@@ -179,3 +179,13 @@ def test_number_and_cell_formats() -> None:
     assert [report.number(v) for v in (1234.5, 56.78, 3.14159, 0.01234, 0.0)] == ["1234", "56.8", "3.14", "0.0123", "0"]
     assert report.cell(stats.Interval(2.0, 1.5, 2.5, 3)) == "2.00 [1.50–2.50]"
     assert report.cell(None) == "–"
+
+
+def test_zgc_allocation_and_relocation_stalls_count_for_latency() -> None:
+    text = (LOGS / "z-jdk17-tight.log").read_text()
+    summary = measure.summarize(text)
+    stall_ms = [float(x) for x in re.findall(r"\] (?:Allocation|Relocation) Stall \(\w+\) (\d+\.\d+)ms$", text, re.M)]
+    assert summary.stalls == len(stall_ms) > 0
+    assert summary.stall_total_ms == pytest.approx(sum(stall_ms))
+    assert summary.stop_max_ms == pytest.approx(max(stall_ms + summary.pause_ms))
+    assert summary.stop_p99_ms is not None and summary.stop_p99_ms > summary.pause_p99_ms  # type: ignore[operator]
