@@ -138,3 +138,27 @@ def test_axes_osv_java_run_lacks_are_refused_in_one_line(examples_built: Path, t
     assert proc.stderr.splitlines() == ["osv-java: error: osv-java run has no --hugepages option in this version, "
                                         "so --hugepages cannot be an axis of the experiment"]
     assert not (tmp_path / "x").exists()
+
+
+def test_ctrl_c_stops_the_runs_and_still_writes_the_report(osv_cache: Path, examples_built: Path,
+                                                            tmp_path: Path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "report"
+    proc = subprocess.Popen([OSV, "gc-experiment", "examples/gcalloc/gcalloc.jar", "2000", "--gcs", "serial",
+                             "--repeat", "3", "--warmup", "0", "--jdks", JDK17, "-o", str(out)],
+                            env={**os.environ, "OSV_JAVA_CACHE": str(osv_cache)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".report.*/runs/*/gc.log")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    data = json.loads((out / "results.json").read_text())
+    assert data["meta"]["interrupted"] is True
+    assert data["runs"] and data["runs"][0]["outcome"] == "interrupted"
+    assert data["caveats"][0].startswith("interrupted after 1 of 6 runs")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report.")]
