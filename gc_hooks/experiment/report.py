@@ -26,6 +26,7 @@ from gc_hooks.experiment.execute import RunRecord
 
 OBJECTIVES = ("throughput", "latency", "footprint")
 MIN_REPEATS = 5  # fewer measured runs than this and the intervals are only a rough guide
+MIN_TO_CLAIM = 3  # no gain is claimed from fewer clean runs per side: two runs' bootstrap is their range
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,8 @@ def compare(result: ConfigResult, default: ConfigResult, name: str) -> Compariso
         pct = stats.Interval(100 * (ratio.median - 1), 100 * (ratio.low - 1), 100 * (ratio.high - 1), ratio.n)
     else:
         pct = stats.Interval(100 * (1 - ratio.median), 100 * (1 - ratio.high), 100 * (1 - ratio.low), ratio.n)
-    return Comparison(pct, pct.low > 0)
+    enough = min(len(result.values(name)), len(default.values(name))) >= MIN_TO_CLAIM
+    return Comparison(pct, pct.low > 0 and enough)
 
 
 PHRASES = {"throughput": "more throughput", "latency": "lower latency", "footprint": "less memory"}
@@ -210,6 +212,9 @@ def judge(objective: str, results: Sequence[ConfigResult], default_key: str, ove
     span = f"95 % CI {imp.low:.0f}–{imp.high:.0f} %" if imp.low != imp.high else "a single run each"
     if comparison.significant:
         text = f"{best.config.label}: {imp.median:.0f} % {what} than the default ({span})"
+    elif imp.n < MIN_TO_CLAIM:
+        text = (f"too few clean runs to tell ({imp.n} per configuration; --repeat {MIN_TO_CLAIM} or more): the best "
+                f"on {objective}, {best.config.label}, is {imp.median:+.0f} % against the default ({span})")
     else:
         text = (f"nothing beats the default on {objective} beyond the noise: the best, {best.config.label}, "
                 f"is {imp.median:+.0f} % ({span})")

@@ -189,3 +189,10 @@ def test_zgc_allocation_and_relocation_stalls_count_for_latency() -> None:
     assert summary.stall_total_ms == pytest.approx(sum(stall_ms))
     assert summary.stop_max_ms == pytest.approx(max(stall_ms + summary.pause_ms))
     assert summary.stop_p99_ms is not None and summary.stop_p99_ms > summary.pause_p99_ms  # type: ignore[operator]
+
+
+def test_two_runs_are_too_few_to_claim_a_gain() -> None:
+    rep = _report([100, 101], [150, 151])
+    assert rep.recommendation.startswith("too few clean runs to tell (2 per configuration; --repeat 3 or more)"), \
+        rep.recommendation
+    assert any(c.startswith("only 2 measured run(s)") for c in rep.caveats)

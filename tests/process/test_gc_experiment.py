@@ -49,8 +49,9 @@ def test_one_line_recommendation_on_stdout(sweep: dict[str, Any]) -> None:
     lines = text(sweep["proc"].stdout).splitlines()
     assert len(lines) == 1
     assert lines[0] == sweep["json"]["recommendation"]
-    assert re.search(r"more throughput .* than the default \(95 % CI -?\d+–-?\d+ %\)$", lines[0]) or \
-        lines[0].startswith("nothing beats the default"), lines[0]
+    # two runs per configuration are too few to claim a gain
+    assert lines[0].startswith(("too few clean runs to tell (2 per configuration", "nothing beats the default")), \
+        lines[0]
 
 
 def test_runs_are_interleaved(sweep: dict[str, Any]) -> None:
