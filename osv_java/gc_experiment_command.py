@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -84,6 +85,31 @@ class Progress:
     def finish(self) -> None:
         if self.on:
             click.echo("\r\033[K", nl=False, err=True)
+
+
+def _run_all(runs: list[design.Run], jobs: int, one: Callable[[design.Run], execute.RunRecord]) -> bool:
+    """Run the schedule in order, `jobs` at a time; True when Ctrl-C stopped it (the runs going are
+    stopped too and recorded as interrupted)."""
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    pending: set[Future[execute.RunRecord]] = set()
+    queue = list(runs)
+    try:
+        while queue or pending:
+            while queue and len(pending) < jobs:
+                pending.add(pool.submit(one, queue.pop(0)))
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()
+    except KeyboardInterrupt:
+        execute.stop_all()
+        click.echo("\nosv-java: interrupted; writing the report of the runs done so far", err=True)
+        return True
+    except BaseException:
+        execute.stop_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return False
 
 
 @click.command("gc-experiment", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True})
@@ -161,7 +187,6 @@ def gc_experiment_command(app: str, args: tuple[str, ...], gcs: str, heaps: str,
     records: list[execute.RunRecord] = []
     lock = threading.Lock()
     start = time.monotonic()
-    interrupted = False
 
     def one(run: design.Run) -> execute.RunRecord:
         relative = f"runs/{run.index:04d}-{run.config.key}"
@@ -171,22 +196,12 @@ def gc_experiment_command(app: str, args: tuple[str, ...], gcs: str, heaps: str,
             progress.update(record)
         return record
 
-    pool = ThreadPoolExecutor(max_workers=jobs)
-    pending: set[Future[execute.RunRecord]] = set()
     try:
-        queue = list(runs)
-        while queue or pending:
-            while queue and len(pending) < jobs:
-                pending.add(pool.submit(one, queue.pop(0)))
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for future in done:
-                future.result()
-    except KeyboardInterrupt:
-        interrupted = True
-        execute.stop_all()
-        click.echo("\nosv-java: interrupted; writing the report of the runs done so far", err=True)
+        interrupted = _run_all(runs, jobs, one)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         progress.finish()
     meta["seconds"] = round(time.monotonic() - start, 1)
     meta["interrupted"] = interrupted
