@@ -196,3 +196,24 @@ def test_two_runs_are_too_few_to_claim_a_gain() -> None:
     assert rep.recommendation.startswith("too few clean runs to tell (2 per configuration; --repeat 3 or more)"), \
         rep.recommendation
     assert any(c.startswith("only 2 measured run(s)") for c in rep.caveats)
+
+
+def test_a_collector_the_jdk_lacks_is_skipped_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Debian's JDK 17 has Shenandoah; builds without it exist (Oracle's): such cells are skipped, said why."""
+    from dataclasses import dataclass
+
+    from osv_java import gc_experiment_command as command
+
+    @dataclass
+    class NoShenandoah:
+        gcs: tuple[str, ...] = ("G1", "Parallel", "Serial", "Z")
+
+        def describe(self) -> str:
+            return "Oracle 17.0.9 at /opt/jdk17"
+
+    monkeypatch.setattr(command.jdks, "select", lambda spec: NoShenandoah())
+    configs = design.design(design.parse_gcs("g1,shenandoah"), [None], ["17"])
+    kept, skipped, note = command._available(configs)
+    assert [c.key for c in kept] == ["default-jdk17", "g1-jdk17"]
+    assert skipped == [("shenandoah-jdk17", "Oracle 17.0.9 at /opt/jdk17 has no Shenandoah collector")]
+    assert note == "17 = Oracle 17.0.9 at /opt/jdk17"
