@@ -177,7 +177,7 @@ def gc_experiment_command(app: str, args: tuple[str, ...], gcs: str, heaps: str,
     words = sys.argv[sys.argv.index("gc-experiment") + 1:] if "gc-experiment" in sys.argv else [app, *args]
     meta = {"app": app, "args": list(args), "command": shlex.join(["osv-java", "gc-experiment", *words]),
             "started": started_at.isoformat(timespec="seconds"),
-            "host": f"{platform.node()}, {os.cpu_count()} CPUs, Linux {platform.release()}",
+            "host": f"{platform.node()}, {os.cpu_count()} CPUs, Linux {platform.release()}", "cpus": os.cpu_count(),
             "target": target, "jdk_note": jdk_note, "repeat": repeat, "warmup": warmup, "jobs": jobs,
             "seed": seed, "objective": objective, "timeout": timeout, "jvm_options": list(jvm_opts),
             "configurations": len(configs), "runs_planned": len(runs)}
@@ -188,11 +188,14 @@ def gc_experiment_command(app: str, args: tuple[str, ...], gcs: str, heaps: str,
     lock = threading.Lock()
     start = time.monotonic()
 
+    loads = [os.getloadavg()[0]]
+
     def one(run: design.Run) -> execute.RunRecord:
         relative = f"runs/{run.index:04d}-{run.config.key}"
         record = execute.execute(run, [app, *args], target, folder / relative, relative, options, jvm_opts, timeout)
         with lock:
             records.append(record)
+            loads.append(os.getloadavg()[0])
             progress.update(record)
         return record
 
@@ -205,6 +208,7 @@ def gc_experiment_command(app: str, args: tuple[str, ...], gcs: str, heaps: str,
         progress.finish()
     meta["seconds"] = round(time.monotonic() - start, 1)
     meta["interrupted"] = interrupted
+    meta["load_max"] = round(max(loads), 2)  # 1-minute load average, sampled after each run
     records.sort(key=lambda r: r.index)
     try:
         result = reports.Report(meta, configs, records, default.key, objective, metric, skipped)

@@ -222,8 +222,12 @@ def judge(objective: str, results: Sequence[ConfigResult], default_key: str, ove
 
 
 def caveats(results: Sequence[ConfigResult], judged: Sequence[ObjectiveResult], repeats: int, jobs: int,
-            target: str, skipped: Sequence[tuple[str, str]]) -> list[str]:
+            target: str, skipped: Sequence[tuple[str, str]], load: float | None = None,
+            cpus: int | None = None) -> list[str]:
     out: list[str] = []
+    if load is not None and cpus and load > cpus:
+        out.append(f"the machine was busy: a load average of up to {load:.1f} on {cpus} CPUs during the runs; "
+                   "other work inflates wall times and their spread (CPU times suffer less)")
     if repeats < MIN_REPEATS:
         out.append(f"only {repeats} measured run(s) per configuration: intervals from fewer than {MIN_REPEATS} "
                    "are rough (the bootstrap cannot see rare slow runs); use --repeat 10 before acting")
@@ -287,7 +291,8 @@ class Report:
         self.judged = [judge(o, self.results, self.default_key, self.metric_override if o == self.objective
                              else None) for o in OBJECTIVES]
         self.caveats = caveats(self.results, self.judged, int(self.meta.get("repeat", 0)),
-                               int(self.meta.get("jobs", 1)), str(self.meta.get("target", "")), self.skipped)
+                               int(self.meta.get("jobs", 1)), str(self.meta.get("target", "")), self.skipped,
+                               self.meta.get("load_max"), self.meta.get("cpus"))
 
     @property
     def recommendation(self) -> str:

@@ -217,3 +217,11 @@ def test_a_collector_the_jdk_lacks_is_skipped_with_the_reason(monkeypatch: pytes
     assert [c.key for c in kept] == ["default-jdk17", "g1-jdk17"]
     assert skipped == [("shenandoah-jdk17", "Oracle 17.0.9 at /opt/jdk17 has no Shenandoah collector")]
     assert note == "17 = Oracle 17.0.9 at /opt/jdk17"
+
+
+def test_a_busy_machine_is_a_caveat() -> None:
+    rep = _report([100, 102, 98, 101, 99], [123, 125, 121, 124, 122])
+    assert not any("busy" in c for c in rep.caveats)
+    busy = report.Report({"repeat": 5, "jobs": 1, "target": "process", "load_max": 9.5, "cpus": 2},
+                         rep.configs, rep.records, "default", "throughput")
+    assert busy.caveats[0].startswith("the machine was busy: a load average of up to 9.5 on 2 CPUs")
