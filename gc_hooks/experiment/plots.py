@@ -97,21 +97,23 @@ def _heap(plt: Any, report: Report) -> Any:
 
 
 def _tradeoff(plt: Any, report: Report) -> Any:
-    """Throughput against footprint, medians with their 95 % intervals; the default as a star."""
+    """The objective asked for (throughput, unless latency was asked) against footprint, medians with
+    their 95 % intervals; the default as a black star. An open-loop app has a fixed rate, so its
+    latency is what trades against memory."""
     x_name = next(j.metric for j in report.judged if j.objective == "footprint")
-    y_name = next(j.metric for j in report.judged if j.objective == "throughput")
+    y_objective = "latency" if report.objective == "latency" else "throughput"
+    y_name = next(j.metric for j in report.judged if j.objective == y_objective)
     points = [r for r in report.results if x_name in r.metrics and y_name in r.metrics]
     if not points:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(8.5, 5))
     for r in points:
         x, y = r.metrics[x_name], r.metrics[y_name]
         default = r.config.key == report.default_key
         ax.errorbar([x.median], [y.median], xerr=[[x.median - x.low], [x.high - x.median]],
                     yerr=[[y.median - y.low], [y.high - y.median]], fmt="*" if default else "o",
-                    markersize=12 if default else 6, capsize=3, color="black" if default else None)
-        ax.annotate(r.config.key + ("" if r.eligible else " (failed runs)"), (x.median, y.median), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+                    markersize=13 if default else 6, capsize=3, color="black" if default else None,
+                    label=r.config.key + ("" if r.eligible else " (failed runs)"))
     xm, ym = metric(x_name), metric(y_name)
     ax.set_xlabel(f"{xm.title} ({xm.unit}) — less is better")
     ax.set_ylabel(f"{ym.title}{f' ({ym.unit})' if ym.unit else ''} — {'more' if ym.higher_better else 'less'} "
@@ -120,5 +122,6 @@ def _tradeoff(plt: Any, report: Report) -> Any:
 
     ax.yaxis.set_major_formatter(EngFormatter())
     ax.grid(alpha=0.3)
-    ax.set_title("Throughput against footprint (medians with 95 % intervals; ★ the default)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_title(f"{y_objective.capitalize()} against footprint (medians with 95 % intervals; ★ the default)")
     return fig
