@@ -173,8 +173,10 @@ def test_g1_jdk25_evacuation_failure_is_a_qualifier_not_the_cause() -> None:
 
 @pytest.mark.parametrize("name", [n for n in FIXTURES if n.endswith("-tight.log")])
 def test_tight_heaps_full_collections_stalls_and_aborted_cycles(name: str) -> None:
-    """Logs of a live set close to the heap size: every collector's pauses still carry a heap capacity
-    (where the collector logs one), and ZGC's allocation stalls are events of their own."""
+    """Logs of a 40 MB live set in a 96 MB heap (`osv-java run --gc-log`, examples/gclive 1 40; the
+    Shenandoah and JDK 25 ZGC ones cut after their first 350 lines, at a safepoint line): every
+    collector's pauses still carry a heap capacity (where the collector logs one), and ZGC's
+    allocation stalls are events of their own."""
     events = parse_file(LOGS / name)
     pauses = [e for e in events if e.kind == PAUSE]
     assert pauses
