@@ -210,7 +210,14 @@ def judge(objective: str, results: Sequence[ConfigResult], default_key: str, ove
     imp = comparison.improvement
     assert imp is not None
     span = f"95 % CI {imp.low:.0f}–{imp.high:.0f} %" if imp.low != imp.high else "a single run each"
-    if comparison.significant:
+    if comparison.significant and not m.higher_better and imp.median >= 50:
+        # "99.9 % less" reads badly: say how many times less (default / best)
+        def times(pct: float) -> str:
+            return number(100 / (100 - pct)) if pct < 100 else "∞"
+
+        text = (f"{best.config.label}: {times(imp.median)}x {what} than the default "
+                f"(95 % CI {times(imp.low)}–{times(imp.high)}x)")
+    elif comparison.significant:
         text = f"{best.config.label}: {imp.median:.0f} % {what} than the default ({span})"
     elif imp.n < MIN_TO_CLAIM:
         text = (f"too few clean runs to tell ({imp.n} per configuration; --repeat {MIN_TO_CLAIM} or more): the best "

@@ -225,3 +225,17 @@ def test_a_busy_machine_is_a_caveat() -> None:
     busy = report.Report({"repeat": 5, "jobs": 1, "target": "process", "load_max": 9.5, "cpus": 2},
                          rep.configs, rep.records, "default", "throughput")
     assert busy.caveats[0].startswith("the machine was busy: a load average of up to 9.5 on 2 CPUs")
+
+
+def test_a_large_cut_is_said_as_a_factor() -> None:
+    default, zgc = Config(), Config("zgc")
+    records = []
+    for i, (p99, z99) in enumerate([(40, 0.02), (42, 0.021), (38, 0.019), (41, 0.02), (39, 0.022)]):
+        for j, (config, value) in enumerate(((default, p99), (zgc, z99))):
+            r = _record(2 * i + j, config, None, 200)
+            r.app = {"p99_ms": value}
+            records.append(r)
+    rep = report.Report({"repeat": 5, "jobs": 1, "target": "process"}, [default, zgc], records, "default",
+                        "latency")
+    assert re.fullmatch(r"-XX:\+UseZGC: 2000x lower latency \(p99_ms\) than the default \(95 % CI \d+–\d+x\)",
+                        rep.recommendation), rep.recommendation
