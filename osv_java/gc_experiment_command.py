@@ -155,8 +155,12 @@ def gc_experiment_command(app: str, args: tuple[str, ...], gcs: str, heaps: str,
     (e.g. `RESULT ops_per_s=1234`): they become figures of the report. Options may follow APP; put the
     app's own arguments after `--` when they look like options.
     """
-    axes = {"hugepages": design.parse_switch(hugepages, "hugepages"),
-            "dynamic-heap": design.parse_switch(dynamic_heap, "dynamic-heap")}
+    try:
+        gc_axis, heap_axis = design.parse_gcs(gcs), design.parse_heaps(heaps)
+        axes = {"hugepages": design.parse_switch(hugepages, "hugepages"),
+                "dynamic-heap": design.parse_switch(dynamic_heap, "dynamic-heap")}
+    except UsageError as exc:  # a bad value of an option: click's usage error (exit 2)
+        raise click.UsageError(exc.message + (f" ({exc.hint})" if exc.hint else "")) from None
     _check_run_options(axes)
     if metric:
         try:
@@ -165,8 +169,7 @@ def gc_experiment_command(app: str, args: tuple[str, ...], gcs: str, heaps: str,
             raise click.BadParameter(f"unknown figure {metric!r}", param_hint="--metric") from None
     if not Path(app).exists():
         raise UsageError(f"{app}: no such file", hint="give the app as for osv-java run: a jar or a script")
-    configs = design.design(design.parse_gcs(gcs), design.parse_heaps(heaps), design.parse_jdks(jdks),
-                            axes["hugepages"], axes["dynamic-heap"])
+    configs = design.design(gc_axis, heap_axis, design.parse_jdks(jdks), axes["hugepages"], axes["dynamic-heap"])
     configs, skipped, jdk_note = _available(configs)
     default = design.reference(configs)
     runs = design.schedule(configs, repeat, warmup, seed)
