@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from osvtest import JDK17, OSV, Osv, explain, text
+from osvtest import JDK17, OSV, ROOT, Osv, explain, text
 
 from gc_hooks.experiment import report
 
@@ -134,7 +134,7 @@ def test_axes_osv_java_run_lacks_are_refused_in_one_line(examples_built: Path, t
     if "--hugepages" in run_help:
         pytest.skip("osv-java run has --hugepages now")
     proc = subprocess.run([OSV, "gc-experiment", *WORKLOAD, "--hugepages", "on,off", "-o", str(tmp_path / "x")],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False, cwd=ROOT)
     assert proc.returncode == 125
     assert proc.stderr.splitlines() == ["osv-java: error: osv-java run has no --hugepages option in this version, "
                                         "so --hugepages cannot be an axis of the experiment"]
@@ -150,7 +150,7 @@ def test_ctrl_c_stops_the_runs_and_still_writes_the_report(osv_cache: Path, exam
     proc = subprocess.Popen([OSV, "gc-experiment", "examples/gcalloc/gcalloc.jar", "2000", "--gcs", "serial",
                              "--repeat", "3", "--warmup", "0", "--jdks", JDK17, "-o", str(out)],
                             env={**os.environ, "OSV_JAVA_CACHE": str(osv_cache)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".report.*/runs/*/stdout.txt")) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -164,3 +164,16 @@ def test_ctrl_c_stops_the_runs_and_still_writes_the_report(osv_cache: Path, exam
     assert data["caveats"][0] == "interrupted after 1 of 6 runs"
     assert stdout.startswith("no configuration ran cleanly")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report.")]
+
+
+def test_a_run_past_the_time_limit_is_a_timeout(osv_cache: Path, examples_built: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    proc = subprocess.run([OSV, "gc-experiment", "examples/gcalloc/gcalloc.jar", "2000", "--gcs", "default",
+                           "--repeat", "1", "--warmup", "0", "--timeout", "3", "--jdks", JDK17, "-o", str(out)],
+                          env={**os.environ, "OSV_JAVA_CACHE": str(osv_cache)}, capture_output=True, text=True,
+                          check=False, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((out / "results.json").read_text())
+    assert [(r["outcome"], r["exit_status"]) for r in data["runs"]] == [("timeout", 125)]
+    assert "--timeout 3s" in data["runs"][0]["reason"]
+    assert "| timeout |" in (out / "report.md").read_text()
