@@ -146,24 +146,16 @@ class Sampler:
             self.samples.append(kb / 1024)
 
 
-def _stop(pid: int, descendants: Sequence[int]) -> tuple[int, Any]:
-    """Ctrl-C the run's process group (osv-java stops the app and the VM), then force; (status, rusage)."""
+def _stop(pid: int, descendants: Sequence[int], ended: threading.Event) -> None:
+    """Ctrl-C the run's process group (osv-java stops the app and the VM), then force."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGINT)
-    deadline = time.monotonic() + GRACE
-    while time.monotonic() < deadline:
-        done, status, usage = os.wait4(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.1)
-    else:
+    if not ended.wait(GRACE):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        _, status, usage = os.wait4(pid, 0)
     for child in descendants:  # QEMU runs in a session of its own
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
-    return status, usage
 
 
 def command(run: Run, app: Sequence[str], target: str, gc_log: Path, options: Sequence[str],
@@ -193,21 +185,31 @@ def execute(run: Run, app: Sequence[str], target: str, folder: Path, relative: s
         with _RUNNING_LOCK:
             _RUNNING.add(proc.pid)
         sampler = Sampler(proc.pid, target)
+        ended = threading.Event()
+        waited: dict[str, Any] = {}
+
+        def wait_for_exit() -> None:
+            # a thread of its own blocks in wait4, so the end time is exact, not rounded to a sample
+            _, waited["status"], waited["usage"] = os.wait4(proc.pid, 0)
+            waited["end"] = time.monotonic()
+            ended.set()
+
+        waiter = threading.Thread(target=wait_for_exit, name=f"wait-{proc.pid}", daemon=True)
+        waiter.start()
         hard_limit = started + timeout + 60  # osv-java's own --timeout stops the app first
-        while True:
-            done, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if done:
-                break
+        while not ended.is_set():
             if time.monotonic() > hard_limit:
                 timed_out = True
-                status, usage = _stop(proc.pid, _descendants(proc.pid))
+                _stop(proc.pid, _descendants(proc.pid), ended)
                 break
             sampler.sample()
-            time.sleep(SAMPLE_EVERY)
-        record.wall_s = time.monotonic() - started
+            ended.wait(SAMPLE_EVERY)
+        waiter.join()
+        record.wall_s = waited["end"] - started
         with _RUNNING_LOCK:
             _RUNNING.discard(proc.pid)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.returncode = os.waitstatus_to_exitcode(waited["status"])
+        usage = waited["usage"]
     code = proc.returncode
     record.exit_status = 128 - code if code < 0 else code
     if usage is not None:
