@@ -305,6 +305,26 @@ class Report:
     def recommendation(self) -> str:
         return next(j.text for j in self.judged if j.objective == self.objective)
 
+    def tradeoffs(self) -> list[str]:
+        """For the best on each objective, its change on the other two (a cut in memory often costs
+        throughput): `label` (best on X): throughput -25 % [-30–-20], latency +29 % [...]."""
+        by_key = {r.config.key: r for r in self.results}
+        default = by_key[self.default_key]
+        out = []
+        for j in self.judged:
+            if not j.best or j.best == self.default_key:
+                continue
+            parts = []
+            for other in self.judged:
+                if other.objective == j.objective:
+                    continue
+                imp = compare(by_key[j.best], default, other.metric).improvement
+                if imp is not None:
+                    parts.append(f"{other.objective} {imp.median:+.0f} % [{imp.low:+.0f}–{imp.high:+.0f}]")
+            if parts:
+                out.append(f"`{by_key[j.best].config.label}` (best on {j.objective}): {', '.join(parts)}")
+        return out
+
     @property
     def app_names(self) -> list[str]:
         return sorted({n for r in self.records for n in r.app})
@@ -332,7 +352,7 @@ class Report:
                                          **(j.comparison.to_json() if j.comparison else {"improvement_pct": None,
                                                                                         "significant": False})}
                            for j in self.judged},
-            "configs": configs, "caveats": self.caveats,
+            "configs": configs, "caveats": self.caveats, "tradeoffs": self.tradeoffs(),
             "skipped": [{"config": k, "reason": why} for k, why in self.skipped],
             "runs": [run_json(r) for r in self.records],
         }
@@ -376,6 +396,11 @@ class Report:
                          f"{cell(best.metrics.get(j.metric)) if best else '–'} | "
                          f"{cell(default.metrics.get(j.metric))} | {change} |")
         lines += ["", "Change in %: positive is better (more throughput, less latency or memory).", ""]
+        trades = self.tradeoffs()
+        if trades:
+            lines += ["What each best configuration costs on the other objectives, against the default:", ""]
+            lines += [f"- {t}" for t in trades]
+            lines.append("")
         shown = [m for m in METRICS if any(m.name in r.metrics for r in self.results)]
         shown += [metric(f"app:{n}") for n in self.app_names]
         lines += ["## Configurations", "",

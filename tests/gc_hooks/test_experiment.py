@@ -239,3 +239,11 @@ def test_a_large_cut_is_said_as_a_factor() -> None:
                         "latency")
     assert re.fullmatch(r"-XX:\+UseZGC: 2000x lower latency \(p99_ms\) than the default \(95 % CI \d+–\d+x\)",
                         rep.recommendation), rep.recommendation
+
+
+def test_the_best_on_one_objective_shows_its_cost_on_the_others() -> None:
+    rep = _report([100, 102, 98, 101, 99], [123, 125, 121, 124, 122])
+    trades = rep.tradeoffs()
+    assert len(trades) == 1 and trades[0].startswith("`-XX:+UseParallelGC -Xmx512m` (best on throughput): ")
+    assert "footprint -50 % [-50–-50]" in trades[0], trades[0]  # 300 MB against the default's 200
+    assert "What each best configuration costs" in rep.markdown()
