@@ -404,7 +404,9 @@ class Report:
         shown = [m for m in METRICS if any(m.name in r.metrics for r in self.results)]
         shown += [metric(f"app:{n}") for n in self.app_names]
         lines += ["## Configurations", "",
-                  "Medians over the clean measured runs, with 95 % bootstrap intervals in brackets.", "",
+                  "Medians over the clean measured runs, with 95 % bootstrap intervals in brackets. "
+                  + ("PSS columns: the resident set of QEMU, the whole VM (guest kernel, PID 1 and the JVM)."
+                     if meta.get("target") == "vm" else "PSS: the JVM's proportional set size."), "",
                   "| configuration | collector | runs ok | " + " | ".join(
                       f"{m.title}{f' ({m.unit})' if m.unit else ''}" for m in shown) + " |",
                   "| --- | --- | --- | " + " | ".join("---" for _ in shown) + " |"]
