@@ -167,7 +167,9 @@ def _parse_phase(text: str) -> _Phase:
     cause = None
     modifiers = []
     for group in groups:
-        if group.lower() in MODIFIERS or group[:1].islower() or group[:1].isdigit():
+        # JDK 25's G1 adds "(Evacuation Failure: Allocation)" after the cause: a qualifier, not a cause
+        if (group.lower() in MODIFIERS or group[:1].islower() or group[:1].isdigit()
+                or group.startswith("Evacuation Failure")):
             modifiers.append(group)
         else:
             cause = group
