@@ -12,7 +12,6 @@ import contextlib
 import functools
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -286,15 +285,17 @@ def osv_failure(stderr: str) -> str:
 FATAL_ERROR = "# A fatal error has been detected by the Java Runtime Environment:"
 
 
-def emulated_jit_crash(result: CellResult) -> str | None:
-    """The signal, when a VM cell failed because its JVM crashed in JIT-compiled code under TCG."""
-    if result.status != "failed" or result.cell.target != "vm" or FATAL_ERROR not in result.details:
+REPORT_SAVED = "# An error report file with more information is saved as:"
+
+
+def jvm_crash_report(stdout: str) -> str | None:
+    """The path of the hs_err report a JVM that died of a fatal error names on its stdout, if any."""
+    if FATAL_ERROR not in stdout:
         return None
-    lines = list(result.details)
-    signal = next((line.split()[1] for line in lines if line.startswith("#  SIG")), None)
-    after = lines[lines.index("# Problematic frame:") + 1] if "# Problematic frame:" in lines[:-1] else ""
-    if signal in ("SIGILL", "SIGSEGV") and re.match(r"# J \d+ c[12] ", after):
-        return signal
+    lines = stdout.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.strip() == REPORT_SAVED:
+            return lines[i + 1].removeprefix("#").strip() or None
     return None
 
 
@@ -546,19 +547,6 @@ class Runner:
         return result
 
     def _run(self, cell: Cell) -> CellResult:
-        result = self._run_once(cell)
-        crash = emulated_jit_crash(result)
-        if crash is None:
-            return result
-        # Under software emulation a guest JVM now and then dies in code it compiled itself (QEMU's
-        # multi-threaded TCG and cross-modifying code): not the language's doing, so run the cell again,
-        # and say so in its details.
-        again = self._run_once(cell)
-        note = f"retried once: the first run's JVM died of {crash} in JIT-compiled code under software emulation"
-        again.details = (note, *again.details)
-        return again
-
-    def _run_once(self, cell: Cell) -> CellResult:
         from kernel import thirdparty
 
         program = thirdparty.by_name(cell.name) if cell.kind == "app" else None
@@ -574,6 +562,9 @@ class Runner:
             reason, details = judge_example(load_expected(self.examples / cell.name), stdout, stderr, status)
         else:
             reason, details = judge_program(program, stdout, stderr, status)
+        report = jvm_crash_report(stdout)
+        if reason and report:  # a JVM crash is a failure like any other; its report is kept
+            details = (f"JVM fatal error report: {report}", *details)
         return CellResult(cell, "failed" if reason else "passed", reason=reason, details=details,
                           command=tuple(argv))
 
