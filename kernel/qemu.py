@@ -151,8 +151,9 @@ TCG_CPU = "qemu64,+rdrand"
 # examples/jitstress (JDK 17; JDK 25: 4 of 10). With C1 alone no method is replaced by C2, and C1's
 # code has no speculative traps to deoptimise it: 0 crashes (benchmarks/emulation_crashes.py), with
 # both vCPUs kept (-accel tcg,thread=single also gives 0, but runs all vCPUs on one host thread).
-# Under emulation C1 alone is also the faster choice for short runs: each C2 compile costs seconds
-# of emulated CPU; a long-running hot loop loses C2's better code.
+# The price is C2's code: under emulation each C2 compile costs seconds of emulated CPU, so C1 alone
+# wins for short runs (examples/compute for 6 s: 1.6x the rounds, hello's boot unchanged) and loses
+# for long hot loops (the same for 40 s: 0.3x-0.6x the rounds once C2's code is in place).
 TCG_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1",)
 TCG_JVM_OPTIONS_ENV = "OSV_JAVA_TCG_JVM_OPTIONS"  # "off": without them, for benchmarks/emulation_crashes.py
 
