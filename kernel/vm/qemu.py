@@ -156,6 +156,30 @@ class MachineConfig:
 # (and the power-off floor 0.4 s). Under KVM the guest gets the host's CPU.
 TCG_CPU = "qemu64,+rdrand"
 
+# What the guest JVM starts with under TCG, before the user's options (which can override them).
+# QEMU 7.2's multi-threaded TCG can run a JIT-compiled instruction that never existed. HotSpot makes a
+# compiled method not entrant (C2 has replaced its C1 code, or it was deoptimised) by writing a jump
+# over the first instruction of its verified entry, one 8-byte store, while other threads keep calling
+# it (NativeJump::patch_verified_entry). A real CPU fetches the old instruction or the new one; QEMU
+# drops its translations of the bytes and then stores them, and a vCPU that translates the entry in
+# between reads the instruction a field at a time (opcode, ModRM, SIB, displacement). Old opcode and
+# ModRM with the jump's bytes after them decode as a store to a wild address, and that translation
+# stays: the JVM died with SIGSEGV or SIGILL at a C1 method's entry in 5 of 6 runs of
+# examples/jitstress (JDK 17; JDK 25: 4 of 10). With C1 alone no method is replaced by C2, and C1's
+# code has no speculative traps to deoptimise it: 0 crashes (benchmarks/emulation_crashes.py), with
+# both vCPUs kept (-accel tcg,thread=single also gives 0, but runs all vCPUs on one host thread).
+# The price is C2's code: under emulation each C2 compile costs seconds of emulated CPU, so C1 alone
+# wins for short runs (examples/compute for 6 s: 1.6x the rounds, hello's boot unchanged) and loses
+# for long hot loops (the same for 40 s: 0.3x-0.6x the rounds once C2's code is in place).
+TCG_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1",)
+TCG_JVM_OPTIONS_ENV = "OSV_JAVA_TCG_JVM_OPTIONS"  # "off": without them, for benchmarks/emulation_crashes.py
+
+
+def tcg_jvm_options() -> list[str]:
+    """TCG_JVM_OPTIONS, unless switched off (to measure what they prevent and what they cost)."""
+    return [] if os.environ.get(TCG_JVM_OPTIONS_ENV) == "off" else list(TCG_JVM_OPTIONS)
+
+
 # Where the runtime image goes in guest memory. The guest kernel takes the range as legacy persistent
 # memory (memmap=SIZE!BASE: e820 type 12, driven by nd_e820 and nd_pmem), and the JVM maps the
 # image's files straight from it (EROFS with DAX): no copy at boot, no block I/O, no page cache.

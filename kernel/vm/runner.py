@@ -201,6 +201,8 @@ class VirtualMachine:
         """Boot (or restore the boot snapshot of) the machine and run the JVM `argv` in it."""
         options = self.options
         accel = qemu.choose_accel(options.accel, self.image.kernel, options.verbose)
+        if accel == "tcg":
+            argv = [argv[0], *qemu.tcg_jvm_options(), *argv[1:]]
         request = self._run_request(argv, main_class)
         if not options.snapshot or options.volumes:  # a volume's disk is part of the machine
             return self._boot_cold(accel, argv, request)
