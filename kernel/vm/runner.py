@@ -54,6 +54,7 @@ class RunOptions:
     publish: list[tuple[str, int, int]] = field(default_factory=list)
     volumes: list[volumes.Volume] = field(default_factory=list)
     timeout: float | None = None
+    stop_timeout: float = 10.0  # after SIGTERM, how long the app has to end before the VM is stopped
     boot_timeout: float = 120.0
     verbose: bool = False
     bootchart: bool = False
@@ -267,12 +268,15 @@ class VirtualMachine:
         if self.hooks.monitors:
             self.host.start(_VmSide(self))
         talk = Conversation(self.qemu, control, self.relay, self.host)
+        talk.stop_timeout = self.options.stop_timeout
         previous = signal.signal(signal.SIGINT, lambda *_: talk.interrupt())
+        previous_term = signal.signal(signal.SIGTERM, lambda *_: talk.terminate())
         try:
             measured, exited = self._converse(talk, pumps, conns[wire.STDIN_PORT], request, t_qemu,
                                               restore is not None, save)
         finally:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
         self.host.stop()
         timeline = boot_timeline(dataclasses.replace(measured, restored_at=restored_at))
         return RunResult(status=int(seconds(exited, "status")), timeline=timeline,
@@ -310,6 +314,7 @@ class VirtualMachine:
             # The clock and fresh entropy: a restored machine would replay the snapshot's (kernel.vm.snapshot).
             talk.control.send("run", **request, epoch_ns=time.time_ns(), entropy=os.urandom(32).hex())
         started = talk.wait_for("started", options.boot_timeout, "the JVM to start")
+        talk.app_started()  # a signal that came during the boot goes to the app now
         # Only now: QEMU drops what arrives on a port the guest has not opened yet.
         threading.Thread(target=stdin_pump, args=(stdin, talk.control), daemon=True).start()
         exited = talk.wait_for("exit", options.timeout, "the app to finish", app_timeout=True)

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from osvtest import JDK17, OSV, Osv, explain, make_jar_with_class_path, text
+from osvtest import JDK17, OSV, Osv, explain, make_jar_with_class_path, terminate_when_ready, text
 
 pytestmark = [pytest.mark.vm]
 
@@ -173,6 +173,23 @@ def test_ctrl_c_stops_the_vm_cleanly_with_130(osv: Osv, examples_built: Path, pu
     # QEMU is gone: the published port is free again.
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+@pytest.mark.parametrize("publish", [True, False], ids=["started-by-pid1", "started-by-init"])
+def test_sigterm_runs_the_apps_shutdown_hooks_and_exits_143(osv: Osv, test_classes: Path, publish: bool) -> None:
+    """As `docker stop`: SIGTERM to osv-java reaches the guest JVM, whose shutdown hooks run."""
+    proc = terminate_when_ready(osv, "run", "--jdk", JDK17, *(["-p", f"{free_port()}:8080"] if publish else []),
+                                "-cp", str(test_classes), "Stoppable")
+    assert proc.returncode == 143, explain(proc)
+    assert text(proc.stdout) == "ready\nhook ran\n", explain(proc)
+
+
+def test_an_app_that_outlives_stop_timeout_is_stopped_with_137(osv: Osv, test_classes: Path) -> None:
+    proc = terminate_when_ready(osv, "run", "--jdk", JDK17, "--stop-timeout", "3", "-cp", str(test_classes),
+                                "Stoppable", "stubborn")
+    assert proc.returncode == 137, explain(proc)
+    assert text(proc.stdout) == "ready\nhook ran\n", explain(proc)
+    assert "did not stop within --stop-timeout 3s of SIGTERM" in text(proc.stderr), explain(proc)
 
 
 def test_bootchart_prints_a_measured_timeline(osv: Osv, examples_built: Path) -> None:
