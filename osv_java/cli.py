@@ -138,7 +138,7 @@ def common_app_options(func: F) -> F:
 @click.option("-p", "--publish", multiple=True, metavar="[ADDR:]HOST:GUEST", help="Publish a guest TCP port.")
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VAL", help="Set an environment variable.")
 @click.option("-v", "--volume", "volume", multiple=True, metavar="HOST_DIR:GUEST_DIR[:ro]",
-              help="Share a folder: the app reads it, and (unless :ro) its writes come back after the run.")
+              help="Share a host folder, live: the app reads and (unless :ro) writes the host's files.")
 @click.option("--jvm-opt", "jvm_opts", multiple=True, metavar="OPT", help="A JVM option (repeatable).")
 @click.option("--target", type=click.Choice(["vm", "process"]), default="vm", show_default=True)
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
@@ -190,6 +190,9 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         sys.exit(proc_result.status)
 
     from kernel.vm.runner import RunOptions, VirtualMachine
+
+    if vols:
+        volume_specs.virtiofsd_binary()  # before the build: one clear error when it is missing
 
     resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes)
     hooks = launch.hook_plan(settings, "vm", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))

@@ -187,7 +187,7 @@ def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
         f"jdk={request.jdk.home}:{request.jdk.version}",
         f"kernel={kernel.image}:{kernel.image.stat().st_size}:{kernel.image.stat().st_mtime_ns}",
         f"kmods={kernel.modules}",
-        f"loads={[linux.DISK_MODULES, linux.BOOT_MODULES, linux.NET_MODULES, linux.BLOCK_MODULES]}",
+        f"loads={[linux.DISK_MODULES, linux.BOOT_MODULES, linux.NET_MODULES, linux.VOLUME_MODULES]}",
         f"hook_modules={list(request.hook_modules)}",
         f"modules={','.join(sorted(request.modules))}",
         f"app={request.app.kind}:{request.app.main_class}:{request.app.jar}:{request.app.language}",
@@ -302,13 +302,13 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
     # Kernel modules PID 1 loads.
     kernel = request.kernel
     boot: dict[str, list[str]] = {
-        "disk_modules": [], "modules": [], "net_modules": [], "blk_modules": [], "hook_modules": []
+        "disk_modules": [], "modules": [], "net_modules": [], "fs_modules": [], "hook_modules": []
     }
     groups = {
         "disk_modules": linux.DISK_MODULES,
         "modules": linux.BOOT_MODULES,
         "net_modules": linux.NET_MODULES,
-        "blk_modules": linux.BLOCK_MODULES,
+        "fs_modules": linux.VOLUME_MODULES,
         "hook_modules": request.hook_modules,
     }
     loaded: set[str] = set()

@@ -105,12 +105,14 @@ class VirtualMachine:
         self.qmp_socket = self.workdir / "qmp.sock"  # for port forwards added at run time
         self.hooks = options.hooks or Plan(machine=_NO_MACHINE)
         self.host = HostSide(self.hooks, options.verbose)
+        self.file_servers = volumes.FileServers(options.volumes, self.workdir)  # virtiofsd, one per -v
 
     def __enter__(self) -> VirtualMachine:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.qemu.close()
+        self.file_servers.stop()
         self.host.stop()
         if self.relay is not None:
             self.relay.close()
@@ -133,7 +135,8 @@ class VirtualMachine:
             "main_class": main_class,
             "bootchart": options.bootchart,
             "network": bool(options.publish),
-            "volume": [f"{i}:{'ro' if v.readonly else 'rw'}:{v.guest}" for i, v in enumerate(options.volumes)],
+            "volume": [f"{volumes.tag(i)}:{'ro' if v.readonly else 'rw'}:{v.guest}"
+                       for i, v in enumerate(options.volumes)],
             # the policies' supervisors (PID 1 runs them beside the JVM) and guest settings (written first)
             "hook": [json.dumps(spec.fields(), sort_keys=True) for spec in self.hooks.supervisors],
             "setting": [f"{path}={value}" for path, value in self.hooks.guest_settings.items()],
@@ -172,14 +175,6 @@ class VirtualMachine:
         options = self.options
         cmdline, on_cmdline = self._cmdline(accel, argv, request)
         chardevs = [(name, str(self.workdir / f"{name}.sock")) for name in PORTS]
-        outputs = []
-        if any(not v.readonly for v in options.volumes):
-            outputs.append((wire.VOLUME_OUT_PORT, self.workdir / "volout.tar"))
-        disks = []
-        if options.volumes:
-            disk = self.workdir / "volumes.tar"
-            volumes.pack(options.volumes, disk)
-            disks.append(disk)
         config = qemu.MachineConfig(
             kernel=self.image.kernel,
             initramfs=self.image.initramfs,
@@ -189,9 +184,8 @@ class VirtualMachine:
             cmdline=cmdline,
             serial_log=self.qemu.console,
             chardevs=chardevs,
-            output_files=outputs,
             forwards=options.publish,
-            disks=disks,
+            filesystems=self.file_servers.sockets(),
             qmp_socket=self.qmp_socket,
             memory_image=self.image.runtime_disk,
             extra_args=list(self.hooks.qemu_args),
@@ -203,7 +197,8 @@ class VirtualMachine:
         options = self.options
         accel = qemu.choose_accel(options.accel, self.image.kernel, options.verbose)
         request = self._run_request(argv, main_class)
-        if not options.snapshot or options.volumes:  # a volume's disk is part of the machine
+        if not options.snapshot or options.volumes:  # QEMU cannot migrate a vhost-user file system
+            self.file_servers.start()
             return self._boot_cold(accel, argv, request)
         config, _ = self._config(accel, argv, None)
         path = snapshot.path_for(snapshot.key(str(self.image.manifest["key"]), config))
@@ -326,11 +321,6 @@ class VirtualMachine:
         keep_crash_log(exited[0])
         if not complete:
             warn("some of the app's output was lost on the way out")
-        writable = [(i, v) for i, v in enumerate(options.volumes) if not v.readonly]
-        if writable:
-            saved, _ = talk.wait_for("volumes", 300.0, "the volumes to be written back")
-            volumes.apply(writable, self.workdir / "volout.tar", int(seconds(saved, "bytes")))
-            talk.control.send("ack")
         if not self.qemu.wait(30.0):
             self.qemu.stop()
         measured = Measured(t_qemu=t_qemu, t_gone=time.monotonic(), hello=hello, started=started, exited=exited,

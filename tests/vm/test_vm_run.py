@@ -91,16 +91,18 @@ def test_stdin_reaches_the_app_byte_for_byte(osv: Osv, examples_built: Path) -> 
     assert text(proc.stderr) == f"echoed {len(data)} bytes\n"
 
 
-def test_volume_is_read_and_written_back(osv: Osv, test_classes: Path, tmp_path: Path) -> None:
+def test_volume_is_the_host_folder_itself(osv: Osv, test_classes: Path, tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     (shared / "sub").mkdir(parents=True)
     (shared / "in.txt").write_text("from the host\n")
     (shared / "gone.txt").write_text("deleted in the guest\n")
     (shared / "sub" / "kept.txt").write_text("untouched\n")
+    other = tmp_path / "other"
+    other.mkdir()
     proc = osv(
-        "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes), "FileTool",
-        "read", "/data/in.txt", "write", "/data/out.txt", "written in the guest",
-        "delete", "/data/gone.txt", "write", "/data/sub/new.txt", "nested",
+        "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-v", f"{other}:/srv/other", "-cp", str(test_classes),
+        "FileTool", "read", "/data/in.txt", "write", "/data/out.txt", "written in the guest",
+        "delete", "/data/gone.txt", "write", "/data/sub/new.txt", "nested", "write", "/srv/other/x", "second",
     )
     assert proc.returncode == 0, explain(proc)
     assert text(proc.stdout) == "from the host\n"
@@ -109,6 +111,101 @@ def test_volume_is_read_and_written_back(osv: Osv, test_classes: Path, tmp_path:
     assert (shared / "sub" / "kept.txt").read_text() == "untouched\n"
     assert not (shared / "gone.txt").exists()
     assert (shared / "in.txt").read_text() == "from the host\n"
+    assert (other / "x").read_text() == "second"
+    # The files the app made belong to the user who ran osv-java.
+    for made in (shared / "out.txt", shared / "sub" / "new.txt", other / "x"):
+        assert (made.stat().st_uid, made.stat().st_gid) == (os.getuid(), os.getgid()), made
+
+
+def _processes_with(needle: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if needle in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def test_fsynced_writes_survive_a_killed_osv_java_and_virtiofsd_dies_with_it(
+    osv: Osv, test_classes: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "kept"
+    shared.mkdir()
+    size = 3 << 20
+    run = _start_server(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
+                        "VolumeTool", "sync", "/data/bytes.bin", str(size))
+    needle = f"source={shared}".encode()
+    try:
+        assert run.stdout is not None
+        line = run.stdout.readline()
+        assert line == b"synced\n", line + (run.stderr.read() if run.stderr and run.poll() is not None else b"")
+        assert _processes_with(needle), "virtiofsd should be serving the folder"
+        run.kill()  # SIGKILL: osv-java cannot clean up, nor write anything back
+        run.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _processes_with(needle) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _processes_with(needle), "virtiofsd outlived the osv-java that started it"
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        for pid in _processes_with(needle):
+            os.kill(pid, signal.SIGKILL)
+    assert (shared / "bytes.bin").read_bytes() == bytes(i % 251 for i in range(size))
+
+
+def test_a_file_the_host_writes_during_the_run_is_seen_by_the_app(
+    osv: Osv, test_classes: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "live"
+    shared.mkdir()
+    run = _start_server(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
+                        "VolumeTool", "await", "/data/note.txt")
+    try:
+        assert run.stdout is not None
+        assert run.stdout.readline() == b"ready\n"
+        (shared / ".note.tmp").write_text("written on the host while the app ran\n")
+        (shared / ".note.tmp").rename(shared / "note.txt")
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, err.decode()
+    assert out == b"written on the host while the app ran\n"
+
+
+def test_a_big_volume_is_not_copied(osv: Osv, test_classes: Path, tmp_path: Path) -> None:
+    """A 2 GB folder (sparse) on a 512 MB VM: nothing is copied into the run's work folder (TMPDIR),
+    and the app sees the file's full size."""
+    shared = tmp_path / "big"
+    shared.mkdir()
+    with open(shared / "big.bin", "wb") as f:
+        f.truncate(2 << 30)
+    work = tmp_path / "tmp"
+    work.mkdir()
+    run = subprocess.Popen([OSV, "run", "--jdk", JDK17, "-m", "512M", "-v", f"{shared}:/data", "-cp",
+                            str(test_classes), "VolumeTool", "size", "/data/big.bin"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env={**osv.env, "TMPDIR": str(work)}, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert run.stdout is not None and run.stdin is not None
+        assert run.stdout.readline() == str(2 << 30).encode() + b"\n"
+        assert run.stdout.readline() == b"ready\n"
+        used = sum(p.stat().st_blocks * 512 for p in work.rglob("*") if p.is_file() and not p.is_symlink())
+        assert used < 16 << 20, f"the run's work folder holds {used} bytes: the volume was copied"
+        assert not list(work.rglob("*.tar")), "no tar of the volume"
+        run.stdin.close()
+        assert run.wait(timeout=120) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
 
 
 def test_read_only_volume_refuses_writes_and_leaves_the_host_alone(
