@@ -87,8 +87,11 @@ def virtiofsd_argv(binary: str, volume: Volume, socket: Path) -> list[str]:
     argv = [binary, f"--socket-path={socket}", "-o", f"source={volume.host}", "-o", "cache=auto",
             "-o", "sandbox=namespace", "-o", "no_writeback", "-o", "log_level=warn"]
     if os.geteuid() != 0:
-        # Root in a user namespace of ours: the guest's root (the JVM) is this user on the host.
-        argv = ["unshare", "--user", "--map-root-user", "--", *argv]
+        # Root in a user namespace of ours, so the guest's root (the JVM) is this user on the host;
+        # with a private /run, where virtiofsd keeps its lock file. Entering the namespace clears the
+        # parent-death signal, so setpriv sets it again.
+        argv = ["unshare", "--user", "--map-root-user", "--mount", "--", "setpriv", "--pdeathsig", "KILL", "--",
+                "sh", "-c", 'mount -t tmpfs tmpfs /run && mkdir /run/virtiofsd && exec "$@"', "virtiofsd", *argv]
     return argv
 
 

@@ -453,3 +453,48 @@ def test_outbound_network_without_publish(osv: Osv, tmp_path: Path) -> None:
         proc = osv("run", "--jdk", JDK17, "-cp", str(client), "Net", str(port))
     assert proc.returncode == 0, explain(proc)
     assert text(proc.stdout) == "hello from the host\n"
+
+
+AS_ANOTHER_USER = """
+import os, sys
+from kernel.vm import volumes
+uid = int(sys.argv[1])
+real_argv, real_start = volumes.virtiofsd_argv, volumes.FileServers.start
+volumes.os.geteuid = lambda: uid  # osv-java as that user: it starts virtiofsd as it would then ...
+volumes.virtiofsd_argv = lambda *a: ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *real_argv(*a)]
+
+def start(self):  # ... in a work folder that user may use (its own, when it runs osv-java)
+    os.chmod(self.workdir, 0o777)
+    real_start(self)
+
+volumes.FileServers.start = start
+from osv_java.cli import main
+sys.argv = ["osv-java", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches to another user")
+def test_files_the_app_makes_belong_to_a_non_root_user_who_ran_osv_java(
+    osv: Osv, test_classes: Path, tmp_path: Path
+) -> None:
+    """Run by another user, virtiofsd runs in a user namespace that maps the guest's root to that
+    user (QEMU stays ours here: only virtiofsd's side changes with the user)."""
+    import shutil
+    import sys
+    import tempfile
+
+    uid = 65534  # nobody
+    shared = Path(tempfile.mkdtemp(prefix="osv-test-theirs-"))  # where that user can reach it
+    try:
+        os.chown(shared, uid, uid)
+        proc = subprocess.run([sys.executable, "-c", AS_ANOTHER_USER, str(uid), "run", "--jdk", JDK17, "-v",
+                               f"{shared}:/data", "-cp", str(test_classes), "FileTool", "write", "/data/made.txt",
+                               "mine"], capture_output=True, env=osv.env, cwd=Path(__file__).resolve().parents[2],
+                              timeout=300)
+        assert proc.returncode == 0, explain(proc)
+        made = shared / "made.txt"
+        assert made.read_text() == "mine"
+        assert (made.stat().st_uid, made.stat().st_gid) == (uid, uid)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
