@@ -16,6 +16,8 @@ virtiofsd's options, and why:
   forbid shared writable mmap (MappedByteBuffer) on this kernel;
 - no writeback cache (its default): a write() leaves the guest at once, so nothing the app wrote
   waits in guest memory when the VM is killed;
+- a :ro volume is also read-only on the host's side (a read-only bind mount in a mount namespace
+  of virtiofsd's own): the guest's root could remount its side read-write;
 - it runs as root, as it must to switch to the guest's file owners; the JVM in the guest runs as
   root, so when osv-java runs as root the app's files belong to root, the user who ran osv-java. Run
   as another user, osv-java runs virtiofsd in a user namespace that maps the guest's root to that
@@ -86,13 +88,22 @@ def virtiofsd_binary() -> str:
 def virtiofsd_argv(binary: str, volume: Volume, socket: Path) -> list[str]:
     argv = [binary, f"--socket-path={socket}", "-o", f"source={volume.host}", "-o", "cache=auto",
             "-o", "sandbox=namespace", "-o", "no_writeback", "-o", "log_level=warn"]
+    steps = []  # shell commands in a mount namespace of virtiofsd's own, before it starts
     if os.geteuid() != 0:
-        # Root in a user namespace of ours, so the guest's root (the JVM) is this user on the host;
-        # with a private /run, where virtiofsd keeps its lock file. Entering the namespace clears the
-        # parent-death signal, so setpriv sets it again.
-        argv = ["unshare", "--user", "--map-root-user", "--mount", "--", "setpriv", "--pdeathsig", "KILL", "--",
-                "sh", "-c", 'mount -t tmpfs tmpfs /run && mkdir /run/virtiofsd && exec "$@"', "virtiofsd", *argv]
-    return argv
+        # With a user namespace (below): a private /run, where virtiofsd keeps its lock file.
+        steps += ["mount -t tmpfs tmpfs /run", "mkdir /run/virtiofsd"]
+    if volume.readonly:
+        # :ro is the host's to enforce too: the guest's root could remount its side read-write.
+        steps += ['mount --bind "$1" "$1"', 'mount -o remount,bind,ro "$1" "$1"']
+    if not steps:
+        return argv
+    script = " && ".join([*steps, 'shift', 'exec "$@"'])
+    prelude = ["unshare", "--mount", "--"]
+    if os.geteuid() != 0:
+        # Root in a user namespace of ours, so the guest's root (the JVM) is this user on the host.
+        # Entering it clears the parent-death signal, so setpriv sets it again.
+        prelude = ["unshare", "--user", "--map-root-user", "--mount", "--", "setpriv", "--pdeathsig", "KILL", "--"]
+    return [*prelude, "sh", "-c", script, "virtiofsd", str(volume.host), *argv]
 
 
 class FileServers:
