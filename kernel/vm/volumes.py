@@ -86,7 +86,8 @@ def virtiofsd_binary() -> str:
 
 
 def virtiofsd_argv(binary: str, volume: Volume, socket: Path) -> list[str]:
-    argv = [binary, f"--socket-path={socket}", "-o", f"source={volume.host}", "-o", "cache=auto",
+    source = str(volume.host).replace("\\", "\\\\").replace(",", "\\,")  # -o takes a comma-separated list
+    argv = [binary, f"--socket-path={socket}", "-o", f"source={source}", "-o", "cache=auto",
             "-o", "sandbox=namespace", "-o", "no_writeback", "-o", "log_level=warn"]
     steps = []  # shell commands in a mount namespace of virtiofsd's own, before it starts
     if os.geteuid() != 0:

@@ -46,3 +46,25 @@ def test_virtiofsd_missing_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -
 def test_virtiofsd_runs_sandboxed_on_the_folder(tmp_path: Path) -> None:
     argv = volumes.virtiofsd_argv("/usr/lib/qemu/virtiofsd", volumes.Volume(tmp_path, "/data"), tmp_path / "s")
     assert f"source={tmp_path}" in argv and "sandbox=namespace" in argv and "cache=auto" in argv
+
+
+def test_a_read_only_volume_is_read_only_on_the_host_side_too(tmp_path: Path) -> None:
+    argv = volumes.virtiofsd_argv("/v", volumes.Volume(tmp_path, "/data", readonly=True), tmp_path / "s")
+    assert argv[:3] == ["unshare", "--mount", "--"]
+    script = argv[argv.index("-c") + 1]
+    assert 'mount -o remount,bind,ro "$1" "$1"' in script and script.endswith('exec "$@"')
+    assert argv[argv.index("-c") + 3] == str(tmp_path)  # $1, shifted away before the exec
+    assert argv[argv.index("-c") + 4] == "/v"
+
+
+def test_another_user_runs_virtiofsd_in_a_user_namespace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(volumes.os, "geteuid", lambda: 1000)
+    argv = volumes.virtiofsd_argv("/v", volumes.Volume(tmp_path, "/data"), tmp_path / "s")
+    assert argv[:4] == ["unshare", "--user", "--map-root-user", "--mount"]
+    assert argv[5:8] == ["setpriv", "--pdeathsig", "KILL"]  # entering the namespace clears it
+
+
+def test_a_comma_in_the_folder_is_escaped_for_virtiofsd(tmp_path: Path) -> None:
+    folder = tmp_path / "a,b"
+    argv = volumes.virtiofsd_argv("/v", volumes.Volume(folder, "/data"), tmp_path / "s")
+    assert f"source={tmp_path}/a\\,b" in argv
