@@ -281,6 +281,18 @@ def test_sigterm_runs_the_apps_shutdown_hooks_and_exits_143(osv: Osv, test_class
     assert text(proc.stdout) == "ready\nhook ran\n", explain(proc)
 
 
+def test_what_a_shutdown_hook_writes_to_a_volume_on_sigterm_is_on_the_host(
+    osv: Osv, test_classes: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "hooked"
+    shared.mkdir()
+    proc = terminate_when_ready(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
+                                "Stoppable", "/data/bye.txt")
+    assert proc.returncode == 143, explain(proc)
+    assert text(proc.stdout) == "ready\nhook ran\n", explain(proc)
+    assert (shared / "bye.txt").read_text() == "written by the hook"
+
+
 def test_an_app_that_outlives_stop_timeout_is_stopped_with_137(osv: Osv, test_classes: Path) -> None:
     proc = terminate_when_ready(osv, "run", "--jdk", JDK17, "--stop-timeout", "3", "-cp", str(test_classes),
                                 "Stoppable", "stubborn")
