@@ -10,9 +10,11 @@ start: wall time of `osv-java run --cold-boot` of hello (volume runs always boot
        volume but with the shared-memory backend and modern virtio that volume runs get (`memfd`),
        which prices that part alone. The host's start: --target process with the 1 GiB volume.
 
-Runs alternate so drift on the machine hits all alike; medians. The last line is JSON.
+Starts are also given in CPU seconds (osv-java, QEMU and virtiofsd together, from the children's
+resource usage), which a loaded machine disturbs far less than wall time. Runs alternate so drift on
+the machine hits all alike; medians. The last line is JSON.
 
-    .venv/bin/python benchmarks/volumes.py [--runs 3] [--jdk 17]
+    .venv/bin/python benchmarks/volumes.py [--runs 3] [--jdk 17] [--only io|start]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -51,14 +54,20 @@ main()
 """
 
 
-def osv(*args: str, memfd: bool = False) -> tuple[float, str]:
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # every descendant waited for, QEMU included
+    return usage.ru_utime + usage.ru_stime
+
+
+def osv(*args: str, memfd: bool = False) -> tuple[float, str, float]:
+    """Wall seconds, stdout and CPU seconds of one osv-java command."""
     command = [sys.executable, "-c", MEMFD_DRIVER, *args] if memfd else [OSV, *args]
-    start = time.monotonic()
+    start, cpu = time.monotonic(), cpu_seconds()
     proc = subprocess.run(command, capture_output=True, timeout=600, cwd=ROOT, check=False)
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
         raise SystemExit(f"osv-java {' '.join(args)} failed ({proc.returncode}): {proc.stderr.decode()[-800:]}")
-    return elapsed, proc.stdout.decode()
+    return elapsed, proc.stdout.decode(), cpu_seconds() - cpu
 
 
 def fresh(folder: Path, given: Path) -> None:
@@ -76,7 +85,7 @@ def io_run(jdk: str, classes: Path, folder: Path, target: str) -> dict[str, floa
         args = ["run", "--jdk", jdk, "-v", f"{folder}:/data", "-cp", str(classes), "VolumeBench", "/data"]
     else:
         args = ["run", "--target", "process", "--jdk", jdk, "-cp", str(classes), "VolumeBench", str(folder)]
-    _, out = osv(*args, str(WRITE_MB), str(SMALL_FILES))
+    _, out, _ = osv(*args, str(WRITE_MB), str(SMALL_FILES))
     write_s, read_s, files_s, read_bytes = out.split()
     if int(read_bytes) != WRITE_MB * MIB:
         raise SystemExit(f"read {read_bytes} bytes, not {WRITE_MB * MIB}")
@@ -87,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jdk", default="17")
+    parser.add_argument("--only", choices=("io", "start"), help="measure only this part")
     args = parser.parse_args()
 
     subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
@@ -110,37 +120,52 @@ def main() -> None:
         osv("run", "--jdk", args.jdk, "--cold-boot", "-v", f"{empty}:/data", HELLO)
 
         io: dict[str, list[dict[str, float]]] = {"vm": [], "host": []}
-        start: dict[str, list[float]] = {"vm_no_volume": [], "vm_memfd_only": [], "vm_empty_volume": [],
-                                         "vm_1gib_volume": [], "host_1gib_volume": []}
+        starts = {"vm_no_volume": ([], HELLO, False), "vm_memfd_only": ([], HELLO, True),
+                  "vm_empty_volume": (["-v", f"{empty}:/data"], HELLO, False),
+                  "vm_1gib_volume": (["-v", f"{big}:/data"], HELLO, False)}
+        start: dict[str, list[float]] = {k: [] for k in [*starts, "host_1gib_volume"]}
+        start_cpu: dict[str, list[float]] = {k: [] for k in start}
         for i in range(args.runs):
-            for target in ("vm", "host"):
-                fresh(io_dir, given)
-                io[target].append(io_run(args.jdk, classes, io_dir, "vm" if target == "vm" else "process"))
-            cold = ["run", "--jdk", args.jdk, "--cold-boot"]
-            start["vm_no_volume"].append(osv(*cold, HELLO)[0])
-            start["vm_memfd_only"].append(osv(*cold, HELLO, memfd=True)[0])
-            start["vm_empty_volume"].append(osv(*cold, "-v", f"{empty}:/data", HELLO)[0])
-            start["vm_1gib_volume"].append(osv(*cold, "-v", f"{big}:/data", HELLO)[0])
-            start["host_1gib_volume"].append(osv("run", "--target", "process", "--jdk", args.jdk,
-                                                 "-v", f"{big}:/data", HELLO)[0])
-            print(f"run {i + 1}: io vm {io['vm'][-1]}  host {io['host'][-1]}  start "
-                  + "  ".join(f"{k} {v[-1]:.3f}s" for k, v in start.items()), file=sys.stderr)
+            if args.only != "start":
+                for target in ("vm", "host"):
+                    fresh(io_dir, given)
+                    io[target].append(io_run(args.jdk, classes, io_dir, "vm" if target == "vm" else "process"))
+                print(f"run {i + 1}: io vm {io['vm'][-1]}  host {io['host'][-1]}", file=sys.stderr)
+            if args.only == "io":
+                continue
+            for key, (volume, app, memfd) in starts.items():
+                wall, _, cpu = osv("run", "--jdk", args.jdk, "--cold-boot", *volume, app, memfd=memfd)
+                start[key].append(wall)
+                start_cpu[key].append(cpu)
+            wall, _, cpu = osv("run", "--target", "process", "--jdk", args.jdk, "-v", f"{big}:/data", HELLO)
+            start["host_1gib_volume"].append(wall)
+            start_cpu["host_1gib_volume"].append(cpu)
+            print(f"run {i + 1}: start " + "  ".join(f"{k} {v[-1]:.3f}s ({start_cpu[k][-1]:.3f} cpu)"
+                                                     for k, v in start.items()), file=sys.stderr)
 
-    result: dict[str, object] = {"runs": args.runs, "write_mib": WRITE_MB, "small_files": SMALL_FILES}
-    for target, runs in io.items():
-        for key in ("write_s", "read_s", "files_s"):
-            result[f"{target}_{key}"] = round(statistics.median(r[key] for r in runs), 3)
-        result[f"{target}_write_mib_s"] = round(WRITE_MB / result[f"{target}_write_s"], 1)  # type: ignore[operator]
-        result[f"{target}_read_mib_s"] = round(WRITE_MB / result[f"{target}_read_s"], 1)  # type: ignore[operator]
-    for key, values in start.items():
-        result[f"start_{key}_s"] = round(statistics.median(values), 3)
-        result[f"start_{key}_runs"] = [round(v, 3) for v in values]
-    result["memfd_cost_s"] = round(result["start_vm_memfd_only_s"] - result["start_vm_no_volume_s"], 3)  # type: ignore[operator]
-    result["cpus"] = os.cpu_count()
-    print(f"virtiofs: write {result['vm_write_mib_s']} MiB/s, read {result['vm_read_mib_s']} MiB/s, "
-          f"{SMALL_FILES} files {result['vm_files_s']}s; host: write {result['host_write_mib_s']} MiB/s, "
-          f"read {result['host_read_mib_s']} MiB/s, {SMALL_FILES} files {result['host_files_s']}s")
-    print("start (cold boot, hello): " + ", ".join(f"{k} {result[f'start_{k}_s']}s" for k in start))
+    m: dict[str, float] = {}  # the medians
+    lists: dict[str, list[float]] = {}
+    if args.only != "start":
+        for target, runs in io.items():
+            for key in ("write_s", "read_s", "files_s"):
+                m[f"{target}_{key}"] = round(statistics.median(r[key] for r in runs), 3)
+            m[f"{target}_write_mib_s"] = round(WRITE_MB / m[f"{target}_write_s"], 1)
+            m[f"{target}_read_mib_s"] = round(WRITE_MB / m[f"{target}_read_s"], 1)
+        print(f"virtiofs: write {m['vm_write_mib_s']} MiB/s, read {m['vm_read_mib_s']} MiB/s, "
+              f"{SMALL_FILES} files {m['vm_files_s']}s; host: write {m['host_write_mib_s']} MiB/s, "
+              f"read {m['host_read_mib_s']} MiB/s, {SMALL_FILES} files {m['host_files_s']}s")
+    if args.only != "io":
+        for key, values in start.items():
+            m[f"start_{key}_s"] = round(statistics.median(values), 3)
+            m[f"start_{key}_cpu_s"] = round(statistics.median(start_cpu[key]), 3)
+            lists[f"start_{key}_runs"] = [round(v, 3) for v in values]
+            lists[f"start_{key}_cpu_runs"] = [round(v, 3) for v in start_cpu[key]]
+        for unit in ("s", "cpu_s"):
+            m[f"memfd_cost_{unit}"] = round(m[f"start_vm_memfd_only_{unit}"] - m[f"start_vm_no_volume_{unit}"], 3)
+        print("start (cold boot, hello): " + ", ".join(
+            f"{k} {m[f'start_{k}_s']}s ({m[f'start_{k}_cpu_s']} cpu s)" for k in start))
+    result = {"runs": args.runs, "write_mib": WRITE_MB, "small_files": SMALL_FILES, **m, **lists,
+              "cpus": os.cpu_count()}
     print(json.dumps(result))
 
 
