@@ -4,8 +4,8 @@ Each volume gets its own virtiofsd (QEMU's vhost-user file system daemon) servin
 a socket in the run's work folder, and a vhost-user-fs device with tag `osvvolN` that PID 1 mounts
 (`-t virtiofs`, read-only for :ro) before the JVM starts. Nothing is copied, before or after: the
 app reads and writes the host's files, so its size is not limited by guest memory, and every write
-the guest kernel has passed on (all of them once the app has called fsync or closed the file) is in
-the host's file system even if osv-java is killed. vhost-user needs guest RAM that virtiofsd can map:
+the app has returned from (a memory-mapped file's changes once forced) is in the host's file system,
+even if osv-java is killed the next moment. vhost-user needs guest RAM that virtiofsd can map:
 runs with -v get a shared memfd memory backend (kernel.vm.qemu), runs without keep plain RAM.
 
 virtiofsd's options, and why:
