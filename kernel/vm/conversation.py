@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -166,6 +167,7 @@ class Conversation:
         self.pending_signals: list[int] = []  # arrived before that: sent once it has
         self.stop_deadline: float | None = None  # SIGTERM came: the VM is stopped at this time
         self.stop_timeout = 10.0
+        self.helpers_failed: Callable[[], str | None] = lambda: None  # the VM's helper processes (virtiofsd)
 
     def signal_app(self, signum: int) -> None:
         """Deliver `signum` to the app's JVM (its process group), now or as soon as it runs."""
@@ -223,6 +225,10 @@ class Conversation:
             if not self.qemu.running():
                 raise self.qemu.hang(f"the VM stopped while waiting for {what} "
                                      f"(QEMU exit status {self.qemu.returncode})")
+            failure = self.helpers_failed()
+            if failure is not None:
+                self.qemu.stop(grace=1.0)
+                raise BootError(failure, hint="see whether the folder is still there and readable; run again")
             if self.qemu.panicked():
                 raise self.qemu.hang(f"the kernel panicked while waiting for {what}")
             if deadline is not None and time.monotonic() > deadline:

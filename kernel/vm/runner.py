@@ -264,6 +264,7 @@ class VirtualMachine:
             self.host.start(_VmSide(self))
         talk = Conversation(self.qemu, control, self.relay, self.host)
         talk.stop_timeout = self.options.stop_timeout
+        talk.helpers_failed = self.file_servers.failure
         previous = signal.signal(signal.SIGINT, lambda *_: talk.interrupt())
         previous_term = signal.signal(signal.SIGTERM, lambda *_: talk.terminate())
         try:

@@ -138,6 +138,16 @@ class FileServers:
                     raise self._failure(sock)
                 time.sleep(0.005)
 
+    def failure(self) -> str | None:
+        """What went wrong when a virtiofsd has exited while the app runs (its volume is then gone:
+        the app's next access to it would wait forever), else None."""
+        for proc, (_, sock), volume in zip(self.procs, self.sockets(), self.volumes, strict=False):
+            if proc.poll() is not None:
+                log = (self.workdir / f"{sock.stem}.log").read_text(errors="replace").strip()
+                last = log.splitlines()[-1] if log else f"exit status {proc.returncode}"
+                return f"virtiofsd serving {volume.host} exited while the app ran: {last}"
+        return None
+
     def _failure(self, sock: Path) -> BootError:
         log = (self.workdir / f"{sock.stem}.log").read_text(errors="replace").strip()
         last = log.splitlines()[-1] if log else "no output"

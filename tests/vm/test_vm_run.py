@@ -180,6 +180,27 @@ def test_a_file_the_host_writes_during_the_run_is_seen_by_the_app(
     assert out == b"written on the host while the app ran\n"
 
 
+def test_a_virtiofsd_that_dies_during_the_run_is_an_error_not_a_hang(
+    osv: Osv, test_classes: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "lost"
+    shared.mkdir()
+    run = _start_server(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
+                        "VolumeTool", "await", "/data/never.txt")
+    try:
+        assert run.stdout is not None
+        assert run.stdout.readline() == b"ready\n"
+        for pid in _processes_with(f"source={shared}".encode()):
+            os.kill(pid, signal.SIGKILL)
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 125, err.decode()
+    assert f"osv-java: error: virtiofsd serving {shared} exited while the app ran" in err.decode(), err.decode()
+
+
 def test_a_big_volume_is_not_copied(osv: Osv, test_classes: Path, tmp_path: Path) -> None:
     """A 2 GB folder (sparse) on a 512 MB VM: nothing is copied into the run's work folder (TMPDIR),
     and the app sees the file's full size."""
