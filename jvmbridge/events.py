@@ -28,9 +28,11 @@ F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
 QUIET = 0.05  # seconds without a line after which the stream checks whether it should end
 # A pause line is held until the safepoint line that follows it gives its time-to-safepoint. That line
-# can come well after the pause line when the JVM's log writer thread waits for a CPU, so a pause goes
-# out without it only after this long (or when the stream ends).
+# can come well after the pause line when the JVM's log writer thread (or, in a VM, the guest) waits for
+# a CPU. Until the stream has shown a safepoint line at all (it may not log them), a pause goes out
+# without one after HOLD; once it has, every pause's line will come, and only HOLD_MAX bounds the wait.
 HOLD = 2.0
+HOLD_MAX = 30.0
 
 
 def xlog_options(
@@ -82,7 +84,7 @@ class LineEventStream:
         now = time.monotonic()
         if self._held_since is None:
             self._held_since = now
-        if final or now - self._held_since >= HOLD:
+        if final or now - self._held_since >= (HOLD_MAX if self.parser.saw_safepoints else HOLD):
             self._held_since = None
             return self.parser.flush()
         return []

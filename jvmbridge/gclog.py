@@ -193,6 +193,7 @@ class GcLogParser:
 
     def __init__(self, hold_pauses: bool = True) -> None:
         self.hold_pauses = hold_pauses
+        self.saw_safepoints = False  # the log has safepoint lines: every pause gets one
         self._queue: list[GcEvent] = []
         self._cycles: dict[int, _Cycle] = {}
         self._trigger: str | None = None
@@ -231,6 +232,7 @@ class GcLogParser:
         match = _SAFEPOINT.match(line.message)
         if not match:
             return []
+        self.saw_safepoints = True
         fields = {k.strip().lower(): int(v) for k, v in _NS_FIELD.findall(line.message)}
         total = fields.get("total", 0) / 1e9
         ttsp = fields.get("reaching safepoint")
