@@ -111,10 +111,10 @@ class Coordinator:
         if why is not None:
             self.coordinate(why, now)
 
-    def _hold(self, why: str) -> None:
-        if why != self._held_back:  # said once per reason, not at every tick
-            self._held_back = why
-            self.emit(HookEvent(NAME, "wait", why))
+    def _hold(self, why: str, cause: str) -> None:
+        if cause != self._held_back:  # said once per cause, not at every tick
+            self._held_back = cause
+            self.emit(HookEvent(NAME, "wait", f"{why}; {cause}"))
 
     def coordinate(self, why: str, now: float) -> bool:
         """Drain, wait, collect, restore; False when a lease or HAProxy says not now."""
@@ -123,14 +123,14 @@ class Coordinator:
         try:
             for lease in leases:
                 if not lease.try_acquire():
-                    self._hold(f"{why}; another JVM holds lease {lease.name} (pid {lease.holder()})")
+                    self._hold(why, f"another JVM holds lease {lease.name}")
                     return False
                 taken.append(lease)
             began = time.monotonic()
             if self.lb is not None and self.runtime is not None:
                 reason = choose_server(self.runtime.stats(self.lb.backend), self.lb.server)
                 if reason is not None:
-                    self._hold(f"{why}; {self.lb} stays in: {reason}")
+                    self._hold(why, f"{self.lb} stays in: {reason}")
                     return False
                 self.runtime.set_state(self.lb.backend, self.lb.server, "drain")
                 self.drained = True
