@@ -12,7 +12,11 @@ during it (no coordinated omission). Phases, same script and rate:
 
 - off:  no coordination;
 - on:   each backend with --stw-lb haproxy:SOCKET:web/sN (and one --stw-group);
-- kill: as on, and one backend killed (SIGKILL) half-way.
+- kill: as on, and one backend killed (SIGKILL) half-way;
+- group (only when asked, --phases off,group): --stw-group alone, no balancer: collections staggered.
+
+Each phase also reports the time two or more backends were paused at once (gc_overlap_ms), from
+the backends' GC logs.
 
 The last line is JSON with the percentiles of each phase, the errors and the throughput ratio.
 Load goes to 127.0.0.1 only, bounded in count and time.
@@ -158,7 +162,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def cluster(tmp: Path, coordinated: bool, backends: int, group: str):
+def cluster(tmp: Path, mode: str, backends: int, group: str):
     sock = str(tmp / "haproxy.sock")
     front = free_port()
     ports = {f"s{i + 1}": free_port() for i in range(backends)}
@@ -169,8 +173,8 @@ def cluster(tmp: Path, coordinated: bool, backends: int, group: str):
                                    stderr=log)
     try:
         for name, port in ports.items():
-            hooks = (["--verbose", "--stw-lb", f"haproxy:{sock}:web/{name}", "--stw-group", group]
-                     if coordinated else [])
+            hooks = {"off": [], "group": ["--verbose", "--stw-group", group]}.get(
+                mode, ["--verbose", "--stw-lb", f"haproxy:{sock}:web/{name}", "--stw-group", group])
             cmd = [OSV, "run", "--target", "process", "--jdk", "17", *(f"--jvm-opt={o}" for o in JVM_OPTS),
                    f"--jvm-opt=-Xlog:gc:file={tmp / name}.gc.log:timenanos", *hooks,
                    str(JAR), str(port), *APP_ARGS]
@@ -201,23 +205,37 @@ def java_child(osv_pid: int) -> int | None:
     return int(out[0]) if out else None
 
 
-def pauses(tmp: Path) -> list[tuple[float, float]]:
-    """(start on the monotonic clock, duration) of every GC pause in the backends' logs."""
-    found = []
-    for log in tmp.glob("*.gc.log"):
+def pauses(tmp: Path) -> dict[str, list[tuple[float, float]]]:
+    """Per backend, (start on the monotonic clock, duration) of every GC pause in its log."""
+    found: dict[str, list[tuple[float, float]]] = {}
+    for log in sorted(tmp.glob("*.gc.log")):
+        mine = found.setdefault(log.name.split(".")[0], [])
         for line in log.read_text(errors="replace").splitlines():
             if "Pause" not in line or not line.endswith("ms"):
                 continue
-            wall = int(line[1:].split("]")[0].rstrip("ns")) / 1e9
+            ended = int(line[1:].split("]")[0].rstrip("ns")) / 1e9  # printed as the pause ends
             ms = float(line.rsplit(" ", 1)[1][:-2])
-            found.append((wall - ms / 1e3, ms / 1e3))
+            mine.append((ended - ms / 1e3, ms / 1e3))
     return found
+
+
+def overlap(per_member: dict[str, list[tuple[float, float]]]) -> float:
+    """Seconds during which two or more members were paused at once."""
+    edges = sorted((t, step) for pauses in per_member.values() for start, length in pauses
+                   for t, step in ((start, 1), (start + length, -1)))
+    total, depth, since = 0.0, 0, 0.0
+    for t, step in edges:
+        if depth >= 2:
+            total += t - since
+        depth += step
+        since = t
+    return total
 
 
 def phase(name: str, args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix=f"osv-stw-{name}-") as folder:
         tmp = Path(folder)
-        with cluster(tmp, name != "off", args.backends, f"bench-{os.getpid()}") as (front, sock, procs):
+        with cluster(tmp, name, args.backends, f"bench-{os.getpid()}") as (front, sock, procs):
             asyncio.run(open_loop(front, args.rate, args.warmup))  # JIT and heap settle; not measured
             half = asyncio.Event()
 
@@ -234,15 +252,17 @@ def phase(name: str, args: argparse.Namespace) -> dict[str, float]:
             t0 = time.monotonic()
             result = asyncio.run(run())
             t1 = time.monotonic()
-            stw = [(s, d) for s, d in pauses(tmp) if t0 <= s <= t1]
+            per_backend = {k: [(s, d) for s, d in v if t0 <= s <= t1] for k, v in pauses(tmp).items()}
+            stw = [p for v in per_backend.values() for p in v]
             events = sum(1 for p in tmp.glob("*.err") for line in p.read_text(errors="replace").splitlines()
-                         if "collect" in line)
+                         if line.startswith("osv-java: stw-lb: collect"))
         lat = result.latencies
         span = max(result.last - result.first, 1e-9)
         row = {"p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3, "p999_ms": pct(lat, 99.9) * 1e3,
                "max_ms": max(lat, default=float("nan")) * 1e3, "errors": result.errors, "sent": result.sent,
                "throughput": len(lat) / span, "gc_pauses": len(stw),
-               "gc_pause_max_ms": max((d for _, d in stw), default=0.0) * 1e3, "policy_lines": events}
+               "gc_pause_max_ms": max((d for _, d in stw), default=0.0) * 1e3,
+               "gc_overlap_ms": overlap(per_backend) * 1e3, "collections_caused": events}
         print(f"{name:>4}: " + " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
                                         for k, v in row.items()), flush=True)
         return row
@@ -268,6 +288,8 @@ def main() -> None:
             summary[f"errors_{tag}"] = row["errors"]
     if "kill" in rows:
         summary.update(p999_ms_kill=round(rows["kill"]["p999_ms"], 2), errors_kill=rows["kill"]["errors"])
+    for tag, row in rows.items():
+        summary[f"gc_overlap_ms_{tag}"] = round(row["gc_overlap_ms"], 1)
     if off and on:
         summary["throughput_ratio_on_vs_off"] = round(on["throughput"] / off["throughput"], 3)
     print(json.dumps(summary))

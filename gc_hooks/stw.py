@@ -30,7 +30,8 @@ from gc_hooks.seam import Channel, HookEvent, Machine, Policy, Supervisor, Super
 from jvmbridge.errors import JvmError, UsageError
 
 NAME = "stw-lb"
-LEAD = 1.5  # seconds before a predicted collection at which we start taking the server out
+LEAD = 2.0  # seconds before a predicted collection at which we start taking the server out
+QUIET_RATE = 1 << 20  # bytes/s: below this the JVM is idle, a quiet moment to collect a half-full eden
 MIN_GAP = 1.0  # seconds between two collections we cause
 DRAIN_TIMEOUT = 10.0  # seconds to wait for the server's sessions to end before collecting anyway
 MIN_FREE_SHARE = 0.1  # do not collect when eden is still this empty (a prediction from noise)
@@ -60,6 +61,9 @@ def due(prediction: Prediction | None, sample: HeapSample, lead: float, since_la
     if prediction.next_young is not None and prediction.next_young <= lead:
         return (f"young collection due in {prediction.next_young:.2f}s (eden {sample.eden_used / MB:.0f}/"
                 f"{sample.eden_capacity / MB:.0f} MB, allocating {rate / MB:.1f} MB/s)")
+    if (prediction.eden_moves and prediction.allocation_rate is not None and rate < QUIET_RATE
+            and sample.eden_used > sample.eden_capacity // 2 and since_last > 10 * MIN_GAP):
+        return f"a quiet moment (allocating {rate / MB:.2f} MB/s) with eden {sample.eden_used / MB:.0f} MB full"
     return None
 
 
@@ -93,6 +97,7 @@ class Coordinator:
         self.predictor = Predictor()
         self.last_collection = -1e9
         self.last_out = 0.5  # seconds the last sequence took before the collection began
+        self.last_gc = 0.5  # seconds the last collection we caused took
         self.drained = False
         self.collections = 0
         self._held_back: str | None = None
@@ -106,7 +111,7 @@ class Coordinator:
 
     def observe(self, sample: HeapSample, now: float) -> None:
         self.predictor.add(sample)
-        lead = max(self.lead, 1.5 * self.last_out + 0.2)
+        lead = max(self.lead, 1.5 * (self.last_out + self.last_gc) + 0.2)
         why = due(self.predictor.predict(), sample, lead, now - self.last_collection)
         if why is not None:
             self.coordinate(why, now)
@@ -143,7 +148,7 @@ class Coordinator:
             t0 = time.monotonic()
             self.predictor.induced()
             self.collect()
-            took = time.monotonic() - t0
+            took = self.last_gc = time.monotonic() - t0
             self.collections += 1
             self.emit(HookEvent(NAME, "collect", f"full collection (GC.run) took {took * 1e3:.0f} ms"))
             return True
@@ -271,8 +276,8 @@ class StwLoadBalancer(Policy):
         self.group = group
 
     def supervisor(self, machine: Machine) -> SupervisorSpec | None:
-        if machine.target == "vm" and self.target is not None:
-            raise UsageError("--stw-lb needs the supervisor to reach HAProxy's socket on this host, which a VM's "
-                             "PID 1 cannot", hint="use --target process, or --stw-group alone in a VM")
+        if machine.target == "vm":
+            raise UsageError("--stw-lb and --stw-group coordinate through this host (HAProxy's socket, leases under "
+                             "/run/osv-java), which a VM's PID 1 cannot reach", hint="use --target process")
         return SupervisorSpec(NAME, __name__, "StwSupervisor",
                               {"lb": list(self.target) if self.target else None, "group": self.group})
