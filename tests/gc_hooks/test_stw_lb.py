@@ -199,3 +199,46 @@ def test_unusable_haproxy_is_one_line_and_the_app_runs_on(osv: Osv, examples_bui
     assert len(lines) == 1 and lines[0].startswith("osv-java: stw-lb: failed"), lines
     expected = {"unreachable": "cannot reach HAProxy", "wrong-server": "no server 's9'", "not-admin": "not admin"}[case]
     assert expected in lines[0]
+
+
+def induced_pauses(log: Path) -> list[tuple[float, float]]:
+    """(start, end) on the monotonic clock of the pauses GC.run caused, from a `timenanos` GC log."""
+    spans = []
+    for line in log.read_text().splitlines():
+        if "(Diagnostic Command)" in line and line.endswith("ms"):
+            end = int(line[1:].split("]")[0].rstrip("ns")) / 1e9
+            spans.append((end - float(line.rsplit(" ", 1)[1][:-2]) / 1e3, end))
+    return spans
+
+
+def test_a_group_never_runs_two_of_its_collections_at_once(osv: Osv, examples_built: Path, tmp_path: Path,
+                                                           run_dir: Path) -> None:
+    ports = [free_port(), free_port()]
+    procs = []
+    for i, port in enumerate(ports):
+        with open(tmp_path / f"j{i}.err", "wb") as err:
+            procs.append(subprocess.Popen(
+                [OSV, "run", "--target", "process", "--jdk", JDK17, "--verbose", *JVM,
+                 f"--jvm-opt=-Xlog:gc:file={tmp_path}/j{i}.gc.log:timenanos", "--stw-group", "g",
+                 str(JAR), str(port), "20", "128", "4", "200"],
+                stdout=subprocess.DEVNULL, stderr=err, env=osv.env, start_new_session=True))
+    try:
+        for port in ports:
+            wait_http(port)
+        errors: list[str] = []
+        loaders = [threading.Thread(target=load, args=(port, 12, errors)) for port in ports for _ in range(2)]
+        for loader in loaders:
+            loader.start()
+        for loader in loaders:
+            loader.join()
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+    assert errors == []
+    first, second = (induced_pauses(tmp_path / f"j{i}.gc.log") for i in range(2))
+    assert first and second, [(tmp_path / f"j{i}.err").read_text()[-2000:] for i in range(2)]
+    clashes = [(a, b) for a in first for b in second if a[0] < b[1] and b[0] < a[1]]
+    assert clashes == [], f"collections of one group ran at once: {clashes}"
