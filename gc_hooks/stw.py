@@ -30,7 +30,7 @@ from gc_hooks.seam import Channel, HookEvent, Machine, Policy, Supervisor, Super
 from jvmbridge.errors import JvmError, UsageError
 
 NAME = "stw-lb"
-LEAD = 2.0  # seconds before a predicted collection at which we start taking the server out
+LEAD = 1.0  # seconds before a predicted collection, beyond the time the last sequence took, to begin
 QUIET_RATE = 1 << 20  # bytes/s: below this the JVM is idle, a quiet moment to collect a half-full eden
 MIN_GAP = 1.0  # seconds between two collections we cause
 DRAIN_TIMEOUT = 10.0  # seconds to wait for the server's sessions to end before collecting anyway
@@ -111,7 +111,8 @@ class Coordinator:
 
     def observe(self, sample: HeapSample, now: float) -> None:
         self.predictor.add(sample)
-        lead = max(self.lead, 1.5 * (self.last_out + self.last_gc) + 0.2)
+        # time enough to take the server out and collect, and for one other member's turn before ours
+        lead = self.lead + 1.5 * (self.last_out + self.last_gc)
         why = due(self.predictor.predict(), sample, lead, now - self.last_collection)
         if why is not None:
             self.coordinate(why, now)
