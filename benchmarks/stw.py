@@ -235,6 +235,9 @@ def overlap(per_member: dict[str, list[tuple[float, float]]]) -> float:
 def phase(name: str, args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix=f"osv-stw-{name}-") as folder:
         tmp = Path(folder)
+        if args.keep:  # the GC logs and the policy's lines, to look at afterwards
+            tmp = Path(args.keep) / name
+            tmp.mkdir(parents=True, exist_ok=True)
         with cluster(tmp, name, args.backends, f"bench-{os.getpid()}") as (front, sock, procs):
             asyncio.run(open_loop(front, args.rate, args.warmup))  # JIT and heap settle; not measured
             half = asyncio.Event()
@@ -252,6 +255,9 @@ def phase(name: str, args: argparse.Namespace) -> dict[str, float]:
             t0 = time.monotonic()
             result = asyncio.run(run())
             t1 = time.monotonic()
+            if args.keep:
+                (tmp / "slow.txt").write_text("".join(f"{i - t0:.3f} {lat * 1e3:.1f}\n" for i, lat in result.slow
+                                                      if lat > 0.1))
             per_backend = {k: [(s, d) for s, d in v if t0 <= s <= t1] for k, v in pauses(tmp).items()}
             stw = [p for v in per_backend.values() for p in v]
             events = sum(1 for p in tmp.glob("*.err") for line in p.read_text(errors="replace").splitlines()
@@ -275,6 +281,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds first (default 5)")
     parser.add_argument("--backends", type=int, default=3)
     parser.add_argument("--phases", default="off,on,kill")
+    parser.add_argument("--keep", metavar="DIR", help="keep each phase's logs in DIR/PHASE")
     args = parser.parse_args()
     if not JAR.exists():
         subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
