@@ -193,7 +193,8 @@ class Predictor:
                 allocated = max(0, prev.eden_capacity - prev.eden_used) + (sample.eden_used if emptied else 0)
             if collected:
                 if not self._induced and self._last_collection is not None:
-                    self._natural_intervals.append(sample.at - self._last_collection)
+                    count = (sample.young_count - prev.young_count) + (sample.full_count - prev.full_count)
+                    self._natural_intervals.append((sample.at - self._last_collection) / max(1, count))
                 self._last_collection = sample.at
                 self._induced = False
             self._allocated.append((prev.at, sample.at, allocated))
