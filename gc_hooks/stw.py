@@ -18,15 +18,20 @@ and the app runs on, uncoordinated. Standard library only (the supervisor could 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gc_hooks.haproxy import HaproxyError, Runtime, parse_target
 from gc_hooks.lease import Lease
 from gc_hooks.pauses import HeapSample, Prediction, Predictor
-from gc_hooks.seam import Channel, HookEvent, Machine, Policy, Supervisor, SupervisorSpec
+from gc_hooks.seam import Channel, HookEvent, HostMonitor, Machine, Policy, Supervisor, SupervisorSpec, VmSide
 from jvmbridge.errors import JvmError, UsageError
 
 NAME = "stw-lb"
@@ -261,6 +266,74 @@ class StwSupervisor(Supervisor):
                 self._perf.close()
 
 
+class StwHostMonitor(HostMonitor):
+    """For a VM: the coordinator runs on the host (HAProxy's socket and the leases are here), follows
+    the guest JVM's counters through the run's relay and asks PID 1 for `GC.run`."""
+
+    interval = 0.2  # the counters cross the relay: a little slower than beside the JVM
+
+    def __init__(self, lb: LbTarget | None, group: str | None, lead: float = LEAD) -> None:
+        self.lb = lb
+        self.group = group
+        self.lead = lead
+        self.coordinator: Coordinator | None = None
+        self.vm: VmSide | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._folder = ""
+
+    def start(self, vm: VmSide | None) -> None:
+        if vm is None:
+            return
+        self.vm = vm
+        coordinator = Coordinator(self.lb, self.group, self.report, self._collect, self.lead)
+        try:
+            state = coordinator.check()
+        except HaproxyError as exc:
+            self.report(HookEvent(NAME, "failed", f"start: {exc}; the policy is off for this run"))
+            return
+        self.coordinator = coordinator
+        where = f"{self.lb} through HAProxy at {self.lb.socket}" if self.lb else "no load balancer"
+        group = f", group {self.group}" if self.group else ""
+        self.report(HookEvent(NAME, "start", f"coordinating {where}{group} from the host ({state})"))
+        self._folder = tempfile.mkdtemp(prefix="osv-java-stw-")
+        self._thread = threading.Thread(target=self._loop, name="stw-lb", daemon=True)
+        self._thread.start()
+
+    def _collect(self) -> None:
+        assert self.vm is not None
+        self.vm.request("jcmd GC.run", timeout=120.0)
+
+    def _loop(self) -> None:
+        from jvmbridge import hsperf
+
+        assert self.vm is not None and self.coordinator is not None
+        path = os.path.join(self._folder, "hsperfdata")
+        while not self._stop.wait(self.interval):
+            try:
+                data = self.vm.request("hsperf", timeout=10.0)
+                with open(path, "wb") as f:
+                    f.write(data)
+                with hsperf.PerfData(Path(path)) as pd:
+                    stats = pd.stats()
+            except (JvmError, OSError):
+                continue  # the JVM has not started yet, or has exited
+            now = time.monotonic()
+            try:
+                self.coordinator.observe(heap_sample(stats, now), now)
+            except JvmError as exc:
+                self.report(HookEvent(NAME, "warning", f"collection failed: {exc.message}"))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=130.0)
+        if self.coordinator is not None:
+            self.coordinator.close()
+        if self._folder:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+
 class StwLoadBalancer(Policy):
     """`--stw-lb haproxy:SOCKET:BACKEND/SERVER` and/or `--stw-group NAME`."""
 
@@ -278,7 +351,11 @@ class StwLoadBalancer(Policy):
 
     def supervisor(self, machine: Machine) -> SupervisorSpec | None:
         if machine.target == "vm":
-            raise UsageError("--stw-lb and --stw-group coordinate through this host (HAProxy's socket, leases under "
-                             "/run/osv-java), which a VM's PID 1 cannot reach", hint="use --target process")
+            return None  # the host monitor coordinates: HAProxy's socket and the leases are on the host
         return SupervisorSpec(NAME, __name__, "StwSupervisor",
                               {"lb": list(self.target) if self.target else None, "group": self.group})
+
+    def host_monitor(self, machine: Machine) -> HostMonitor | None:
+        if machine.target != "vm":
+            return None
+        return StwHostMonitor(LbTarget(*self.target) if self.target else None, self.group)

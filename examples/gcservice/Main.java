@@ -11,7 +11,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * cache of small objects that outlives a few young collections (so young collections copy a lot,
  * and what they promote fills the old generation until a full collection).
  *
- * Arguments: PORT [LIVE_MB [GARBAGE_KB [KEPT_KB [KEPT_REQUESTS]]]], defaults 8080 200 256 16 4000.
+ * Arguments: PORT [LIVE_MB [GARBAGE_KB [KEPT_KB [KEPT_REQUESTS [ADDRESS]]]]], defaults 8080 200 256 16
+ * 4000 127.0.0.1 (in a VM give 0.0.0.0: the published port arrives on the guest's network address).
  */
 public class Main {
     static Object[] live;
@@ -30,7 +31,8 @@ public class Main {
         for (int i = 0; i < live.length; i++) {
             live[i] = new long[6];  // 64 bytes with its header
         }
-        HttpServer server = HttpServer.create(new InetSocketAddress("127.0.0.1", port), 128);
+        String address = args.length > 5 ? args[5] : "127.0.0.1";
+        HttpServer server = HttpServer.create(new InetSocketAddress(address, port), 128);
         server.setExecutor(Executors.newFixedThreadPool(4));
         server.createContext("/", exchange -> {
             ThreadLocalRandom random = ThreadLocalRandom.current();
