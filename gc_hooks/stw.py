@@ -12,7 +12,9 @@ no other server drained or in maintenance), and never the last one up.
 same time (a lease per group, gc_hooks.lease).
 
 HAProxy unreachable, a wrong backend or server, a socket without admin level: one line on stderr
-and the app runs on, uncoordinated. Standard library only (the supervisor could run in PID 1).
+and the app runs on, uncoordinated. Beside a host JVM (--target process) a supervisor does the work;
+for a VM a host monitor does (HAProxy's socket and the leases are on the host), through the run's
+relay. Standard library only.
 """
 
 from __future__ import annotations
