@@ -242,3 +242,41 @@ def test_a_group_never_runs_two_of_its_collections_at_once(osv: Osv, examples_bu
     assert first and second, [(tmp_path / f"j{i}.err").read_text()[-2000:] for i in range(2)]
     clashes = [(a, b) for a in first for b in second if a[0] < b[1] and b[0] < a[1]]
     assert clashes == [], f"collections of one group ran at once: {clashes}"
+
+
+@pytest.mark.vm
+def test_a_vm_backend_is_drained_and_collected_from_the_host(osv: Osv, examples_built: Path, tmp_path: Path,
+                                                             run_dir: Path) -> None:
+    """In a VM the coordinator runs on the host: guest counters through the relay, GC.run through PID 1."""
+    ports = {"s1": free_port(), "s2": free_port()}
+    haproxy, sock, front = start_haproxy(tmp_path, ports)
+    with open(tmp_path / "s2.out", "wb") as out:
+        other = subprocess.Popen(["/usr/lib/jvm/java-17-openjdk-amd64/bin/java", "-Xmx128m", "-jar", str(JAR),
+                                  str(ports["s2"]), "10", "64", "4", "100"], stdout=out)
+    errors: list[str] = []
+    try:
+        with open(tmp_path / "vm.err", "wb") as err:
+            vm = subprocess.Popen(
+                [OSV, "run", "--jdk", JDK17, "-m", "768M", "-p", f"{ports['s1']}:{ports['s1']}", "--verbose",
+                 "--jvm-opt=-XX:+UseParallelGC", "--jvm-opt=-Xms256m", "--jvm-opt=-Xmx256m", "--jvm-opt=-Xmn64m",
+                 "--stw-lb", f"haproxy:{sock}:web/s1", str(JAR), str(ports["s1"]), "10", "64", "4", "100", "0.0.0.0"],
+                stdout=subprocess.DEVNULL, stderr=err, env=osv.env, start_new_session=True)
+        try:
+            wait_http(ports["s2"])
+            wait_http(ports["s1"], timeout=180)
+            load(front, 25, errors)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(vm.pid, signal.SIGTERM)
+            vm.wait(timeout=60)
+    finally:
+        other.kill()
+        other.wait()
+        haproxy.terminate()
+        haproxy.wait()
+    log = (tmp_path / "vm.err").read_text(errors="replace")
+    events = [line.split(": ")[2].split()[0] for line in log.splitlines() if line.startswith("osv-java: stw-lb: ")]
+    assert "from the host" in log and "collect" in events, log[-3000:]
+    first = events.index("drain")
+    assert events[first:first + 4] == ["drain", "drained", "collect", "ready"], log[-3000:]
+    assert errors == [], errors[:5]
