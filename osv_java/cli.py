@@ -153,11 +153,16 @@ def common_app_options(func: F) -> F:
 @click.option("--name", metavar="NAME", help="Name the VM, for `jvm ...|shell --vm NAME` (default: APP-PID).")
 @click.option("--gc-log", "gc_log", metavar="FILE",
               help="Write the JVM's GC and safepoint log lines to FILE on this host (any target).")
+@click.option("--stw-lb", "stw_lb", metavar="haproxy:SOCKET:BACKEND/SERVER",
+              help="Collect while this server is drained from HAProxy (admin socket), one server at a time.")
+@click.option("--stw-group", "stw_group", metavar="NAME",
+              help="JVMs of group NAME on this machine never run the collections they cause at once.")
 def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
         with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, memory: str,
         cpus: str, publish: tuple[str, ...], env: tuple[str, ...], volume: tuple[str, ...],
-        jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, stop_timeout: float, verbose: bool,
-        bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None) -> None:
+        jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, stop_timeout: float,
+        verbose: bool, bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None,
+        stw_lb: str | None, stw_group: str | None) -> None:
     """Build (cached) and boot APP; the exit status is the app's.
 
     APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
@@ -176,7 +181,9 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     if stop_timeout < 0:
         raise click.BadParameter("must not be negative", param_hint="--stop-timeout")
     vm_name = registry.check_name(name) if name else f"{Path(app).stem[:40] or 'app'}-{os.getpid()}"
-    settings = HookSettings(gc_log=gc_log)
+    if stw_group is not None:
+        registry.check_name(stw_group)
+    settings = HookSettings(gc_log=gc_log, stw_lb=stw_lb, stw_group=stw_group)
 
     if target == "process":
         from kernel import process

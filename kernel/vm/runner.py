@@ -33,7 +33,7 @@ from kernel.build.image import Image
 from kernel.build.layout import INIT_ENV
 from kernel.guest import wire
 from kernel.progress import say, warn
-from kernel.vm import qemu, snapshot, volumes
+from kernel.vm import qemu, registry, snapshot, volumes
 from kernel.vm.conversation import ControlChannel, Conversation, OutputPump, keep_crash_log, seconds, stdin_pump
 from kernel.vm.monitor import Monitor, MonitorError
 from kernel.vm.qemu_process import QemuProcess
@@ -81,11 +81,16 @@ class _VmSide:
         self.name = vm.workdir.name
         self.qemu_pid = vm.qemu.pid
         self._socket = vm.qmp_socket
+        self._relay = registry.VmRecord(name=self.name, pid=os.getpid(), socket=str(vm.relay_socket),
+                                        main_class="", started=time.time())
         self._lock = threading.Lock()
 
     def qmp(self, command: str, **arguments: Any) -> Any:
         with self._lock, Monitor(self._socket) as monitor:
             return monitor.execute(command, **arguments)
+
+    def request(self, line: str, timeout: float = 30.0) -> bytes:
+        return registry.request(self._relay, line, timeout)
 
 
 class VirtualMachine:
