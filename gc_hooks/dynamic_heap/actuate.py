@@ -80,8 +80,9 @@ class Actuator:
         if self.collector in ("g1", "parallel", "serial"):
             self._ratios(target, live, backoff, changes)
             if self.collector == "g1":
-                original = self._flag("G1PeriodicGCInterval")
-                wanted = self.original["G1PeriodicGCInterval"] if backoff or original else PERIODIC_GC_MS
+                self._flag("G1PeriodicGCInterval")
+                original = self.original["G1PeriodicGCInterval"]
+                wanted = original if backoff or original else PERIODIC_GC_MS  # the user's own interval wins
                 self._set("G1PeriodicGCInterval", wanted, changes)
         elif self.collector in ("zgc", "shenandoah"):
             self._flag("SoftMaxHeapSize")

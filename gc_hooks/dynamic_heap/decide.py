@@ -7,9 +7,10 @@ Rules, in order:
 - GC time share above the limit (5 %) while the app works: back off. Stop shrinking for a while and
   let the heap grow (the collector's own sizing takes over again), so throughput stays near the
   default's. Once the app is quiet the back-off ends: an idle JVM costs no throughput.
-- Memory pressure (MemAvailable low, PSI, the cgroup near its limit): shrink harder, down to a small
-  headroom over the live set; each JVM takes a share of the deficit proportional to its idle heap
-  (committed - used), so the JVM with the most idle heap gives first.
+- Memory pressure (MemAvailable low, PSI, the cgroup near its limit): shrink harder. First each JVM
+  gives a share of the deficit proportional to its idle heap (committed - used), so the JVM with the
+  most idle heap gives first; pressure that lasts `escalate_s` takes every JVM down to a small
+  headroom over its live set.
 - Otherwise: the target is the live set plus headroom, at least `min_heap`; shrink when the committed
   heap exceeds it by more than `slack`, with a collection once the JVM has been quiet for `quiet_s`.
 - Never below the live set plus the pressure headroom; never above the JVM's maximum.
@@ -40,6 +41,7 @@ class Settings:
     quiet_s: float = 2.0  # how long the JVM must be quiet before we ask for a collection
     collect_every_s: float = 3.0  # at most one requested collection per this many seconds
     grow_factor: float = 1.5  # how far a back-off lets the target grow at once
+    escalate_s: float = 3.0  # pressure that lasts this long takes every JVM down to the pressure floor
 
     @classmethod
     def from_fields(cls, fields: dict[str, object]) -> Settings:
@@ -79,6 +81,7 @@ class State:
     backoff_until: float = -math.inf
     last_collect: float = -math.inf
     quiet_since: float | None = None
+    pressed_since: float | None = None  # when the current spell of memory pressure began
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,8 @@ def decide(now: float, heap: HeapSignals, host: HostSignals, state: State, setti
     quiet_since = None if heap.busy else (state.quiet_since if state.quiet_since is not None else now)
     deficit, pressure_why = pressure_deficit(host, settings)
     pressure = deficit > 0
+    pressed_since = (state.pressed_since if state.pressed_since is not None else now) if pressure else None
+    state = replace(state, pressed_since=pressed_since)
     normal = min(floor(live, settings, False), heap.max_heap)
     hard = min(floor(live, settings, True), heap.max_heap)
     current = state.target if state.target is not None else heap.committed
@@ -140,8 +145,13 @@ def decide(now: float, heap: HeapSignals, host: HostSignals, state: State, setti
     if pressure:
         idle = max(0, heap.committed - heap.used)
         share = deficit if host.peers_idle <= 0 else int(deficit * min(1.0, idle / host.peers_idle))
-        target = max(hard, min(normal, heap.committed - share))
-        why = f"pressure: {pressure_why}; our share {share // MB} MB of {deficit // MB} MB"
+        lasting = pressed_since is not None and now - pressed_since >= settings.escalate_s
+        if lasting:  # our share was not enough: every JVM goes down to the pressure floor
+            target = hard
+            why = f"pressure for {now - pressed_since:.0f} s: {pressure_why}"
+        else:  # first each gives a share proportional to its idle heap: the most idle gives most
+            target = max(hard, min(normal, heap.committed - share))
+            why = f"pressure: {pressure_why}; our share {share // MB} MB of {deficit // MB} MB"
     elif heap.busy and (now < state.backoff_until or heap.gc_share > settings.gc_limit / 2):
         # the app works and GC is near the limit (or was above it lately): leave sizing to the collector
         target = max(normal, min(max(current, heap.committed), heap.max_heap))

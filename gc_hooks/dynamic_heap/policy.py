@@ -8,7 +8,7 @@ from typing import ClassVar
 from gc_hooks.seam import Machine, Policy, SupervisorSpec, user_sets
 
 MAX_RAM_PERCENTAGE = 75  # the heap may grow to most of the machine; the supervisor keeps it small
-UNCOMMIT_DELAY_S = 5  # ZGC/Shenandoah give idle memory back after this (the default is 300 s)
+UNCOMMIT_DELAY_S = 2  # ZGC/Shenandoah give idle memory back after this (the default is 300 s)
 BALLOON = "virtio-balloon-device,free-page-reporting=on,deflate-on-oom=on"
 
 _HEAP_MAX = ("-Xmx", "-XX:MaxHeapSize=", "-XX:MaxRAMPercentage=", "-XX:MaxRAMFraction=", "-XX:MaxRAM=")
@@ -56,7 +56,7 @@ class DynamicHeap(Policy):
         return ["-device", BALLOON] if machine.target == "vm" else []
 
     def supervisor(self, machine: Machine) -> SupervisorSpec | None:
-        settings: dict[str, object] = {"interval": self.interval}
+        settings: dict[str, object] = {"interval": self.interval, "target": machine.target}
         if machine.cpus:
             settings["cpus"] = machine.cpus
         return SupervisorSpec(self.name, "gc_hooks.dynamic_heap.supervisor", "DynamicHeapSupervisor", settings)

@@ -54,12 +54,17 @@ class DynamicHeapSupervisor(Supervisor):
         self.channel = channel
         self._started = time.monotonic()
         self.cgroup = signals.memory_cgroup(pid)
+        if self.settings.get("target") == "attach":
+            # a JVM that runs already: bad input (not a JVM, attach disabled, no counters) fails here,
+            # with the error's own message and hint, before anything changes
+            VirtualMachine(pid, timeout=ATTACH_TIMEOUT)
+            self.reader = signals.JvmReader(pid)
+            self._attach()
+            return
         try:
             self.reader = signals.JvmReader(pid)
         except JvmError:
             self.reader = None  # a JVM just started: its counters come within a second or so
-        if self.reader is not None and self.settings.get("attach_at_start", True):
-            self._attach()  # a JVM that runs already (osv-java attach): bad input fails here, clearly
 
     def tick(self, now: float) -> None:
         if self.reader is None:

@@ -127,6 +127,18 @@ def test_the_jvm_with_most_idle_heap_gives_most() -> None:
     assert given_big > given_small
 
 
+def test_lasting_pressure_takes_the_heap_down_to_the_pressure_floor() -> None:
+    host = HostSignals(mem_total=24 * GB, mem_available=20 * GB, cgroup_limit=1 * GB,
+                       cgroup_usage=int(1 * GB * S.cgroup_high) + 5 * MB, peers_idle=300 * MB)
+    h = heap(committed=400 * MB, live=200 * MB, busy=True)
+    first = decide(0.0, h, host, State(), S)
+    assert first.target >= 260 * MB  # a small deficit: a small share first (no lower than calm)
+    later = decide(S.escalate_s + 1, h, host, first.state, S)
+    assert later.target < first.target and later.target <= 200 * MB * (1 + S.pressure_headroom) + S.pressure_min_headroom
+    calm = decide(S.escalate_s + 2, h, CALM, later.state, S)
+    assert calm.target > later.target and not calm.pressure and calm.state.pressed_since is None
+
+
 def test_psi_alone_is_pressure() -> None:
     host = HostSignals(mem_total=24 * GB, mem_available=20 * GB, psi_some_avg10=40.0, peers_idle=2 * GB)
     assert decide(0.0, heap(committed=2 * GB, live=100 * MB), host, State(), S).pressure
@@ -236,7 +248,7 @@ def test_policy_launch_flags_leave_the_users_own_alone() -> None:
     mine = Machine("vm", 2048, 2, 17, ("-Xmx1g", "-XX:-ExplicitGCInvokesConcurrent"))
     assert policy.jvm_options(mine) == []
     zgc = policy.jvm_options(Machine("process", 2048, 2, 17, ("-XX:+UseZGC",)))
-    assert "-XX:ZUncommitDelay=5" in zgc and "-XX:+ExplicitGCInvokesConcurrent" not in zgc
+    assert "-XX:ZUncommitDelay=2" in zgc and "-XX:+ExplicitGCInvokesConcurrent" not in zgc
     assert not any(o.startswith("-XX:G1HeapRegionSize") for o in policy.jvm_options(vm))
     assert policy.guest_modules() == ("virtio_balloon",)
     assert policy.qemu_args(vm) == ["-device", "virtio-balloon-device,free-page-reporting=on,deflate-on-oom=on"]
