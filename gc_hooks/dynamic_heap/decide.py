@@ -145,10 +145,10 @@ def decide(now: float, heap: HeapSignals, host: HostSignals, state: State, setti
     if pressure:
         idle = max(0, heap.committed - heap.used)
         share = deficit if host.peers_idle <= 0 else int(deficit * min(1.0, idle / host.peers_idle))
-        lasting = pressed_since is not None and now - pressed_since >= settings.escalate_s
-        if lasting:  # our share was not enough: every JVM goes down to the pressure floor
+        lasted = now - (pressed_since if pressed_since is not None else now)
+        if lasted >= settings.escalate_s:  # our share was not enough: every JVM goes to the pressure floor
             target = hard
-            why = f"pressure for {now - pressed_since:.0f} s: {pressure_why}"
+            why = f"pressure for {lasted:.0f} s: {pressure_why}"
         else:  # first each gives a share proportional to its idle heap: the most idle gives most
             target = max(hard, min(normal, heap.committed - share))
             why = f"pressure: {pressure_why}; our share {share // MB} MB of {deficit // MB} MB"

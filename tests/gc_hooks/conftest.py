@@ -6,20 +6,15 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from gc_hooks.seam import HookEvent
-from jvmbridge.hsperf import PerfData
+from heaptest import Holder
 
 JDK17 = Path("/usr/lib/jvm/java-17-openjdk-amd64")
 JAVA_SOURCES = Path(__file__).parent / "java"
-MB = 1024 * 1024
 
 
 @pytest.fixture(scope="session")
@@ -30,59 +25,6 @@ def holder_classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([str(JDK17 / "bin" / "javac"), "--release", "17", "-d", str(out),
                     *map(str, JAVA_SOURCES.glob("*.java"))], check=True)
     return out
-
-
-class Events:
-    """A Channel that keeps what the supervisor says."""
-
-    def __init__(self) -> None:
-        self.events: list[HookEvent] = []
-        self.lock = threading.Lock()
-
-    def emit(self, event: HookEvent) -> None:
-        with self.lock:
-            self.events.append(event)
-
-    def send(self, policy: str, kind: str, data: str) -> None:
-        pass
-
-    def whats(self) -> list[str]:
-        with self.lock:
-            return [e.what for e in self.events]
-
-
-@dataclass
-class Holder:
-    """A running HeapHolder JVM."""
-
-    proc: subprocess.Popen[str]
-    pid: int
-    perf: PerfData | None = None
-    lines: list[str] = field(default_factory=list)
-
-    def say(self, command: str, timeout: float = 20.0) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"the JVM exited; said {self.lines[-5:]}")
-            self.lines.append(line)
-            if line.strip() == f"ok {command}":
-                return
-        raise AssertionError(f"no answer to {command!r}")
-
-    def committed(self) -> int:
-        if self.perf is None:
-            self.perf = PerfData.open(self.pid)
-        return sum(self.perf.long(f"sun.gc.generation.{g}.capacity") for g in range(3))
-
-    def used(self) -> int:
-        if self.perf is None:
-            self.perf = PerfData.open(self.pid)
-        return sum(self.perf.long(f"sun.gc.generation.{g}.space.{s}.used") for g in range(3) for s in range(3))
 
 
 @pytest.fixture
@@ -146,13 +88,3 @@ def memory_cgroup_v1() -> Iterator[Path]:
                 break
             except OSError:
                 time.sleep(0.1)
-
-
-def wait_for(check: object, timeout: float, step: float = 0.25) -> bool:
-    """Poll `check()` until it is true or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(step)
-    return bool(check())  # type: ignore[operator]

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import MB, Events, Holder, wait_for
+from heaptest import MB, Events, Holder, wait_for
 
 from gc_hooks.dynamic_heap.actuate import flag_value
+from gc_hooks.dynamic_heap.policy import DynamicHeap
 from gc_hooks.dynamic_heap.signals import memory_cgroup
 from gc_hooks.dynamic_heap.supervisor import DynamicHeapSupervisor
-from gc_hooks.dynamic_heap.policy import DynamicHeap
 from gc_hooks.runner import SupervisorRunner
 from gc_hooks.seam import Machine, SupervisorSpec
 from jvmbridge.attach import attach

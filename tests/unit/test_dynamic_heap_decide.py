@@ -134,7 +134,8 @@ def test_lasting_pressure_takes_the_heap_down_to_the_pressure_floor() -> None:
     first = decide(0.0, h, host, State(), S)
     assert first.target >= 260 * MB  # a small deficit: a small share first (no lower than calm)
     later = decide(S.escalate_s + 1, h, host, first.state, S)
-    assert later.target < first.target and later.target <= 200 * MB * (1 + S.pressure_headroom) + S.pressure_min_headroom
+    assert later.target < first.target
+    assert later.target <= 200 * MB * (1 + S.pressure_headroom) + S.pressure_min_headroom
     calm = decide(S.escalate_s + 2, h, CALM, later.state, S)
     assert calm.target > later.target and not calm.pressure and calm.state.pressed_since is None
 
