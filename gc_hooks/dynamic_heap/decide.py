@@ -27,7 +27,7 @@ MB = 1024 * 1024
 @dataclass(frozen=True)
 class Settings:
     gc_limit: float = 0.05  # GC time share above which we back off
-    headroom: float = 0.30  # target = live * (1 + headroom) when there is no pressure
+    headroom: float = 0.25  # target = live * (1 + headroom) when there is no pressure
     min_headroom: int = 16 * MB  # ... and at least live + this
     min_heap: int = 48 * MB  # ... and at least this
     pressure_headroom: float = 0.10  # under pressure: live * (1 + this)

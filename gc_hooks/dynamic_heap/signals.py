@@ -295,9 +295,10 @@ class Window:
             return max(pause, concurrent)
         return pause
 
-    def busy(self, quiet_cpu: float = 0.15) -> bool:
+    def busy(self, quiet_cpu: float = 0.15, ours: bool = False) -> bool:
         """The app worked in the last tick: its threads (GC threads left out) used more than
-        `quiet_cpu` of a core. Collections alone do not count: ours would keep it "busy"."""
+        `quiet_cpu` of a core, or it allocated enough to cause a collection (`ours`: we asked for
+        the collections of this tick, so they say nothing about the app)."""
         if len(self.samples) < 2:
             return True
         prev, last = self.samples[-2], self.samples[-1]
@@ -305,7 +306,7 @@ class Window:
         if wall <= 0:
             return True
         app_cpu = (last.cpu_time - prev.cpu_time) - (last.gc_cpu_time - prev.gc_cpu_time)
-        return app_cpu / wall > quiet_cpu
+        return app_cpu / wall > quiet_cpu or (last.gc_count > prev.gc_count and not ours)
 
 
 def peers_idle(cgroup: CgroupMemory | None, tmp: Path = Path("/tmp"), proc: Path = PROC) -> int:

@@ -45,6 +45,8 @@ class DynamicHeapSupervisor(Supervisor):
         self._peers = 0
         self._peers_at = -1e9
         self._last_what = ""
+        self._collected = False  # we asked for a collection in the last tick
+        self._collected_at = -1e9
         self.decisions: list[Decision] = []  # the last few, for tests and `jvm events`
 
     # -- seam ----------------------------------------------------------------------------------
@@ -76,6 +78,7 @@ class DynamicHeapSupervisor(Supervisor):
                 return
         sample = self.reader.sample()
         self.window.add(sample)
+        self._collected = now - self._collected_at <= 2.5 * self.interval  # a concurrent cycle spans ticks
         heap = self._heap(sample)
         host = self._host(now, sample)
         decision = decide(now, heap, host, self.state, self.config)
@@ -86,6 +89,8 @@ class DynamicHeapSupervisor(Supervisor):
         if decision.what != "hold" or backoff or self.actuator is not None:
             actuator = self._attach()
             changes = actuator.apply(decision.target, heap.live, decision.collect, backoff)
+            if decision.collect:
+                self._collected_at = time.monotonic()
         if changes or decision.what != self._last_what:
             self._emit(HookEvent(POLICY, decision.what, decision.why + (f"; {', '.join(changes)}" if changes else ""),
                                  before=f"{sample.committed // MB}M", after=f"{decision.target // MB}M"))
@@ -114,7 +119,7 @@ class DynamicHeapSupervisor(Supervisor):
         self._gc_count = sample.gc_count
         self.live = live
         return HeapSignals(committed=sample.committed, used=sample.used, live=live, max_heap=sample.max_heap,
-                           gc_share=self.window.gc_share(self.cpus), busy=self.window.busy())
+                           gc_share=self.window.gc_share(self.cpus), busy=self.window.busy(ours=self._collected))
 
     def _host(self, now: float, sample: signals.JvmSample) -> HostSignals:
         info = signals.meminfo()

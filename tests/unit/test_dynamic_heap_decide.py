@@ -18,6 +18,7 @@ from gc_hooks.dynamic_heap.decide import (
     State,
     decide,
     flag_order,
+    floor,
     free_ratios,
 )
 from gc_hooks.dynamic_heap.policy import DynamicHeap
@@ -132,7 +133,7 @@ def test_lasting_pressure_takes_the_heap_down_to_the_pressure_floor() -> None:
                        cgroup_usage=int(1 * GB * S.cgroup_high) + 5 * MB, peers_idle=300 * MB)
     h = heap(committed=400 * MB, live=200 * MB, busy=True)
     first = decide(0.0, h, host, State(), S)
-    assert first.target >= 260 * MB  # a small deficit: a small share first (no lower than calm)
+    assert first.target >= floor(200 * MB, S, pressure=False)  # a small deficit: a small share first
     later = decide(S.escalate_s + 1, h, host, first.state, S)
     assert later.target < first.target
     assert later.target <= 200 * MB * (1 + S.pressure_headroom) + S.pressure_min_headroom
