@@ -1,25 +1,72 @@
-"""Which policies a run gets: `choose(settings, machine)` from the run's hook options."""
+"""Which policies a run gets, and what they add up to at each place of the seam (gc_hooks.seam).
+
+`osv_java` turns the user's options into `HookSettings`; `choose` makes the policies; `plan` gathers
+what the runner, the image builder and PID 1 need from them, so none of those knows a policy.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from gc_hooks.dynamic_heap.policy import DynamicHeap
-from gc_hooks.seam import Machine, Policy
+from gc_hooks.seam import HostMonitor, Machine, Policy, SupervisorSpec
 
 
 @dataclass(frozen=True)
 class HookSettings:
-    """The hook options of `run` and `attach` (`--dynamic-heap on|off`, `--hugepages`, `--gc-log`)."""
+    """The user's choices, from `osv-java run` or `osv-java attach` options."""
 
     dynamic_heap: bool = True
     hugepages: str = "auto"
-    gc_log: str | None = None
+    gc_log: str | None = None  # record the run's GC events in this host file
 
 
 def choose(settings: HookSettings, machine: Machine) -> list[Policy]:
-    """The policies of a run, in the order their options go on the JVM's command line."""
+    """The policies for a run, in the order they act."""
     policies: list[Policy] = []
     if settings.dynamic_heap:
+        from gc_hooks.dynamic_heap.policy import DynamicHeap
+
         policies.append(DynamicHeap())
+    if settings.gc_log is not None:
+        from gc_hooks.gc_log import GcLog
+
+        policies.append(GcLog(settings.gc_log))
     return policies
+
+
+@dataclass
+class Plan:
+    """What a run's policies ask for at each place; made once per run by `plan`."""
+
+    machine: Machine
+    policies: list[Policy] = field(default_factory=list)
+    guest_modules: tuple[str, ...] = ()
+    jvm_options: list[str] = field(default_factory=list)
+    kernel_cmdline: list[str] = field(default_factory=list)
+    qemu_args: list[str] = field(default_factory=list)
+    guest_settings: dict[str, str] = field(default_factory=dict)
+    supervisors: list[SupervisorSpec] = field(default_factory=list)
+    monitors: dict[str, HostMonitor] = field(default_factory=dict)  # policy name -> its host side
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.policies]
+
+
+def plan(policies: list[Policy], machine: Machine) -> Plan:
+    result = Plan(machine=machine, policies=list(policies))
+    modules: list[str] = []
+    for policy in policies:
+        modules += [m for m in policy.guest_modules() if m not in modules]
+        result.jvm_options += policy.jvm_options(machine)
+        result.kernel_cmdline += policy.kernel_cmdline(machine)
+        result.qemu_args += policy.qemu_args(machine)
+        result.guest_settings.update(policy.guest_settings(machine))
+        spec = policy.supervisor(machine)
+        if spec is not None:
+            result.supervisors.append(spec)
+        monitor = policy.host_monitor(machine)
+        if monitor is not None:
+            result.monitors[policy.name] = monitor
+    result.guest_modules = tuple(modules)
+    return result
