@@ -73,9 +73,9 @@ class Actuator:
             return flag_value(self.vm.printflag("ExplicitGCInvokesConcurrent")) == "1"
         return False
 
-    def apply(self, target: int, live: int, collect: bool, backoff: bool) -> list[str]:
+    def apply(self, target: int, live: int, collect: bool, backoff: bool, compact: bool = False) -> list[str]:
         """Steer to `target` bytes (or hand sizing back to the collector when `backoff`); ask for a
-        collection when `collect`. Returns what changed, for the event."""
+        collection when `collect`, a compacting one when `compact`. Returns what changed, for the event."""
         changes: list[str] = []
         if self.collector in ("g1", "parallel", "serial"):
             self._ratios(target, live, backoff, changes)
@@ -89,7 +89,12 @@ class Actuator:
             wanted = self.original["SoftMaxHeapSize"] if backoff else min(
                 self.original["SoftMaxHeapSize"], _round_up(target, 2 * MB))
             self._set("SoftMaxHeapSize", wanted, changes)
-        if collect:
+        if collect and compact and self.collector == "g1":
+            # GC.class_histogram collects with a full (compacting) GC whatever ExplicitGCInvokesConcurrent
+            # says; its output is not needed
+            self.vm.jcmd("GC.class_histogram")
+            changes.append("full GC (GC.class_histogram)")
+        elif collect:
             self.vm.jcmd("GC.run")
             changes.append("GC.run")
         return changes

@@ -38,9 +38,10 @@ class Settings:
     cgroup_high: float = 0.90  # cgroup usage above this share of its limit is pressure
     slack: float = 0.15  # shrink only when committed > target * (1 + slack)
     backoff_s: float = 30.0  # how long to hold off shrinking after the GC share passed the limit
-    quiet_s: float = 2.0  # how long the JVM must be quiet before we ask for a collection
-    collect_every_s: float = 3.0  # at most one requested collection per this many seconds
+    quiet_s: float = 1.0  # how long the JVM must be quiet before we ask for a collection
+    collect_every_s: float = 2.0  # at most one requested collection per this many seconds
     grow_factor: float = 1.5  # how far a back-off lets the target grow at once
+    compact_max_live: int = 1024 * MB  # compact an idle heap only while a full GC's pause stays short
     escalate_s: float = 3.0  # pressure that lasts this long takes every JVM down to the pressure floor
 
     @classmethod
@@ -82,6 +83,7 @@ class State:
     last_collect: float = -math.inf
     quiet_since: float | None = None
     pressed_since: float | None = None  # when the current spell of memory pressure began
+    compacted: bool = False  # an idle heap was compacted since the app last worked
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Decision:
     why: str
     pressure: bool
     state: State
+    compact: bool = False  # the collection should be a compacting (full) one: the app is idle
 
 
 def pressure_deficit(host: HostSignals, settings: Settings) -> tuple[int, str]:
@@ -124,6 +127,8 @@ def decide(now: float, heap: HeapSignals, host: HostSignals, state: State, setti
     """The target committed heap from the signals; `now` is a monotonic clock in seconds."""
     live = max(0, min(heap.live, heap.used) if heap.used > 0 else heap.live)
     quiet_since = None if heap.busy else (state.quiet_since if state.quiet_since is not None else now)
+    if heap.busy:
+        state = replace(state, compacted=False)
     deficit, pressure_why = pressure_deficit(host, settings)
     pressure = deficit > 0
     pressed_since = (state.pressed_since if state.pressed_since is not None else now) if pressure else None
@@ -165,16 +170,27 @@ def decide(now: float, heap: HeapSignals, host: HostSignals, state: State, setti
 
     due = heap.committed > target * (1 + settings.slack)
     quiet_long = quiet_since is not None and now - quiet_since >= settings.quiet_s
-    collect = due and (quiet_long or pressure) and now - state.last_collect >= settings.collect_every_s
-    if due:
+    may_collect = now - state.last_collect >= settings.collect_every_s
+    collect = due and (quiet_long or pressure) and may_collect
+    # A concurrent cycle frees only the regions left empty; the garbage of partly used ones stays
+    # until mixed collections, which an idle app never causes. Once per idle spell, after a
+    # concurrent cycle, compact the heap: the app is idle, and the live set small enough.
+    compact = (not collect and quiet_long and may_collect and not state.compacted and quiet_since is not None
+               and state.last_collect >= quiet_since and live <= settings.compact_max_live
+               and heap.committed > settings.min_heap * (1 + settings.slack))
+    if compact:
+        collect = True
+        why += "; idle: compacting what a concurrent cycle left"
+    if due or compact:
         what = "shrink"
     elif target > current * (1 + settings.slack):
         what = "grow"
     else:
         what = "hold"
     new = replace(state, target=target, quiet_since=quiet_since, backoff_until=(
-        state.backoff_until if heap.busy else -math.inf), last_collect=now if collect else state.last_collect)
-    return Decision(what, target, collect, why, pressure, new)
+        state.backoff_until if heap.busy else -math.inf), last_collect=now if collect else state.last_collect,
+        compacted=state.compacted or compact)
+    return Decision(what, target, collect, why, pressure, new, compact)
 
 
 def free_ratios(target: int, live: int, default_min: int = 40, default_max: int = 70) -> tuple[int, int]:

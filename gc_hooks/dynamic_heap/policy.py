@@ -29,7 +29,7 @@ def _chosen(options: tuple[str, ...], flag: str) -> bool:
 class DynamicHeap(Policy):
     name: ClassVar[str] = "dynamic-heap"
 
-    def __init__(self, interval: float = 1.0) -> None:
+    def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
 
     def guest_modules(self) -> tuple[str, ...]:

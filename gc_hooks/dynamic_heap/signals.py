@@ -20,6 +20,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # GC worker threads by name (comm): their CPU is GC work even when no pause runs (ZGC, Shenandoah).
 GC_THREAD_PREFIXES = ("GC Thread", "G1 ", "ZWorker", "ZDriver", "ZDirector", "ZUnmapper", "XWorker",
                       "Shenandoah", "Parallel GC", "VM Thread")
+ALLOCATING = 1024 * 1024  # heap use growing by more than this in a tick means the app allocates
 UNLIMITED = 1 << 60  # cgroup v1 says 9223372036854771712 for "no limit"
 
 
@@ -297,8 +298,8 @@ class Window:
 
     def busy(self, quiet_cpu: float = 0.15, ours: bool = False) -> bool:
         """The app worked in the last tick: its threads (GC threads left out) used more than
-        `quiet_cpu` of a core, or it allocated enough to cause a collection (`ours`: we asked for
-        the collections of this tick, so they say nothing about the app)."""
+        `quiet_cpu` of a core, or it allocated (the heap's use grew), or enough to cause a
+        collection (`ours`: we asked for the collections of this tick, so they say nothing)."""
         if len(self.samples) < 2:
             return True
         prev, last = self.samples[-2], self.samples[-1]
@@ -306,7 +307,8 @@ class Window:
         if wall <= 0:
             return True
         app_cpu = (last.cpu_time - prev.cpu_time) - (last.gc_cpu_time - prev.gc_cpu_time)
-        return app_cpu / wall > quiet_cpu or (last.gc_count > prev.gc_count and not ours)
+        allocated = last.used - prev.used > ALLOCATING and last.gc_count == prev.gc_count
+        return app_cpu / wall > quiet_cpu or allocated or (last.gc_count > prev.gc_count and not ours)
 
 
 def peers_idle(cgroup: CgroupMemory | None, tmp: Path = Path("/tmp"), proc: Path = PROC) -> int:

@@ -29,7 +29,7 @@ class DynamicHeapSupervisor(Supervisor):
 
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(settings)
-        self.interval = float(settings.get("interval", 1.0))
+        self.interval = float(settings.get("interval", 0.5))
         self.config = Settings.from_fields(dict(settings.get("decide") or {}))
         self.cpus = int(settings.get("cpus") or os.cpu_count() or 1)
         self.window = signals.Window(float(settings.get("window_s", 10.0)))
@@ -84,11 +84,14 @@ class DynamicHeapSupervisor(Supervisor):
         decision = decide(now, heap, host, self.state, self.config)
         self.state = decision.state
         self.decisions = [*self.decisions[-99:], decision]
-        backoff = decision.what == "backoff" or (decision.what == "hold" and now < self.state.backoff_until)
+        # a back-off hands sizing back to the collector, but not under memory pressure: there the
+        # ratios stay at the pressure target, so a remark does not grow the heap into the shortage
+        backoff = not decision.pressure and (
+            decision.what == "backoff" or (decision.what == "hold" and now < self.state.backoff_until))
         changes: list[str] = []
         if decision.what != "hold" or backoff or self.actuator is not None:
             actuator = self._attach()
-            changes = actuator.apply(decision.target, heap.live, decision.collect, backoff)
+            changes = actuator.apply(decision.target, heap.live, decision.collect, backoff, decision.compact)
             if decision.collect:
                 self._collected_at = time.monotonic()
         if changes or decision.what != self._last_what:

@@ -263,3 +263,36 @@ def test_choose_gives_the_dynamic_heap_unless_turned_off() -> None:
     machine = Machine("process", None, 2, 17)
     assert [p.name for p in choose(HookSettings(), machine)] == ["dynamic-heap"]
     assert choose(HookSettings(dynamic_heap=False), machine) == []
+
+
+def test_an_idle_heap_is_compacted_once_after_a_concurrent_cycle() -> None:
+    state = State()
+    decisions = []
+    h = heap(committed=3 * GB, live=400 * MB)
+    for t in range(12):
+        d = decide(float(t), h, CALM, state, S)
+        state = d.state
+        decisions.append(d)
+        if d.collect and not d.compact:  # the concurrent cycle freed the empty regions
+            h = heap(committed=500 * MB, live=400 * MB)
+    concurrent = [i for i, d in enumerate(decisions) if d.collect and not d.compact]
+    compacting = [i for i, d in enumerate(decisions) if d.compact]
+    assert concurrent and len(compacting) == 1 and compacting[0] > concurrent[0]
+    assert decisions[compacting[0]].collect
+    # the app works again: the next idle spell may compact again
+    busy = decide(20.0, heap(committed=500 * MB, live=400 * MB, busy=True), CALM, state, S)
+    assert not busy.state.compacted
+
+
+def test_no_compaction_of_a_large_live_set_or_a_busy_app() -> None:
+    big = heap(committed=8 * GB, live=3 * GB)
+    state = State()
+    for t in range(12):
+        d = decide(float(t), big, CALM, state, S)
+        state = d.state
+        assert not d.compact
+    state = State()
+    for t in range(12):
+        d = decide(float(t), heap(committed=3 * GB, live=400 * MB, busy=True), CALM, state, S)
+        state = d.state
+        assert not d.compact and not d.collect
