@@ -178,34 +178,42 @@ class CaseResult:
     oom: bool
     status: int
     decisions: int
+    quiet_min_used_mb: float  # the least heap in use in the quiet phases: the live set between bursts
+    heap: list[tuple[float, int, int]] = field(default_factory=list, repr=False)
+    ends: list[float] = field(default_factory=list, repr=False)
 
     def fields(self) -> dict[str, object]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k not in ("heap", "ends")}
+
+    def measure_reclaim(self, live_mb: float) -> None:
+        """Seconds from each burst's end until the committed heap is within max(1.5 x live, 64 MB)."""
+        goal = max(1.5 * live_mb, 64.0) * MB
+        self.reclaim_s = []
+        for end in self.ends:
+            back = next((round(t - end, 2) for t, committed, _ in self.heap if t >= end and committed <= goal), None)
+            self.reclaim_s.append(back)
 
 
 def summarize(run: Run, status: int, jdk: int, gc: str) -> CaseResult:
     ends = [t for t, line in run.lines if line.startswith("RESULT ")]
+    starts = [t for t, line in run.lines if line.startswith("BURST ")]
     ops = [float(line.split("ops_per_s=")[1]) for _, line in run.lines if line.startswith("RESULT ")]
     committed_after: list[float] = []
-    reclaim: list[float | None] = []
     for end in ends:
         later = [(t, c) for t, c, _ in run.heap if t >= end + 10]
         if later:
             committed_after.append(round(later[0][1] / MB, 1))
-        back: float | None = None
-        for t, committed, used in run.heap:
-            if t >= end and committed <= max(1.5 * used, 64 * MB):
-                back = round(t - end, 2)
-                break
-        reclaim.append(back)
+    quiet_used = [u for t, _, u in run.heap if any(e <= t and not any(e < b <= t for b in starts) for e in ends)]
     pss = [p for _, p in run.pss]
     text = "\n".join(line for _, line in run.lines)
     return CaseResult(config=run.config, jdk=jdk, gc=gc,
                       peak_pss_mb=round(max(pss) / MB, 1) if pss else 0.0,
                       mean_pss_mb=round(statistics.fmean(pss) / MB, 1) if pss else 0.0,
-                      committed_10s_after_mb=committed_after, reclaim_s=reclaim, ops_per_s=ops,
+                      committed_10s_after_mb=committed_after, reclaim_s=[], ops_per_s=ops,
                       oom="OutOfMemoryError" in text or status == -signal.SIGKILL, status=status,
-                      decisions=len(run.events.events) if run.events else 0)
+                      decisions=len(run.events.events) if run.events else 0,
+                      quiet_min_used_mb=round(min(quiet_used) / MB, 1) if quiet_used else 0.0,
+                      heap=list(run.heap), ends=ends)
 
 
 def geomean(values: list[float]) -> float | None:
@@ -288,7 +296,7 @@ def main() -> None:
 
     subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
     live_mb = args.live_mb or (300 if args.quick else 400)
-    bursts, burst_s, quiet_s = (2, 4, 12) if args.quick else (3, 6, 15)
+    bursts, burst_s, quiet_s = (2, 4, 16) if args.quick else (3, 5, 20)
     workload = [str(bursts), str(live_mb), str(burst_s), str(quiet_s)]
     found = {j.feature: j for j in jdks.find_all()}
     features = [17] if args.quick else [f for f in (17, 25) if f in found]
@@ -298,15 +306,22 @@ def main() -> None:
     for feature in features:
         java = found[feature].tool("java")
         for gc, flag in COLLECTORS.items():
+            pair = []
             for config in CONFIGS:  # interleaved: drift on the machine hits all three alike
                 run = launch(java, config, flag, live_mb, workload, feature)
                 status = finish(run, timeout=bursts * (burst_s + quiet_s) * 4 + 60)
-                result = summarize(run, status, feature, gc)
+                pair.append(summarize(run, status, feature, gc))
+            # the live set between bursts is the workload's, whatever the configuration: the least
+            # heap in use any of them showed in a quiet phase (after a full collection, the true one)
+            live_between = min(r.quiet_min_used_mb for r in pair if r.quiet_min_used_mb > 0)
+            for result in pair:
+                result.measure_reclaim(live_between)
                 results.append(result)
                 print(f"JDK {feature} {gc:3} {config:7}: PSS peak {result.peak_pss_mb:7.1f} MB mean "
                       f"{result.mean_pss_mb:7.1f} MB; committed 10 s after bursts {result.committed_10s_after_mb} MB; "
                       f"reclaim {result.reclaim_s} s; ops/s {[round(o) for o in result.ops_per_s]}; "
-                      f"oom {result.oom}; decisions {result.decisions}", file=sys.stderr)
+                      f"oom {result.oom}; decisions {result.decisions}; live between bursts {live_between} MB",
+                      file=sys.stderr)
 
     def pairs(metric: str) -> list[float]:
         ratios = []
@@ -330,6 +345,7 @@ def main() -> None:
             for f in features for g in COLLECTORS]),
         "reclaim_seconds_after_burst": max(measured) if measured and len(measured) == len(reclaims) else None,
         "reclaim_seconds_median": statistics.median(measured) if measured else None,
+        "reclaim_bursts_not_reclaimed": len(reclaims) - len(measured),
         "throughput_ratio_dynamic_vs_default": geomean(pairs("ops")),
         "oom_dynamic": sum(1 for r in results if r.config == "dynamic" and r.oom),
     }

@@ -46,6 +46,7 @@ LAZY_COMMANDS = {
     "compat": ("osv_java.compat.command", "compat_command"),
     "jvm": ("osv_java.jvm_commands", "jvm_group"),
     "shell": ("osv_java.jvm_commands", "shell_command"),
+    "update": ("osv_java.update_command", "update_command"),
     "validate": ("osv_java.validate_command", "validate_command"),
 }
 
