@@ -41,6 +41,8 @@ class Settings:
     quiet_s: float = 1.0  # how long the JVM must be quiet before we ask for a collection
     collect_every_s: float = 2.0  # at most one requested collection per this many seconds
     grow_factor: float = 1.5  # how far a back-off lets the target grow at once
+    probe_every_s: float = 10.0  # an idle spell gets a collection if none came for this long: it refreshes
+    # the live set, which otherwise is only what the last collection left (garbage of a burst included)
     compact_max_live: int = 1024 * MB  # compact an idle heap only while a full GC's pause stays short
     escalate_s: float = 3.0  # pressure that lasts this long takes every JVM down to the pressure floor
 
@@ -172,6 +174,12 @@ def decide(now: float, heap: HeapSignals, host: HostSignals, state: State, setti
     quiet_long = quiet_since is not None and now - quiet_since >= settings.quiet_s
     may_collect = now - state.last_collect >= settings.collect_every_s
     collect = due and (quiet_long or pressure) and may_collect
+    probe = (not collect and quiet_long and may_collect and quiet_since is not None
+             and state.last_collect < quiet_since and now - state.last_collect >= settings.probe_every_s
+             and heap.committed > settings.min_heap * (1 + settings.slack))
+    if probe:
+        collect = True
+        why += "; idle: a collection to learn the live set"
     # A concurrent cycle frees only the regions left empty; the garbage of partly used ones stays
     # until mixed collections, which an idle app never causes. Once per idle spell, after a
     # concurrent cycle, compact the heap: the app is idle, and the live set small enough.
@@ -181,7 +189,7 @@ def decide(now: float, heap: HeapSignals, host: HostSignals, state: State, setti
     if compact:
         collect = True
         why += "; idle: compacting what a concurrent cycle left"
-    if due or compact:
+    if due or compact or probe:
         what = "shrink"
     elif target > current * (1 + settings.slack):
         what = "grow"

@@ -17,6 +17,7 @@ from gc_hooks.dynamic_heap.decide import MB, Decision, HeapSignals, HostSignals,
 from gc_hooks.seam import Channel, HookEvent, Supervisor
 from jvmbridge.attach import VirtualMachine
 from jvmbridge.errors import JvmError
+from jvmbridge.proc import is_alive
 
 POLICY = "dynamic-heap"
 READY_TIMEOUT = 60.0  # how long a new JVM may take to publish hsperfdata
@@ -69,6 +70,14 @@ class DynamicHeapSupervisor(Supervisor):
             self.reader = None  # a JVM just started: its counters come within a second or so
 
     def tick(self, now: float) -> None:
+        try:
+            self._tick(now)
+        except (JvmError, OSError):
+            if not is_alive(self.pid):
+                return  # the JVM exited between two ticks: nothing to steer, nothing went wrong
+            raise
+
+    def _tick(self, now: float) -> None:
         if self.reader is None:
             try:
                 self.reader = signals.JvmReader(self.pid)
