@@ -317,7 +317,7 @@ def main() -> None:
             for result in pair:
                 result.measure_reclaim(live_between)
                 results.append(result)
-                print(f"JDK {feature} {gc:3} {config:7}: PSS peak {result.peak_pss_mb:7.1f} MB mean "
+                print(f"JDK {feature} {gc:3} {result.config:7}: PSS peak {result.peak_pss_mb:7.1f} MB mean "
                       f"{result.mean_pss_mb:7.1f} MB; committed 10 s after bursts {result.committed_10s_after_mb} MB; "
                       f"reclaim {result.reclaim_s} s; ops/s {[round(o) for o in result.ops_per_s]}; "
                       f"oom {result.oom}; decisions {result.decisions}; live between bursts {live_between} MB",
@@ -350,7 +350,7 @@ def main() -> None:
         "oom_dynamic": sum(1 for r in results if r.config == "dynamic" and r.oom),
     }
     if not args.no_density:
-        copies = args.copies or (6 if args.quick else 9)
+        copies = args.copies or (6 if args.quick else 7)
         d_live = 200 if args.quick else 250
         d_workload = ["2", str(d_live), "3", "12" if args.quick else "15"]
         stagger = 2.5
