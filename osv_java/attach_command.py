@@ -57,6 +57,8 @@ def attach_command(pid: int, gc_log: str | None, dynamic_heap: bool, duration: f
     if duration is not None and duration <= 0:
         raise click.BadParameter("must be positive", param_hint="--duration")
     _check_jvm(pid)
+    if dynamic_heap:
+        attach_to(pid)  # the dynamic heap steers through attach: a JVM that refuses it is one clear error
     settings = HookSettings(dynamic_heap=dynamic_heap, hugepages="off", gc_log=gc_log)
     machine = Machine(target="attach", memory_mb=None, cpus=None, jdk_feature=_jdk_feature(pid))
     hooks = plan(choose(settings, machine), machine)
