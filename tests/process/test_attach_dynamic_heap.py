@@ -87,3 +87,17 @@ def test_attach_to_a_jvm_without_attach_is_one_error_line(examples_built: Path) 
     finally:
         jvm.kill()
         jvm.wait()
+
+
+def test_run_target_process_steers_the_heap_by_default_and_not_when_off(examples_built: Path) -> None:
+    app = [str(examples_built / "bursty" / "bursty.jar"), "1", "200", "2", "6"]
+    on = subprocess.run([OSV, "run", "--target", "process", "--jdk", "17", "--bootchart", *app],
+                        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert on.returncode == 0, on.stderr
+    decisions = [line for line in on.stderr.splitlines() if "dynamic-heap:" in line]
+    assert any("GC.run" in line for line in decisions), on.stderr
+    assert not any("failed" in line for line in decisions), on.stderr
+    off = subprocess.run([OSV, "run", "--target", "process", "--jdk", "17", "--bootchart", "--dynamic-heap", "off",
+                          *app], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert off.returncode == 0, off.stderr
+    assert "dynamic-heap" not in off.stderr
