@@ -8,7 +8,7 @@ from typing import ClassVar
 from gc_hooks.seam import Machine, Policy, SupervisorSpec, user_sets
 
 MAX_RAM_PERCENTAGE = 75  # the heap may grow to most of the machine; the supervisor keeps it small
-UNCOMMIT_DELAY_S = 2  # ZGC/Shenandoah give idle memory back after this (the default is 300 s)
+UNCOMMIT_DELAY_S = 1  # ZGC/Shenandoah give idle memory back after this (the default is 300 s)
 BALLOON = "virtio-balloon-device,free-page-reporting=on,deflate-on-oom=on"
 
 _HEAP_MAX = ("-Xmx", "-XX:MaxHeapSize=", "-XX:MaxRAMPercentage=", "-XX:MaxRAMFraction=", "-XX:MaxRAM=")

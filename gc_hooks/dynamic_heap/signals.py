@@ -308,7 +308,10 @@ class Window:
             return True
         app_cpu = (last.cpu_time - prev.cpu_time) - (last.gc_cpu_time - prev.gc_cpu_time)
         allocated = last.used - prev.used > ALLOCATING and last.gc_count == prev.gc_count
-        return app_cpu / wall > quiet_cpu or allocated or (last.gc_count > prev.gc_count and not ours)
+        # a young collection of a generational heap comes from allocation; a concurrent collector's
+        # cycle may still be finishing the work of a burst that is over
+        young = last.collector in ("g1", "parallel", "serial") and last.gc_count > prev.gc_count and not ours
+        return app_cpu / wall > quiet_cpu or allocated or young
 
 
 def peers_idle(cgroup: CgroupMemory | None, tmp: Path = Path("/tmp"), proc: Path = PROC) -> int:

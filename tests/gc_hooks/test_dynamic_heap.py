@@ -131,7 +131,8 @@ def test_gc_time_past_the_limit_backs_off(start_holder: StartHolder) -> None:
         # the ratios went back to the JVM's own (40/70) at once: the collector sizes the heap again
         assert "GC time" in backoff.why
         assert re.search(r"MaxHeapFreeRatio \d+->70", backoff.why), backoff.why
-        assert re.search(r"MinHeapFreeRatio \d+->40", backoff.why), backoff.why
+        # MinHeapFreeRatio goes back to 40 too, unless it was there already
+        assert "MinHeapFreeRatio" not in backoff.why or re.search(r"MinHeapFreeRatio \d+->40", backoff.why)
 
 
 def test_detaching_puts_the_flags_back(start_holder: StartHolder) -> None:

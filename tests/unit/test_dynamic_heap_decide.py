@@ -250,7 +250,7 @@ def test_policy_launch_flags_leave_the_users_own_alone() -> None:
     mine = Machine("vm", 2048, 2, 17, ("-Xmx1g", "-XX:-ExplicitGCInvokesConcurrent"))
     assert policy.jvm_options(mine) == []
     zgc = policy.jvm_options(Machine("process", 2048, 2, 17, ("-XX:+UseZGC",)))
-    assert "-XX:ZUncommitDelay=2" in zgc and "-XX:+ExplicitGCInvokesConcurrent" not in zgc
+    assert "-XX:ZUncommitDelay=1" in zgc and "-XX:+ExplicitGCInvokesConcurrent" not in zgc
     assert not any(o.startswith("-XX:G1HeapRegionSize") for o in policy.jvm_options(vm))
     assert policy.guest_modules() == ("virtio_balloon",)
     assert policy.qemu_args(vm) == ["-device", "virtio-balloon-device,free-page-reporting=on,deflate-on-oom=on"]
