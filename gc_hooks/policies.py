@@ -25,6 +25,10 @@ class HookSettings:
 def choose(settings: HookSettings, machine: Machine) -> list[Policy]:
     """The policies for a run, in the order they act."""
     policies: list[Policy] = []
+    if settings.dynamic_heap:
+        from gc_hooks.dynamic_heap.policy import DynamicHeap
+
+        policies.append(DynamicHeap())
     if settings.gc_log is not None:
         from gc_hooks.gc_log import GcLog
 

@@ -167,7 +167,8 @@ class Relay:
                 self._monitor = None
 
     def _serve(self, conn: socket.socket) -> None:
-        handlers = {"hsperf": self._hsperf, "jcmd": self._jcmd, "events": self._events, "gateway": self._gateway}
+        handlers = {"hsperf": self._hsperf, "jcmd": self._jcmd, "events": self._events, "gateway": self._gateway,
+                    "balloon": self._balloon}
         with conn:
             conn.settimeout(ANSWER_TIMEOUT)
             try:
@@ -241,6 +242,26 @@ class Relay:
                     self._with_monitor(lambda m: monitor.remove_forward(m, host_port))
                 with contextlib.suppress(Failed):
                     session.send("gateway-stop")
+
+    def _balloon(self, conn: socket.socket, rest: str) -> None:
+        """`balloon [BYTES]`: set the guest's memory target (QMP balloon), then answer `ok ACTUAL_BYTES`."""
+        words = rest.split()
+        if len(words) > 1 or (words and not words[0].isdigit()):
+            raise Failed("balloon takes one size in bytes")
+
+        def act(m: monitor.Monitor) -> object:
+            if words:
+                m.execute("balloon", value=int(words[0]))
+            return m.execute("query-balloon")
+
+        try:
+            answer = self._with_monitor(act)
+        except Failed as exc:
+            if "balloon" in str(exc).lower() or "DeviceNotActive" in str(exc):
+                raise Failed("this VM has no balloon device (it runs with --dynamic-heap off)") from exc
+            raise
+        actual = answer.get("actual", 0) if isinstance(answer, dict) else 0
+        conn.sendall(f"ok {int(actual)}\n".encode())
 
     def _with_monitor(self, action: Callable[[monitor.Monitor], T]) -> T:
         """Run `action(monitor)` on QEMU's monitor, connecting at first use; Failed when it fails."""

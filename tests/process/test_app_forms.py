@@ -53,7 +53,8 @@ def test_process_env_memory_and_cpus(osv: Osv, examples_built: Path) -> None:
     proc = osv("run", "--target", "process", "--jdk", JDK17, "-c", "1", "-m", "512M", "examples/hello/hello.jar")
     assert proc.returncode == 0, explain(proc)
     m = re.fullmatch(r"Hello from osv-java! Java 17\.\S+, 1 CPUs, max heap (\d+) MB\n", text(proc.stdout))
-    assert m and int(m.group(1)) <= 256, explain(proc)
+    # sized from -m, not the host: the dynamic heap lets it grow into 3/4 of the machine's 512 MB
+    assert m and int(m.group(1)) <= 384, explain(proc)
 
 
 def test_process_publish_forwards_a_host_port(osv: Osv, examples_built: Path) -> None:

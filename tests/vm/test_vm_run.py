@@ -36,7 +36,8 @@ def test_hello_prints_its_greeting_from_inside_the_vm(osv: Osv, examples_built: 
     greeting = r"Hello from osv-java! Java 17\.\S+, 1 CPUs, max heap \d+ MB\n"
     assert re.fullmatch(greeting, text(proc.stdout)), explain(proc)
     heap_mb = int(re.search(r"max heap (\d+) MB", text(proc.stdout)).group(1))  # type: ignore[union-attr]
-    assert 64 <= heap_mb <= 256, "the JVM sized its heap from the VM's 512 MB, not the host's memory"
+    # the dynamic heap lets the maximum grow into 3/4 of the machine; it keeps the committed heap small
+    assert 64 <= heap_mb <= 384, "the JVM sized its heap from the VM's 512 MB, not the host's memory"
     assert proc.stderr == b"", "nothing of osv-java's may be mixed into the app's output"
     # The guest really booted our kernel: its console shows the kernel and PID 1's power-off.
     console = osv.console_log.read_text(errors="replace")

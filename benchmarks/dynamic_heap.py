@@ -1,0 +1,380 @@
+"""Dynamic heap against the JDK's defaults and a hand-tuned static -Xmx, in one run, process target.
+
+Workload: examples/bursty (each burst builds a large live set and churns it, then drops it; a quiet
+phase follows). Cases, interleaved per JDK and collector (G1 and ZGC, JDK 17 and 25 where present):
+
+  default  the JDK's own sizing
+  static   -Xmx set by hand to twice the burst's live set
+  dynamic  the dynamic-heap policy: its launch flags and its supervisor beside the JVM (as
+           --target process and `osv-java attach` run it: gc_hooks.runner.SupervisorRunner)
+
+Per case: peak and mean PSS (/proc/PID/smaps_rollup, sampled every 0.25 s), committed heap 10 s
+after each burst, seconds from a burst's end until the committed heap is back within
+max(1.5 x live set, 64 MB), throughput in each burst (the workload's ops/s), OOM.
+
+Density: copies of the workload started a few seconds apart in one memory cgroup (v1 or v2, 2 GiB
+by default) so their bursts are staggered; how many complete under each configuration, and how many
+the kernel's OOM killer ended.
+
+The last line is JSON. Run timing benchmarks alone:
+
+    flock /tmp/osv-bench.lock .venv/bin/python benchmarks/dynamic_heap.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gc_hooks.dynamic_heap.policy import DynamicHeap  # noqa: E402
+from gc_hooks.dynamic_heap.signals import memory_cgroup  # noqa: E402
+from gc_hooks.runner import SupervisorRunner  # noqa: E402
+from gc_hooks.seam import HookEvent, Machine  # noqa: E402
+from jvmbridge import jdk as jdks  # noqa: E402
+from jvmbridge.errors import JvmError  # noqa: E402
+from jvmbridge.hsperf import PerfData  # noqa: E402
+
+JAR = ROOT / "examples" / "bursty" / "bursty.jar"
+MB = 1024 * 1024
+CONFIGS = ("default", "static", "dynamic")
+COLLECTORS = {"G1": "-XX:+UseG1GC", "ZGC": "-XX:+UseZGC"}
+
+
+class Events:
+    """The supervisor's channel: counts decisions."""
+
+    def __init__(self) -> None:
+        self.events: list[HookEvent] = []
+
+    def emit(self, event: HookEvent) -> None:
+        self.events.append(event)
+
+    def send(self, policy: str, kind: str, data: str) -> None:
+        pass
+
+
+@dataclass
+class Run:
+    """One JVM running the workload, with its samples."""
+
+    config: str
+    proc: subprocess.Popen[str]
+    started: float
+    lines: list[tuple[float, str]] = field(default_factory=list)
+    pss: list[tuple[float, int]] = field(default_factory=list)
+    heap: list[tuple[float, int, int]] = field(default_factory=list)  # time, committed, used
+    runner: SupervisorRunner | None = None
+    events: Events | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def pss_bytes(pid: int) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def heap_of(perf: PerfData) -> tuple[int, int]:
+    committed = used = 0
+    for g in range(3):
+        committed += perf.long(f"sun.gc.generation.{g}.capacity")
+        for s in range(perf.long(f"sun.gc.generation.{g}.spaces")):
+            used += perf.long(f"sun.gc.generation.{g}.space.{s}.used")
+    return committed, used
+
+
+def launch(java: Path, config: str, collector: str, live_mb: int, workload: list[str], feature: int,
+           cgroup: Path | None = None) -> Run:
+    user = [collector]
+    if config == "static":
+        user.append(f"-Xmx{2 * live_mb}m")
+    options = list(user)
+    policy = DynamicHeap()
+    machine = Machine("process", None, os.cpu_count(), feature, tuple(user))
+    if config == "dynamic":
+        options = [*policy.jvm_options(machine), *user]
+    argv = [str(java), *options, "-jar", str(JAR), *workload]
+    if cgroup is not None:
+        argv = ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "sh", *argv]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = Run(config, proc, time.monotonic())
+    threading.Thread(target=_read, args=(run,), daemon=True).start()
+    if config == "dynamic":
+        spec = policy.supervisor(machine)
+        assert spec is not None
+        run.events = Events()
+        run.runner = SupervisorRunner([spec], run.events)
+        run.runner.start(proc.pid)
+    threading.Thread(target=_sample, args=(run,), daemon=True).start()
+    return run
+
+
+def _read(run: Run) -> None:
+    assert run.proc.stdout is not None
+    for line in run.proc.stdout:
+        run.lines.append((time.monotonic(), line.rstrip("\n")))
+
+
+def _sample(run: Run) -> None:
+    perf: PerfData | None = None
+    while run.proc.poll() is None:
+        now = time.monotonic()
+        pss = pss_bytes(run.proc.pid)
+        if pss is not None:
+            run.pss.append((now, pss))
+        try:
+            perf = perf or PerfData.open(run.proc.pid)
+            committed, used = heap_of(perf)
+            run.heap.append((now, committed, used))
+        except (JvmError, OSError, ValueError):
+            pass
+        time.sleep(0.25)
+    if perf is not None:
+        perf.close()
+    run.done.set()
+
+
+def finish(run: Run, timeout: float) -> int:
+    try:
+        status = run.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        run.proc.kill()
+        status = run.proc.wait()
+    run.done.wait(5)
+    if run.runner is not None:
+        run.runner.stop(exited=True)
+    return status
+
+
+@dataclass
+class CaseResult:
+    config: str
+    jdk: int
+    gc: str
+    peak_pss_mb: float
+    mean_pss_mb: float
+    committed_10s_after_mb: list[float]
+    reclaim_s: list[float | None]
+    ops_per_s: list[float]
+    oom: bool
+    status: int
+    decisions: int
+    quiet_min_used_mb: float  # the least heap in use in the quiet phases: the live set between bursts
+    heap: list[tuple[float, int, int]] = field(default_factory=list, repr=False)
+    ends: list[float] = field(default_factory=list, repr=False)
+
+    def fields(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("heap", "ends")}
+
+    def measure_reclaim(self, live_mb: float) -> None:
+        """Seconds from each burst's end until the committed heap is within max(1.5 x live, 64 MB)."""
+        goal = max(1.5 * live_mb, 64.0) * MB
+        self.reclaim_s = []
+        for end in self.ends:
+            back = next((round(t - end, 2) for t, committed, _ in self.heap if t >= end and committed <= goal), None)
+            self.reclaim_s.append(back)
+
+
+def summarize(run: Run, status: int, jdk: int, gc: str) -> CaseResult:
+    ends = [t for t, line in run.lines if line.startswith("RESULT ")]
+    starts = [t for t, line in run.lines if line.startswith("BURST ")]
+    ops = [float(line.split("ops_per_s=")[1]) for _, line in run.lines if line.startswith("RESULT ")]
+    committed_after: list[float] = []
+    for end in ends:
+        later = [(t, c) for t, c, _ in run.heap if t >= end + 10]
+        if later:
+            committed_after.append(round(later[0][1] / MB, 1))
+    quiet_used = [u for t, _, u in run.heap if any(e <= t and not any(e < b <= t for b in starts) for e in ends)]
+    pss = [p for _, p in run.pss]
+    text = "\n".join(line for _, line in run.lines)
+    return CaseResult(config=run.config, jdk=jdk, gc=gc,
+                      peak_pss_mb=round(max(pss) / MB, 1) if pss else 0.0,
+                      mean_pss_mb=round(statistics.fmean(pss) / MB, 1) if pss else 0.0,
+                      committed_10s_after_mb=committed_after, reclaim_s=[], ops_per_s=ops,
+                      oom="OutOfMemoryError" in text or status == -signal.SIGKILL, status=status,
+                      decisions=len(run.events.events) if run.events else 0,
+                      quiet_min_used_mb=round(min(quiet_used) / MB, 1) if quiet_used else 0.0,
+                      heap=list(run.heap), ends=ends)
+
+
+def geomean(values: list[float]) -> float | None:
+    good = [v for v in values if v > 0]
+    return round(math.exp(statistics.fmean(math.log(v) for v in good)), 3) if good else None
+
+
+# -- density ---------------------------------------------------------------------------------------
+
+def make_cgroup(limit: int) -> Path:
+    own = memory_cgroup(os.getpid())
+    if own is None or not os.access(own.path, os.W_OK):
+        raise SystemExit("density needs a writable memory cgroup (run as root)")
+    folder = own.path / f"osv-bench-density-{os.getpid()}-{time.monotonic_ns()}"
+    folder.mkdir()
+    if own.version == 1:
+        (folder / "memory.limit_in_bytes").write_text(str(limit))
+        with contextlib.suppress(OSError):
+            (folder / "memory.memsw.limit_in_bytes").write_text(str(limit))
+    else:
+        (folder / "memory.max").write_text(str(limit))
+        (folder / "memory.swap.max").write_text("0")
+    return folder
+
+
+def oom_kills(folder: Path) -> int:
+    for name in ("memory.oom_control", "memory.events"):
+        with contextlib.suppress(OSError):
+            for line in (folder / name).read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    return 0
+
+
+def remove_cgroup(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        for pid in (folder / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            folder.rmdir()
+            return
+        except OSError:
+            time.sleep(0.2)
+
+
+def density(java: Path, feature: int, config: str, copies: int, stagger: float, limit: int, live_mb: int,
+            workload: list[str], timeout: float) -> dict[str, object]:
+    folder = make_cgroup(limit)
+    runs: list[Run] = []
+    try:
+        for i in range(copies):
+            if i:
+                time.sleep(stagger)
+            runs.append(launch(java, config, COLLECTORS["G1"], live_mb, workload, feature, cgroup=folder))
+        statuses = [finish(run, timeout) for run in runs]
+        completed = sum(1 for run, status in zip(runs, statuses, strict=True)
+                        if status == 0 and any(line.startswith("DONE") for _, line in run.lines))
+        kills = oom_kills(folder)
+        peak = max((p for run in runs for _, p in run.pss), default=0)
+    finally:
+        for run in runs:
+            if run.proc.poll() is None:
+                run.proc.kill()
+        remove_cgroup(folder)
+    return {"config": config, "copies": copies, "completed": completed, "oom_kills": kills,
+            "killed": sum(1 for s in statuses if s == -signal.SIGKILL), "largest_pss_mb": round(peak / MB, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="JDK 17 only, shorter phases, fewer copies")
+    parser.add_argument("--live-mb", type=int, default=None)
+    parser.add_argument("--copies", type=int, default=None, help="copies started in the density cgroup")
+    parser.add_argument("--cgroup-mb", type=int, default=2048)
+    parser.add_argument("--no-density", action="store_true")
+    args = parser.parse_args()
+
+    subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
+    live_mb = args.live_mb or (300 if args.quick else 400)
+    bursts, burst_s, quiet_s = (2, 4, 16) if args.quick else (3, 5, 20)
+    workload = [str(bursts), str(live_mb), str(burst_s), str(quiet_s)]
+    found = {j.feature: j for j in jdks.find_all()}
+    features = [17] if args.quick else [f for f in (17, 25) if f in found]
+    if 17 not in found:
+        raise SystemExit("JDK 17 not found")
+    results: list[CaseResult] = []
+    for feature in features:
+        java = found[feature].tool("java")
+        for gc, flag in COLLECTORS.items():
+            pair = []
+            for config in CONFIGS:  # interleaved: drift on the machine hits all three alike
+                run = launch(java, config, flag, live_mb, workload, feature)
+                status = finish(run, timeout=bursts * (burst_s + quiet_s) * 4 + 60)
+                pair.append(summarize(run, status, feature, gc))
+            # the live set between bursts is the workload's, whatever the configuration: the least
+            # heap in use any of them showed in a quiet phase (after a full collection, the true one)
+            live_between = min(r.quiet_min_used_mb for r in pair if r.quiet_min_used_mb > 0)
+            for result in pair:
+                result.measure_reclaim(live_between)
+                results.append(result)
+                print(f"JDK {feature} {gc:3} {result.config:7}: PSS peak {result.peak_pss_mb:7.1f} MB mean "
+                      f"{result.mean_pss_mb:7.1f} MB; committed 10 s after bursts {result.committed_10s_after_mb} MB; "
+                      f"reclaim {result.reclaim_s} s; ops/s {[round(o) for o in result.ops_per_s]}; "
+                      f"oom {result.oom}; decisions {result.decisions}; live between bursts {live_between} MB",
+                      file=sys.stderr)
+
+    def pairs(metric: str) -> list[float]:
+        ratios = []
+        for feature in features:
+            for gc in COLLECTORS:
+                by = {r.config: r for r in results if r.jdk == feature and r.gc == gc}
+                base, dyn = by["default"], by["dynamic"]
+                if metric == "pss" and base.mean_pss_mb:
+                    ratios.append(dyn.mean_pss_mb / base.mean_pss_mb)
+                if metric == "ops" and base.ops_per_s and dyn.ops_per_s:
+                    ratios.append(statistics.median(dyn.ops_per_s) / statistics.median(base.ops_per_s))
+        return ratios
+
+    reclaims = [s for r in results if r.config == "dynamic" for s in r.reclaim_s]
+    measured = [s for s in reclaims if s is not None]
+    summary: dict[str, object] = {
+        "mean_pss_ratio_dynamic_vs_default": geomean(pairs("pss")),
+        "mean_pss_ratio_static_vs_default": geomean([
+            next(r for r in results if r.jdk == f and r.gc == g and r.config == "static").mean_pss_mb
+            / next(r for r in results if r.jdk == f and r.gc == g and r.config == "default").mean_pss_mb
+            for f in features for g in COLLECTORS]),
+        "reclaim_seconds_after_burst": max(measured) if measured and len(measured) == len(reclaims) else None,
+        "reclaim_seconds_median": statistics.median(measured) if measured else None,
+        "reclaim_bursts_not_reclaimed": len(reclaims) - len(measured),
+        "throughput_ratio_dynamic_vs_default": geomean(pairs("ops")),
+        "oom_dynamic": sum(1 for r in results if r.config == "dynamic" and r.oom),
+    }
+    if not args.no_density:
+        copies = args.copies or (6 if args.quick else 7)
+        d_live = 200 if args.quick else 250
+        d_workload = ["2", str(d_live), "3", "12" if args.quick else "15"]
+        stagger = 2.5
+        timeout = 300.0
+        dens = {}
+        for config in CONFIGS:
+            dens[config] = density(found[17].tool("java"), 17, config, copies, stagger, args.cgroup_mb * MB, d_live,
+                                   d_workload, timeout)
+            print(f"density {config:7}: {dens[config]}", file=sys.stderr)
+        summary.update({
+            "density_dynamic": dens["dynamic"]["completed"],
+            "density_default": dens["default"]["completed"],
+            "density_static": dens["static"]["completed"],
+            "density_copies_started": copies,
+            "oom_kills_dynamic": dens["dynamic"]["oom_kills"],
+            "oom_kills_default": dens["default"]["oom_kills"],
+            "oom_kills_static": dens["static"]["oom_kills"],
+            "density_cgroup_mb": args.cgroup_mb,
+        })
+    summary["cases"] = [r.fields() for r in results]
+    summary["workload"] = {"bursts": bursts, "live_mb": live_mb, "burst_s": burst_s, "quiet_s": quiet_s}
+    summary["cpus"] = os.cpu_count()
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The dynamic heap in a VM: the guest's PID 1 steers the JVM's heap, the pages it frees go back to
+the host (virtio-balloon free page reporting), and `osv-java update NAME --memory` resizes the VM."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from osvtest import JDK17, OSV, ROOT, Osv, explain
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
+MB = 1024 * 1024
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _qemu_rss(osv_pid: int) -> int:
+    for child in _children(osv_pid):
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except OSError:
+            continue
+        if "qemu-system" in status.splitlines()[0]:
+            return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+    raise AssertionError(f"no QEMU under osv-java {osv_pid}")
+
+
+def test_heap_goes_back_to_the_host_and_update_resizes_the_vm(osv: Osv, examples_built: Path) -> None:
+    name = f"dynheap-{os.getpid()}"
+    # one burst of 300 MB live, then a long quiet phase
+    proc = subprocess.Popen([OSV, "run", "--name", name, "-m", "1G", "--jdk", JDK17, "--bootchart",
+                             str(examples_built / "bursty" / "bursty.jar"), "1", "300", "3", "300"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=osv.env, cwd=ROOT, text=True)
+    assert proc.stdout is not None
+    try:
+        peak = 0
+        for line in proc.stdout:
+            peak = max(peak, _qemu_rss(proc.pid))
+            if line.startswith("QUIET"):
+                break
+        else:
+            raise AssertionError(f"the app ended early: {proc.stderr.read() if proc.stderr else ''}")
+        peak = max(peak, _qemu_rss(proc.pid))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _qemu_rss(proc.pid) > peak - 150 * MB:
+            time.sleep(1)
+        # the guest JVM's heap shrank after the burst, and its pages came back to the host
+        assert _qemu_rss(proc.pid) <= peak - 150 * MB, f"QEMU RSS {_qemu_rss(proc.pid) // MB} MB, peak {peak // MB} MB"
+
+        resized = osv("update", name, "--memory", "512M", "--json")
+        assert resized.returncode == 0, explain(resized)
+        assert json.loads(resized.stdout)["target_mb"] == 512
+        deadline = time.monotonic() + 30
+        actual = None
+        while time.monotonic() < deadline:
+            again = osv("update", name, "--memory", "512M", "--json")
+            actual = json.loads(again.stdout)["actual_mb"]
+            if actual == 512:
+                break
+            time.sleep(1)
+        assert actual == 512
+        bad = osv("update", "no-such-vm-here", "--memory", "512M")
+        assert bad.returncode == 125 and "no running VM named 'no-such-vm-here'" in bad.stderr.decode()
+    finally:
+        proc.terminate()  # osv-java stops QEMU on its way out
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
