@@ -196,14 +196,18 @@ def guess_heap(mappings: Sequence[Mapping], max_heap: int | None) -> list[Mappin
     if max_heap:
         # the run may also hold neighbours (class space right after the heap): take the smallest
         # window of a run that starts or ends on a mapping edge and spans the heap's size
+        best: tuple[int, list[Mapping]] | None = None
         for run in runs:
             for i in range(len(run)):
                 for j in range(i, len(run)):
                     span = run[j].end - run[i].start
-                    if abs(span - max_heap) <= HUGE and any(m.committed for m in run[i:j + 1]):
-                        return [m for m in run[i:j + 1] if m.anonymous]
                     if span > max_heap + HUGE:
                         break
+                    off = abs(span - max_heap)
+                    if off <= HUGE and any(m.committed for m in run[i:j + 1]) and (best is None or off < best[0]):
+                        best = (off, [m for m in run[i:j + 1] if m.anonymous])
+        if best is not None:
+            return best[1]
     candidates = [m for m in mappings if m.anonymous and m.committed]
     return [max(candidates, key=lambda m: m.rss)] if candidates else []
 
