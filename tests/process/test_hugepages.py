@@ -222,3 +222,22 @@ def test_supervisor_warns_and_says_why(start) -> None:  # type: ignore[no-untype
     assert "-XX:+UseTransparentHugePages" in warning.why, warning.line()
     assert "G1 regions of 1024 KB" in warning.why, warning.line()
     assert not any(e.what == "collapse" for e in channel.events)
+
+
+def test_jvm_stats_shows_the_heaps_huge_page_share(start) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    osv = str(Path(sys.executable).parent / "osv-java")
+    java = JDKS["17"] / "bin" / "java"
+    on = start(java, *policy_options("auto"), *HEAP)
+    record = json.loads(subprocess.run([osv, "jvm", "stats", str(on.pid), "--json"], capture_output=True,
+                                       text=True, check=True, timeout=60).stdout)
+    assert record["heap_hugepage_share"] >= 0.9 and record["heap_resident"] >= 350 * MB
+    shown = subprocess.run([osv, "jvm", "stats", str(on.pid)], capture_output=True, text=True, check=True,
+                           timeout=60).stdout
+    assert "huge pages" in shown and "resident heap (" in shown
+    if thp_mode() == "madvise":
+        off = start(java, *HEAP)
+        record = json.loads(subprocess.run([osv, "jvm", "stats", str(off.pid), "--json"], capture_output=True,
+                                           text=True, check=True, timeout=60).stdout)
+        assert record["heap_hugepage_share"] < 0.05
