@@ -59,6 +59,11 @@ class Mapping:
         return ZGC_HEAP_NAME in self.path or "java_heap" in self.path
 
     @property
+    def in_pool(self) -> bool:
+        """Memory of the hugetlbfs pool (MAP_HUGETLB shows as /anon_hugepage)."""
+        return self.hugetlb > 0 or "anon_hugepage" in self.path
+
+    @property
     def rss(self) -> int:
         """Resident bytes, hugetlb pages included (smaps counts those apart from Rss)."""
         return self.get("Rss") + self.get("Private_Hugetlb") + self.get("Shared_Hugetlb")
@@ -179,7 +184,7 @@ def in_range(mappings: Iterable[Mapping], start: int, end: int) -> list[Mapping]
     CDS archives map a few file pages into the top of the heap (JDK 17's archived objects): those
     cannot be on huge pages and are not the heap's memory proper, so they are left out.
     """
-    return [m for m in mappings if m.start < end and m.end > start and (m.anonymous or m.shmem_heap)]
+    return [m for m in mappings if m.start < end and m.end > start and (m.anonymous or m.shmem_heap or m.in_pool)]
 
 
 def guess_heap(mappings: Sequence[Mapping], max_heap: int | None) -> list[Mapping]:
@@ -187,7 +192,7 @@ def guess_heap(mappings: Sequence[Mapping], max_heap: int | None) -> list[Mappin
     (reserved in one piece, committed parts rw, the rest ---p); else the largest anonymous rw one."""
     runs: list[list[Mapping]] = []
     for m in sorted(mappings, key=lambda m: m.start):
-        if not (m.anonymous or m.path.endswith(".jsa")):
+        if not (m.anonymous or m.in_pool or m.path.endswith(".jsa")):
             continue
         if runs and runs[-1][-1].end == m.start:
             runs[-1].append(m)
@@ -205,7 +210,7 @@ def guess_heap(mappings: Sequence[Mapping], max_heap: int | None) -> list[Mappin
                         break
                     off = abs(span - max_heap)
                     if off <= HUGE and any(m.committed for m in run[i:j + 1]) and (best is None or off < best[0]):
-                        best = (off, [m for m in run[i:j + 1] if m.anonymous])
+                        best = (off, [m for m in run[i:j + 1] if m.anonymous or m.in_pool])
         if best is not None:
             return best[1]
     candidates = [m for m in mappings if m.anonymous and m.committed]
@@ -237,7 +242,7 @@ class HeapPages:
     @property
     def kind(self) -> str:
         """"shmem" (ZGC), "hugetlb" (a pool) or "anon"."""
-        if any(m.hugetlb for m in self.mappings) or any("hugetlb" in m.path for m in self.mappings):
+        if any(m.in_pool or "hugetlb" in m.path for m in self.mappings):
             return "hugetlb"
         if any(m.shmem_heap for m in self.mappings):
             return "shmem"

@@ -28,6 +28,8 @@ HUGE = 2 << 20
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 DEFAULT_STEP = 8 << 20  # 4 huge pages a call: 10-40 ms measured on these machines
 SYSCALLS = {"x86_64": (434, 440), "aarch64": (434, 440)}  # pidfd_open, process_madvise
+RETRIES = 3  # EAGAIN: a step is tried this many times more
+GIVE_UP_AFTER = 8  # refused steps in a row that end a pass
 PRESENT = 1 << 63
 SWAPPED = 1 << 62
 
@@ -138,13 +140,14 @@ class CollapseResult:
     steps: int = 0
     longest_step: float = 0.0  # seconds: the longest the app's address space was held by one call
     seconds: float = 0.0
-    error: str | None = None  # the first refusal, one line; the pass stops there
+    failed: int = 0  # bytes of steps the kernel refused
+    error: str | None = None  # the first refusal, one line
 
     def line(self) -> str:
         mb = 1 << 20
         text = (f"{self.collapsed / mb:.0f} of {self.requested / mb:.0f} MB in {self.steps} steps, "
                 f"{self.seconds:.2f}s, longest step {self.longest_step * 1e3:.1f} ms")
-        return text + (f"; stopped: {self.error}" if self.error else "")
+        return text + (f"; {self.failed / mb:.0f} MB refused: {self.error}" if self.error else "")
 
 
 def collapse(pid: int, ranges: Sequence[tuple[int, int]], step: int = DEFAULT_STEP, pause: float = 0.0,
@@ -153,8 +156,9 @@ def collapse(pid: int, ranges: Sequence[tuple[int, int]], step: int = DEFAULT_ST
 
     `pause` seconds between steps leave the app room; `budget` bounds the whole pass (the rest waits
     for the next pass). A refusal that will not change (no permission, old kernel) raises
-    CollapseError at once; with `strict` any refusal does, otherwise it ends the pass and is in
-    `error`.
+    CollapseError at once; with `strict` any refusal does. Otherwise a busy step (EAGAIN) is tried
+    again, a refused one is counted in `failed` and `error`, and the pass ends after
+    GIVE_UP_AFTER refusals in a row.
     """
     step = max(HUGE, step - step % HUGE)
     result = CollapseResult()
@@ -180,25 +184,35 @@ def collapse(pid: int, ranges: Sequence[tuple[int, int]], step: int = DEFAULT_ST
                 runs[-1] = (runs[-1][0], c + HUGE)
             else:
                 runs.append((c, c + HUGE))
+        failed_in_a_row = 0
         for lo, hi in runs:
             if budget is not None and time.monotonic() - began > budget:
                 break
             result.requested += hi - lo
-            t0 = time.monotonic()
-            try:
-                result.collapsed += madvise_collapse(pidfd, pid, lo, hi - lo)
-            except CollapseError as exc:
-                final = exc.errno in (errno.ENOSYS, errno.EPERM, errno.ESRCH)
-                if strict or final or (result.steps == 0 and exc.errno == errno.EINVAL):
-                    raise
-                result.error = exc.message
-                break
-            finally:
-                took = time.monotonic() - t0
-                result.longest_step = max(result.longest_step, took)
-                result.steps += 1
-            if pause:
-                time.sleep(pause)
+            for attempt in range(RETRIES + 1):
+                t0 = time.monotonic()
+                try:
+                    result.collapsed += madvise_collapse(pidfd, pid, lo, hi - lo)
+                    failed_in_a_row = 0
+                    break
+                except CollapseError as exc:
+                    final = exc.errno in (errno.ENOSYS, errno.EPERM, errno.ESRCH)
+                    if strict or final or (result.steps == 0 and exc.errno == errno.EINVAL):
+                        raise
+                    if exc.errno == errno.EAGAIN and attempt < RETRIES:
+                        time.sleep(0.01)
+                        continue  # pages busy for a moment (the GC, a migration): again, after a breath
+                    result.error = result.error or exc.message
+                    result.failed += hi - lo
+                    failed_in_a_row += 1
+                finally:
+                    took = time.monotonic() - t0
+                    result.longest_step = max(result.longest_step, took)
+                    result.steps += 1
+                    if pause:
+                        time.sleep(pause)
+            if failed_in_a_row >= GIVE_UP_AFTER:
+                break  # the kernel keeps refusing (no free 2 MB blocks): the next pass tries again
     finally:
         os.close(pidfd)
         result.seconds = time.monotonic() - began

@@ -34,6 +34,7 @@ THP_SHMEM = f"{THP}/shmem_enabled"
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
 HUGE_MB = 2
 G1_AUTO_2M_FROM_MB = 4096  # G1 picks heap/2048 rounded down to a power of two, at least 1 MB
+POOL_CODE_PAGES = 120  # the code cache (ReservedCodeCacheSize 240 MB) goes to the pool too, reserved whole
 POOL_SLACK_PAGES = 8  # the JVM rounds the heap up and aligns it: a little more than the heap
 POOL_MAX_FRACTION = 0.8  # a pool larger than this share of the machine starves everything else
 SHMEM_OK = ("advise", "always", "within_size", "force")
@@ -149,7 +150,10 @@ def plan(mode: str, machine: Machine, dynamic_heap: bool = True, kernel: KernelP
     why = "THP by default: the JVM madvises its heap, the kernel backs it with 2 MB pages"
     pool_pages = 0
     if mode == "pool":
-        pool_pages = math.ceil((heap or 0) / HUGE_MB) + POOL_SLACK_PAGES if heap else 0
+        # JDK 17 reserves and commits the whole maximum heap in the pool at start, the code cache and
+        # G1's two mark bitmaps (1/64 of the heap each) with it; short of that, all goes on 4 KB pages
+        pool_pages = (math.ceil(heap / HUGE_MB) + math.ceil(heap / 64) + POOL_CODE_PAGES + POOL_SLACK_PAGES
+                      if heap else 0)
         limit = (machine.memory_mb or 0) * POOL_MAX_FRACTION / HUGE_MB
         if running:
             why = "a running JVM cannot move its heap to a pool: THP through external collapse instead"
@@ -177,8 +181,8 @@ def plan(mode: str, machine: Machine, dynamic_heap: bool = True, kernel: KernelP
     collapse = False
     if chosen == "pool":
         kind = "hugetlb"
-        if not user_chose:
-            options += ["-XX:-UseTransparentHugePages", "-XX:+UseLargePages"]
+        if not user_chose:  # only this: JDK 17 turns large pages off when -XX:-UseTransparentHugePages is given
+            options.append("-XX:+UseLargePages")
         if in_vm:
             settings[NR_HUGEPAGES] = str(pool_pages)
             if machine.memory_mb and kernel.hugetlbfs and kernel.pool_free_pages * HUGE_MB >= machine.memory_mb:
