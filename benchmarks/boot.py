@@ -27,8 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kernel import poweroff, provision, qemu  # noqa: E402
-from kernel.image import Image  # noqa: E402
+from kernel import linux  # noqa: E402
+from kernel.build import poweroff  # noqa: E402
+from kernel.build.image import Image  # noqa: E402
+from kernel.vm import qemu  # noqa: E402
 
 OSV = str(Path(sys.executable).parent / "osv-java")
 HELLO = "examples/hello/hello.jar"
@@ -77,7 +79,7 @@ def main() -> None:
                             "--json"], capture_output=True, cwd=ROOT, check=True)
     summary = json.loads(build.stdout)
     image = Image.load(Path(summary["folder"]))
-    kernel = provision.default_kernel()
+    kernel = linux.default_kernel()
     accel = qemu.choose_accel("auto", kernel.image)
     print(f"accelerator: {accel}; warming up (two hello runs: the second saves the boot snapshot)",
           file=sys.stderr)

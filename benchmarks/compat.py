@@ -36,7 +36,7 @@ def fresh_cache(where: Path) -> Path:
 
 
 def run(args: argparse.Namespace, cache: Path, report: Path) -> tuple[float, dict]:
-    argv = [sys.executable, "-c", "from osv_java.compat import compat_command; compat_command()",
+    argv = [sys.executable, "-c", "from osv_java.compat.command import compat_command; compat_command()",
             "--langs", args.langs, "--jdks", args.jdks, "--targets", args.targets, "-j", str(args.jobs),
             "--format", "json", "-o", str(report)]
     start = time.monotonic()

@@ -39,7 +39,7 @@ _FIXED_TIME = (2000, 1, 1, 0, 0, 0)
 
 
 @dataclass(frozen=True)
-class Target:
+class JarTarget:
     """One jar to build: its sources, the compiler that builds them, and its Main-Class."""
 
     jar: Path
@@ -56,7 +56,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Result:
-    target: Target
+    target: JarTarget
     status: str  # "built", "up to date" or "failed"
     detail: str = ""
 
@@ -65,14 +65,14 @@ def _sources(folder: Path, pattern: str) -> tuple[Path, ...]:
     return tuple(sorted(folder.glob(pattern)))
 
 
-def targets(root: Path = EXAMPLES) -> list[Target]:
+def targets(root: Path = EXAMPLES) -> list[JarTarget]:
     """Everything under `root` that this module knows how to build, in a stable order."""
-    found: list[Target] = []
+    found: list[JarTarget] = []
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in _NOT_CORE):
             if (folder / "Main.java").exists():
                 jar = folder / f"{folder.name}.jar"
-                found.append(Target(jar, _sources(folder, "*.java"), "javac", "Main"))
+                found.append(JarTarget(jar, _sources(folder, "*.java"), "javac", "Main"))
     lang = root / "lang"
     for name, compiler, pattern, main in (
         ("java", "javac", "*.java", "Main"),
@@ -81,7 +81,7 @@ def targets(root: Path = EXAMPLES) -> list[Target]:
     ):
         sources = _sources(lang / name / "src", pattern)
         if sources:
-            found.append(Target(lang / name / "app.jar", sources, compiler, main))
+            found.append(JarTarget(lang / name / "app.jar", sources, compiler, main))
     return found
 
 
@@ -100,7 +100,7 @@ def _jdk_home() -> Path:
     )
 
 
-def _compile_command(target: Target, out: Path, java_home: Path) -> list[str]:
+def _compile_command(target: JarTarget, out: Path, java_home: Path) -> list[str]:
     sources = [str(s) for s in target.sources]
     if target.compiler == "javac":
         javac = java_home / "bin" / "javac"
@@ -141,7 +141,7 @@ def _write_jar(classes: Path, jar: Path, main_class: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def build(target: Target, java_home: Path, force: bool = False) -> Result:
+def build(target: JarTarget, java_home: Path, force: bool = False) -> Result:
     """Compile one target unless it is up to date."""
     if not force and target.up_to_date():
         return Result(target, "up to date")

@@ -1,11 +1,14 @@
-"""Which policies a run gets: `osv_java` turns the user's options into `HookSettings`, `choose` makes
-the policies (gc_hooks.seam), in the order they act."""
+"""Which policies a run gets, and what they add up to at each place of the seam (gc_hooks.seam).
+
+`osv_java` turns the user's options into `HookSettings`; `choose` makes the policies; `plan` gathers
+what the runner, the image builder and PID 1 need from them, so none of those knows a policy.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from gc_hooks.seam import Machine, Policy
+from gc_hooks.seam import HostMonitor, Machine, Policy, SupervisorSpec
 
 
 @dataclass(frozen=True)
@@ -24,4 +27,46 @@ def choose(settings: HookSettings, machine: Machine) -> list[Policy]:
         from gc_hooks.hugepages import HugePages
 
         policies.append(HugePages(settings.hugepages, dynamic_heap=settings.dynamic_heap))
+    if settings.gc_log is not None:
+        from gc_hooks.gc_log import GcLog
+
+        policies.append(GcLog(settings.gc_log))
     return policies
+
+
+@dataclass
+class Plan:
+    """What a run's policies ask for at each place; made once per run by `plan`."""
+
+    machine: Machine
+    policies: list[Policy] = field(default_factory=list)
+    guest_modules: tuple[str, ...] = ()
+    jvm_options: list[str] = field(default_factory=list)
+    kernel_cmdline: list[str] = field(default_factory=list)
+    qemu_args: list[str] = field(default_factory=list)
+    guest_settings: dict[str, str] = field(default_factory=dict)
+    supervisors: list[SupervisorSpec] = field(default_factory=list)
+    monitors: dict[str, HostMonitor] = field(default_factory=dict)  # policy name -> its host side
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.policies]
+
+
+def plan(policies: list[Policy], machine: Machine) -> Plan:
+    result = Plan(machine=machine, policies=list(policies))
+    modules: list[str] = []
+    for policy in policies:
+        modules += [m for m in policy.guest_modules() if m not in modules]
+        result.jvm_options += policy.jvm_options(machine)
+        result.kernel_cmdline += policy.kernel_cmdline(machine)
+        result.qemu_args += policy.qemu_args(machine)
+        result.guest_settings.update(policy.guest_settings(machine))
+        spec = policy.supervisor(machine)
+        if spec is not None:
+            result.supervisors.append(spec)
+        monitor = policy.host_monitor(machine)
+        if monitor is not None:
+            result.monitors[policy.name] = monitor
+    result.guest_modules = tuple(modules)
+    return result

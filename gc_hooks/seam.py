@@ -9,8 +9,8 @@ nothing else about it:
   such as /sys/kernel/mm/transparent_hugepage/enabled, before the JVM starts);
 - while the JVM runs: a `Supervisor` beside the JVM (in PID 1 inside a VM, in osv-java itself for
   `--target process` and `osv-java attach`), named by a `SupervisorSpec` so PID 1 can make it in the
-  guest; and a `HostMonitor` on the host while a VM runs (QMP, the messages the guest's supervisor
-  sends).
+  guest; and a `HostMonitor` on the host for the length of the run (QMP while a VM runs, and the
+  messages the policy's supervisor sends).
 
 Every decision a policy makes is a `HookEvent` (time, policy, what, why, from, to).
 
@@ -120,7 +120,7 @@ class SupervisorSpec:
 
 
 class VmSide(Protocol):
-    """What a HostMonitor may use of a running VM (kernel.vm gives it)."""
+    """What a HostMonitor may use of a running VM (kernel.vm.runner gives it)."""
 
     name: str
     qemu_pid: int
@@ -131,10 +131,11 @@ class VmSide(Protocol):
 
 
 class HostMonitor:
-    """Runs on the host while a VM runs: QMP actions, messages from the policy's guest supervisor."""
+    """A policy's host side for the length of a run: QMP actions while a VM runs, and the messages of
+    the policy's supervisor (from the guest, or from the same process for --target process)."""
 
-    def start(self, vm: VmSide) -> None:
-        """QEMU is up and its monitor answers."""
+    def start(self, vm: VmSide | None) -> None:
+        """The run began: QEMU is up and its monitor answers (`vm`), or None for a JVM on the host."""
 
     def message(self, kind: str, data: str) -> None:
         """The policy's supervisor in the guest sent `data` (Channel.send)."""

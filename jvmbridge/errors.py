@@ -39,5 +39,13 @@ class BootError(OsvJavaError):
         self.console_tail = console_tail
 
 
+class AppTimeout(OsvJavaError):
+    """The app ran past --timeout and was stopped (either target)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the app did not finish within --timeout {seconds:g}s; it was stopped",
+                         hint="raise --timeout, or look at what the app waits for")
+
+
 class JvmError(OsvJavaError):
     """Talking to a running JVM failed (attach, hsperfdata, logging)."""

@@ -2,7 +2,7 @@
 
 The agent jar (our gateway class plus py4j's Java side) is compiled from source with a local JDK at
 first use and cached. The gateway listens on loopback only (inside a VM on the guest's address,
-which the host reaches through a loopback port forward: kernel.guestjvm), answers only clients that
+which the host reaches through a loopback port forward: kernel.vm.guest_jvm), answers only clients that
 present a random token, runs on daemon threads, and is stopped when the shell exits.
 """
 

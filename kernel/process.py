@@ -20,9 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from jvmbridge.errors import UsageError
+from gc_hooks.host import HostSide
+from gc_hooks.policies import Plan
+from gc_hooks.runner import SupervisorRunner
+from gc_hooks.seam import HookEvent
+from jvmbridge.errors import AppTimeout, UsageError
 from kernel.guest.pid1 import main_entered
-from kernel.volumes import Volume
+from kernel.vm.volumes import Volume
 
 CLONE_NEWNS = 0x00020000
 MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT, MS_RDONLY = 4096, 16384, 1 << 18, 32, 1
@@ -32,6 +36,7 @@ MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT, MS_RDONLY = 4096, 16384, 1 << 18, 32, 1
 class ProcessResult:
     status: int
     timeline: dict[str, float]
+    hook_events: list[HookEvent]
 
 
 def _forward(listener: socket.socket, guest_port: int, stop: threading.Event) -> None:
@@ -89,19 +94,8 @@ def _mount_volumes(volumes: list[Volume]) -> None:
             libc.mount(b"none", v.guest.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
 
 
-def run(
-    argv: list[str],
-    env: dict[str, str],
-    main_class: str,
-    publish: list[tuple[str, int, int]],
-    volumes: list[Volume],
-    bootchart: bool,
-    timeout: float | None,
-) -> ProcessResult:
-    if volumes and os.geteuid() != 0:
-        raise UsageError("-v with --target process needs root (it bind-mounts the folder)",
-                         hint="run as root, or use --target vm")
-    stop = threading.Event()
+def _publish(publish: list[tuple[str, int, int]], stop: threading.Event) -> list[socket.socket]:
+    """-p: listen on each host port and forward to the JVM's port on loopback, until `stop`."""
     listeners = []
     for address, host_port, guest_port in publish:
         if host_port == guest_port and address in ("0.0.0.0", "127.0.0.1"):
@@ -112,34 +106,66 @@ def run(
         listener.listen(64)
         listeners.append(listener)
         threading.Thread(target=_forward, args=(listener, guest_port, stop), daemon=True).start()
+    return listeners
 
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float | None) -> int:
+    """The JVM's exit code; past `timeout` it is stopped (SIGTERM, then SIGKILL) and AppTimeout raised."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        assert timeout is not None
+        raise AppTimeout(timeout) from None
+
+
+def run(
+    argv: list[str],
+    env: dict[str, str],
+    main_class: str,
+    publish: list[tuple[str, int, int]],
+    volumes: list[Volume],
+    bootchart: bool,
+    timeout: float | None,
+    hooks: Plan,
+    verbose: bool = False,
+) -> ProcessResult:
+    """Run the JVM `argv` (the policies' options already in it) with the policies' supervisors beside it."""
+    if volumes and os.geteuid() != 0:
+        raise UsageError("-v with --target process needs root (it bind-mounts the folder)",
+                         hint="run as root, or use --target vm")
+    stop = threading.Event()
+    listeners = _publish(publish, stop)
     with tempfile.TemporaryDirectory(prefix="osv-java-proc-") as tmp:
         log = Path(tmp) / "classinit.log"
         if bootchart:
             argv = [argv[0], f"-Xlog:class+init=info:file={log}:timenanos", *argv[1:]]
         t0 = time.monotonic()
-        proc = subprocess.Popen(argv, env=env, preexec_fn=(lambda: _mount_volumes(volumes)) if volumes else None)
+        host = HostSide(hooks, verbose)
+        host.start(None)
+        try:
+            proc = subprocess.Popen(argv, env=env, preexec_fn=(lambda: _mount_volumes(volumes)) if volumes else None)
+        except BaseException:
+            host.stop()
+            raise
         t_exec = time.monotonic()
+        supervisors = SupervisorRunner(hooks.supervisors, host)
+        supervisors.start(proc.pid)
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends it to the JVM too
         try:
-            try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                raise UsageError(
-                    f"the app did not finish within --timeout {timeout:g}s; it was stopped",
-                    hint="raise --timeout, or look at what the app waits for",
-                ) from None
+            code = _wait(proc, timeout)
         finally:
             signal.signal(signal.SIGINT, previous)
             stop.set()
             for listener in listeners:
                 listener.close()
+            supervisors.stop(exited=True)
+            host.stop()
         t_exit = time.monotonic()
         timeline = {"jvm_exec": t_exec - t0, "app_exit": t_exit - t0}
         if bootchart:
@@ -148,4 +174,4 @@ def run(
                 timeline["main_entered"] = entered - t0
     status = 128 - code if code < 0 else code
     sys.stdout.flush()
-    return ProcessResult(status=status, timeline=timeline)
+    return ProcessResult(status=status, timeline=timeline, hook_events=list(host.events))

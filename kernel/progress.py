@@ -2,7 +2,7 @@
 
 The app's stderr is the terminal's, so our progress shows only where a person watches (stderr is a
 terminal) or when asked (--verbose sets OSV_JAVA_PROGRESS=1); OSV_JAVA_PROGRESS=0 silences it.
-Problems (warnings, errors) are not progress and are always printed by their callers.
+Problems are not progress: `warn` always prints.
 """
 
 from __future__ import annotations
@@ -24,3 +24,8 @@ def say(message: str) -> bool:
         return False
     print(f"osv-java: {message}", file=sys.stderr, flush=True)
     return True
+
+
+def warn(message: str) -> None:
+    """Print `osv-java: warning: MESSAGE`, always: something the user should know went wrong."""
+    print(f"osv-java: warning: {message}", file=sys.stderr, flush=True)

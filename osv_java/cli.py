@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -18,10 +19,13 @@ from typing import Any, TypeVar
 
 import click
 
+from gc_hooks.policies import HookSettings
+from gc_hooks.seam import HookEvent
 from jvmbridge.errors import OsvJavaError
-from kernel import image as images
-from kernel import provision, vmregistry
-from kernel import volumes as volume_specs
+from kernel import linux
+from kernel.build import image as images
+from kernel.vm import registry
+from kernel.vm import volumes as volume_specs
 from osv_java import launch, options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,7 +42,8 @@ def fail(message: str, hint: str | None = None) -> None:
 
 # Commands in their own modules, imported only when used: `osv-java run` starts faster without them.
 LAZY_COMMANDS = {
-    "compat": ("osv_java.compat", "compat_command"),
+    "attach": ("osv_java.attach_command", "attach_command"),
+    "compat": ("osv_java.compat.command", "compat_command"),
     "jvm": ("osv_java.jvm_commands", "jvm_group"),
     "shell": ("osv_java.jvm_commands", "shell_command"),
     "validate": ("osv_java.validate_command", "validate_command"),
@@ -137,11 +142,13 @@ def common_app_options(func: F) -> F:
 @click.option("--cold-boot", is_flag=True,
               help="Boot the kernel afresh, not from the machine's saved boot snapshot (nor save one).")
 @click.option("--name", metavar="NAME", help="Name the VM, for `jvm ...|shell --vm NAME` (default: APP-PID).")
+@click.option("--gc-log", "gc_log", metavar="FILE",
+              help="Write the JVM's GC and safepoint log lines to FILE on this host (any target).")
 def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
         with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, memory: str,
         cpus: str, publish: tuple[str, ...], env: tuple[str, ...], volume: tuple[str, ...],
         jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, verbose: bool,
-        bootchart: bool, cold_boot: bool, name: str | None) -> None:
+        bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None) -> None:
     """Build (cached) and boot APP; the exit status is the app's.
 
     APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
@@ -157,37 +164,40 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     vols = [volume_specs.parse(v) for v in volume]
     if timeout is not None and timeout <= 0:
         raise click.BadParameter("must be positive", param_hint="--timeout")
-    vm_name = vmregistry.check_name(name) if name else f"{Path(app).stem[:40] or 'app'}-{os.getpid()}"
+    vm_name = registry.check_name(name) if name else f"{Path(app).stem[:40] or 'app'}-{os.getpid()}"
+    settings = HookSettings(gc_log=gc_log)
 
     if target == "process":
         from kernel import process
 
         resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes, link_modules=False)
-        argv = launch.host_argv(resolved, list(jvm_opts), memory_mb, cpu_count)
+        hooks = launch.hook_plan(settings, "process", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
+        argv = launch.host_argv(resolved, list(jvm_opts), memory_mb, cpu_count, hooks.jvm_options)
         proc_result = process.run(argv, launch.host_env(user_env), resolved.app.main_class, published, vols,
-                                  bootchart, timeout)
+                                  bootchart, timeout, hooks, verbose)
         if bootchart:
-            print_timeline(proc_result.timeline)
+            print_timeline(proc_result.timeline, proc_result.hook_events)
         sys.exit(proc_result.status)
 
-    from kernel.vm import RunOptions, VirtualMachine
+    from kernel.vm.runner import RunOptions, VirtualMachine
 
     resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes)
+    hooks = launch.hook_plan(settings, "vm", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
     kernel = launch.kernel_for(kernel_path, modules_dir, verbose)
-    image = launch.build_image(resolved, kernel, None)
+    image = launch.build_image(resolved, kernel, None, hooks.guest_modules)
     run_options = RunOptions(
         env=launch.guest_env(user_env), memory_mb=memory_mb, cpus=cpu_count, accel=accel, publish=published,
         volumes=vols, timeout=timeout, verbose=verbose, bootchart=bootchart, cwd=launch.guest_cwd(),
-        boot_timeout=launch.boot_timeout(), snapshot=not cold_boot,
+        boot_timeout=launch.boot_timeout(), snapshot=not cold_boot, hooks=hooks,
     )
-    argv = launch.guest_argv(image, list(jvm_opts), resolved.args, bootchart)
+    argv = launch.guest_argv(image, list(jvm_opts), resolved.args, bootchart, hooks.jvm_options)
     with VirtualMachine(image, run_options) as vm, \
-            vmregistry.registered(vm_name, vm.telemetry_socket, resolved.app.main_class):
+            registry.registered(vm_name, vm.relay_socket, resolved.app.main_class):
         result = vm.run(argv, resolved.app.main_class)
     if verbose:
         click.echo("--- console ---\n" + result.console_log + "\n---", err=True)
     if bootchart:
-        print_timeline(result.timeline)
+        print_timeline(result.timeline, result.hook_events)
     sys.exit(result.status)
 
 
@@ -196,7 +206,7 @@ TIMELINE_ORDER = ("qemu_start", "snapshot_restored", "kernel_start", "pid1_start
 OPTIONAL_EVENTS = ("qemu_start", "snapshot_restored", "kernel_start", "pid1_start", "snapshot_saved", "vm_gone")
 
 
-def print_timeline(timeline: dict[str, float]) -> None:
+def print_timeline(timeline: dict[str, float], hook_events: list[HookEvent]) -> None:
     click.echo("osv-java bootchart (seconds since start, measured):", err=True)
     previous = 0.0
     for name in TIMELINE_ORDER:
@@ -209,6 +219,10 @@ def print_timeline(timeline: dict[str, float]) -> None:
     missing = [n for n in TIMELINE_ORDER if n not in timeline and n not in OPTIONAL_EVENTS]
     if missing:
         click.echo(f"  not measured: {', '.join(missing)}", err=True)
+    if hook_events:
+        click.echo("policy decisions (gc_hooks):", err=True)
+        for event in hook_events:
+            click.echo(f"  {time.strftime('%H:%M:%S', time.localtime(event.time))}  {event.line()}", err=True)
 
 
 @cli.command()
@@ -246,7 +260,7 @@ def kernel() -> None:
 @kernel.command("fetch")
 def kernel_fetch() -> None:
     """Download Debian's cloud kernel into the cache (done on first run otherwise)."""
-    k = provision.fetch_debian_kernel(progress=True)
+    k = linux.fetch_debian_kernel(progress=True)
     click.echo(f"{k.image} ({k.release})")
 
 

@@ -19,7 +19,7 @@ from jvmbridge.attach import attach
 from jvmbridge.errors import JvmError
 from jvmbridge.gclog import SAFEPOINT, GcEvent
 from jvmbridge.proc import is_alive
-from kernel import vmregistry
+from kernel.vm import registry
 
 MB = 1 << 20
 
@@ -57,7 +57,7 @@ def list_command(as_json: bool) -> None:
         heap = f"{_mb(info.heap_used)}/{_mb(info.heap_capacity)}"
         main = info.main if len(info.main) <= 32 else "…" + info.main[-31:]
         click.echo(f"{info.pid:>8}  {main:<32} {info.java_version:<12} {_uptime(info.uptime):>8}  {heap:>20}")
-    vms = vmregistry.list_running()
+    vms = registry.list_running()
     if vms:
         click.echo("\nVMs (look inside with `osv-java jvm stats|cmd|events --vm NAME`, `osv-java shell --vm NAME`):")
         for vm in vms:
@@ -172,16 +172,16 @@ def _vm_stats(name: str, watch: float | None, as_json: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="osv-java-vmstats-") as tmp:
         snapshot = Path(tmp) / "hsperfdata"
         while True:
-            record = vmregistry.lookup(name)
+            record = registry.lookup(name)
             assert record is not None
-            snapshot.write_bytes(vmregistry.fetch_perfdata(record))
+            snapshot.write_bytes(registry.fetch_perfdata(record))
             with hsperf.PerfData(snapshot) as pd:
                 stats = pd.stats()
             if as_json:
                 click.echo(json.dumps({"vm": name, **_stats_json(stats)}))
             else:
                 click.echo(f"VM {name}\n" + _stats_text(stats))
-            if watch is None or vmregistry.lookup(name, missing_ok=True) is None:
+            if watch is None or registry.lookup(name, missing_ok=True) is None:
                 return
             time.sleep(watch)
             if not as_json:
@@ -198,9 +198,9 @@ def cmd_command(vm_name: str | None, timeout: float, words: tuple[str, ...]) -> 
     With --vm NAME, the kernel services inside that VM attach to its JVM and run the command there.
     """
     if vm_name is not None:
-        record = vmregistry.lookup(vm_name)
+        record = registry.lookup(vm_name)
         assert record is not None
-        output = vmregistry.request(record, "jcmd " + " ".join(words)).decode(errors="replace")
+        output = registry.request(record, "jcmd " + " ".join(words)).decode(errors="replace")
     else:
         if len(words) < 2 or not words[0].isdigit():
             raise click.UsageError("give PID COMMAND [ARGS]..., or --vm NAME COMMAND [ARGS]...")
@@ -240,7 +240,7 @@ def events_command(pid: int | None, vm_name: str | None, as_json: bool, duration
     if (pid is None) == (vm_name is None):
         raise click.UsageError("give either PID or --vm NAME")
     if vm_name is not None:
-        from kernel.guestjvm import VmEvents
+        from kernel.vm.guest_jvm import VmEvents
 
         stream: contextlib.AbstractContextManager[Any] = VmEvents(vm_name)
     else:
@@ -275,9 +275,9 @@ def shell_command(pid: int | None, vm_name: str | None, timeout: float | None) -
     if (pid is None) == (vm_name is None):
         raise click.UsageError("give either PID or --vm NAME")
     if vm_name is not None:
-        from kernel import guestjvm
+        from kernel.vm import guest_jvm
 
-        guestjvm.shell(vm_name, timeout=timeout or 180.0)
+        guest_jvm.shell(vm_name, timeout=timeout or 180.0)
         return
     from jvmbridge import live
 

@@ -9,20 +9,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gc_hooks import policies
+from gc_hooks.policies import HookSettings
+from gc_hooks.seam import Machine
 from jvmbridge import jdk as jdks
 from jvmbridge.errors import UsageError
-from kernel import app as apps
-from kernel import image as images
-from kernel import jre, provision
-from kernel.app import AppSpec
+from kernel import linux
+from kernel.build import app as apps
+from kernel.build import image as images
+from kernel.build import jre
+from kernel.build.app import AppSpec
+from kernel.build.image import BuildRequest
+from kernel.build.layout import JRE_IN_IMAGE
 from kernel.guest.wire import CLASS_INIT_LOG
-from kernel.image import JRE_IN_IMAGE, BuildRequest
 
 GUEST_ENV = {"PATH": f"{JRE_IN_IMAGE}/bin", "HOME": "/root", "LANG": "C.UTF-8", "USER": "root"}
 
 
 @dataclass
-class Target:
+class RunInputs:
     """Everything a run or a build needs, resolved and checked."""
 
     app: AppSpec
@@ -36,7 +41,7 @@ class Target:
 
 def _languages() -> Any:
     """The per-language table, imported only when a script or --with needs it."""
-    from kernel import languages
+    from kernel.build import languages
 
     return languages
 
@@ -102,12 +107,12 @@ def _base_spec(app_arg: str, classpath: str | None, lang: str | None) -> AppSpec
 
 
 def resolve(app_arg: str, args: list[str], classpath: str | None, jdk_spec: str | None, lang: str | None = None,
-            with_runtimes: tuple[str, ...] = (), link_modules: bool = True) -> Target:
+            with_runtimes: tuple[str, ...] = (), link_modules: bool = True) -> RunInputs:
     """Resolve the app for a VM image (link_modules) or for --target process (not link_modules)."""
     jdk = jdks.select(jdk_spec)
     resolved = resolve_app(app_arg, args, classpath, lang, with_runtimes, jdk.feature, on_host=not link_modules)
     spec = resolved.spec
-    target = Target(app=spec, args=resolved.args, jdk=jdk, extra_trees=resolved.trees,
+    target = RunInputs(app=spec, args=resolved.args, jdk=jdk, extra_trees=resolved.trees,
                     extra_jvm_options=resolved.options)
     if link_modules:
         found = None if resolved.needs_all_modules else jre.app_modules(jdk, [*spec.classpath, *spec.runtime])
@@ -122,15 +127,15 @@ def resolve(app_arg: str, args: list[str], classpath: str | None, jdk_spec: str 
     return target
 
 
-def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool) -> provision.Kernel:
+def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool) -> linux.Kernel:
     if kernel_path is None:
         if modules_dir is not None:
             raise UsageError("--modules goes with --kernel", hint="give --kernel PATH too, or drop --modules")
-        kernel = provision.default_kernel(progress=True)
+        kernel = linux.default_kernel(progress=True)
     else:
-        kernel = provision.user_kernel(kernel_path, modules_dir)
+        kernel = linux.user_kernel(kernel_path, modules_dir)
     if kernel.config is not None:
-        missing, recommended = provision.missing_config(provision.read_config(kernel.config))
+        missing, recommended = linux.missing_config(linux.read_config(kernel.config))
         if missing:
             raise UsageError(
                 f"kernel config {kernel.config} lacks: {', '.join(missing)}",
@@ -144,30 +149,45 @@ def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool
     return kernel
 
 
-def build_image(target: Target, kernel: provision.Kernel, output: Path | None) -> images.Image:
+def build_image(target: RunInputs, kernel: linux.Kernel, output: Path | None,
+                hook_modules: tuple[str, ...] = ()) -> images.Image:
     request = BuildRequest(app=target.app, jdk=target.jdk, kernel=kernel, modules=target.modules,
-                           extra_trees=target.extra_trees, extra_jvm_options=target.extra_jvm_options)
+                           extra_trees=target.extra_trees, extra_jvm_options=target.extra_jvm_options,
+                           hook_modules=hook_modules)
     return images.build(request, output=output, notes=target.notes)
 
 
-def guest_argv(image: images.Image, jvm_options: list[str], args: list[str], bootchart: bool) -> list[str]:
+def guest_argv(image: images.Image, jvm_options: list[str], args: list[str], bootchart: bool,
+               hook_options: list[str]) -> list[str]:
+    """The guest JVM's command line: the image's defaults, the policies' options, then the user's."""
     command = list(image.manifest["jvm_command"])
-    extra = [*image.manifest.get("jvm_defaults", []), *jvm_options]
+    extra = [*image.manifest.get("jvm_defaults", []), *hook_options, *jvm_options]
     if bootchart:
         extra.insert(0, f"-Xlog:class+init=info:file={CLASS_INIT_LOG}:timenanos")
     return [command[0], *extra, *command[1:], *args]
 
 
-def host_argv(target: Target, jvm_options: list[str], memory_mb: int | None, cpus: int | None) -> list[str]:
-    """The java command line for --target process: the host JDK's own java, same layout as the image's."""
+def host_argv(target: RunInputs, jvm_options: list[str], memory_mb: int | None, cpus: int | None,
+              hook_options: list[str]) -> list[str]:
+    """The java command line for --target process: the host JDK's own java, same layout as the image's.
+
+    The policies' options come before the user's, so the user's win where both set one flag."""
     app = target.app
     argv = [str(target.jdk.tool("java")), *target.extra_jvm_options]
     if memory_mb is not None:
         argv.append(f"-XX:MaxRAM={memory_mb}m")
     if cpus is not None:
         argv.append(f"-XX:ActiveProcessorCount={cpus}")
-    argv += jvm_options
+    argv += [*hook_options, *jvm_options]
     return [*argv, *images.launch_arguments(app), *target.args]
+
+
+def hook_plan(settings: HookSettings, target: str, memory_mb: int | None, cpus: int | None, jdk: jdks.Jdk,
+              jvm_options: list[str]) -> policies.Plan:
+    """The policies a run gets (gc_hooks), and what they ask for at each place."""
+    machine = Machine(target=target, memory_mb=memory_mb, cpus=cpus, jdk_feature=jdk.feature,
+                      user_jvm_options=tuple(jvm_options))
+    return policies.plan(policies.choose(settings, machine), machine)
 
 
 def guest_env(user_env: dict[str, str]) -> dict[str, str]:

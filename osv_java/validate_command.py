@@ -17,7 +17,7 @@ import click
 
 from jvmbridge import jdk as jdks
 from jvmbridge.errors import OsvJavaError
-from kernel.validate import Finding, validate_app, validate_image
+from kernel.validate.checks import Finding, validate_app, validate_image
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1

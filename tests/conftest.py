@@ -37,7 +37,7 @@ def osv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         subprocess.run([OSV, "kernel", "fetch"], env=env, check=True)
     # Decide KVM or TCG once for the session, so later runs print nothing of ours.
     probe = (
-        "from kernel import provision, qemu; qemu.choose_accel('auto', provision.default_kernel().image)"
+        "from kernel import linux; from kernel.vm import qemu; qemu.choose_accel('auto', linux.default_kernel().image)"
     )
     subprocess.run([sys.executable, "-c", probe], env=env, check=True, cwd=ROOT, capture_output=True)
     return cache

@@ -25,8 +25,8 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kernel.validate_elf import X86_64, ElfProblem, Library, SiblingResolver, check_object, read_facts_bytes
-from kernel.validate_jar import validate_jar_natives
+from kernel.validate.elf import X86_64, ElfProblem, Library, SiblingResolver, check_object, read_facts_bytes
+from kernel.validate.jar import validate_jar_natives
 
 SEED_CANDIDATES = (
     "/usr/lib/x86_64-linux-gnu/libffi.so.8",

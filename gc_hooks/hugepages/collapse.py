@@ -12,14 +12,13 @@ Needs CAP_SYS_NICE and ptrace read access to the target. Standard library only (
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import platform
 import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from jvmbridge.errors import OsvJavaError
 
@@ -42,15 +41,13 @@ class CollapseError(OsvJavaError):
         self.errno = err
 
 
-class _Iovec(ctypes.Structure):
-    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
-
-
-_libc: ctypes.CDLL | None = None
+_libc: Any = None  # ctypes is loaded on the first collapse: a guest that only measures never needs it
 
 
 def _syscall() -> Callable[..., int]:
     global _libc
+    import ctypes
+
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
     fn = _libc.syscall
@@ -59,7 +56,7 @@ def _syscall() -> Callable[..., int]:
 
 
 def _numbers() -> tuple[int, int]:
-    machine = platform.machine()
+    machine = os.uname().machine
     if machine not in SYSCALLS:
         raise CollapseError(f"external collapse is not wired for {machine}: only x86_64 and aarch64")
     return SYSCALLS[machine]
@@ -72,7 +69,7 @@ def _explain(err: int, pid: int, what: str) -> CollapseError:
 
 
 def _reason(err: int, pid: int, what: str) -> CollapseError:
-    release = platform.release()
+    release = os.uname().release
     if err == errno.ENOSYS:
         return CollapseError(f"{what}: this kernel ({release}) has no such system call; "
                              "external collapse needs Linux 6.1 or later")
@@ -95,6 +92,8 @@ def _reason(err: int, pid: int, what: str) -> CollapseError:
 
 def pidfd_open(pid: int) -> int:
     """A pidfd for `pid`; CollapseError when it cannot be had."""
+    import ctypes
+
     nr, _ = _numbers()
     fd = _syscall()(ctypes.c_long(nr), ctypes.c_int(pid), ctypes.c_uint(0))
     if fd < 0:
@@ -104,9 +103,11 @@ def pidfd_open(pid: int) -> int:
 
 def madvise_collapse(pidfd: int, pid: int, start: int, length: int) -> int:
     """One process_madvise(MADV_COLLAPSE) call over [start, start+length); returns the bytes done."""
+    import ctypes
+
     _, nr = _numbers()
-    iov = _Iovec(ctypes.c_void_p(start), ctypes.c_size_t(length))
-    done = _syscall()(ctypes.c_long(nr), ctypes.c_int(pidfd), ctypes.byref(iov), ctypes.c_size_t(1),
+    iov = (ctypes.c_size_t * 2)(start, length)  # struct iovec {void *iov_base; size_t iov_len;}
+    done = _syscall()(ctypes.c_long(nr), ctypes.c_int(pidfd), iov, ctypes.c_size_t(1),
                       ctypes.c_int(MADV_COLLAPSE), ctypes.c_uint(0))
     if done < 0:
         raise _explain(ctypes.get_errno(), pid, "process_madvise(MADV_COLLAPSE)")

@@ -9,9 +9,10 @@ JSON lists the extension modules (.so) that must be copied beside the zip as lib
 import importlib
 import sys
 
+import gc_hooks
 from kernel.guest import pid1
 
-for _name in pid1.LATE_IMPORTS:
+for _name in (*pid1.LATE_IMPORTS, *gc_hooks.SUPERVISOR_MODULES):
     importlib.import_module(_name)
 IMPORTED = {name: getattr(module, "__file__", None) for name, module in sys.modules.items()}
 IMPORTED.pop("__main__", None)

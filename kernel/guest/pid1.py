@@ -24,15 +24,16 @@ import sys
 import time
 
 from kernel.guest import disks, libc, network, wire
+from kernel.guest.control import Control, now, write_all
+
+TYPE_CHECKING = False  # typing's own costs an import at boot
+if TYPE_CHECKING:
+    from gc_hooks.runner import SupervisorRunner
 
 # Imported after the JVM has started; listed so the image builder zips them too.
-LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach", "kernel.guest.services", "kernel.guest.renew")
+LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach", "kernel.guest.services", "kernel.guest.renew",
+                "kernel.guest.hooks")
 
-CONTROL_PORT = "osv.ctl"
-STDIN_PORT = "osv.stdin"
-STDOUT_PORT = "osv.stdout"
-STDERR_PORT = "osv.stderr"
-VOLUME_OUT_PORT = "osv.volout"
 
 MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
 LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
@@ -41,11 +42,6 @@ PMEM_DEVICE = "/dev/pmem0"  # the runtime image
 VOLUMES_DEVICE = "/dev/vda"  # the volumes' tar: the only virtio disk
 
 CONTROL: Control | None = None  # set once the control port is open, to report a failure
-
-
-def now() -> float:
-    """Seconds since the kernel started (CLOCK_MONOTONIC, the clock -Xlog's timenanos uses too)."""
-    return time.monotonic()
 
 
 def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
@@ -93,66 +89,16 @@ def find_ports(names: set[str], timeout: float = 10.0) -> dict[str, str]:
         time.sleep(0.002)
 
 
-class Control:
-    """Messages in the wire format, both ways on the control port."""
-
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        self.buffer = b""
-        self.queue: list[wire.Message] = []
-
-    def send(self, op: str, **fields: object) -> None:
-        write_all(self.fd, wire.encode(op, **fields))
-
-    def poll(self) -> list[wire.Message]:
-        """Read what is available now (call when select says the port is readable); return all queued."""
-        chunk = os.read(self.fd, 65536)
-        if not chunk:
-            time.sleep(0.01)  # the host is not connected: nothing to read yet
-        self.buffer += chunk
-        while b"\n" in self.buffer:
-            line, self.buffer = self.buffer.split(b"\n", 1)
-            if line.strip():
-                self.queue.append(wire.decode(line))
-        messages, self.queue = self.queue, []
-        return messages
-
-    def receive(self, timeout: float) -> wire.Message:
-        """Wait for one message; op "timeout" if none comes in time.
-
-        Requests about the JVM (they carry an id) are served only while it runs, in relay(): here
-        they are answered at once, so they are never taken for the message waited for.
-        """
-        deadline = now() + timeout
-        while True:
-            while not self.queue:
-                left = deadline - now()
-                if left <= 0:
-                    return {"op": ["timeout"]}
-                if select.select([self.fd], [], [], left)[0]:
-                    self.queue = self.poll()
-            message = self.queue.pop(0)
-            if "id" not in message:
-                return message
-            self.send("reply", id=wire.first(message, "id"), error="the app's JVM is not running")
-
-
-    def receive_op(self, op: str, timeout: float) -> wire.Message:
-        """Wait for a message `op`, dropping others (a late stdin-eof or signal once the JVM is gone)."""
-        deadline = now() + timeout
-        while True:
-            message = self.receive(max(0.0, deadline - now()))
-            if wire.first(message, "op") in (op, "timeout"):
-                return message
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
+def apply_settings(request: wire.Message) -> None:
+    """The policies' guest settings (PATH=VALUE, e.g. a sysfs knob), before the JVM starts. A file
+    that cannot be written is said on the console; the JVM starts all the same."""
+    for item in request.get("setting", []):
+        path, _, value = item.partition("=")
         try:
-            view = view[os.write(fd, view) :]
-        except InterruptedError:
-            continue
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as exc:
+            print(f"osv-java pid1: cannot set {path} to {value}: {exc.strerror}", file=sys.stderr, flush=True)
 
 
 def start_jvm(request: wire.Message) -> tuple[int, int, int, int]:
@@ -227,99 +173,126 @@ def main_entered(main_class: str, log_path: str = wire.CLASS_INIT_LOG) -> float 
     return None
 
 
-def relay(pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Control) -> tuple[int, dict[int, int]]:
-    """Copy stdin port -> JVM and JVM pipes -> ports until the JVM exits and its output is drained.
+class AppRelay:
+    """Copies stdin port -> JVM and JVM pipes -> ports until the JVM exits and its output is drained.
 
-    `stdin` is (port fd, pipe fd); `outputs` maps pipe fd -> port fd. Returns the wait status and the
-    bytes relayed per output port. Host requests on the control port (signals, and the services of
-    kernel.guest.services) are served meanwhile; a service may add fds to `watched`, each with what
-    to call when it is readable. SIGCHLD wakes the loop through a pipe, so the exit is seen at once.
+    `stdin` is (port fd, pipe fd); `outputs` maps pipe fd -> port fd. Host requests on the control
+    port (signals, and the services of kernel.guest.services) are served meanwhile; a service may
+    add fds to `watched`, each with what to call when it is readable. SIGCHLD wakes the loop through
+    a pipe, so the exit is seen at once.
     """
-    watched: dict = {}  # fd -> callable, see kernel.guest.services
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    _signal.set_wakeup_fd(wake_w)
-    _signal.signal(_signal.SIGCHLD, lambda *_: None)
-    port_in, pipe_in = stdin
-    pending = b""  # read from the stdin port, not yet taken by the JVM
-    stdin_read = 0
-    stdin_total: int | None = None  # told by the host on the control port when its stdin ends
-    counts = {port: 0 for port in outputs.values()}
-    open_pipes = dict(outputs)
-    status: int | None = None
-    drain_deadline = 0.0
-    while open_pipes or status is None:
-        if status is None:
-            done, wait_status = os.waitpid(pid, os.WNOHANG)
-            if done == pid:
-                status = wait_status
-                # Children the app left behind may hold the pipes open: give them a moment, no more.
-                drain_deadline = now() + 0.5
-        if status is not None and now() >= drain_deadline:
-            break
-        reads = [*open_pipes, control.fd, wake_r, *watched]
-        writes = []
-        if pipe_in >= 0:
-            if pending:
-                writes.append(pipe_in)
-            elif port_in >= 0:
-                reads.append(port_in)
-        timeout = None if status is None else max(0.0, drain_deadline - now())
-        readable, writable, _ = select.select(reads, writes, [], timeout)
-        for fd in readable:
-            if fd == wake_r:
-                os.read(wake_r, 512)
-            elif fd == control.fd:
-                for message in control.poll():
-                    op = wire.first(message, "op")
-                    if op == "signal" and status is None:
-                        try:
-                            os.killpg(pid, int(wire.first(message, "signal") or 15))
-                        except ProcessLookupError:
-                            pass
-                    elif op == "stdin-eof":
-                        stdin_total = int(wire.first(message, "bytes") or 0)
-                    elif "id" in message:  # a request of `osv-java jvm|shell --vm`
-                        from kernel.guest import services
 
-                        services.handle(control, pid, message, watched)
-            elif fd in watched:
-                watched[fd]()
-            elif fd == port_in:
-                pending = os.read(port_in, 65536)
-                stdin_read += len(pending)
-            elif fd in open_pipes:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    os.close(fd)
-                    del open_pipes[fd]
-                    continue
-                write_all(outputs[fd], chunk)
-                counts[outputs[fd]] += len(chunk)
-        if writable:
+    def __init__(self, pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Control) -> None:
+        self.pid = pid
+        self.control = control
+        self.watched: dict = {}  # fd -> callable, see kernel.guest.services
+        self.port_in, self.pipe_in = stdin
+        self.pending = b""  # read from the stdin port, not yet taken by the JVM
+        self.stdin_read = 0
+        self.stdin_total: int | None = None  # told by the host on the control port when its stdin ends
+        self.outputs = outputs
+        self.counts = {port: 0 for port in outputs.values()}
+        self.open_pipes = dict(outputs)
+        self.status: int | None = None
+        self.drain_deadline = 0.0
+
+    def run(self) -> tuple[int, dict[int, int]]:
+        """The JVM's wait status and the bytes relayed per output port."""
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        _signal.set_wakeup_fd(wake_w)
+        _signal.signal(_signal.SIGCHLD, lambda *_: None)
+        while self.open_pipes or self.status is None:
+            if self.status is None:
+                done, wait_status = os.waitpid(self.pid, os.WNOHANG)
+                if done == self.pid:
+                    self._exited(wait_status)
+            if self.status is not None and now() >= self.drain_deadline:
+                break
+            reads = [*self.open_pipes, self.control.fd, wake_r, *self.watched]
+            writes = []
+            if self.pipe_in >= 0:
+                if self.pending:
+                    writes.append(self.pipe_in)
+                elif self.port_in >= 0:
+                    reads.append(self.port_in)
+            timeout = None if self.status is None else max(0.0, self.drain_deadline - now())
+            readable, writable, _ = select.select(reads, writes, [], timeout)
+            for fd in readable:
+                if fd == wake_r:
+                    os.read(wake_r, 512)
+                else:
+                    self._readable(fd)
+            if writable:
+                self._feed_stdin()
+            self._close_stdin_when_done()
+            self._reap()
+        _signal.set_wakeup_fd(-1)
+        assert self.status is not None
+        return self.status, self.counts
+
+    def _exited(self, wait_status: int) -> None:
+        self.status = wait_status
+        # Children the app left behind may hold the pipes open: give them a moment, no more.
+        self.drain_deadline = now() + 0.5
+
+    def _readable(self, fd: int) -> None:
+        if fd == self.control.fd:
+            for message in self.control.poll():
+                self._host_says(message)
+        elif fd in self.watched:
+            self.watched[fd]()
+        elif fd == self.port_in:
+            self.pending = os.read(self.port_in, 65536)
+            self.stdin_read += len(self.pending)
+        elif fd in self.open_pipes:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                os.close(fd)
+                del self.open_pipes[fd]
+                return
+            write_all(self.outputs[fd], chunk)
+            self.counts[self.outputs[fd]] += len(chunk)
+
+    def _host_says(self, message: wire.Message) -> None:
+        op = wire.first(message, "op")
+        if op == "signal" and self.status is None:
             try:
-                pending = pending[os.write(pipe_in, pending) :]
-            except BrokenPipeError:  # the app closed its stdin
-                os.close(pipe_in)
-                pipe_in, pending = -1, b""
-            except BlockingIOError:
+                os.killpg(self.pid, int(wire.first(message, "signal") or 15))
+            except ProcessLookupError:
                 pass
-        if pipe_in >= 0 and not pending and stdin_total is not None and stdin_read >= stdin_total:
-            os.close(pipe_in)  # all the host's stdin has reached the app: its end of file
-            pipe_in = -1
+        elif op == "stdin-eof":
+            self.stdin_total = int(wire.first(message, "bytes") or 0)
+        elif "id" in message:  # a request of `osv-java jvm|shell --vm`
+            from kernel.guest import services
+
+            services.handle(self.control, self.pid, message, self.watched)
+
+    def _feed_stdin(self) -> None:
+        try:
+            self.pending = self.pending[os.write(self.pipe_in, self.pending) :]
+        except BrokenPipeError:  # the app closed its stdin
+            os.close(self.pipe_in)
+            self.pipe_in, self.pending = -1, b""
+        except BlockingIOError:
+            pass
+
+    def _close_stdin_when_done(self) -> None:
+        if (self.pipe_in >= 0 and not self.pending and self.stdin_total is not None
+                and self.stdin_read >= self.stdin_total):
+            os.close(self.pipe_in)  # all the host's stdin has reached the app: its end of file
+            self.pipe_in = -1
+
+    def _reap(self) -> None:
         try:
             while True:  # orphans re-parented to us; the JVM itself may be reaped here too
                 reaped, wait_status = os.waitpid(-1, os.WNOHANG)
                 if reaped <= 0:
                     break
-                if reaped == pid and status is None:
-                    status = wait_status
-                    drain_deadline = now() + 0.5
+                if reaped == self.pid and self.status is None:
+                    self._exited(wait_status)
         except ChildProcessError:
             pass
-    _signal.set_wakeup_fd(-1)
-    assert status is not None
-    return status, counts
 
 
 def power_off() -> None:
@@ -368,7 +341,7 @@ def network_up(boot: wire.Message) -> None:
 
 def await_run(control: Control, boot: wire.Message) -> wire.Message:
     """The run request from the control channel; first, when the host asks, ready the machine for a
-    boot snapshot (kernel/snapshot.py), which the host takes while this waits for the request."""
+    boot snapshot (kernel/vm/snapshot.py), which the host takes while this waits for the request."""
     request = control.receive(timeout=30.0)
     if wire.first(request, "op") == "snapshot":
         network_up(boot)  # what every run needs, done before the snapshot rather than at every run
@@ -421,8 +394,27 @@ def prepare_and_start(request: wire.Message, boot: wire.Message) -> tuple[list[d
         for module in boot.get("blk_modules", []):
             load_module(module)
         volume_io.restore(disks.wait_for(VOLUMES_DEVICE), mount, volumes)
+    apply_settings(request)
     t_exec = now()
     return volumes, start_jvm(request), t_exec
+
+
+def start_hooks(control: Control, request: wire.Message, boot: wire.Message, pid: int) -> SupervisorRunner | None:
+    """The policies' kernel modules and supervisors (kernel.guest.hooks), once the JVM runs."""
+    modules = boot.get("hook_modules", [])
+    if modules:
+        for module in boot.get("modules", []):  # the virtio transport, before any virtio device
+            load_module(module)
+    for module in modules:
+        try:
+            load_module(module)
+        except OSError as exc:
+            print(f"osv-java pid1: cannot load {module}: {exc}", file=sys.stderr, flush=True)
+    if not request.get("hook"):
+        return None
+    from kernel.guest import hooks
+
+    return hooks.start(control, request, pid)
 
 
 def main() -> None:
@@ -435,31 +427,21 @@ def main() -> None:
     # channel come up while it does (its output waits in pipes): that is most of PID 1's work off
     # the boot's critical path.
     request = run_request_from_cmdline()
-    early: tuple[list[dict], tuple[int, int, int, int], float] | None = None
-    early_error: OSError | None = None
-    adopted = adopt_early_jvm()
-    if adopted is not None:
-        jvm, t_exec = adopted
-        early = ([], jvm, t_exec)
-    elif request is not None:
-        try:
-            early = prepare_and_start(request, boot)
-        except OSError as exc:  # reported once the control channel is up
-            early_error = exc
+    early, early_error = start_early(request, boot)
     for module in boot.get("modules", []):
         load_module(module)
     t_modules = now()
     global CONTROL
-    ports = find_ports({CONTROL_PORT, STDIN_PORT, STDOUT_PORT, STDERR_PORT})
-    control = CONTROL = Control(ports[CONTROL_PORT])
+    ports = find_ports({wire.CONTROL_PORT, wire.STDIN_PORT, wire.STDOUT_PORT, wire.STDERR_PORT})
+    control = CONTROL = Control(ports[wire.CONTROL_PORT])
     control.send(op="hello", t=now(), t_pid1=t_pid1, t_modules=t_modules)
     if early_error is not None:
         raise early_error
     if request is None:
         request = await_run(control, boot)
-    stdin_port = os.open(ports[STDIN_PORT], os.O_RDONLY | os.O_CLOEXEC)
-    stdout_fd = os.open(ports[STDOUT_PORT], os.O_WRONLY | os.O_CLOEXEC)
-    stderr_fd = os.open(ports[STDERR_PORT], os.O_WRONLY | os.O_CLOEXEC)
+    stdin_port = os.open(ports[wire.STDIN_PORT], os.O_RDONLY | os.O_CLOEXEC)
+    stdout_fd = os.open(ports[wire.STDOUT_PORT], os.O_WRONLY | os.O_CLOEXEC)
+    stderr_fd = os.open(ports[wire.STDERR_PORT], os.O_WRONLY | os.O_CLOEXEC)
 
     volumes, (pid, in_pipe, out_pipe, err_pipe), t_exec = early or prepare_and_start(request, boot)
     control.send(op="started", t=now(), t_exec=t_exec, pid=pid)
@@ -470,8 +452,36 @@ def main() -> None:
             network_up(boot)
         except OSError as exc:
             print(f"osv-java pid1: networking not available: {exc}", file=sys.stderr, flush=True)
-    status, counts = relay(pid, (stdin_port, in_pipe), {out_pipe: stdout_fd, err_pipe: stderr_fd}, control)
+    supervisors = start_hooks(control, request, boot, pid)
+    status, counts = AppRelay(pid, (stdin_port, in_pipe), {out_pipe: stdout_fd, err_pipe: stderr_fd}, control).run()
     t_exit = now()
+    if supervisors is not None:
+        supervisors.stop(exited=True)  # their last words go out before the exit status
+    report_exit(control, request, pid, status, t_exit, counts[stdout_fd], counts[stderr_fd])
+    write_volumes_back(control, volumes, ports)
+    power_off()
+
+
+def start_early(request: wire.Message | None, boot: wire.Message
+                ) -> tuple[tuple[list[dict], tuple[int, int, int, int], float] | None, OSError | None]:
+    """The JVM /init started, adopted; or started now when the request came on the command line.
+    A failure to start is returned, to be reported once the control channel is up."""
+    adopted = adopt_early_jvm()
+    if adopted is not None:
+        jvm, t_exec = adopted
+        return ([], jvm, t_exec), None
+    if request is not None:
+        try:
+            return prepare_and_start(request, boot), None
+        except OSError as exc:
+            return None, exc
+    return None, None
+
+
+def report_exit(control: Control, request: wire.Message, pid: int, status: int, t_exit: float,
+                stdout_bytes: int, stderr_bytes: int) -> None:
+    """The exit status, output byte counts, timeline and any crash log; then wait until the host has
+    all of stdout and stderr."""
     main_class = wire.first(request, "main_class")
     t_main = main_entered(main_class) if wire.first(request, "bootchart") == "1" and main_class else None
     control.send(
@@ -480,20 +490,23 @@ def main() -> None:
         status=exit_status(status),
         t_exit=t_exit,
         t_main=t_main,
-        stdout_bytes=counts[stdout_fd],
-        stderr_bytes=counts[stderr_fd],
+        stdout_bytes=stdout_bytes,
+        stderr_bytes=stderr_bytes,
         **crash_log(wire.first(request, "cwd") or "/", pid),
     )
-    control.receive_op("ack", timeout=10.0)  # the host has all of stdout and stderr
-    writable = [v for v in volumes if not v["readonly"]]
-    if writable:
-        from kernel.guest import volumes as volume_io
+    control.receive_op("ack", timeout=10.0)
 
-        ports.update(find_ports({VOLUME_OUT_PORT}, timeout=2.0))
-        sent = volume_io.save(writable, ports.get(VOLUME_OUT_PORT))
-        control.send(op="volumes", t=now(), bytes=sent)
-        control.receive_op("ack", timeout=60.0)
-    power_off()
+
+def write_volumes_back(control: Control, volumes: list[dict], ports: dict[str, str]) -> None:
+    writable = [v for v in volumes if not v["readonly"]]
+    if not writable:
+        return
+    from kernel.guest import volumes as volume_io
+
+    ports.update(find_ports({wire.VOLUME_OUT_PORT}, timeout=2.0))
+    sent = volume_io.save(writable, ports.get(wire.VOLUME_OUT_PORT))
+    control.send(op="volumes", t=now(), bytes=sent)
+    control.receive_op("ack", timeout=60.0)
 
 
 def run() -> None:

@@ -1,4 +1,4 @@
-"""What a run must not inherit from a boot snapshot (kernel/snapshot.py): the clock and the random state.
+"""What a run must not inherit from a boot snapshot (kernel/vm/snapshot.py): the clock and the random state.
 
 Every run restored from the same snapshot would otherwise start at the wall-clock time the snapshot
 was taken, and draw the same "random" numbers from the kernel (ASLR, /dev/urandom, getrandom: all

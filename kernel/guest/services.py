@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from jvmbridge.attach import VirtualMachine
-    from kernel.guest.pid1 import Control
+    from kernel.guest.control import Control
 
     Watched = dict[int, Callable[[], None]]
 

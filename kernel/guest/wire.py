@@ -12,6 +12,12 @@ Message = dict[str, list[str]]
 # Kernel command line parameter carrying the run request (base64 of its wire form); the kernel hands
 # it to PID 1 as an environment variable. No dot in the name: dotted ones are taken as module options.
 CMDLINE_REQUEST = "osvrun"
+# The virtio-serial ports between the host and PID 1, by name.
+CONTROL_PORT = "osv.ctl"
+STDIN_PORT = "osv.stdin"
+STDOUT_PORT = "osv.stdout"
+STDERR_PORT = "osv.stderr"
+VOLUME_OUT_PORT = "osv.volout"  # the volumes' tar on the way back, when the app has exited
 # Where the guest JVM logs class initialisation for --bootchart (when main was entered).
 CLASS_INIT_LOG = "/tmp/.osv-classinit.log"
 

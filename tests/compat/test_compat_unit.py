@@ -13,13 +13,12 @@ from pathlib import Path
 import click
 import pytest
 
-from kernel import thirdparty
-from osv_java import compat, compat_report
-from osv_java.compat import ROOT, Cell, CellResult, Expected
+from osv_java.compat import judge, model, prechecks, processes, report, runner, thirdparty
+from osv_java.compat.model import ROOT, Cell, CellResult, Expected
 
 EXPECTED = Expected(args=("world",), env=(("GREETING", "Hello"),), stdout="Hello, world!\nbye\n",
                     stderr="exiting with status 3\n", exit=3, runs=(("main.clj", ()),))
-META = compat_report.Meta(seconds=12.5, jobs=2, timeout=900)
+META = report.Meta(seconds=12.5, jobs=2, timeout=900)
 
 
 def _results() -> list[CellResult]:
@@ -38,10 +37,10 @@ def _results() -> list[CellResult]:
 
 def test_plan_covers_every_run_of_every_example_on_every_jdk_and_target() -> None:
     examples = ROOT / "examples" / "lang"
-    names = compat.example_names(examples)
+    names = model.example_names(examples)
     assert names[:2] == ["java", "scala"] and len(names) == 8
-    cells = compat.plan(names, ["17", "25"], ["vm", "process"], ["h2"], examples)
-    runs = sum(len(compat.load_expected(examples / n).runs) for n in names)
+    cells = model.plan(names, ["17", "25"], ["vm", "process"], ["h2"], examples)
+    runs = sum(len(model.load_expected(examples / n).runs) for n in names)
     assert len(cells) == (runs + 1) * 2 * 2
     assert len({c.id for c in cells}) == len(cells)
     scala = [c for c in cells if c.name == "scala" and c.jdk == "17" and c.target == "vm"]
@@ -51,78 +50,78 @@ def test_plan_covers_every_run_of_every_example_on_every_jdk_and_target() -> Non
 
 def test_split_list_accepts_all_none_and_names_and_refuses_unknown() -> None:
     known = ["java", "scala", "clojure"]
-    assert compat.split_list("all", known, "language") == known
-    assert compat.split_list("none", known, "language") == []
-    assert compat.split_list(" clojure, java,clojure", known, "language") == ["clojure", "java"]
+    assert model.split_list("all", known, "language") == known
+    assert model.split_list("none", known, "language") == []
+    assert model.split_list(" clojure, java,clojure", known, "language") == ["clojure", "java"]
     with pytest.raises(click.BadParameter, match="unknown language cobol"):
-        compat.split_list("java,cobol", known, "language")
+        model.split_list("java,cobol", known, "language")
 
 
 def test_load_expected_names_the_bad_file(tmp_path: Path) -> None:
     (tmp_path / "expected.json").write_text('{"args": []}')
-    with pytest.raises(compat.CompatError, match="expected.json is not a valid expected.json.*KeyError"):
-        compat.load_expected(tmp_path)
-    with pytest.raises(compat.CompatError, match="cannot read"):
-        compat.load_expected(tmp_path / "missing")
+    with pytest.raises(model.CompatError, match="expected.json is not a valid expected.json.*KeyError"):
+        model.load_expected(tmp_path)
+    with pytest.raises(model.CompatError, match="cannot read"):
+        model.load_expected(tmp_path / "missing")
 
 
 def test_missing_jdk_is_skipped_with_the_reason_and_missing_jar_fails(tmp_path: Path) -> None:
     (tmp_path / "demo").mkdir()
-    gone = compat.precheck(Cell("lang", "demo", "app.jar", "99", "process"), tmp_path)
+    gone = prechecks.precheck(Cell("lang", "demo", "app.jar", "99", "process"), tmp_path)
     assert gone is not None and gone.status == "skipped" and "no JDK 99 found" in gone.reason
-    unbuilt = compat.precheck(Cell("lang", "demo", "app.jar", "17", "process"), tmp_path)
+    unbuilt = prechecks.precheck(Cell("lang", "demo", "app.jar", "17", "process"), tmp_path)
     assert unbuilt is not None and unbuilt.status == "failed" and "app.jar is missing" in unbuilt.reason
     assert "examples.build" in unbuilt.details[0]
 
 
 def test_program_folders_are_shared_once() -> None:
     jetty = thirdparty.by_name("jetty")
-    assert compat._file_folders(jetty.files) == [ROOT / "examples" / "apps" / "jetty"]
-    assert compat._file_folders(()) == []
+    assert runner.file_folders(jetty.files) == [ROOT / "examples" / "apps" / "jetty"]
+    assert runner.file_folders(()) == []
 
 
 # --- judging ---------------------------------------------------------------------------------------
 
 
 def test_judge_example_passes_only_the_exact_result() -> None:
-    assert compat.judge_example(EXPECTED, EXPECTED.stdout, EXPECTED.stderr, 3) == ("", ())
-    reason, details = compat.judge_example(EXPECTED, "Hello, world!\nbye\n", EXPECTED.stderr, 1)
+    assert judge.judge_example(EXPECTED, EXPECTED.stdout, EXPECTED.stderr, 3) == ("", ())
+    reason, details = judge.judge_example(EXPECTED, "Hello, world!\nbye\n", EXPECTED.stderr, 1)
     assert reason == "exit 1, expected 3"
-    reason, details = compat.judge_example(EXPECTED, "Hello, moon!\nbye\n", EXPECTED.stderr, 3)
+    reason, details = judge.judge_example(EXPECTED, "Hello, moon!\nbye\n", EXPECTED.stderr, 3)
     assert reason == "stdout line 1: expected 'Hello, world!\\n', got 'Hello, moon!\\n'"
     assert "--- stdout (2 lines) ---" in details and "Hello, moon!" in details
 
 
 def test_judge_example_reports_osv_java_own_failure_first() -> None:
     stderr = "osv-java: error: no JDK 21 found\nhint: install one\n"
-    reason, details = compat.judge_example(EXPECTED, "", stderr, 125)
+    reason, details = judge.judge_example(EXPECTED, "", stderr, 125)
     assert reason == "osv-java failed: no JDK 21 found"
     assert "exit 125, expected 3" in details
 
 
 def test_first_difference_says_missing_and_extra_lines() -> None:
-    assert compat.first_difference("stdout", "a\nb\n", "a\nb\n") is None
-    assert compat.first_difference("stdout", "a\nb\n", "a\n") == "stdout: 1 lines, expected 2 (first missing: 'b\\n')"
-    assert compat.first_difference("stderr", "a\n", "a\nwarn\n") == (
+    assert judge.first_difference("stdout", "a\nb\n", "a\nb\n") is None
+    assert judge.first_difference("stdout", "a\nb\n", "a\n") == "stdout: 1 lines, expected 2 (first missing: 'b\\n')"
+    assert judge.first_difference("stderr", "a\n", "a\nwarn\n") == (
         "stderr: 1 unexpected extra line(s), first 'warn\\n'")
 
 
 def test_judge_program_uses_the_tables_patterns_and_sigint_status() -> None:
     h2 = thirdparty.by_name("h2")
     good = "ANSWER | NAME\n42     | OSV-JAVA\n(1 row, 3 ms)\n"
-    assert compat.judge_program(h2, good, "", 0) == ("", ())
-    reason, _ = compat.judge_program(h2, good.replace("42", "41"), "", 0)
+    assert judge.judge_program(h2, good, "", 0) == ("", ())
+    reason, _ = judge.judge_program(h2, good.replace("42", "41"), "", 0)
     assert reason.startswith("stdout does not match the pattern")
     jetty = thirdparty.by_name("jetty")
-    assert compat.judge_program(jetty, "", "INFO started\n", 130, stopped=True) == ("", ())
-    assert compat.judge_program(jetty, "", "", 1, stopped=True)[0] == "exit 1, expected 130"
+    assert judge.judge_program(jetty, "", "INFO started\n", 130, stopped=True) == ("", ())
+    assert judge.judge_program(jetty, "", "", 1, stopped=True)[0] == "exit 1, expected 130"
 
 
 # --- reports ---------------------------------------------------------------------------------------
 
 
 def test_table_has_the_matrix_the_failure_details_and_each_skip_reason_once() -> None:
-    text = compat_report.table(_results(), META)
+    text = report.table(_results(), META)
     lines = text.splitlines()
     assert lines[0].split() == ["jdk17", "vm", "jdk17", "process", "jdk25", "vm", "jdk25", "process"]
     assert lines[1].startswith("clojure main.clj") and "pass  11.2s" in lines[1] and "FAIL   1.5s" in lines[1]
@@ -135,7 +134,7 @@ def test_table_has_the_matrix_the_failure_details_and_each_skip_reason_once() ->
 
 
 def test_json_report_round_trips() -> None:
-    data = json.loads(compat_report.to_json(_results(), META))
+    data = json.loads(report.to_json(_results(), META))
     assert data["summary"] == {"passed": 2, "failed": 1, "skipped": 2, "cells": 5, "seconds": 12.5, "jobs": 2,
                                "timeout": 900}
     assert data["columns"] == ["jdk17 vm", "jdk17 process", "jdk25 vm", "jdk25 process"]
@@ -144,7 +143,7 @@ def test_json_report_round_trips() -> None:
 
 
 def test_junit_has_one_suite_per_column_with_failures_and_skips() -> None:
-    root = ET.fromstring(compat_report.to_junit(_results(), META))
+    root = ET.fromstring(report.to_junit(_results(), META))
     assert root.tag == "testsuites" and root.get("tests") == "5" and root.get("failures") == "1"
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     assert list(suites) == ["compat jdk17 vm", "compat jdk17 process", "compat jdk25 vm", "compat jdk25 process"]
@@ -159,7 +158,7 @@ def test_junit_has_one_suite_per_column_with_failures_and_skips() -> None:
 
 
 def test_markdown_table_is_well_formed() -> None:
-    text = compat_report.to_markdown(_results(), META)
+    text = report.to_markdown(_results(), META)
     rows = [line for line in text.splitlines() if line.startswith("|")]
     assert len({row.count("|") for row in rows}) == 1 and len(rows) == 4
     assert "❌ **FAIL** 1.5 s" in rows[2] and "## Failures" in text and "- no JDK 25 found (2 cells)" in text
@@ -168,10 +167,10 @@ def test_markdown_table_is_well_formed() -> None:
 def test_write_atomically_replaces_whole_and_leaves_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "report.xml"
     target.write_text("old")
-    compat_report.write_atomically(target, "new")
+    report.write_atomically(target, "new")
     assert target.read_text() == "new\n" and [p.name for p in tmp_path.iterdir()] == ["report.xml"]
     with pytest.raises(FileNotFoundError):
-        compat_report.write_atomically(tmp_path / "no" / "report.xml", "x")
+        report.write_atomically(tmp_path / "no" / "report.xml", "x")
 
 
 # --- stopping a run --------------------------------------------------------------------------------
@@ -188,7 +187,7 @@ def test_stop_also_ends_children_in_their_own_session(tmp_path: Path) -> None:
         time.sleep(0.05)
     orphan = int(pidfile.read_text())
     os.kill(orphan, 0)  # running, in another session
-    compat.stop(proc, grace=0.5)
+    processes.stop(proc, grace=0.5)
     assert proc.returncode == -signal.SIGKILL
     deadline = time.monotonic() + 5
     while Path(f"/proc/{orphan}").exists() and "Z" not in Path(f"/proc/{orphan}/stat").read_text().split()[2]:

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from compat_helpers import ROOT, Matrix, compat_argv, run_compat
 
-from osv_java import compat
-from osv_java.compat import EXAMPLES, Cell
+from osv_java.compat import model
+from osv_java.compat.model import EXAMPLES, Cell
 
 pytestmark = pytest.mark.slow
 
-LANGS = compat.example_names(EXAMPLES)
+LANGS = model.example_names(EXAMPLES)
 APPS = ["h2", "ant", "checkstyle", "saxon", "jetty"]
 VM_APPS = ["h2", "jetty"]
 # The JDK 25 VM column doubles the VM time; it runs when asked for (CI with time to spare).
@@ -33,7 +33,7 @@ VM_JDKS = ["17", "25"] if os.environ.get("OSV_JAVA_COMPAT_VM25") == "1" else ["1
 
 def _params(jdks: list[str], target: str, apps: list[str]) -> list[Any]:
     """One param per cell, so a failure names its cell."""
-    return [pytest.param(cell, id=cell.id) for cell in compat.plan(LANGS, jdks, [target], apps, EXAMPLES)]
+    return [pytest.param(cell, id=cell.id) for cell in model.plan(LANGS, jdks, [target], apps, EXAMPLES)]
 
 
 def _check(matrix: Matrix, cell: Cell) -> None:

@@ -87,7 +87,7 @@ def test_list_finds_our_jvm(jdk17: Jdk, start_jvm, cli) -> None:
     assert info.main == "Idle" and info.java_version == jdk17.version and info.heap_max == 128 << 20
     out = cli("list")
     assert out.returncode == 0, out.stderr
-    [row] = [line for line in out.stdout.splitlines() if line.split()[0] == str(jvm.pid)]
+    [row] = [line for line in out.stdout.splitlines() if line.split()[:1] == [str(jvm.pid)]]
     assert "Idle" in row and jdk17.version in row
 
 

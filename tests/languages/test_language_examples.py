@@ -1,6 +1,6 @@
 """Run every language example with a plain `java` launcher on the host and compare to expected.json.
 
-This checks the table in kernel/languages.py (class path, main class, options) and the examples
+This checks the table in kernel/build/languages.py (class path, main class, options) and the examples
 together, on JDK 17 and, when installed, JDK 25. The runs happen two at a time in threads so the
 whole module takes seconds, not minutes.
 """
@@ -18,7 +18,7 @@ import pytest
 from conftest import ROOT, find_jdk
 
 from examples import build
-from kernel.languages import LANGUAGES, by_name, runtime_classpath
+from kernel.build.languages import LANGUAGES, by_name, runtime_classpath
 
 LANG_DIR = ROOT / "examples" / "lang"
 FEATURES = (17, 25)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from jvmbridge.errors import DependencyError, OsvJavaError, UsageError
-from kernel import languages
-from kernel.languages import LANGUAGES, by_name, detect, host_path, runtime_classpath
+from kernel.build import languages
+from kernel.build.languages import LANGUAGES, by_name, detect, host_path, runtime_classpath
 
 ENDINGS = {
     "hello.scala": "scala",

@@ -1,4 +1,4 @@
-"""The third-party programs of kernel/thirdparty.py, run with a plain `java` on JDK 17 on the host."""
+"""The third-party programs of osv_java/compat/thirdparty.py, run with a plain `java` on JDK 17 on the host."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from jvmbridge import jdk as jdks
-from kernel import thirdparty
-from kernel.thirdparty import PROGRAMS, ThirdParty
+from osv_java.compat import thirdparty
+from osv_java.compat.thirdparty import PROGRAMS, ThirdParty
 
 
 def test_table_is_well_formed(repo_root: Path) -> None:

@@ -128,3 +128,14 @@ def test_bad_input_is_one_line_and_125(osv: Osv, examples_built: Path, args: lis
     lines = text(proc.stderr).splitlines()
     assert lines[0].startswith("osv-java: error: ") and message in lines[0], explain(proc)
     assert all(line.startswith("hint: ") for line in lines[1:]), explain(proc)
+
+
+def test_process_app_timeout_is_the_same_error_as_in_a_vm(osv: Osv, examples_built: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = osv("run", "--target", "process", "--jdk", JDK17, "--timeout", "5", "examples/httpserver/httpserver.jar",
+               str(port))
+    assert proc.returncode == 125, explain(proc)
+    assert "osv-java: error: the app did not finish within --timeout 5s; it was stopped" in text(proc.stderr)
+    assert text(proc.stdout).startswith("listening on")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel import monitor
+from kernel.vm import monitor
 
 
 @pytest.fixture

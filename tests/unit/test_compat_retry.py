@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from osv_java.compat import Cell, CellResult, emulated_jit_crash
+from osv_java.compat.judge import emulated_jit_crash
+from osv_java.compat.model import Cell, CellResult
 
 HS_ERR = (
     "exit 134, expected 3",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel import cpio
-from kernel.cpio import Entry
+from kernel.formats import cpio
+from kernel.formats.cpio import Entry
 
 pytestmark = pytest.mark.skipif(shutil.which("cpio") is None, reason="GNU cpio is not installed (apt-get install cpio)")
 

@@ -10,7 +10,7 @@ import pytest
 
 from jvmbridge import jdk as jdks
 from jvmbridge.errors import BuildError
-from kernel import elfclosure
+from kernel.build import elfclosure
 
 
 @pytest.fixture(scope="module")

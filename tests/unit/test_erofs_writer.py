@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel import erofs, erofs_read
-from kernel.cpio_read import Tree
+from kernel.formats import erofs, erofs_read
+from kernel.formats.cpio_read import Tree
 
 FSCK = shutil.which("fsck.erofs")
 

@@ -1,4 +1,4 @@
-"""The JVM launcher /init uses (kernel.launcher): a hand-written static program, run here on the host.
+"""The JVM launcher /init uses (kernel.build.launcher): a hand-written static program, run here on the host.
 
 It must undo what a shell does to a background command (SIGINT and SIGQUIT ignored), start a new
 session, and exec its arguments with the environment it was given; the shell snippet the host sends
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel import launcher
+from kernel.build import launcher
 
 BUSYBOX = shutil.which("busybox")
 REPORT = (
@@ -90,7 +90,7 @@ def test_the_launcher_is_a_minimal_static_executable() -> None:
 
 def test_a_busybox_without_the_commands_init_uses_is_refused_before_building() -> None:
     from jvmbridge.errors import DependencyError
-    from kernel import image
+    from kernel.build import image
 
     with pytest.raises(DependencyError, match="lacks base64, env, .*the guest's /init needs"):
         image.check_busybox(Path(shutil.which("true") or "/bin/true"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kernel import qemu
+from kernel.vm import qemu
 
 MB = 1 << 20
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel import monitor
-from kernel.monitor import Monitor, MonitorError, answer, parse
+from kernel.vm import monitor
+from kernel.vm.monitor import Monitor, MonitorError, answer, parse
 
 
 def test_answer_matches_its_command_and_skips_events() -> None:

@@ -270,8 +270,8 @@ def synthetic_image(
     """A small image folder in the real layout: the host's loader and libc, an ELF launcher at
     /osv/jre/bin/java, the hello jar, and `extra` files; `drop` leaves paths out of the archive but in
     image.json, `unlisted` keeps them in the archive but out of image.json."""
-    from kernel import cpio
-    from kernel.cpio import Entry
+    from kernel.formats import cpio
+    from kernel.formats.cpio import Entry
 
     files: dict[str, bytes] = {
         "/lib64/ld-linux-x86-64.so.2": Path("/lib64/ld-linux-x86-64.so.2").resolve().read_bytes(),

@@ -9,8 +9,8 @@ import pytest
 
 from jvmbridge import jdk as jdks
 from jvmbridge.errors import BuildError
-from kernel import app as apps
-from kernel.validate import check_before_build, validate_app, validate_jar_natives
+from kernel.build import app as apps
+from kernel.validate.checks import check_before_build, validate_app, validate_jar_natives
 from tests.validate import helpers
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kernel.validate_elf import (
+from kernel.validate.elf import (
     I386,
     X86_64,
     ElfProblem,
@@ -14,7 +14,7 @@ from kernel.validate_elf import (
     check_object,
     read_facts_bytes,
 )
-from kernel.validate_finding import Finding
+from kernel.validate.finding import Finding
 from tests.validate import helpers
 
 pytestmark = pytest.mark.skipif(not helpers.LIBZ.exists(), reason="needs zlib's libz.so.1")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel.validate import validate_image
+from kernel.validate.checks import validate_image
 from tests.validate import helpers
 
 

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 
 from jvmbridge import jdk as jdks
 from jvmbridge.errors import OsvJavaError, UsageError
-from kernel import app as apps
-from kernel import cpio, cpio_read
-from kernel.cpio import Entry
-from kernel.validate import check_before_build, validate_image, validate_jar_natives
-from kernel.validate_elf import ElfProblem, read_facts_bytes
-from kernel.validate_jar import check_entries, has_class
+from kernel.build import app as apps
+from kernel.formats import cpio, cpio_read
+from kernel.formats.cpio import Entry
+from kernel.validate.checks import check_before_build, validate_image, validate_jar_natives
+from kernel.validate.elf import ElfProblem, read_facts_bytes
+from kernel.validate.jar import check_entries, has_class
 from tests.validate import helpers
 
 FAST = settings(deadline=None, database=None, suppress_health_check=list(HealthCheck), max_examples=60)

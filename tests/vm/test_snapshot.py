@@ -1,4 +1,4 @@
-"""Boot snapshots (kernel/snapshot.py): a machine's second run saves one, later runs start from it.
+"""Boot snapshots (kernel/vm/snapshot.py): a machine's second run saves one, later runs start from it.
 
 Each test uses its own memory size, so its machine's snapshot is its own and the first run really
 is the first.

@@ -158,7 +158,7 @@ def test_published_port_answers_http_from_the_host(osv: Osv, examples_built: Pat
 
 @pytest.mark.parametrize("publish", [True, False], ids=["started-by-pid1", "started-by-init"])
 def test_ctrl_c_stops_the_vm_cleanly_with_130(osv: Osv, examples_built: Path, publish: bool) -> None:
-    """Without -p, /init starts the JVM (kernel.launcher): SIGINT must reach it there too."""
+    """Without -p, /init starts the JVM (kernel.build.launcher): SIGINT must reach it there too."""
     port = free_port()
     server = _start_server(osv, "run", "--jdk", JDK17, *(["-p", f"{port}:8080"] if publish else []), HTTPSERVER)
     try:
@@ -200,7 +200,7 @@ def test_watchdog_turns_a_hung_boot_into_an_error_with_the_console(osv: Osv, exa
 def test_app_timeout_stops_the_vm(osv: Osv, examples_built: Path) -> None:
     proc = osv("run", "--jdk", JDK17, "--timeout", "20", HTTPSERVER, str(free_port()))
     assert proc.returncode == 125, explain(proc)
-    assert "timed out after 20s waiting for the app to finish" in text(proc.stderr)
+    assert "the app did not finish within --timeout 20s; it was stopped" in text(proc.stderr)
     assert text(proc.stdout).startswith("listening on")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jvmbridge.errors import OsvJavaError
 
-NETDEV = "net0"  # the id kernel.qemu gives the VM's user-mode network
+NETDEV = "net0"  # the id kernel.vm.qemu gives the VM's user-mode network
 
 
 class MonitorError(OsvJavaError):

@@ -14,8 +14,8 @@ import zlib
 from pathlib import Path
 
 from jvmbridge.errors import UsageError
-from kernel import app as apps
-from kernel.validate_elf import (
+from kernel.build import app as apps
+from kernel.validate.elf import (
     X86_64,
     Arch,
     ChainResolver,
@@ -26,7 +26,7 @@ from kernel.validate_elf import (
     check_object,
     read_facts_bytes,
 )
-from kernel.validate_finding import Finding
+from kernel.validate.finding import Finding
 
 # What reading a damaged or hostile zip entry can raise.
 ZIP_READ_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, zlib.error)

@@ -24,12 +24,12 @@ import os
 import shlex
 import subprocess
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from jvmbridge.errors import OsvJavaError
-from kernel import cache, qemu
-from kernel.monitor import Monitor, MonitorError
+from kernel import cache
+from kernel.vm import qemu
+from kernel.vm.monitor import Monitor, MonitorError
 
 FORMAT = 1  # of what PID 1 does between "snapshot" and "run"; a change makes old snapshots unused
 KEEP = 8  # snapshots kept in the cache (each is the machine's used memory: about 150 MB)
@@ -42,20 +42,17 @@ class SnapshotError(OsvJavaError):
     """A snapshot could not be saved or restored; the run goes on without it."""
 
 
-def key(image_key: str, cmdline: list[str], memory_mb: int, cpus: int, accel: str, ports: Sequence[str]) -> str:
-    """What the saved machine depends on: the image, the machine's shape, QEMU and how it boots."""
+def key(image_key: str, machine: qemu.MachineConfig) -> str:
+    """What the saved machine depends on: the image, QEMU, and the machine as QEMU is told it
+    (MachineConfig.shape: memory, CPUs, accelerator, devices, kernel command line), so a new
+    device or option makes a new snapshot rather than a failed restore."""
     binary = Path(qemu.qemu_binary())
     info = binary.stat()
     parts = [
         f"format={FORMAT}",
         f"image={image_key}",
         f"qemu={binary}:{info.st_size}:{info.st_mtime_ns}",
-        f"memory={memory_mb}",
-        f"cpus={cpus}",
-        f"accel={accel}",
-        f"cpu={qemu.TCG_CPU}",
-        f"cmdline={' '.join(cmdline)}",
-        f"ports={list(ports)}",
+        f"machine={machine.shape()}",
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 

@@ -5,7 +5,7 @@ It measures (or probes) the kernel and QEMU alone: no loader, no libraries, no i
 
 from __future__ import annotations
 
-from kernel import cpio, tinyelf
+from kernel.formats import cpio, tinyelf
 
 # mov edi,0xfee1dead; mov esi,0x28121969; mov edx,0x4321fedc; mov eax,169 (reboot); syscall; jmp $
 CODE = bytes.fromhex("bfaddee1fe" "be69191228" "badcfe2143" "b8a9000000" "0f05" "ebfe")

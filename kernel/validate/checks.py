@@ -23,11 +23,13 @@ from typing import Any
 from jvmbridge import jdk as jdks
 from jvmbridge.errors import BuildError, OsvJavaError
 from jvmbridge.jdk import Jdk
-from kernel import app as apps
-from kernel import cache, cpio_read, elfclosure, jre, provision
-from kernel.app import AppSpec
-from kernel.image import JRE_IN_IMAGE, RUNTIME_DISK
-from kernel.validate_elf import (
+from kernel import cache, linux
+from kernel.build import app as apps
+from kernel.build import elfclosure, jre
+from kernel.build.app import AppSpec
+from kernel.build.layout import JRE_IN_IMAGE, RUNTIME_DISK, guest_python
+from kernel.formats import cpio_read
+from kernel.validate.elf import (
     X86_64,
     Arch,
     ElfProblem,
@@ -37,9 +39,9 @@ from kernel.validate_elf import (
     looks_like_elf,
     read_facts_path,
 )
-from kernel.validate_finding import Finding, sort_findings
-from kernel.validate_jar import check_entries, class_entry, has_class, native_entries
-from kernel.validate_jar import validate_jar_natives as _jar_natives
+from kernel.validate.finding import Finding, sort_findings
+from kernel.validate.jar import check_entries, class_entry, has_class, native_entries
+from kernel.validate.jar import validate_jar_natives as _jar_natives
 
 __all__ = [
     "Finding",
@@ -86,8 +88,6 @@ def _host_file(path: str) -> Path | None:
 @functools.lru_cache(maxsize=8)
 def _image_library_set(jdk_home: Path) -> frozenset[str]:
     """Real host paths of the system libraries every image built from this JDK holds."""
-    from kernel.image import guest_python  # late: kernel.image calls into this module
-
     roots = [jdk_home / rel for rel in BASE_JRE_LIBRARIES if (jdk_home / rel).is_file()]
     with contextlib.suppress(OsvJavaError):
         roots.append(guest_python())
@@ -423,7 +423,7 @@ def _kernel_findings(folder: Path, manifest: dict[str, Any]) -> tuple[Arch, list
         )
     config = _inputs(manifest, "kernel", "config")
     if isinstance(config, str) and Path(config).is_file():
-        required, recommended = provision.missing_config(provision.read_config(Path(config)))
+        required, recommended = linux.missing_config(linux.read_config(Path(config)))
         if required:
             findings.append(
                 Finding(
@@ -651,7 +651,7 @@ def _app_in_image(tree: cpio_read.Tree, manifest: dict[str, Any], classpath: lis
 
 def _add_runtime_disk(tree: cpio_read.Tree, folder: Path, manifest: dict[str, Any]) -> Finding | None:
     """Unpack the JRE's EROFS image into `tree` at its mount point; a finding if it cannot be read."""
-    from kernel import erofs_read
+    from kernel.formats import erofs_read
 
     disk = folder / RUNTIME_DISK
     rebuild = "rebuild the image with `osv-java build APP -o DIR`"

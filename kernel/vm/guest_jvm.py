@@ -1,6 +1,6 @@
 """The JVM inside a named VM, from the host: a py4j gateway into it, and its live GC events.
 
-Both go through the run's telemetry socket (kernel.telemetry), which relays to PID 1 in the guest.
+Both go through the run's telemetry socket (kernel.vm.relay), which relays to PID 1 in the guest.
 The gateway listens on the guest's address and the run forwards a loopback port of the host to it
 for as long as the session socket stays open; the events are the guest JVM's -Xlog lines, parsed
 here by the same parser as for a host JVM.
@@ -17,8 +17,8 @@ from jvmbridge import live
 from jvmbridge.errors import JvmError
 from jvmbridge.events import DECORATORS, WHAT, LineEventStream
 from jvmbridge.gclog import GcEvent
-from kernel import vmregistry
 from kernel.guest import network
+from kernel.vm import registry
 
 GATEWAY_HINT = "is the app's JVM still running? (see its stderr for the agent's exception)"
 NO_NETWORK_HINT = (
@@ -31,13 +31,13 @@ class VmGateway(live.Connection):
     """py4j into the JVM of VM `name`; closing it stops the gateway and the port forward."""
 
     def __init__(self, name: str, timeout: float = 180.0) -> None:
-        record = vmregistry.lookup(name)
+        record = registry.lookup(name)
         assert record is not None
         jar = live.agent_jar()
         data = jar.read_bytes()
         token = secrets.token_urlsafe(24)
         try:
-            self._session, said = vmregistry.open_session(
+            self._session, said = registry.open_session(
                 record, f"gateway {token} {jar.name} {len(data)}", data, timeout, hint=GATEWAY_HINT
             )
         except JvmError as exc:
@@ -70,10 +70,10 @@ class VmEvents:
     """GC and safepoint events of the JVM in VM `name`, as they happen; close to stop the logging."""
 
     def __init__(self, name: str, what: str = WHAT, decorators: str = DECORATORS, timeout: float = 30.0) -> None:
-        record = vmregistry.lookup(name)
+        record = registry.lookup(name)
         assert record is not None
         self._sock: socket.socket
-        self._sock, _ = vmregistry.open_session(record, f"events {what} {decorators}", timeout=timeout)
+        self._sock, _ = registry.open_session(record, f"events {what} {decorators}", timeout=timeout)
         self._sock.settimeout(None)
         self.stream = LineEventStream(self._sock.fileno())
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jvmbridge.errors import UsageError
-from kernel.languages import SHARE_JAVA, resolve_jars
+from kernel.build.languages import SHARE_JAVA, resolve_jars
 
 
 @dataclass(frozen=True)

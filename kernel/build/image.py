@@ -17,40 +17,34 @@ import shlex
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from jvmbridge.errors import BuildError, DependencyError
 from jvmbridge.jdk import Jdk
-from kernel import cache, provision
-from kernel.app import AppSpec
-from kernel.cpio import Entry
+from kernel import cache, linux
+from kernel.build.app import AppSpec
+from kernel.build.layout import (
+    BUSYBOX_COMMANDS,
+    BUSYBOX_IN_IMAGE,
+    GUEST_SOURCES,
+    INIT_ENV,
+    INIT_TEMPLATE,
+    JRE_IN_IMAGE,
+    MODULES_IN_IMAGE,
+    PROJECT_ROOT,
+    PYTHON_HOME,
+    RUNTIME_DISK,
+    RUNTIME_VOLUME,
+    guest_busybox,
+    guest_python,
+)
+from kernel.formats.cpio import Entry
 from kernel.guest import wire
 from kernel.progress import say
 
 FORMAT_VERSION = 2
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-GUEST_SOURCES = PROJECT_ROOT / "kernel" / "guest"
-PYTHON_HOME = "/osv/python"
-JRE_IN_IMAGE = "/osv/jre"
-RUNTIME_DISK = "runtime.img"  # the JRE as a read-only EROFS image, mounted at JRE_IN_IMAGE
-RUNTIME_VOLUME = "osv-jre"  # its volume name, as tools such as dump.erofs show it
-MODULES_IN_IMAGE = "/osv/modules"
-INIT_TEMPLATE = GUEST_SOURCES / "init.sh"  # /init, run by busybox; it execs PID 1's Python
-BUSYBOX_IN_IMAGE = "/bin/busybox"
-# The busybox commands /init and the JVM's start (kernel.launcher) use, as links in /bin.
-BUSYBOX_COMMANDS = ("base64", "env", "hostname", "insmod", "ip", "mkdir", "mkfifo", "mount", "usleep")
-# Guest environment for PID 1, passed on the kernel command line (the kernel hands unknown
-# key=value parameters to init as its environment).
-INIT_ENV = {
-    "PYTHONHOME": PYTHON_HOME,
-    "PYTHONHASHSEED": "0",  # early boot has no entropy; hash randomisation would block or abort
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "PYTHONUTF8": "1",
-    "PYTHONCOERCECLOCALE": "0",
-}
 UTF8_LOCALE = Path("/usr/lib/locale/C.utf8")
 ETC_FILES = {
     "etc/passwd": b"root:x:0:0:root:/root:/sbin/nologin\n",
@@ -84,26 +78,6 @@ class Image:
     def load(folder: Path) -> Image:
         manifest = json.loads((folder / "image.json").read_text())
         return Image(folder=folder, manifest=manifest)
-
-
-def guest_python() -> Path:
-    """The interpreter the guest runs PID 1 with: Debian's python3 (small, stdlib mostly built in), else ours."""
-    override = os.environ.get("OSV_JAVA_GUEST_PYTHON")
-    if override:
-        return Path(override)
-    for candidate in (Path("/usr/bin/python3"), Path(sys.executable)):
-        if candidate.exists():
-            return candidate.resolve()
-    raise DependencyError("no Python interpreter for the guest", hint="apt-get install python3")
-
-
-def guest_busybox() -> Path:
-    """The busybox that runs /init (Debian's busybox-static: no loader, no libraries to start)."""
-    for candidate in (Path("/bin/busybox"), Path("/usr/bin/busybox")):
-        if candidate.exists():
-            return candidate.resolve()
-    raise DependencyError("busybox is not installed: the guest's /init needs it",
-                          hint="apt-get install busybox-static")
 
 
 def check_busybox(busybox: Path) -> None:
@@ -142,8 +116,11 @@ def _digest_tree(paths: list[Path]) -> str:
 def _guest_sources_digest() -> str:
     # Sources only: the guest Python writes __pycache__ there when it collects PID 1's modules.
     sources = sorted(p for p in GUEST_SOURCES.rglob("*") if p.suffix in (".py", ".sh"))
-    writers = [Path(__file__).with_name(name) for name in ("cpio.py", "erofs.py", "launcher.py", "tinyelf.py")]
-    return _digest_tree([*sources, Path(__file__), *writers])
+    # PID 1 also imports the attach client and the policies' supervisors
+    sources += sorted((PROJECT_ROOT / "jvmbridge").glob("*.py")) + sorted((PROJECT_ROOT / "gc_hooks").rglob("*.py"))
+    writers = [PROJECT_ROOT / "kernel" / name for name in
+               ("formats/cpio.py", "formats/erofs.py", "build/launcher.py", "formats/tinyelf.py")]
+    return _digest_tree([*sources, Path(__file__), Path(__file__).with_name("layout.py"), *writers])
 
 
 def python_bundle(python: Path) -> tuple[Path, dict]:
@@ -193,10 +170,11 @@ def _add_tree(entries: dict[str, Entry], host_root: Path, image_root: str) -> No
 class BuildRequest:
     app: AppSpec
     jdk: Jdk
-    kernel: provision.Kernel
+    kernel: linux.Kernel
     modules: tuple[str, ...]  # JDK modules the JRE must hold
     extra_trees: tuple[tuple[Path, str], ...] = ()  # (host folder, image folder) a runtime reads
     extra_jvm_options: tuple[str, ...] = ()  # baked-in options a language runtime needs
+    hook_modules: tuple[str, ...] = ()  # kernel modules the run's policies need (gc_hooks Policy.guest_modules)
 
 
 def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
@@ -209,7 +187,8 @@ def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
         f"jdk={request.jdk.home}:{request.jdk.version}",
         f"kernel={kernel.image}:{kernel.image.stat().st_size}:{kernel.image.stat().st_mtime_ns}",
         f"kmods={kernel.modules}",
-        f"loads={[provision.DISK_MODULES, provision.BOOT_MODULES, provision.NET_MODULES, provision.BLOCK_MODULES]}",
+        f"loads={[linux.DISK_MODULES, linux.BOOT_MODULES, linux.NET_MODULES, linux.BLOCK_MODULES]}",
+        f"hook_modules={list(request.hook_modules)}",
         f"modules={','.join(sorted(request.modules))}",
         f"app={request.app.kind}:{request.app.main_class}:{request.app.jar}:{request.app.language}",
         f"files={_digest_tree(list(request.app.all_paths()))}",
@@ -257,7 +236,7 @@ def java_command(request: BuildRequest) -> list[str]:
 
 def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
              ) -> tuple[dict[str, Entry], dict]:
-    from kernel import elfclosure, launcher
+    from kernel.build import elfclosure, launcher
 
     entries: dict[str, Entry] = {}
     for name in ("bin", "dev", "proc", "sys", "tmp", "run", "root", "osv"):
@@ -323,18 +302,18 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
     # Kernel modules PID 1 loads.
     kernel = request.kernel
     boot: dict[str, list[str]] = {
-        "disk_modules": [], "modules": [], "net_modules": [], "blk_modules": [], "balloon_modules": []
+        "disk_modules": [], "modules": [], "net_modules": [], "blk_modules": [], "hook_modules": []
     }
     groups = {
-        "disk_modules": provision.DISK_MODULES,
-        "modules": provision.BOOT_MODULES,
-        "net_modules": provision.NET_MODULES,
-        "blk_modules": provision.BLOCK_MODULES,
-        "balloon_modules": provision.BALLOON_MODULES,
+        "disk_modules": linux.DISK_MODULES,
+        "modules": linux.BOOT_MODULES,
+        "net_modules": linux.NET_MODULES,
+        "blk_modules": linux.BLOCK_MODULES,
+        "hook_modules": request.hook_modules,
     }
     loaded: set[str] = set()
     for group, wanted in groups.items():
-        for name, module in provision.load_order(kernel, wanted):
+        for name, module in linux.load_order(kernel, wanted):
             if name in loaded:
                 continue
             loaded.add(name)
@@ -361,10 +340,12 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
     final = cache.root() / "images" / key
     if not (final / "image.json").exists():
         # Only a build needs these (a cache hit is the common case, and start-up time counts).
-        from kernel import cpio, erofs, jre, validate
+        from kernel.build import jre
+        from kernel.formats import cpio, erofs
+        from kernel.validate import checks
 
         # Errors stop the build before anything is written to the cache.
-        validate.check_before_build(request.app, request.jdk, request.modules)
+        checks.check_before_build(request.app, request.jdk, request.modules)
         check_busybox(busybox)
         cache.sweep_stale_temps(cache.ensure("images"))
         for note in notes or []:

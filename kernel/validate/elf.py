@@ -23,8 +23,8 @@ from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 from elftools.elf.sections import SymbolTableSection
 from elftools.elf.segments import InterpSegment
 
-from kernel.elfclosure import DEFAULT_LIBRARY_DIRS
-from kernel.validate_finding import Finding
+from kernel.build.elfclosure import DEFAULT_LIBRARY_DIRS
+from kernel.validate.finding import Finding
 
 ELF_MAGIC = b"\x7fELF"
 MAX_TAGS = 4096

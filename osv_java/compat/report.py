@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from osv_java.compat import CellResult
+    from osv_java.compat.model import CellResult
 
 MARK = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
 MD_MARK = {"passed": "✅ pass", "failed": "❌ **FAIL**", "skipped": "⏭️ skip"}

@@ -1,4 +1,4 @@
-"""Read back an EROFS image as kernel/erofs.py writes it (for `osv-java validate` and the tests).
+"""Read back an EROFS image as kernel/formats/erofs.py writes it (for `osv-java validate` and the tests).
 
 Handles compact and extended inodes with the FLAT_PLAIN data layout; anything else (compression,
 inline tails, chunks, xattrs) is reported as unsupported. Every offset is checked against the
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from kernel.cpio_read import Member, Tree
+from kernel.formats.cpio_read import Member, Tree
 
 MAGIC = 0xE0F5E1E2
 SUPERBLOCK_OFFSET = 1024

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shlex
 
-from kernel import tinyelf
+from kernel.formats import tinyelf
 
 LAUNCHER_IN_IMAGE = "/bin/osv-launch"
 CMDLINE_PARAM = "osvexec"  # no dot: dotted parameters are taken as module options
@@ -42,14 +42,20 @@ def elf() -> bytes:
     return tinyelf.elf(CODE)
 
 
-def shell_command(argv: list[str], env: list[str], cwd: str, launcher_path: str = LAUNCHER_IN_IMAGE) -> str:
+def shell_command(argv: list[str], env: list[str], cwd: str, settings: dict[str, str] | None = None,
+                  launcher_path: str = LAUNCHER_IN_IMAGE) -> str:
     """The snippet /init evaluates in the JVM's background process: the same start as PID 1's start_jvm.
 
-    The working folder is made if missing (it is the host's, so relative paths mean what they meant
+    The policies' guest `settings` (path -> value) are written first, as pid1.apply_settings does. The
+    working folder is made if missing (it is the host's, so relative paths mean what they meant
     there), else /; the environment is exactly `env`.
     """
     q = shlex.quote
+    writes = "".join(
+        f"echo {q(value)} >{q(path)} || echo osv-java: cannot set {q(path)} >&2; "
+        for path, value in (settings or {}).items()
+    )
     return (
-        f"mkdir -p {q(cwd)} 2>/dev/null; cd {q(cwd)} 2>/dev/null || cd /; "
+        f"{writes}mkdir -p {q(cwd)} 2>/dev/null; cd {q(cwd)} 2>/dev/null || cd /; "
         f"exec env -i -- {' '.join(q(item) for item in env)} {q(launcher_path)} {' '.join(q(a) for a in argv)}"
     )

@@ -3,7 +3,7 @@
 The JRE travels as this image rather than in the initramfs: the guest kernel copies every initramfs
 byte at boot (about a second for a JRE under software emulation), while this image is placed in
 guest memory by QEMU and mounted with DAX, so the JVM maps its files where they lie (see
-kernel/qemu.py, pmem_region). EROFS because it is read-only and simple, keeps file data in whole
+kernel/vm/qemu.py, pmem_region). EROFS because it is read-only and simple, keeps file data in whole
 4 KiB blocks as DAX needs, and is in Debian's kernel.
 
 Layout (4 KiB blocks): block 0 holds the superblock at byte 1024; the inodes follow from block 1

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from jvmbridge.errors import JvmError
-from kernel import telemetry, vmregistry
 from kernel.guest import wire
+from kernel.vm import registry, relay
 
 Answer = Callable[[str, str, dict[str, object]], None]
 
@@ -29,7 +29,7 @@ class ScriptedGuest:
 
     def __init__(self) -> None:
         self.sent: queue.Queue[tuple[str, dict[str, object]]] = queue.Queue()
-        self.server: telemetry.Telemetry | None = None
+        self.server: relay.Relay | None = None
         self.script: dict[str, Answer] = {}
 
     def send(self, op: str, **fields: object) -> None:
@@ -50,17 +50,17 @@ class ScriptedGuest:
                 return fields
 
 
-Served = tuple[ScriptedGuest, vmregistry.VmRecord, telemetry.Telemetry]
+Served = tuple[ScriptedGuest, registry.VmRecord, relay.Relay]
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     guest = ScriptedGuest()
     qmp = tmp_path / "qmp.sock"
-    server = telemetry.Telemetry(tmp_path / "telemetry.sock", guest, qmp)
+    server = relay.Relay(tmp_path / "relay.sock", guest, qmp)
     guest.server = server
     listener = server.listen()
-    record = vmregistry.VmRecord(name="t", pid=os.getpid(), socket=str(tmp_path / "telemetry.sock"),
+    record = registry.VmRecord(name="t", pid=os.getpid(), socket=str(tmp_path / "relay.sock"),
                                  main_class="Main", started=0.0)
     yield guest, record, server
     listener.close()
@@ -81,10 +81,10 @@ def test_answers_find_their_request_whatever_the_order(served: Served) -> None:
 
     guest.script["jcmd"] = jcmd
     results: dict[str, bytes] = {}
-    slow = threading.Thread(target=lambda: results.update(slow=vmregistry.request(record, "jcmd slow")))
+    slow = threading.Thread(target=lambda: results.update(slow=registry.request(record, "jcmd slow")))
     slow.start()
     assert first_seen.wait(5)
-    assert vmregistry.request(record, "jcmd fast") == b"ran fast"
+    assert registry.request(record, "jcmd fast") == b"ran fast"
     slow.join(10)
     assert results["slow"] == b"ran slow"
 
@@ -93,9 +93,9 @@ def test_a_failed_request_is_one_error_line(served: Served) -> None:
     guest, record, _ = served
     guest.script["hsperf"] = lambda op, ident, fields: guest.say("reply", ident, error="no hsperfdata for JVM 7")
     with pytest.raises(JvmError, match="VM 't': no hsperfdata for JVM 7"):
-        vmregistry.request(record, "hsperf")
+        registry.request(record, "hsperf")
     with pytest.raises(JvmError, match="unknown request 'bogus'"):
-        vmregistry.request(record, "bogus")
+        registry.request(record, "bogus")
 
 
 def test_a_stream_runs_until_its_client_goes_and_is_then_stopped(served: Served) -> None:
@@ -109,14 +109,14 @@ def test_a_stream_runs_until_its_client_goes_and_is_then_stopped(served: Served)
 
     guest.script["events"] = events
     guest.script["jcmd"] = lambda op, ident, fields: guest.say("reply", ident, data="alongside")
-    sock, rest = vmregistry.open_session(record, "events gc uptimenanos")
+    sock, rest = registry.open_session(record, "events gc uptimenanos")
     with sock:
         assert rest == ""
         received = b""
         while received.count(b"\n") < 2:
             received += sock.recv(4096)
         assert received == b"[1ns][info][gc] one\n[2ns][info][gc] two\n"
-        assert vmregistry.request(record, "jcmd VM.version") == b"alongside"  # while the stream runs
+        assert registry.request(record, "jcmd VM.version") == b"alongside"  # while the stream runs
         ident = guest.next_sent("events")["id"]
     assert guest.next_sent("events-stop")["id"] == ident
 
@@ -126,7 +126,7 @@ def test_a_gateway_gets_a_loopback_forward_for_as_long_as_its_client_stays(serve
     server.qmp_socket = qemu_monitor
     guest.script["gateway"] = lambda op, ident, fields: guest.say("reply", ident, port=4321)
     jar = b"PK not really a jar"
-    sock, rest = vmregistry.open_session(record, f"gateway {'t' * 24} agent.jar {len(jar)}", jar)
+    sock, rest = registry.open_session(record, f"gateway {'t' * 24} agent.jar {len(jar)}", jar)
     with sock:
         host_port, guest_port = map(int, rest.split())
         assert guest_port == 4321
@@ -149,5 +149,5 @@ def test_a_gateway_without_monitor_is_refused_and_stopped(served: Served) -> Non
     guest, record, _ = served  # the fixture's QMP socket does not exist: no QEMU behind it
     guest.script["gateway"] = lambda op, ident, fields: guest.say("reply", ident, port=4321)
     with pytest.raises(JvmError, match="cannot reach QEMU's monitor"):
-        vmregistry.open_session(record, f"gateway {'t' * 24} agent.jar 3", b"abc")
+        registry.open_session(record, f"gateway {'t' * 24} agent.jar 3", b"abc")
     guest.next_sent("gateway-stop")

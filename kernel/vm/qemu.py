@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jvmbridge.errors import DependencyError
-from kernel import cache, poweroff
+from kernel import cache
+from kernel.build import poweroff
 from kernel.progress import say
 
 PROBE_TIMEOUT_S = 10.0
@@ -69,7 +71,8 @@ class MachineConfig:
     disks: list[Path] = field(default_factory=list)  # read-only raw disks
     memory_image: Path | None = None  # placed in guest memory as persistent memory (see pmem_region)
     qmp_socket: Path | None = None
-    incoming: Path | None = None  # a boot snapshot to restore instead of booting (kernel.snapshot)
+    incoming: Path | None = None  # a boot snapshot to restore instead of booting (kernel.vm.snapshot)
+    extra_args: list[str] = field(default_factory=list)  # devices the run's policies add (gc_hooks)
 
     def argv(self) -> list[str]:
         memory_mb = self.memory_mb
@@ -119,7 +122,7 @@ class MachineConfig:
         for address, host_port, guest_port in self.forwards:
             netdev += f",hostfwd=tcp:{address}:{host_port}-:{guest_port}"
         args += ["-netdev", netdev, "-device", "virtio-net-device,netdev=net0"]
-        args += ["-device", "virtio-balloon-device"]
+        args += self.extra_args
         for i, disk in enumerate(self.disks):
             args += ["-drive", f"file={disk},if=none,id=disk{i},format=raw,readonly=on"]
             args += ["-device", f"virtio-blk-device,drive=disk{i}"]
@@ -131,6 +134,20 @@ class MachineConfig:
         if self.qmp_socket is not None:
             args += ["-qmp", f"unix:{self.qmp_socket},server=on,wait=off"]
         return args
+
+    def shape(self) -> list[str]:
+        """The command line without what differs between runs of one machine (its sockets and log
+        files, host port forwards, a snapshot to restore): what a boot snapshot depends on."""
+        same = dataclasses.replace(
+            self,
+            serial_log=Path("console"),
+            chardevs=[(name, name) for name, _ in self.chardevs],
+            output_files=[(name, Path(name)) for name, _ in self.output_files],
+            forwards=[],
+            qmp_socket=Path("qmp") if self.qmp_socket is not None else None,
+            incoming=None,
+        )
+        return same.argv()
 
 
 # The CPU that software emulation offers: the x86-64 baseline (SSE2) plus RDRAND, which seeds the

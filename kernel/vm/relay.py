@@ -11,7 +11,7 @@ A client connects to the UNIX socket, sends one request line, and gets:
 A failure is one line `error WHAT` instead. Each request is relayed to PID 1 on the control port
 with an id the guest echoes in its answers (kernel.guest.services), so requests do not wait for
 each other and streams can run alongside. Port forwards are added at run time through QEMU's
-monitor (kernel.monitor).
+monitor (kernel.vm.monitor).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from kernel import monitor
 from kernel.guest import wire
+from kernel.vm import monitor
 
 ANSWER_TIMEOUT = 30.0
 GATEWAY_TIMEOUT = 150.0  # the guest loads py4j's classes into the JVM, under software emulation
@@ -72,7 +72,7 @@ class Session:
 
     _ids = itertools.count(1)
 
-    def __init__(self, server: Telemetry) -> None:
+    def __init__(self, server: Relay) -> None:
         self.server = server
         self.id = str(next(self._ids))
         self.inbox: queue.Queue[wire.Message | None] = queue.Queue()  # None: the client went away
@@ -123,7 +123,7 @@ def _watch_hangup(conn: socket.socket, session: Session) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-class Telemetry:
+class Relay:
     """Serves the socket at `path` for one VM; `deliver` takes the guest's answers (messages with an id)."""
 
     def __init__(self, path: Path, control: Sender, qmp_socket: Path | None) -> None:
@@ -133,10 +133,11 @@ class Telemetry:
         self.sessions: dict[str, Session] = {}
         self._monitor: monitor.Monitor | None = None
         self._monitor_lock = threading.Lock()
+        self._listener: socket.socket | None = None
 
     def listen(self) -> socket.socket:
-        """Start serving; returns the listening socket (closing it stops the service)."""
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        """Start serving; returns the listening socket (`close` stops the service)."""
+        listener = self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.path))
         listener.listen(8)
 
@@ -157,6 +158,9 @@ class Telemetry:
             session.inbox.put(message)
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         with self._monitor_lock:
             if self._monitor is not None:
                 self._monitor.close()

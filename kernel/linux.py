@@ -26,7 +26,6 @@ META_PACKAGE = "linux-image-cloud-amd64"
 DISK_MODULES = ("nd_e820", "nd_pmem", "erofs")  # before the JVM: its runtime image, in memory
 BOOT_MODULES = ("virtio_mmio", "virtio_console")
 NET_MODULES = ("virtio_net",)
-BALLOON_MODULES = ("virtio_balloon",)
 BLOCK_MODULES = ("virtio_blk",)
 
 # What the guest needs from the kernel config: option -> why. "y" or "m" both do.

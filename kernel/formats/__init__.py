@@ -1,0 +1,1 @@
+"""Byte formats osv-java writes and reads (cpio, EROFS, tiny ELF programs): no project imports."""

@@ -1,0 +1,84 @@
+"""The guest's end of the control channel: messages in the wire format, both ways, on a virtio port.
+
+PID 1 talks to the host through it; the services and the policies' supervisors answer through it too.
+Standard library only, and cheap to import (PID 1 opens it early in the boot).
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import select
+import time
+
+from kernel.guest import wire
+
+
+def now() -> float:
+    """Seconds since the kernel started (CLOCK_MONOTONIC, the clock -Xlog's timenanos uses too)."""
+    return time.monotonic()
+
+
+class Control:
+    """Messages in the wire format, both ways on the control port."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        self.buffer = b""
+        self.queue: list[wire.Message] = []
+        self.lock = _thread.allocate_lock()  # the policies' supervisors send from their own thread
+
+    def send(self, op: str, **fields: object) -> None:
+        data = wire.encode(op, **fields)
+        with self.lock:
+            write_all(self.fd, data)
+
+    def poll(self) -> list[wire.Message]:
+        """Read what is available now (call when select says the port is readable); return all queued."""
+        chunk = os.read(self.fd, 65536)
+        if not chunk:
+            time.sleep(0.01)  # the host is not connected: nothing to read yet
+        self.buffer += chunk
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            if line.strip():
+                self.queue.append(wire.decode(line))
+        messages, self.queue = self.queue, []
+        return messages
+
+    def receive(self, timeout: float) -> wire.Message:
+        """Wait for one message; op "timeout" if none comes in time.
+
+        Requests about the JVM (they carry an id) are served only while it runs, in pid1.AppRelay: here
+        they are answered at once, so they are never taken for the message waited for.
+        """
+        deadline = now() + timeout
+        while True:
+            while not self.queue:
+                left = deadline - now()
+                if left <= 0:
+                    return {"op": ["timeout"]}
+                if select.select([self.fd], [], [], left)[0]:
+                    self.queue = self.poll()
+            message = self.queue.pop(0)
+            if "id" not in message:
+                return message
+            self.send("reply", id=wire.first(message, "id"), error="the app's JVM is not running")
+
+
+    def receive_op(self, op: str, timeout: float) -> wire.Message:
+        """Wait for a message `op`, dropping others (a late stdin-eof or signal once the JVM is gone)."""
+        deadline = now() + timeout
+        while True:
+            message = self.receive(max(0.0, deadline - now()))
+            if wire.first(message, "op") in (op, "timeout"):
+                return message
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except InterruptedError:
+            continue

@@ -1,0 +1,1 @@
+"""Checks of apps and images before they boot (ELF objects, jars, kernel config), as findings."""

@@ -1,0 +1,333 @@
+"""Boot an image in QEMU and run the app like a local command.
+
+The host listens on one UNIX socket per virtio-serial port and QEMU connects to each at start-up, so
+no byte is lost before the guest opens its ports. stdout and stderr travel on their own ports; the
+control port carries the run request, the exit status (with the byte counts of stdout/stderr, so we
+know when we have all of the app's output) and the boot timeline. Nothing is parsed out of the app's
+output. A watchdog turns a hung boot into an error carrying the console tail.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gc_hooks.host import HostSide
+from gc_hooks.policies import Plan
+from gc_hooks.seam import HookEvent, Machine
+from jvmbridge.errors import BootError
+from kernel.build import launcher
+from kernel.build.image import Image
+from kernel.build.layout import INIT_ENV
+from kernel.guest import wire
+from kernel.progress import say, warn
+from kernel.vm import qemu, snapshot, volumes
+from kernel.vm.conversation import ControlChannel, Conversation, OutputPump, keep_crash_log, seconds, stdin_pump
+from kernel.vm.monitor import Monitor, MonitorError
+from kernel.vm.qemu_process import QemuProcess
+from kernel.vm.relay import Relay
+from kernel.vm.timeline import Measured, boot_timeline
+
+PORTS = (wire.CONTROL_PORT, wire.STDIN_PORT, wire.STDOUT_PORT, wire.STDERR_PORT)
+
+
+@dataclass
+class RunOptions:
+    """How to boot; the JVM's command line is given to VirtualMachine.run, already complete."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    memory_mb: int = 1024
+    cpus: int = 2
+    accel: str = "auto"
+    publish: list[tuple[str, int, int]] = field(default_factory=list)
+    volumes: list[volumes.Volume] = field(default_factory=list)
+    timeout: float | None = None
+    boot_timeout: float = 120.0
+    verbose: bool = False
+    bootchart: bool = False
+    cwd: str = "/"
+    snapshot: bool = True  # start from the machine's boot snapshot, saving one first if need be
+    hooks: Plan | None = None  # the run's policies (gc_hooks)
+
+
+@dataclass
+class RunResult:
+    status: int
+    timeline: dict[str, float]  # event -> seconds since QEMU start
+    console_log: str
+    hook_events: list[HookEvent] = field(default_factory=list)
+
+
+_NO_MACHINE = Machine(target="vm", memory_mb=None, cpus=None, jdk_feature=0)
+
+
+class _VmSide:
+    """What a policy's host monitor may use of this VM (gc_hooks.seam.VmSide)."""
+
+    def __init__(self, vm: VirtualMachine) -> None:
+        self.name = vm.workdir.name
+        self.qemu_pid = vm.qemu.pid
+        self._socket = vm.qmp_socket
+        self._lock = threading.Lock()
+
+    def qmp(self, command: str, **arguments: Any) -> Any:
+        with self._lock, Monitor(self._socket) as monitor:
+            return monitor.execute(command, **arguments)
+
+
+class VirtualMachine:
+    """One boot of an image. Use as a context manager: leaving it always stops QEMU.
+
+    Its parts: the QEMU process and its sockets (kernel.vm.qemu_process), the conversation with PID 1
+    (kernel.vm.conversation), the boot snapshot's decision (`run`) and the timeline (kernel.vm.timeline).
+    """
+
+    def __init__(self, image: Image, options: RunOptions) -> None:
+        self.image = image
+        self.options = options
+        self.workdir = Path(tempfile.mkdtemp(prefix="osv-java-run-"))
+        self.qemu = QemuProcess(self.workdir)
+        self.relay_socket = self.workdir / "relay.sock"
+        self.relay: Relay | None = None
+        self.qmp_socket = self.workdir / "qmp.sock"  # for port forwards added at run time
+        self.hooks = options.hooks or Plan(machine=_NO_MACHINE)
+        self.host = HostSide(self.hooks, options.verbose)
+
+    def __enter__(self) -> VirtualMachine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.qemu.close()
+        self.host.stop()
+        if self.relay is not None:
+            self.relay.close()
+        keep = os.environ.get("OSV_JAVA_CONSOLE_LOG")
+        if keep and self.qemu.console.exists():
+            # Tests and CI ask for the guest console of every boot, to show it when something fails.
+            shutil.copyfile(self.qemu.console, keep)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def console_tail(self, lines: int = 30) -> str:
+        return self.qemu.console_tail(lines)
+
+    def _run_request(self, argv: list[str], main_class: str) -> dict[str, object]:
+        """The fields of the guest's "run" message."""
+        options = self.options
+        return {
+            "argv": argv,
+            "env": [f"{k}={v}" for k, v in options.env.items()],
+            "cwd": options.cwd,
+            "main_class": main_class,
+            "bootchart": options.bootchart,
+            "network": bool(options.publish),
+            "volume": [f"{i}:{'ro' if v.readonly else 'rw'}:{v.guest}" for i, v in enumerate(options.volumes)],
+            # the policies' supervisors (PID 1 runs them beside the JVM) and guest settings (written first)
+            "hook": [json.dumps(spec.fields(), sort_keys=True) for spec in self.hooks.supervisors],
+            "setting": [f"{path}={value}" for path, value in self.hooks.guest_settings.items()],
+        }
+
+    def _cmdline(self, accel: str, argv: list[str], request: dict[str, object] | None) -> tuple[list[str], bool]:
+        """The kernel command line; and whether the run request went on it.
+
+        On the command line, PID 1 starts the JVM before it sets up the ports (see pid1.main);
+        a request too long for it, or None (a boot snapshot's machine), goes on the control channel.
+        """
+        options = self.options
+        cmdline = qemu.base_cmdline(accel, options.verbose)
+        cmdline += [f"{k}={v}" for k, v in INIT_ENV.items()]
+        cmdline += self.hooks.kernel_cmdline
+        param = ""
+        if request is not None:
+            encoded = base64.b64encode(wire.encode("run", **request)).decode()
+            param = f"{wire.CMDLINE_REQUEST}={encoded}"
+        on_cmdline = bool(param) and len(" ".join([*cmdline, param])) <= qemu.MAX_CMDLINE
+        if on_cmdline:
+            cmdline.append(param)
+            if not options.publish and not options.volumes:
+                # /init can start the JVM itself, before PID 1's Python is up (kernel.build.launcher); with
+                # -p or -v, PID 1 sets up the network or the volumes first.
+                env = [f"{k}={v}" for k, v in options.env.items()]
+                command = launcher.shell_command(argv, env, options.cwd, self.hooks.guest_settings)
+                early = f"{launcher.CMDLINE_PARAM}={base64.b64encode(command.encode()).decode()}"
+                if len(" ".join([*cmdline, early])) <= qemu.MAX_CMDLINE:
+                    cmdline.append(early)
+        return cmdline, on_cmdline
+
+    def _config(self, accel: str, argv: list[str], request: dict[str, object] | None
+                ) -> tuple[qemu.MachineConfig, bool]:
+        """The machine; and whether the run request went on the kernel command line."""
+        options = self.options
+        cmdline, on_cmdline = self._cmdline(accel, argv, request)
+        chardevs = [(name, str(self.workdir / f"{name}.sock")) for name in PORTS]
+        outputs = []
+        if any(not v.readonly for v in options.volumes):
+            outputs.append((wire.VOLUME_OUT_PORT, self.workdir / "volout.tar"))
+        disks = []
+        if options.volumes:
+            disk = self.workdir / "volumes.tar"
+            volumes.pack(options.volumes, disk)
+            disks.append(disk)
+        config = qemu.MachineConfig(
+            kernel=self.image.kernel,
+            initramfs=self.image.initramfs,
+            memory_mb=options.memory_mb,
+            cpus=options.cpus,
+            accel=accel,
+            cmdline=cmdline,
+            serial_log=self.qemu.console,
+            chardevs=chardevs,
+            output_files=outputs,
+            forwards=options.publish,
+            disks=disks,
+            qmp_socket=self.qmp_socket,
+            memory_image=self.image.runtime_disk,
+            extra_args=list(self.hooks.qemu_args),
+        )
+        return config, on_cmdline
+
+    def run(self, argv: list[str], main_class: str) -> RunResult:
+        """Boot (or restore the boot snapshot of) the machine and run the JVM `argv` in it."""
+        options = self.options
+        accel = qemu.choose_accel(options.accel, self.image.kernel, options.verbose)
+        request = self._run_request(argv, main_class)
+        if not options.snapshot or options.volumes:  # a volume's disk is part of the machine
+            return self._boot_cold(accel, argv, request)
+        config, _ = self._config(accel, argv, None)
+        path = snapshot.path_for(snapshot.key(str(self.image.manifest["key"]), config))
+        if path.exists():
+            try:
+                return self._boot(dataclasses.replace(config, incoming=path), request, restore=path)
+            except snapshot.SnapshotError as exc:  # the app has not started: boot afresh instead
+                path.unlink(missing_ok=True)
+                warn(f"{exc}; booting afresh")
+                self._reset()
+            except BootError:  # the app may have started: no second try, but the next run boots afresh
+                path.unlink(missing_ok=True)
+                raise
+        elif not snapshot.seen_before(path):  # a first run: boot cold, the fastest way without a snapshot
+            return self._boot_cold(accel, argv, request)
+        return self._boot(config, request, save=path)
+
+    def _boot_cold(self, accel: str, argv: list[str], request: dict[str, object]) -> RunResult:
+        """Boot without a snapshot, the run request on the kernel command line when it fits."""
+        config, request_sent = self._config(accel, argv, request)
+        return self._boot(config, None if request_sent else request)
+
+    def _reset(self) -> None:
+        """Forget a QEMU that failed to restore a snapshot, so that the machine can boot afresh."""
+        self.qemu.close()
+        if self.relay is not None:
+            self.relay.close()
+            self.relay = None
+        for stale in (self.qmp_socket, self.relay_socket):
+            stale.unlink(missing_ok=True)
+
+    def _boot(self, config: qemu.MachineConfig, request: dict[str, object] | None,
+              restore: Path | None = None, save: Path | None = None) -> RunResult:
+        """Start QEMU with `config` and see the run through; `request` is sent unless it was on the
+        command line. With `restore`, QEMU reads that boot snapshot; with `save`, one is written
+        there once PID 1 is ready, before the request is sent."""
+        command = config.argv()
+        self.qemu.listen(config.chardevs)
+        if self.options.verbose:
+            print("osv-java: " + " ".join(command), file=sys.stderr)
+        t_qemu = self.qemu.start(command)
+        try:
+            conns = self.qemu.accept_all(timeout=30.0)
+        except BootError as exc:
+            if restore is not None:  # QEMU would not take the snapshot: a cold boot may still work
+                raise snapshot.SnapshotError(str(exc)) from exc
+            raise
+        control = ControlChannel(conns[wire.CONTROL_PORT])
+        pumps = (OutputPump(conns[wire.STDOUT_PORT], sys.stdout.buffer),
+                 OutputPump(conns[wire.STDERR_PORT], sys.stderr.buffer))
+        for pump in pumps:
+            pump.start()
+        restored_at = None
+        if restore is not None:
+            assert self.qemu.proc is not None
+            snapshot.wait_restored(self.qmp_socket, self.qemu.proc)
+            restored_at = time.monotonic() - t_qemu
+            snapshot.touch(restore)
+        # Answer `osv-java jvm ... --vm NAME` and `osv-java shell --vm NAME` (see kernel.vm.relay).
+        self.relay = Relay(self.relay_socket, control, self.qmp_socket)
+        self.relay.listen()
+        if self.hooks.monitors:
+            self.host.start(_VmSide(self))
+        talk = Conversation(self.qemu, control, self.relay, self.host)
+        previous = signal.signal(signal.SIGINT, lambda *_: talk.interrupt())
+        try:
+            measured, exited = self._converse(talk, pumps, conns[wire.STDIN_PORT], request, t_qemu,
+                                              restore is not None, save)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        self.host.stop()
+        timeline = boot_timeline(dataclasses.replace(measured, restored_at=restored_at))
+        return RunResult(status=int(seconds(exited, "status")), timeline=timeline,
+                         console_log=self.qemu.console_tail(200), hook_events=list(self.host.events))
+
+    def _save_snapshot(self, talk: Conversation, target: Path) -> None:
+        """Have PID 1 make ready what every run needs, then save the machine as it is (kernel.vm.snapshot).
+
+        A failure costs only the snapshot: this run goes on, and the next one tries again.
+        """
+        talk.control.send("snapshot")
+        talk.wait_for("ready", self.options.boot_timeout, "the guest to get ready for a snapshot")
+        assert self.qemu.proc is not None
+        try:
+            with Monitor(self.qmp_socket) as monitor:
+                size = snapshot.save(monitor, self.qemu.proc, target)
+        except (snapshot.SnapshotError, MonitorError) as exc:
+            warn(str(exc))
+            return
+        say(f"saved this machine's boot snapshot ({size >> 20} MB): its next runs start from there")
+
+    def _converse(self, talk: Conversation, pumps: tuple[OutputPump, OutputPump], stdin: socket.socket,
+                  request: dict[str, object] | None, t_qemu: float, restored: bool, save: Path | None,
+                  ) -> tuple[Measured, wire.Message]:
+        """From PID 1's hello (none when restored: it said it before the snapshot) to the VM's end."""
+        options = self.options
+        hello = None
+        if not restored:
+            hello = talk.wait_for("hello", options.boot_timeout, "the guest's kernel services to start")
+        saved_at = None
+        if save is not None:
+            self._save_snapshot(talk, save)
+            saved_at = time.monotonic() - t_qemu
+        if request is not None:
+            # The clock and fresh entropy: a restored machine would replay the snapshot's (kernel.vm.snapshot).
+            talk.control.send("run", **request, epoch_ns=time.time_ns(), entropy=os.urandom(32).hex())
+        started = talk.wait_for("started", options.boot_timeout, "the JVM to start")
+        # Only now: QEMU drops what arrives on a port the guest has not opened yet.
+        threading.Thread(target=stdin_pump, args=(stdin, talk.control), daemon=True).start()
+        exited = talk.wait_for("exit", options.timeout, "the app to finish", app_timeout=True)
+        out_pump, err_pump = pumps
+        complete = out_pump.wait_for(int(seconds(exited[0], "stdout_bytes")), 30.0) and err_pump.wait_for(
+            int(seconds(exited[0], "stderr_bytes")), 30.0
+        )
+        talk.control.send("ack")
+        keep_crash_log(exited[0])
+        if not complete:
+            warn("some of the app's output was lost on the way out")
+        writable = [(i, v) for i, v in enumerate(options.volumes) if not v.readonly]
+        if writable:
+            saved, _ = talk.wait_for("volumes", 300.0, "the volumes to be written back")
+            volumes.apply(writable, self.workdir / "volout.tar", int(seconds(saved, "bytes")))
+            talk.control.send("ack")
+        if not self.qemu.wait(30.0):
+            self.qemu.stop()
+        measured = Measured(t_qemu=t_qemu, t_gone=time.monotonic(), hello=hello, started=started, exited=exited,
+                            saved_at=saved_at)
+        return measured, exited[0]

@@ -1,0 +1,56 @@
+"""The boot timeline of a run, from the host's clock and the times the guest reported.
+
+A pure function of what was measured: the host's monotonic times at which QEMU started and each
+message arrived, and the guest's own times in those messages (seconds since its kernel started).
+The guest clock is placed on the host's by the smallest offset seen (the message that travelled
+fastest). A snapshot's save stops the guest clock, so after one only the run's own messages count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kernel.guest import wire
+
+Arrival = tuple[wire.Message, float]  # a message and the host time it arrived
+
+
+@dataclass(frozen=True)
+class Measured:
+    t_qemu: float  # host time QEMU started
+    t_gone: float  # host time QEMU had exited
+    hello: Arrival | None  # PID 1's hello; None for a restored machine (it said hello before the snapshot)
+    started: Arrival
+    exited: Arrival
+    restored_at: float | None = None  # seconds after QEMU's start the snapshot was loaded
+    saved_at: float | None = None  # seconds after QEMU's start a snapshot was saved
+
+
+def _offset(arrival: Arrival) -> float:
+    message, at = arrival
+    return at - float(wire.number(message, "t") or 0.0)
+
+
+def boot_timeline(m: Measured) -> dict[str, float]:
+    """Event name -> seconds since QEMU started."""
+    timeline = {"qemu_start": 0.0}
+    if m.restored_at is not None:
+        timeline["snapshot_restored"] = m.restored_at
+    if m.saved_at is not None:
+        timeline["snapshot_saved"] = m.saved_at
+    run_offsets = [_offset(m.started), _offset(m.exited)]
+    boot_offsets = [_offset(m.hello)] if m.hello is not None else []
+    if m.saved_at is None:
+        boot_offsets += run_offsets  # one clock throughout: take the best-measured offset
+    if m.hello is not None:
+        kernel_start = min(boot_offsets) - m.t_qemu  # guest clock zero (kernel start) after QEMU start
+        timeline["kernel_start"] = kernel_start
+        timeline["pid1_start"] = kernel_start + float(wire.number(m.hello[0], "t_pid1") or 0.0)
+    offset = min(boot_offsets if m.saved_at is None else run_offsets) - m.t_qemu
+    for key, name in (("t_exec", "jvm_exec"), ("t_main", "main_entered"), ("t_exit", "app_exit")):
+        for message, _ in (m.started, m.exited):
+            value = wire.number(message, key)
+            if value is not None:
+                timeline[name] = offset + value
+    timeline["vm_gone"] = m.t_gone - m.t_qemu
+    return timeline
