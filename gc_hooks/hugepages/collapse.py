@@ -206,6 +206,7 @@ def collapse(pid: int, ranges: Sequence[tuple[int, int]], step: int = DEFAULT_ST
                     result.error = result.error or exc.message
                     result.failed += hi - lo
                     failed_in_a_row += 1
+                    break
                 finally:
                     took = time.monotonic() - t0
                     result.longest_step = max(result.longest_step, took)

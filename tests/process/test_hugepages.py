@@ -241,3 +241,38 @@ def test_jvm_stats_shows_the_heaps_huge_page_share(start) -> None:  # type: igno
         record = json.loads(subprocess.run([osv, "jvm", "stats", str(off.pid), "--json"], capture_output=True,
                                            text=True, check=True, timeout=60).stdout)
         assert record["heap_hugepage_share"] < 0.05
+
+
+def test_collapse_refused_on_a_range_marked_nohugepage_says_so() -> None:
+    import ctypes
+    import mmap
+
+    from gc_hooks.hugepages.collapse import CollapseError
+
+    size = 16 * MB
+    region = mmap.mmap(-1, size + 2 * MB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # as a JVM heap
+    base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    start = (base + 2 * MB - 1) // (2 * MB) * (2 * MB)
+    region.madvise(mmap.MADV_NOHUGEPAGE)
+    for offset in range(0, size + 2 * MB, 4096):
+        region[offset] = 1
+    with pytest.raises(CollapseError, match="not eligible"):
+        collapse(os.getpid(), [(start, start + size)], strict=True)
+
+
+def test_collapse_commits_nothing_the_process_had_not_touched() -> None:
+    import ctypes
+    import mmap
+
+    size = 64 * MB
+    region = mmap.mmap(-1, size + 2 * MB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # as a JVM heap
+    base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    start = (base + 2 * MB - 1) // (2 * MB) * (2 * MB)
+    touched = 8 * MB
+    first = start - base
+    for offset in range(first, first + touched, 4096):
+        region[offset] = 1
+    result = collapse(os.getpid(), [(start, start + size)])
+    assert result.requested == touched and result.collapsed == touched, result.line()
+    mine = [m for m in smaps.read("self") if m.start <= start < m.end]
+    assert mine and mine[0].rss <= touched + 4 * MB and mine[0].huge >= touched
