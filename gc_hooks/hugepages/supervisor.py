@@ -59,6 +59,10 @@ class HugePagesSupervisor(Supervisor):
 
     def measure(self) -> smaps.HeapPages:
         if self.info is None and not self.asked:
+            first = smaps.heap_pages(self.pid, None, ask=False)
+            if first.source == "memfd":  # ZGC names its heap: nothing to ask
+                self.measurements = [first]
+                return first
             self.asked = True  # ask the JVM once; the heap's reserved range never moves
             self.info = smaps.heap_info(self.pid)
         pages = smaps.heap_pages(self.pid, self.info, ask=False)
