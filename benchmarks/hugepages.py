@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -219,6 +220,7 @@ def rounded(value: float | None, digits: int = 3) -> float | None:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed run still gives the pool back
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="rounds of every configuration (default 3)")
     parser.add_argument("--quick", action="store_true", help="one round, smaller heap and data")
