@@ -123,6 +123,69 @@ class _Cycle:
     cause: str | None = None
 
 
+@dataclass(frozen=True)
+class _Phase:
+    """What a `GC(N) ...` line says after its id: the phase, its cause, duration and heap sizes."""
+
+    base: str  # the phase without its parenthesised groups
+    name: str  # the phase with its modifiers, e.g. "Pause Young (Normal)"
+    cause: str | None
+    generation: str | None
+    duration: float | None
+    before: int | None
+    after: int | None
+    capacity: int | None
+
+
+def _parse_phase(text: str) -> _Phase:
+    """Peel a GC line from the right: duration, heap sizes, then the parenthesised groups."""
+    generation = None
+    if len(text) > 3 and text[1:3] == ": " and text[0] in _GENERATION:
+        generation = _GENERATION[text[0]]
+        text = text[3:]
+    duration = None
+    dm = _DURATION.search(text)
+    if dm:
+        duration = float(dm.group(1)) * TIME_UNITS[dm.group(2)]
+        text = text[: dm.start()]
+    before = after = capacity = None
+    hm = _HEAP.search(text)
+    if hm:
+        before = _size(hm.group(1), hm.group(2))
+        after = _size(hm.group(3), hm.group(4))
+        if hm.group(5):
+            capacity = _size(hm.group(5), hm.group(6))
+        text = text[: hm.start()]
+    groups: list[str] = []
+    while True:
+        gm = _GROUP.search(text)
+        if not gm or gm.start() == 0:
+            break
+        groups.insert(0, gm.group(1))
+        text = text[: gm.start()]
+    base = text.strip()
+    cause = None
+    modifiers = []
+    for group in groups:
+        if group.lower() in MODIFIERS or group[:1].islower() or group[:1].isdigit():
+            modifiers.append(group)
+        else:
+            cause = group
+    name = base + "".join(f" ({m})" for m in modifiers)
+    return _Phase(base, name, cause, generation, duration, before, after, capacity)
+
+
+def _phase_kind(base: str) -> str | None:
+    """PAUSE, CONCURRENT or CYCLE for a measured phase; None for sub-phases, which are not events."""
+    if base.startswith("Pause"):
+        return PAUSE
+    if base in ("Concurrent Mark Cycle", "Concurrent Undo Cycle"):
+        return CYCLE
+    if base.startswith("Concurrent"):
+        return CONCURRENT
+    return None
+
+
 class GcLogParser:
     """Feed lines, get events. `hold_pauses`: keep pauses until their safepoint line gives TTSP."""
 
@@ -196,7 +259,23 @@ class GcLogParser:
                 return None
             return self._stall(line)
         gc_id = int(match.group(1))
-        text = match.group(2).strip()
+        cycle = self._cycle(gc_id, line)
+        phase = _parse_phase(match.group(2).strip())
+        if phase.cause and cycle.cause is None and (phase.base in CYCLE_NAMES or phase.base.startswith("Pause")):
+            cycle.cause = phase.cause
+        cause = phase.cause or cycle.cause
+        if phase.base in CYCLE_NAMES:
+            return self._whole_cycle(phase, cause, cycle, gc_id, line)
+        if phase.duration is None:
+            return None  # a start line (gc+start) or a line without a measure
+        kind = _phase_kind(phase.base)
+        if kind is None:
+            return None  # sub-phases (G1 "Evacuate Collection Set:", ZGC "Young Generation", ...)
+        return self._event(kind, phase.name, cause, gc_id, line, phase.duration, phase.before, phase.after,
+                           phase.capacity, phase.generation)
+
+    def _cycle(self, gc_id: int, line: LogLine) -> _Cycle:
+        """The cycle of GC(gc_id); a new one takes the pending trigger as its cause and old ones are dropped."""
         cycle = self._cycles.get(gc_id)
         if cycle is None:
             cycle = self._cycles[gc_id] = _Cycle(first_seen=line.uptime, cause=self._trigger)
@@ -204,63 +283,23 @@ class GcLogParser:
             self._last_id = max(self._last_id, gc_id)
             for old in [i for i in self._cycles if i < gc_id - 16]:
                 del self._cycles[old]
-        generation = None
-        if len(text) > 3 and text[1:3] == ": " and text[0] in _GENERATION:
-            generation = _GENERATION[text[0]]
-            text = text[3:]
-        duration = None
-        dm = _DURATION.search(text)
-        if dm:
-            duration = float(dm.group(1)) * TIME_UNITS[dm.group(2)]
-            text = text[: dm.start()]
-        before = after = capacity = None
-        hm = _HEAP.search(text)
-        if hm:
-            before = _size(hm.group(1), hm.group(2))
-            after = _size(hm.group(3), hm.group(4))
-            if hm.group(5):
-                capacity = _size(hm.group(5), hm.group(6))
-            text = text[: hm.start()]
-        groups: list[str] = []
-        while True:
-            gm = _GROUP.search(text)
-            if not gm or gm.start() == 0:
-                break
-            groups.insert(0, gm.group(1))
-            text = text[: gm.start()]
-        base = text.strip()
-        cause = None
-        modifiers = []
-        for group in groups:
-            if group.lower() in MODIFIERS or group[:1].islower() or group[:1].isdigit():
-                modifiers.append(group)
-            else:
-                cause = group
-        name = base + "".join(f" ({m})" for m in modifiers)
-        if cause and cycle.cause is None and (base in CYCLE_NAMES or base.startswith("Pause")):
-            cycle.cause = cause
-        cause = cause or cycle.cause
-        if base in CYCLE_NAMES:
-            if duration is None and before is None:
-                if line.uptime is not None and (cycle.first_seen is None or line.uptime < cycle.first_seen):
-                    cycle.first_seen = line.uptime
-                return None  # the cycle's start line
-            if duration is None:  # ZGC on 17 prints no duration: measure from the first line of the cycle
-                if line.uptime is None or cycle.first_seen is None:
-                    return None
-                duration = line.uptime - cycle.first_seen
-            return self._event(CYCLE, name, cause, gc_id, line, duration, before, after, capacity, generation)
-        if duration is None:
-            return None  # a start line (gc+start) or a line without a measure
-        if base.startswith("Pause"):
-            kind = PAUSE
-        elif base in ("Concurrent Mark Cycle", "Concurrent Undo Cycle"):
-            kind = CYCLE
-        elif base.startswith("Concurrent"):
-            kind = CONCURRENT
-        else:
-            return None  # sub-phases (G1 "Evacuate Collection Set:", ZGC "Young Generation", ...)
-        return self._event(kind, name, cause, gc_id, line, duration, before, after, capacity, generation)
+        return cycle
+
+    def _whole_cycle(
+        self, phase: _Phase, cause: str | None, cycle: _Cycle, gc_id: int, line: LogLine
+    ) -> GcEvent | None:
+        """A line naming a whole collection: its start (remembered) or its end (a CYCLE event)."""
+        duration = phase.duration
+        if duration is None and phase.before is None:
+            if line.uptime is not None and (cycle.first_seen is None or line.uptime < cycle.first_seen):
+                cycle.first_seen = line.uptime
+            return None  # the cycle's start line
+        if duration is None:  # ZGC on 17 prints no duration: measure from the first line of the cycle
+            if line.uptime is None or cycle.first_seen is None:
+                return None
+            duration = line.uptime - cycle.first_seen
+        return self._event(CYCLE, phase.name, cause, gc_id, line, duration, phase.before, phase.after,
+                           phase.capacity, phase.generation)
 
     def _stall(self, line: LogLine) -> GcEvent | None:
         dm = _DURATION.search(line.message)

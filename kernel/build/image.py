@@ -236,9 +236,25 @@ def java_command(request: BuildRequest) -> list[str]:
 
 def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
              ) -> tuple[dict[str, Entry], dict]:
-    from kernel.build import elfclosure, launcher
-
     entries: dict[str, Entry] = {}
+    _add_system(entries, busybox)
+    extensions = _add_python(entries, python)
+    _add_closure(entries, jre_dir, [python, *extensions, busybox])
+    # The app, its class path, runtimes and data folders, at their host paths.
+    for app_path in request.app.all_paths():
+        _add_tree(entries, app_path, str(app_path))
+    for host, image_dir in request.extra_trees:
+        _add_tree(entries, host, image_dir)
+    boot = _add_modules(entries, request)
+    entries["init"] = Entry.file("init", init_script(boot["disk_modules"]), 0o755)
+    entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, runtime_mount=JRE_IN_IMAGE))
+    return entries, boot
+
+
+def _add_system(entries: dict[str, Entry], busybox: Path) -> None:
+    """The root folders, device nodes, /etc, busybox with its commands, the JVM's launcher, the JRE's mount."""
+    from kernel.build import launcher
+
     for name in ("bin", "dev", "proc", "sys", "tmp", "run", "root", "osv"):
         entries[name] = Entry.folder(name, 0o1777 if name == "tmp" else 0o755)
     entries["dev/console"] = Entry.char_device("dev/console", 5, 1)
@@ -256,7 +272,9 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
     if UTF8_LOCALE.is_dir():
         _add_tree(entries, UTF8_LOCALE, str(UTF8_LOCALE))
 
-    # Guest Python: interpreter, zipped modules, extension modules.
+
+def _add_python(entries: dict[str, Entry], python: Path) -> list[Path]:
+    """Guest Python: interpreter, zipped modules, extension modules (returned: they are ELF roots too)."""
     zip_path, info = python_bundle(python)
     version = info["version"]
     entries["osv/python/bin/python3"] = Entry.from_host(f"{PYTHON_HOME}/bin/python3", python)
@@ -270,10 +288,15 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
         entries[f"{dynload}/{ext.name}".strip("/")] = Entry.from_host(f"{dynload}/{ext.name}", ext)
     # os.py is the landmark getpath looks for; an empty one keeps it quiet (the real os is frozen).
     entries[f"osv/python/lib/python{version}/os.py"] = Entry.file(f"{PYTHON_HOME}/lib/python{version}/os.py", b"")
+    return extensions
 
-    # ELF closure of everything executable: JRE binaries and libraries, Python and its extensions.
+
+def _add_closure(entries: dict[str, Entry], jre_dir: Path, programs: list[Path]) -> None:
+    """ELF closure of everything executable: JRE binaries and libraries, and `programs` (Python, ...)."""
+    from kernel.build import elfclosure
+
     roots = [p for p in jre_dir.rglob("*") if p.is_file() and not p.is_symlink() and elfclosure.is_elf(p)]
-    roots += [python, *extensions, busybox]
+    roots += programs
     closure = elfclosure.resolve(roots, extra_dirs=[str(jre_dir / "lib"), str(jre_dir / "lib" / "server")])
     if closure.missing:
         name, needers = next(iter(closure.missing.items()))
@@ -293,13 +316,9 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
                 f"/lib/x86_64-linux-gnu/{alias.name}", real
             )
 
-    # The app, its class path, runtimes and data folders, at their host paths.
-    for app_path in request.app.all_paths():
-        _add_tree(entries, app_path, str(app_path))
-    for host, image_dir in request.extra_trees:
-        _add_tree(entries, host, image_dir)
 
-    # Kernel modules PID 1 loads.
+def _add_modules(entries: dict[str, Entry], request: BuildRequest) -> dict[str, list[str]]:
+    """Kernel modules PID 1 loads, each once, in load order; returns their image paths by group."""
     kernel = request.kernel
     boot: dict[str, list[str]] = {
         "disk_modules": [], "modules": [], "net_modules": [], "blk_modules": [], "hook_modules": []
@@ -323,9 +342,7 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
             else:
                 entries[image_path.strip("/")] = Entry.from_host(image_path, module)
             boot[group].append(image_path)
-    entries["init"] = Entry.file("init", init_script(boot["disk_modules"]), 0o755)
-    entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, runtime_mount=JRE_IN_IMAGE))
-    return entries, boot
+    return boot
 
 
 def build(request: BuildRequest, output: Path | None = None, progress: bool = True,
@@ -339,80 +356,98 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
     key = image_key(request, python, busybox)
     final = cache.root() / "images" / key
     if not (final / "image.json").exists():
-        # Only a build needs these (a cache hit is the common case, and start-up time counts).
-        from kernel.build import jre
-        from kernel.formats import cpio, erofs
-        from kernel.validate import checks
-
-        # Errors stop the build before anything is written to the cache.
-        checks.check_before_build(request.app, request.jdk, request.modules)
-        check_busybox(busybox)
-        cache.sweep_stale_temps(cache.ensure("images"))
-        for note in notes or []:
-            say(note)
-        jre_dir = jre.link(request.jdk, list(request.modules), progress=progress)
-        entries, boot = _entries(request, jre_dir, python, busybox)
-        with cache.atomic_dir(final) as tmp:
-            with open(tmp / "initramfs.img", "wb") as out:
-                cpio.write(entries.values(), out)
-            with open(tmp / RUNTIME_DISK, "wb") as out:
-                erofs.write(jre_dir, out, RUNTIME_VOLUME)
-            _place_kernel(request.kernel.image, tmp / "vmlinuz")
-            files: dict[str, dict[str, int | str]] = {}
-            for path, entry in sorted(entries.items()):
-                if entry.source is not None:
-                    files["/" + path] = {"sha256": cache.file_digest(entry.source), "size": entry.source.stat().st_size}
-                elif stat.S_ISREG(entry.mode):
-                    files["/" + path] = {"sha256": hashlib.sha256(entry.data).hexdigest(), "size": len(entry.data)}
-            for host_file in sorted(p for p in jre_dir.rglob("*") if p.is_file() and not p.is_symlink()):
-                guest = f"{JRE_IN_IMAGE}/{host_file.relative_to(jre_dir).as_posix()}"
-                files[guest] = {"sha256": cache.file_digest(host_file), "size": host_file.stat().st_size,
-                                "disk": RUNTIME_DISK}
-            manifest = {
-                "format": FORMAT_VERSION,
-                "key": key,
-                "inputs": {
-                    "app": {
-                        "kind": request.app.kind,
-                        "main_class": request.app.main_class,
-                        "jar": str(request.app.jar) if request.app.jar else None,
-                        "script": str(request.app.script) if request.app.script else None,
-                        "language": request.app.language,
-                        "classpath": [str(p) for p in request.app.classpath],
-                        "runtime": [str(p) for p in request.app.runtime],
-                    },
-                    "jdk": {
-                        "home": str(request.jdk.home),
-                        "version": request.jdk.version,
-                        "vendor": request.jdk.vendor,
-                    },
-                    "kernel": {
-                        "image": str(request.kernel.image),
-                        "release": request.kernel.release,
-                        "config": str(request.kernel.config) if request.kernel.config else None,
-                        "sha256": cache.file_digest(tmp / "vmlinuz"),
-                    },
-                    "guest_python": str(python),
-                    "jre_modules": sorted(request.modules),
-                },
-                "jvm_command": java_command(request),
-                "jvm_defaults": guest_jvm_defaults(request.jdk),
-                "boot": boot,
-                "init_env": INIT_ENV,
-                "sizes": {
-                    "initramfs": (tmp / "initramfs.img").stat().st_size,
-                    "runtime_disk": (tmp / RUNTIME_DISK).stat().st_size,
-                    "kernel": (tmp / "vmlinuz").stat().st_size,
-                    "files": sum(int(f["size"]) for f in files.values()),
-                },
-                "files": files,
-            }
-            (tmp / "image.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        _build_into_cache(request, key, final, python, busybox, progress, notes or [])
     image = Image.load(final)
     if output is not None:
         export(image, output)
         return Image.load(output)
     return image
+
+
+def _build_into_cache(request: BuildRequest, key: str, final: Path, python: Path, busybox: Path,
+                      progress: bool, notes: list[str]) -> None:
+    """Check the app, link the JRE and write the image's files to `final`, all or nothing."""
+    # Only a build needs these (a cache hit is the common case, and start-up time counts).
+    from kernel.build import jre
+    from kernel.formats import cpio, erofs
+    from kernel.validate import checks
+
+    # Errors stop the build before anything is written to the cache.
+    checks.check_before_build(request.app, request.jdk, request.modules)
+    check_busybox(busybox)
+    cache.sweep_stale_temps(cache.ensure("images"))
+    for note in notes:
+        say(note)
+    jre_dir = jre.link(request.jdk, list(request.modules), progress=progress)
+    entries, boot = _entries(request, jre_dir, python, busybox)
+    with cache.atomic_dir(final) as tmp:
+        with open(tmp / "initramfs.img", "wb") as out:
+            cpio.write(entries.values(), out)
+        with open(tmp / RUNTIME_DISK, "wb") as out:
+            erofs.write(jre_dir, out, RUNTIME_VOLUME)
+        _place_kernel(request.kernel.image, tmp / "vmlinuz")
+        files = _file_records(entries, jre_dir)
+        manifest = _manifest(request, key, tmp, python, boot, files)
+        (tmp / "image.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+def _file_records(entries: dict[str, Entry], jre_dir: Path) -> dict[str, dict[str, int | str]]:
+    """sha256 and size of every regular file, the initramfs's and the runtime disk's (marked so)."""
+    files: dict[str, dict[str, int | str]] = {}
+    for path, entry in sorted(entries.items()):
+        if entry.source is not None:
+            files["/" + path] = {"sha256": cache.file_digest(entry.source), "size": entry.source.stat().st_size}
+        elif stat.S_ISREG(entry.mode):
+            files["/" + path] = {"sha256": hashlib.sha256(entry.data).hexdigest(), "size": len(entry.data)}
+    for host_file in sorted(p for p in jre_dir.rglob("*") if p.is_file() and not p.is_symlink()):
+        guest = f"{JRE_IN_IMAGE}/{host_file.relative_to(jre_dir).as_posix()}"
+        files[guest] = {"sha256": cache.file_digest(host_file), "size": host_file.stat().st_size,
+                        "disk": RUNTIME_DISK}
+    return files
+
+
+def _manifest(request: BuildRequest, key: str, tmp: Path, python: Path, boot: dict,
+              files: dict[str, dict[str, int | str]]) -> dict:
+    """image.json: the inputs, the JVM command, the boot plan, the sizes and every file's digest."""
+    return {
+        "format": FORMAT_VERSION,
+        "key": key,
+        "inputs": {
+            "app": {
+                "kind": request.app.kind,
+                "main_class": request.app.main_class,
+                "jar": str(request.app.jar) if request.app.jar else None,
+                "script": str(request.app.script) if request.app.script else None,
+                "language": request.app.language,
+                "classpath": [str(p) for p in request.app.classpath],
+                "runtime": [str(p) for p in request.app.runtime],
+            },
+            "jdk": {
+                "home": str(request.jdk.home),
+                "version": request.jdk.version,
+                "vendor": request.jdk.vendor,
+            },
+            "kernel": {
+                "image": str(request.kernel.image),
+                "release": request.kernel.release,
+                "config": str(request.kernel.config) if request.kernel.config else None,
+                "sha256": cache.file_digest(tmp / "vmlinuz"),
+            },
+            "guest_python": str(python),
+            "jre_modules": sorted(request.modules),
+        },
+        "jvm_command": java_command(request),
+        "jvm_defaults": guest_jvm_defaults(request.jdk),
+        "boot": boot,
+        "init_env": INIT_ENV,
+        "sizes": {
+            "initramfs": (tmp / "initramfs.img").stat().st_size,
+            "runtime_disk": (tmp / RUNTIME_DISK).stat().st_size,
+            "kernel": (tmp / "vmlinuz").stat().st_size,
+            "files": sum(int(f["size"]) for f in files.values()),
+        },
+        "files": files,
+    }
 
 
 def _place_kernel(source: Path, target: Path) -> None:

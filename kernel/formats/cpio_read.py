@@ -144,60 +144,73 @@ def unpack(stream: BinaryIO, dest: Path, max_total: int = MAX_TOTAL_BYTES) -> Tr
     while True:
         if len(tree.members) > MAX_ENTRIES:
             raise CpioError(f"archive has over {MAX_ENTRIES} entries")
-        head = stream.read(HEADER_SIZE)
-        if len(head) == 0:
-            raise CpioError(f"archive ends at byte {offset} without the {TRAILER} entry (truncated)")
-        if len(head) != HEADER_SIZE:
-            raise CpioError(f"archive is truncated in a header at byte {offset}")
-        if head[:6] not in MAGICS:
-            raise CpioError(f"no newc header at byte {offset} (found {head[:6]!r})")
-        try:
-            fields = [int(head[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
-        except ValueError as exc:
-            raise CpioError(f"header at byte {offset} has a field that is not hexadecimal") from exc
-        mode, size, namesize = fields[1], fields[6], fields[11]
-        if namesize < 1 or namesize > MAX_NAME:
-            raise CpioError(f"header at byte {offset} has a bad name length {namesize}")
-        raw_name = _read_exact(stream, namesize, "name", offset)
-        name_end = HEADER_SIZE + namesize
-        _read_exact(stream, -name_end % 4, "name padding", offset)
-        if raw_name[-1:] != b"\0":
-            raise CpioError(f"entry at byte {offset} has a name without its NUL terminator")
-        if raw_name[:-1] == TRAILER.encode():
+        mode, size, raw_name = _read_header(stream, offset)
+        if raw_name == TRAILER.encode():
             return tree
-        name = _clean_name(raw_name[:-1], offset)
+        name = _clean_name(raw_name, offset)
         total += size
         if total > max_total:
             raise CpioError(f"archive holds over {max_total} bytes of files, past the limit")
+        name_end = HEADER_SIZE + len(raw_name) + 1
         body_at = offset + name_end + (-name_end % 4)
-        link: str | None = None
-        if not name:
-            _skip(stream, size, body_at)
-        elif stat.S_ISREG(mode):
-            target = dest / name
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if target.is_dir() or target.is_symlink():
-                    raise IsADirectoryError(str(target))
-                with open(target, "wb") as out:
-                    _copy(stream, out, size, body_at)
-            except (NotADirectoryError, FileExistsError, IsADirectoryError) as exc:
-                raise CpioError(f"entry {name!r} at byte {offset} clashes with another entry's path") from exc
-        elif stat.S_ISLNK(mode):
-            if size > MAX_NAME:
-                raise CpioError(f"symlink {name!r} at byte {offset} has a {size}-byte target")
-            raw = _read_exact(stream, size, "symlink target", body_at)
-            link = raw.decode("utf-8", errors="replace").rstrip("\0")
-        else:
-            _skip(stream, size, body_at)
-            if stat.S_ISDIR(mode):
-                try:
-                    (dest / name).mkdir(parents=True, exist_ok=True)
-                except (NotADirectoryError, FileExistsError) as exc:
-                    raise CpioError(f"folder {name!r} at byte {offset} clashes with a file's path") from exc
+        link = _unpack_body(stream, dest, name, mode, size, offset, body_at)
         _read_exact(stream, -size % 4, "body padding", body_at)
         tree.members[name] = Member(path=name, mode=mode, size=size, link=link)
         offset = body_at + size + (-size % 4)
+
+
+def _read_header(stream: BinaryIO, offset: int) -> tuple[int, int, bytes]:
+    """The mode, body size and name (without its NUL) of the entry at `offset`, read up to its body."""
+    head = stream.read(HEADER_SIZE)
+    if len(head) == 0:
+        raise CpioError(f"archive ends at byte {offset} without the {TRAILER} entry (truncated)")
+    if len(head) != HEADER_SIZE:
+        raise CpioError(f"archive is truncated in a header at byte {offset}")
+    if head[:6] not in MAGICS:
+        raise CpioError(f"no newc header at byte {offset} (found {head[:6]!r})")
+    try:
+        fields = [int(head[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
+    except ValueError as exc:
+        raise CpioError(f"header at byte {offset} has a field that is not hexadecimal") from exc
+    mode, size, namesize = fields[1], fields[6], fields[11]
+    if namesize < 1 or namesize > MAX_NAME:
+        raise CpioError(f"header at byte {offset} has a bad name length {namesize}")
+    raw_name = _read_exact(stream, namesize, "name", offset)
+    _read_exact(stream, -(HEADER_SIZE + namesize) % 4, "name padding", offset)
+    if raw_name[-1:] != b"\0":
+        raise CpioError(f"entry at byte {offset} has a name without its NUL terminator")
+    return mode, size, raw_name[:-1]
+
+
+def _unpack_body(
+    stream: BinaryIO, dest: Path, name: str, mode: int, size: int, offset: int, body_at: int
+) -> str | None:
+    """Write one entry's file or folder under `dest` (or skip its body); a symlink's target is returned."""
+    if not name:
+        _skip(stream, size, body_at)
+    elif stat.S_ISREG(mode):
+        target = dest / name
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir() or target.is_symlink():
+                raise IsADirectoryError(str(target))
+            with open(target, "wb") as out:
+                _copy(stream, out, size, body_at)
+        except (NotADirectoryError, FileExistsError, IsADirectoryError) as exc:
+            raise CpioError(f"entry {name!r} at byte {offset} clashes with another entry's path") from exc
+    elif stat.S_ISLNK(mode):
+        if size > MAX_NAME:
+            raise CpioError(f"symlink {name!r} at byte {offset} has a {size}-byte target")
+        raw = _read_exact(stream, size, "symlink target", body_at)
+        return raw.decode("utf-8", errors="replace").rstrip("\0")
+    else:
+        _skip(stream, size, body_at)
+        if stat.S_ISDIR(mode):
+            try:
+                (dest / name).mkdir(parents=True, exist_ok=True)
+            except (NotADirectoryError, FileExistsError) as exc:
+                raise CpioError(f"folder {name!r} at byte {offset} clashes with a file's path") from exc
+    return None
 
 
 def _copy(stream: BinaryIO, out: BinaryIO, size: int, offset: int) -> None:

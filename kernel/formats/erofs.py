@@ -124,6 +124,19 @@ def write(tree: Path, out: BinaryIO, volume_name: str, build_time: int = 0) -> i
         raise ValueError(f"volume name {volume_name!r} is longer than 16 bytes")
     root = _scan(tree)
     nodes = _walk(root)
+    total_blocks = _lay_out(nodes)
+    superblock = _superblock(root, len(nodes), total_blocks, build_time, label)
+    out.write(b"\0" * SUPERBLOCK_OFFSET + superblock)
+    out.write(b"\0" * (BLOCK - SUPERBLOCK_OFFSET - len(superblock)))
+    metadata = b"".join(_inode(node) for node in nodes)
+    out.write(metadata.ljust(-(-len(metadata) // BLOCK) * BLOCK, b"\0"))
+    _write_data(nodes, out)
+    return total_blocks * BLOCK
+
+
+def _lay_out(nodes: list[_Node]) -> int:
+    """Number the inodes, size every node (folders get their entry blocks) and place its data after the
+    metadata; returns the image's size in blocks."""
     for index, node in enumerate(nodes):
         node.nid = index  # INODE_SIZE apart, from the start of the metadata block
         node.ino = index + 1
@@ -144,9 +157,11 @@ def write(tree: Path, out: BinaryIO, volume_name: str, build_time: int = 0) -> i
     for node in nodes:
         node.block = next_block if node.size else 0
         next_block += -(-node.size // BLOCK)
-    total_blocks = next_block
+    return next_block
 
-    superblock = struct.pack(
+
+def _superblock(root: _Node, inodes: int, total_blocks: int, build_time: int, label: bytes) -> bytes:
+    return struct.pack(
         "<IIIBBHQQIIII16s16sI",
         MAGIC,
         0,  # checksum: not used (feature off)
@@ -154,7 +169,7 @@ def write(tree: Path, out: BinaryIO, volume_name: str, build_time: int = 0) -> i
         12,  # log2 of the block size
         0,  # superblock extension slots
         root.nid,
-        len(nodes),
+        inodes,
         build_time,
         0,
         total_blocks,
@@ -164,10 +179,10 @@ def write(tree: Path, out: BinaryIO, volume_name: str, build_time: int = 0) -> i
         label,
         0,  # incompat features: none
     ).ljust(128, b"\0")
-    out.write(b"\0" * SUPERBLOCK_OFFSET + superblock)
-    out.write(b"\0" * (BLOCK - SUPERBLOCK_OFFSET - len(superblock)))
-    metadata = b"".join(_inode(node) for node in nodes)
-    out.write(metadata.ljust(-(-len(metadata) // BLOCK) * BLOCK, b"\0"))
+
+
+def _write_data(nodes: list[_Node], out: BinaryIO) -> None:
+    """Each node's data in node order, every one padded to a whole block (empty ones take none)."""
     for node in nodes:
         if not node.size:
             continue
@@ -177,7 +192,6 @@ def write(tree: Path, out: BinaryIO, volume_name: str, build_time: int = 0) -> i
             out.write(node.data)
             written = len(node.data)
         out.write(b"\0" * (-written % BLOCK))
-    return total_blocks * BLOCK
 
 
 def _copy(source: Path, out: BinaryIO, size: int) -> int:

@@ -15,7 +15,6 @@ import os
 import posixpath
 import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,9 @@ from kernel import cache, linux
 from kernel.build import app as apps
 from kernel.build import elfclosure, jre
 from kernel.build.app import AppSpec
-from kernel.build.layout import JRE_IN_IMAGE, RUNTIME_DISK, guest_python
+from kernel.build.layout import JRE_IN_IMAGE, MODULES_IN_IMAGE, PYTHON_HOME, RUNTIME_DISK, guest_python
 from kernel.formats import cpio_read
+from kernel.progress import warn
 from kernel.validate.elf import (
     X86_64,
     Arch,
@@ -54,7 +54,9 @@ __all__ = [
 # The java launcher loads libjvm.so and the JRE's own libraries by full path before any app code runs,
 # so a DT_NEEDED on them is satisfied by the already-loaded copy: search there too.
 JRE_LIBRARY_DIRS = (f"{JRE_IN_IMAGE}/lib", f"{JRE_IN_IMAGE}/lib/server")
-SYSTEM_PREFIXES = ("/osv/", "/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/", "/etc/", "/init")
+# The guest's own programs: its Python, the JRE and the kernel modules share one folder.
+OSV_FOLDER = posixpath.commonpath([PYTHON_HOME, JRE_IN_IMAGE, MODULES_IN_IMAGE]) + "/"
+SYSTEM_PREFIXES = (OSV_FOLDER, "/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/", "/etc/", "/init")
 # java.base's native libraries: present in every linked JRE, so their closure is in every image.
 BASE_JRE_LIBRARIES = (
     "bin/java",
@@ -69,6 +71,8 @@ BASE_JRE_LIBRARIES = (
     "lib/libjsig.so",
 )
 MAX_JDEPS_SECONDS = 300
+# The fix for an image that does not match what was built: build it again.
+REBUILD_HINT = "rebuild the image with `osv-java build APP -o DIR`"
 
 
 def validate_jar_natives(jar: Path, jdk: Jdk | None = None) -> list[Finding]:
@@ -335,7 +339,7 @@ def check_before_build(spec: AppSpec, jdk: Jdk, modules: list[str] | tuple[str, 
         key = (finding.code, finding.path, finding.message)
         if key not in _PRINTED:
             _PRINTED.add(key)
-            print(f"osv-java: warning: {finding.path}: {finding.message}", file=sys.stderr)
+            warn(f"{finding.path}: {finding.message}")
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         first = errors[0]
@@ -355,7 +359,7 @@ def _load_manifest(folder: Path) -> tuple[dict[str, Any] | None, list[Finding]]:
                 "image-manifest",
                 str(path),
                 "is missing",
-                "rebuild the image with `osv-java build APP -o DIR`",
+                REBUILD_HINT,
             )
         ]
     try:
@@ -367,7 +371,7 @@ def _load_manifest(folder: Path) -> tuple[dict[str, Any] | None, list[Finding]]:
                 "image-manifest",
                 str(path),
                 f"is not valid JSON ({exc})",
-                "rebuild the image with `osv-java build APP -o DIR`",
+                REBUILD_HINT,
             )
         ]
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
@@ -377,7 +381,7 @@ def _load_manifest(folder: Path) -> tuple[dict[str, Any] | None, list[Finding]]:
                 "image-manifest",
                 str(path),
                 'has no "files" table',
-                "rebuild the image with `osv-java build APP -o DIR`",
+                REBUILD_HINT,
             )
         ]
     return manifest, []
@@ -394,9 +398,8 @@ def _kernel_findings(folder: Path, manifest: dict[str, Any]) -> tuple[Arch, list
     findings: list[Finding] = []
     kernel = folder / "vmlinuz"
     arch = X86_64
-    rebuild = "rebuild the image with `osv-java build APP -o DIR`"
     if not kernel.is_file():
-        return arch, [Finding("error", "kernel-missing", str(kernel), "is missing", rebuild)]
+        return arch, [Finding("error", "kernel-missing", str(kernel), "is missing", REBUILD_HINT)]
     try:
         with open(kernel, "rb") as f:
             arch = bzimage_arch(f.read(0x240))
@@ -418,9 +421,16 @@ def _kernel_findings(folder: Path, manifest: dict[str, Any]) -> tuple[Arch, list
                 "sha256-mismatch",
                 str(kernel),
                 "does not match the sha256 in image.json (changed after the build)",
-                rebuild,
+                REBUILD_HINT,
             )
         )
+    findings += _kernel_config_findings(kernel, manifest)
+    return arch, findings
+
+
+def _kernel_config_findings(kernel: Path, manifest: dict[str, Any]) -> list[Finding]:
+    """The kernel's config, when it is on this machine, must have what the guest needs."""
+    findings: list[Finding] = []
     config = _inputs(manifest, "kernel", "config")
     if isinstance(config, str) and Path(config).is_file():
         required, recommended = linux.missing_config(linux.read_config(Path(config)))
@@ -454,7 +464,7 @@ def _kernel_findings(folder: Path, manifest: dict[str, Any]) -> tuple[Arch, list
                 "keep the kernel's config file beside it (config-RELEASE) when you use --kernel",
             )
         )
-    return arch, findings
+    return findings
 
 
 def _holder(record: object) -> str:
@@ -465,14 +475,13 @@ def _holder(record: object) -> str:
 def _manifest_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> list[Finding]:
     findings: list[Finding] = []
     files: dict[str, Any] = manifest["files"]
-    rebuild = "rebuild the image with `osv-java build APP -o DIR`"
     present = tree.files()
     for path, record in sorted(files.items()):
         host = present.get(path)
         if host is None:
             findings.append(
                 Finding("error", "file-missing", path,
-                        f"is listed in image.json but not in {_holder(record)}", rebuild)
+                        f"is listed in image.json but not in {_holder(record)}", REBUILD_HINT)
             )
             continue
         if not isinstance(record, dict):
@@ -484,18 +493,18 @@ def _manifest_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> list[F
                     "size-mismatch",
                     path,
                     f"is {host.stat().st_size} bytes in {_holder(record)}, image.json says {record.get('size')}",
-                    rebuild,
+                    REBUILD_HINT,
                 )
             )
         elif record.get("sha256") is not None and record.get("sha256") != cache.file_digest(host):
             findings.append(
-                Finding("error", "sha256-mismatch", path, "does not match its sha256 in image.json", rebuild)
+                Finding("error", "sha256-mismatch", path, "does not match its sha256 in image.json", REBUILD_HINT)
             )
     for path, host in sorted(present.items()):
         # Empty files (placeholders such as the guest's os.py landmark) carry no content to check.
         if path not in files and host.stat().st_size > 0:
             findings.append(
-                Finding("warning", "file-unlisted", path, "is in initramfs.img but not in image.json", rebuild)
+                Finding("warning", "file-unlisted", path, "is in initramfs.img but not in image.json", REBUILD_HINT)
             )
     for name, member in sorted(tree.members.items()):
         if member.link is not None and not member.link.startswith("/") and apps.climbs_out(
@@ -507,7 +516,7 @@ def _manifest_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> list[F
                     "symlink-escapes",
                     "/" + name,
                     f"points to {member.link}, above the image root",
-                    rebuild,
+                    REBUILD_HINT,
                 )
             )
     return findings
@@ -573,7 +582,7 @@ def _command_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> tuple[l
                 "jvm-command",
                 "image.json",
                 "has no jvm_command",
-                "rebuild the image with `osv-java build APP -o DIR`",
+                REBUILD_HINT,
             )
         ]
     findings: list[Finding] = []
@@ -584,7 +593,7 @@ def _command_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> tuple[l
                 "jvm-missing",
                 command[0],
                 "the JVM launcher is not in the image",
-                "rebuild the image with `osv-java build APP -o DIR`",
+                REBUILD_HINT,
             )
         )
     paths: list[str] = []
@@ -603,7 +612,7 @@ def _command_findings(tree: cpio_read.Tree, manifest: dict[str, Any]) -> tuple[l
                     "classpath-missing",
                     path,
                     "is on the JVM's class path but not in the image",
-                    "rebuild the image with `osv-java build APP -o DIR`",
+                    REBUILD_HINT,
                 )
             )
         else:
@@ -627,7 +636,7 @@ def _app_in_image(tree: cpio_read.Tree, manifest: dict[str, Any], classpath: lis
                 "fix the Main-Class in the jar's manifest, or rebuild with the jar holding it",
             )
         )
-    jre_modules = release_modules(tree.root / "osv" / "jre" / "release")
+    jre_modules = release_modules(tree.root / JRE_IN_IMAGE.strip("/") / "release")
     if kind == "script" or jre_modules is None or "java.se" in jre_modules or not classpath:
         return findings
     home = _inputs(manifest, "jdk", "home")
@@ -639,13 +648,13 @@ def _app_in_image(tree: cpio_read.Tree, manifest: dict[str, Any], classpath: lis
             Finding(
                 "info",
                 "modules-unchecked",
-                "/osv/jre",
+                JRE_IN_IMAGE,
                 "no JDK on this machine to ask which modules the app needs",
                 "install a JDK or set JAVA_HOME",
             ),
         ]
     needed = run_jdeps(jdk, [p for p in entries if p.exists()])
-    findings += _module_findings(needed, jdk, sorted(jre_modules), "/osv/jre", "the image's JRE")
+    findings += _module_findings(needed, jdk, sorted(jre_modules), JRE_IN_IMAGE, "the image's JRE")
     return [f for f in findings if f.code != "module-missing-jdk"]
 
 
@@ -654,15 +663,14 @@ def _add_runtime_disk(tree: cpio_read.Tree, folder: Path, manifest: dict[str, An
     from kernel.formats import erofs_read
 
     disk = folder / RUNTIME_DISK
-    rebuild = "rebuild the image with `osv-java build APP -o DIR`"
     if not disk.is_file():
         if "runtime_disk" in manifest.get("sizes", {}):
-            return Finding("error", "runtime-disk-missing", str(disk), "is missing", rebuild)
+            return Finding("error", "runtime-disk-missing", str(disk), "is missing", REBUILD_HINT)
         return None  # an image from before the JRE moved to its own disk
     try:
         erofs_read.unpack_into(tree, disk, JRE_IN_IMAGE.strip("/"))
     except (erofs_read.ErofsError, OSError) as exc:
-        return Finding("error", "runtime-disk-corrupt", str(disk), str(exc), rebuild)
+        return Finding("error", "runtime-disk-corrupt", str(disk), str(exc), REBUILD_HINT)
     return None
 
 
@@ -683,7 +691,7 @@ def validate_image(folder: Path) -> list[Finding]:
                     "initramfs-missing",
                     str(archive),
                     "is missing",
-                    "rebuild the image with `osv-java build APP -o DIR`",
+                    REBUILD_HINT,
                 ),
             ]
         )
@@ -699,7 +707,7 @@ def validate_image(folder: Path) -> list[Finding]:
                         "initramfs-corrupt",
                         str(archive),
                         str(exc),
-                        "rebuild the image with `osv-java build APP -o DIR`",
+                        REBUILD_HINT,
                     ),
                 ]
             )

@@ -345,7 +345,6 @@ def check_object(
     where: str = "the image",
 ) -> list[Finding]:
     """Findings for one ELF file as the guest's loader would see it."""
-    findings: list[Finding] = []
     if facts.arch != expected:
         return [
             Finding(
@@ -357,29 +356,49 @@ def check_object(
             )
         ]
     if facts.etype not in ("ET_EXEC", "ET_DYN"):
-        return findings  # kernel modules and object files: only the machine matters
-    if facts.interpreter is not None:
-        interp = resolver.find_path(facts.interpreter)
-        if interp is None:
-            findings.append(
-                Finding(
-                    "error",
-                    "elf-interp",
-                    path,
-                    f"its interpreter {facts.interpreter} is not in {where}",
-                    "link it against the system's dynamic loader (/lib64/ld-linux-x86-64.so.2)",
-                )
+        return []  # kernel modules and object files: only the machine matters
+    findings = _interpreter_findings(path, facts, resolver, where)
+    resolved, needed_findings = _needed_findings(path, facts, resolver, where)
+    findings += needed_findings
+    findings += _version_findings(path, facts, resolver, resolved)
+    if app_code:
+        findings += _spawn_findings(path, facts)
+    return findings
+
+
+def _interpreter_findings(path: str, facts: ElfFacts, resolver: Resolver, where: str) -> list[Finding]:
+    """PT_INTERP: the loader the kernel starts must be there and of the same machine."""
+    if facts.interpreter is None:
+        return []
+    interp = resolver.find_path(facts.interpreter)
+    if interp is None:
+        return [
+            Finding(
+                "error",
+                "elf-interp",
+                path,
+                f"its interpreter {facts.interpreter} is not in {where}",
+                "link it against the system's dynamic loader (/lib64/ld-linux-x86-64.so.2)",
             )
-        elif interp.facts.arch != facts.arch:
-            findings.append(
-                Finding(
-                    "error",
-                    "elf-interp",
-                    path,
-                    f"its interpreter {facts.interpreter} is for {interp.facts.arch.describe()}",
-                    "rebuild it for x86-64 Linux",
-                )
+        ]
+    if interp.facts.arch != facts.arch:
+        return [
+            Finding(
+                "error",
+                "elf-interp",
+                path,
+                f"its interpreter {facts.interpreter} is for {interp.facts.arch.describe()}",
+                "rebuild it for x86-64 Linux",
             )
+        ]
+    return []
+
+
+def _needed_findings(
+    path: str, facts: ElfFacts, resolver: Resolver, where: str
+) -> tuple[dict[str, Library], list[Finding]]:
+    """DT_NEEDED: each library must resolve, and be one the image holds; returns what resolved."""
+    findings: list[Finding] = []
     resolved: dict[str, Library] = {}
     for name in facts.needed:
         lib = resolver.find(name, path, facts)
@@ -406,6 +425,14 @@ def check_object(
                     f"bundle {name} next to the native library in the jar",
                 )
             )
+    return resolved, findings
+
+
+def _version_findings(
+    path: str, facts: ElfFacts, resolver: Resolver, resolved: dict[str, Library]
+) -> list[Finding]:
+    """Versioned symbols (GLIBC_2.xx, ...): the library the loader picks must define each one needed."""
+    findings: list[Finding] = []
     for library, versions in facts.version_needs:
         provider = resolved.get(library)
         if provider is None:
@@ -431,17 +458,21 @@ def check_object(
                     f"{library} is at least that new",
                 )
             )
-    if app_code:
-        calls = sorted(facts.imports & SPAWN_CALLS)
-        if calls:
-            findings.append(
-                Finding(
-                    "info",
-                    "elf-spawn",
-                    path,
-                    f"calls {', '.join(calls)}: it starts other programs, which run as a second process "
-                    "inside the single-application VM",
-                    "make sure every program it starts is in the image, and size -m for both",
-                )
-            )
     return findings
+
+
+def _spawn_findings(path: str, facts: ElfFacts) -> list[Finding]:
+    """App code that starts other programs: worth knowing in a single-application VM."""
+    calls = sorted(facts.imports & SPAWN_CALLS)
+    if not calls:
+        return []
+    return [
+        Finding(
+            "info",
+            "elf-spawn",
+            path,
+            f"calls {', '.join(calls)}: it starts other programs, which run as a second process "
+            "inside the single-application VM",
+            "make sure every program it starts is in the image, and size -m for both",
+        )
+    ]

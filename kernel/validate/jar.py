@@ -131,70 +131,72 @@ def validate_jar_natives(
         ours: dict[str, dict[str, Library]] = {}  # folder in the jar -> file name -> library
         others: list[str] = []
         for info in natives:
-            path = f"{shown}!/{info.filename}"
             if for_other_platform(info.filename):
                 others.append(posixpath.dirname(info.filename) or info.filename)
                 continue
-            if info.file_size > MAX_NATIVE_BYTES:
-                findings.append(
-                    Finding(
-                        "error",
-                        "jni-too-large",
-                        path,
-                        f"is {info.file_size} bytes, over the {MAX_NATIVE_BYTES >> 20} MiB limit for a native library",
-                        "ship a normal build of the library",
-                    )
-                )
+            read = _read_native(zf, info, f"{shown}!/{info.filename}")
+            if isinstance(read, Finding):
+                findings.append(read)
                 continue
-            try:
-                data = zf.read(info)
-            except ZIP_READ_ERRORS as exc:
-                findings.append(
-                    Finding(
-                        "error",
-                        "jar-corrupt",
-                        path,
-                        f"cannot be read from the jar ({exc})",
-                        "copy or download the jar again, or rebuild it",
-                    )
-                )
-                continue
-            try:
-                facts = read_facts_bytes(data)
-            except ElfProblem as exc:
-                findings.append(
-                    Finding(
-                        "error",
-                        "elf-corrupt",
-                        path,
-                        f"is not a usable native library: {exc}",
-                        "rebuild the jar with an intact x86-64 Linux build of the library",
-                    )
-                )
-                continue
-            folder = posixpath.dirname(info.filename)
-            ours.setdefault(folder, {})[posixpath.basename(info.filename)] = Library(path, facts)
+            ours.setdefault(posixpath.dirname(info.filename), {})[posixpath.basename(info.filename)] = read
         usable = [lib for libs in ours.values() for lib in libs.values() if lib.facts.arch == expected]
         if others and not usable and not any(f.severity == "error" for f in findings):
-            findings.append(
-                Finding(
-                    "warning",
-                    "jni-platform",
-                    shown,
-                    "carries native libraries only for other platforms ("
-                    + ", ".join(sorted(set(others))[:6])
-                    + (", ..." if len(set(others)) > 6 else "")
-                    + "), none for x86-64 Linux",
-                    "add the jar's linux-x86_64 variant to the class path, or make sure the app does not "
-                    "need its native code",
-                )
-            )
+            findings.append(_other_platforms_only(shown, others))
         for libs in ours.values():
             siblings = SiblingResolver(libs)
             chain: Resolver = ChainResolver(siblings, resolver) if resolver is not None else siblings
             for lib in libs.values():
                 findings.extend(check_object(lib.path, lib.facts, chain, expected, app_code=True, where=where))
     return findings
+
+
+def _read_native(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> Library | Finding:
+    """One native library of the jar as the loader would see it, or why it cannot be used."""
+    if info.file_size > MAX_NATIVE_BYTES:
+        return Finding(
+            "error",
+            "jni-too-large",
+            path,
+            f"is {info.file_size} bytes, over the {MAX_NATIVE_BYTES >> 20} MiB limit for a native library",
+            "ship a normal build of the library",
+        )
+    try:
+        data = zf.read(info)
+    except ZIP_READ_ERRORS as exc:
+        return Finding(
+            "error",
+            "jar-corrupt",
+            path,
+            f"cannot be read from the jar ({exc})",
+            "copy or download the jar again, or rebuild it",
+        )
+    try:
+        facts = read_facts_bytes(data)
+    except ElfProblem as exc:
+        return Finding(
+            "error",
+            "elf-corrupt",
+            path,
+            f"is not a usable native library: {exc}",
+            "rebuild the jar with an intact x86-64 Linux build of the library",
+        )
+    return Library(path, facts)
+
+
+def _other_platforms_only(shown: str, others: list[str]) -> Finding:
+    """A jar whose native code is all for other systems: fine if the app never loads it, so a warning."""
+    platforms = sorted(set(others))
+    return Finding(
+        "warning",
+        "jni-platform",
+        shown,
+        "carries native libraries only for other platforms ("
+        + ", ".join(platforms[:6])
+        + (", ..." if len(platforms) > 6 else "")
+        + "), none for x86-64 Linux",
+        "add the jar's linux-x86_64 variant to the class path, or make sure the app does not "
+        "need its native code",
+    )
 
 
 def check_entries(jar: Path, display: str | None = None) -> list[Finding]:

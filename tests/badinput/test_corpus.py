@@ -209,9 +209,13 @@ def test_published_port_in_use(tmp_path: Path, cache: Path) -> None:
     ],
     ids=["missing", "folder", "jdk"],
 )
-def test_validate_usage_errors(args: list[str], needle: str, tmp_path: Path, cache: Path) -> None:
+def test_validate_errors(args: list[str], needle: str, tmp_path: Path, cache: Path) -> None:
+    """When validate cannot check, it fails like every command: one error line, a hint, 125."""
     argv = [{"TMP": str(tmp_path), "JAR": str(helpers.HELLO_JAR)}.get(a, a) for a in args]
-    helpers.assert_one_error(helpers.osv(argv, cache), 2, needle)
+    result = helpers.osv(argv, cache)
+    helpers.assert_one_error(result, 125, needle)
+    assert result.stderr.splitlines()[-1].startswith("hint: "), result.stderr
+    assert result.stdout == "", result.stdout
 
 
 def _can_unshare() -> bool:

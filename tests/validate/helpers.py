@@ -37,10 +37,9 @@ class Result:
     stderr: str
 
 
-def _validate_registered() -> bool:
-    from osv_java.cli import cli
-
-    return "validate" in getattr(cli, "commands", {})
+# The console script pip installed for this interpreter: the command line users run, with every
+# command registered the way osv_java.cli registers it.
+OSV_JAVA = Path(sys.executable).parent / "osv-java"
 
 
 def osv(
@@ -50,18 +49,16 @@ def osv(
     env: dict[str, str] | None = None,
     wrapper: list[str] | None = None,
 ) -> Result:
-    """Run `osv-java ARGS` (validate through its own module until the CLI registers it)."""
-    if args and args[0] == "validate" and not _validate_registered():
-        code = (
-            "import sys; from osv_java.validate_command import validate_command; "
-            "validate_command(sys.argv[1:], prog_name='osv-java validate')"
-        )
-        argv = [sys.executable, "-c", code, *args[1:]]
-    else:
-        argv = [sys.executable, "-c", "from osv_java.cli import main; main()", *args]
+    """Run `osv-java ARGS` in a subprocess with `cache` as its OSV_JAVA_CACHE."""
     full_env = {**os.environ, "OSV_JAVA_CACHE": str(cache), **(env or {})}
     proc = subprocess.run(
-        [*(wrapper or []), *argv], capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=timeout, check=False
+        [*(wrapper or []), str(OSV_JAVA), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 

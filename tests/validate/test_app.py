@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -131,3 +132,35 @@ def test_check_before_build(tmp_path: Path, jdk: jdks.Jdk, capsys: pytest.Captur
     bad = helpers.make_jar(tmp_path / "b.jar", {}, main_class="Nope")
     with pytest.raises(BuildError, match="main class Nope"):
         check_before_build(apps.from_jar(bad), jdk, ["java.base"])
+
+
+def test_validate_command_clean_app(cache: Path) -> None:
+    result = helpers.osv(["validate", str(helpers.HELLO_JAR)], cache)
+    assert (result.status, result.stdout, result.stderr) == (0, "clean: no findings\n", "")
+
+
+def test_validate_command_reports_findings(tmp_path: Path, cache: Path) -> None:
+    jar = helpers.make_jar(
+        tmp_path / "n.jar", {"native/linux-x86_64/libfoo.so": helpers.foreign_machine(helpers.libz())}
+    )
+    result = helpers.osv(["validate", str(jar)], cache)
+    assert result.status == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"error: {jar}!/native/linux-x86_64/libfoo.so: is a 64-bit little-endian AARCH64 ELF file, but the kernel "
+        "runs 64-bit little-endian X86_64",
+        "  hint: replace it with a build for x86-64 Linux (for a jar, the linux-x86-64 variant)",
+        "1 errors, 0 warnings, 0 info",
+    ]
+    assert result.stderr == ""
+    as_json = helpers.osv(["validate", "--json", str(jar)], cache)
+    assert as_json.status == 1
+    assert [(f["severity"], f["code"]) for f in json.loads(as_json.stdout)] == [("error", "elf-arch")]
+
+
+def test_validate_command_warnings_fail_info_does_not(tmp_path: Path, cache: Path) -> None:
+    warned = helpers.make_jar(tmp_path / "w.jar", {}, extra_manifest="Class-Path: gone.jar\r\n")
+    assert helpers.osv(["validate", str(warned)], cache).status == 1
+    spawning = helpers.make_jar(tmp_path / "s.jar", {"native/linux-x86_64/libspawn.so": helpers.elf_calling_fork()})
+    result = helpers.osv(["validate", str(spawning)], cache)
+    assert result.status == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "0 errors, 0 warnings, 1 info"
