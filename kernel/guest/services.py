@@ -73,6 +73,17 @@ def jcmd(control: Control, pid: int, ident: str | None, message: wire.Message, w
     control.send("reply", id=ident, data=output)
 
 
+def hugepages(control: Control, pid: int, ident: str | None, message: wire.Message, watched: Watched) -> None:
+    """The share of the JVM's heap on huge pages, from the guest's /proc/PID/smaps (JSON)."""
+    import json
+
+    from jvmbridge import smaps
+
+    pages = smaps.heap_pages(pid)
+    control.send("reply", id=ident, data=json.dumps({"rss": pages.rss, "huge": pages.huge, "kind": pages.kind,
+                                                     "source": pages.source, "found": bool(pages.mappings)}))
+
+
 # -- the py4j gateway ------------------------------------------------------------------------------
 
 _gateways: dict[str, tuple[str, int, str]] = {}  # id -> (folder, port, token)
@@ -247,6 +258,7 @@ def events_stop(control: Control, pid: int, ident: str | None, message: wire.Mes
 HANDLERS: dict[str, Callable[[Control, int, str | None, wire.Message, Watched], None]] = {
     "hsperf": hsperf,
     "jcmd": jcmd,
+    "hugepages": hugepages,
     "gateway": gateway,
     "gateway-stop": gateway_stop,
     "events": events,

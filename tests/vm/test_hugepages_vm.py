@@ -1,9 +1,12 @@
 """Huge pages in a VM, measured on both sides: the guest's supervisor reads the JVM's heap share from
-the guest's smaps (its events come back to the host), and QEMU's guest RAM is on the host's huge
-pages (QEMU madvises its anonymous RAM; read from QEMU's own smaps while the app runs)."""
+the guest's smaps (its events come back to the host, `jvm stats --vm` asks for it), and QEMU's guest
+RAM is on the host's huge pages (QEMU madvises its anonymous RAM; read from QEMU's own smaps while
+the app runs)."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import time
@@ -16,12 +19,13 @@ from jvmbridge import smaps
 
 pytestmark = [pytest.mark.vm]
 MEMORY_MB = 1024
+NAME = f"hugepages-test-{os.getpid()}"
 MB = 1 << 20
 
 
 def test_guest_heap_and_guest_ram_are_on_huge_pages(osv: Osv, examples_built: Path) -> None:
     proc = subprocess.Popen(
-        [OSV, "run", "-m", str(MEMORY_MB), "--bootchart", "--jvm-opt=-Xms384m", "--jvm-opt=-Xmx384m",
+        [OSV, "run", "-m", str(MEMORY_MB), "--bootchart", "--name", NAME, "--jvm-opt=-Xms384m", "--jvm-opt=-Xmx384m",
          "examples/tlb/tlb.jar", "--array-mb", "192", "--graph-mb", "0", "--accesses", "100000", "--rounds", "1",
          "--wait"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=osv.env, cwd=ROOT)
@@ -37,6 +41,11 @@ def test_guest_heap_and_guest_ram_are_on_huge_pages(osv: Osv, examples_built: Pa
         assert ram is not None, "QEMU's guest RAM mapping not found"
         assert "hg" in ram.flags  # QEMU asked for THP on the guest's RAM
         assert ram.rss >= 192 * MB and ram.huge / ram.rss >= 0.9, (ram.rss, ram.huge)
+        stats = subprocess.run([OSV, "jvm", "stats", "--vm", NAME, "--json"], capture_output=True, text=True,
+                               env=osv.env, timeout=120)
+        assert stats.returncode == 0, stats.stderr
+        record = json.loads(stats.stdout)
+        assert record["heap_hugepage_share"] >= 0.9 and record["heap_resident"] >= 192 * MB, record
         proc.stdin.write("\n")
         proc.stdin.flush()
         out, err = proc.communicate(timeout=300)
