@@ -194,7 +194,8 @@ def plan(mode: str, machine: Machine, dynamic_heap: bool = True, kernel: KernelP
                 notes.append("guest RAM on the host's THP (QEMU madvises it): the host has no hugetlbfs "
                              "pool that holds the whole guest")
     elif not running:
-        if not user_chose:
+        host_never = not in_vm and kernel.thp_enabled == "never"
+        if not user_chose and not host_never:  # with THP 'never' HotSpot would only print a warning on stdout
             options.append("-XX:+UseTransparentHugePages")
         if in_vm:
             settings[THP_ENABLED] = "madvise"

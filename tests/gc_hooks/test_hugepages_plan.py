@@ -68,6 +68,13 @@ def test_zgc_needs_shmem_advise_in_the_guest_and_collapse_on_a_host_that_denies_
     assert host.guest_settings == {}
 
 
+def test_a_host_with_thp_never_gets_collapse_and_no_flag_that_would_only_warn() -> None:
+    p = plan("auto", machine("process", None, "-Xmx512m"), kernel=KernelPages("never", "never"))
+    assert p.collapse and "-XX:+UseTransparentHugePages" not in p.jvm_options
+    assert any("'never' on this host" in n for n in p.notes)
+    assert "-XX:+UseTransparentHugePages" in plan("auto", machine("vm"), kernel=KernelPages("never")).jvm_options
+
+
 def test_off() -> None:
     p = plan("off", machine("vm"))
     assert p.chosen == "off" and p.jvm_options == ()
