@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from jvmbridge.attach import VirtualMachine
+    from jvmbridge.smaps import HeapInfo
     from kernel.guest.control import Control
 
     Watched = dict[int, Callable[[], None]]
@@ -73,13 +74,19 @@ def jcmd(control: Control, pid: int, ident: str | None, message: wire.Message, w
     control.send("reply", id=ident, data=output)
 
 
+_heap_ranges: dict[int, HeapInfo] = {}
+
+
 def hugepages(control: Control, pid: int, ident: str | None, message: wire.Message, watched: Watched) -> None:
     """The share of the JVM's heap on huge pages, from the guest's /proc/PID/smaps (JSON)."""
     import json
 
     from jvmbridge import smaps
 
-    pages = smaps.heap_pages(pid)
+    known = _heap_ranges.get(pid)
+    pages = smaps.heap_pages(pid, known, ask=known is None)
+    if pages.source == "heap_info":  # the reserved range never moves: ask the JVM once
+        _heap_ranges[pid] = smaps.HeapInfo(pages.start, pages.end, pages.region_size)
     control.send("reply", id=ident, data=json.dumps({"rss": pages.rss, "huge": pages.huge, "kind": pages.kind,
                                                      "source": pages.source, "found": bool(pages.mappings)}))
 
