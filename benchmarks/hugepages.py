@@ -219,51 +219,43 @@ def rounded(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def main() -> None:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed run still gives the pool back
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="rounds of every configuration (default 3)")
-    parser.add_argument("--quick", action="store_true", help="one round, smaller heap and data")
-    parser.add_argument("--jdk", action="append", type=int, help="feature release (default: 17 and 25 where present)")
-    args = parser.parse_args()
-    sizes = QUICK if args.quick else FULL
-    runs_per = 1 if args.quick else args.runs
+LOG_LINE = re.compile(r"round (\d+) JDK (\d+) (\w+)\s+([\d.]+) ns/access \(array ([\d.]+), graph ([\d.]+)\) "
+                      r"heap on huge pages (\d+)%"
+                      r"(?: \(collapse (\d+)% -> (\d+)% in ([\d.]+)s, longest step (\d+) ms\))?")
 
-    subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
-    wanted = args.jdk or [17, 25]
-    jdks = {}
-    for found in find_all():
-        if found.feature in wanted and found.feature not in jdks:
-            jdks[found.feature] = found.tool("java")
-    if not jdks:
-        raise SystemExit(f"no JDK {wanted} found")
-    kernel = read_kernel()
-    print(f"host: {os.uname().release}, THP enabled={kernel.thp_enabled} shmem={kernel.shmem_enabled}; "
-          f"JDKs {sorted(jdks)}; heap {sizes.heap_mb} MB, array {sizes.array_mb} MB, graph {sizes.graph_mb} MB",
-          file=sys.stderr)
 
-    planned = HugePages("pool", dynamic_heap=False, kernel=KernelPages(pool_free_pages=1 << 30)).plan(
-        machine(17, sizes))
-    pages = planned.pool_pages  # what the policy asks of the pool (heap, code cache, bitmaps)
-    all_runs: list[Run] = []
-    with pool(pages) as have_pool:
-        configs = [c for c in CONFIGS if c != "pool" or have_pool]
-        for i in range(runs_per):
-            for feature, java in sorted(jdks.items()):
-                order = configs[i % len(configs):] + configs[:i % len(configs)]  # rotate: no config always first
-                for config in order:
-                    run = run_one(java, feature, config, sizes)
-                    all_runs.append(run)
-                    extra = (f" (collapse {run.share_before:.0%} -> {run.share:.0%} in {run.collapse_s:.2f}s, "
-                             f"longest step {run.longest_step_ms:.0f} ms)" if run.collapse_s is not None else "")
-                    print(f"round {i + 1} JDK {feature} {config:<8} {run.ns:8.2f} ns/access "
-                          f"(array {run.workloads.get('array', 0):.2f}, graph {run.workloads.get('graph', 0):.2f}) "
-                          f"heap on huge pages {run.share:.0%}{extra}", file=sys.stderr)
-                    for line in run.events:
-                        print(f"    {line}", file=sys.stderr)
+def from_log(path: Path) -> list[Run]:
+    """The runs of an earlier (perhaps interrupted) run, from its stderr: measured rounds are not lost."""
+    runs: list[Run] = []
+    for line in path.read_text().splitlines():
+        m = LOG_LINE.match(line)
+        if not m:
+            continue
+        _, jdk, config, ns, array, graph, share, before, after, seconds, step = m.groups()
+        run = Run(config, int(jdk), float(ns), {"array": float(array), "graph": float(graph)}, int(share) / 100)
+        if before is not None:
+            run.share_before, run.share = int(before) / 100, int(after) / 100
+            run.collapse_s, run.longest_step_ms = float(seconds), float(step)
+        runs.append(run)
+    # only whole rounds: every configuration of every JDK measured
+    counts = {(r.jdk, r.config): 0 for r in runs}
+    for r in runs:
+        counts[(r.jdk, r.config)] += 1
+    whole = min(counts.values()) if counts else 0
+    kept: list[Run] = []
+    seen: dict[tuple[int, str], int] = {}
+    for r in runs:
+        seen[(r.jdk, r.config)] = seen.get((r.jdk, r.config), 0) + 1
+        if seen[(r.jdk, r.config)] <= whole:
+            kept.append(r)
+    return kept
 
+
+def summarize(all_runs: list[Run], features: list[int], runs_per: int, quick: bool, sizes: Sizes,
+              thp_enabled: str) -> None:
+    """Per-JDK figures on stderr, the JSON line on stdout."""
     by_jdk: dict[str, dict[str, object]] = {}
-    for feature in sorted(jdks):
+    for feature in features:
         runs = [r for r in all_runs if r.jdk == feature]
         thp_shares = [r.share for r in runs if r.config == "thp"]
         collapsed = [r for r in runs if r.config == "collapse"]
@@ -313,13 +305,66 @@ def main() -> None:
         "collapse_fraction_after": lowest("collapse_fraction_after"),
         "by_jdk": by_jdk,
         "runs": runs_per,
-        "quick": args.quick,
+        "quick": quick,
         "heap_mb": sizes.heap_mb,
-        "thp_enabled": kernel.thp_enabled,
+        "thp_enabled": thp_enabled,
         "kernel": os.uname().release,
         "cpus": os.cpu_count(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }))
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed run still gives the pool back
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="rounds of every configuration (default 3)")
+    parser.add_argument("--quick", action="store_true", help="one round, smaller heap and data")
+    parser.add_argument("--jdk", action="append", type=int, help="feature release (default: 17 and 25 where present)")
+    parser.add_argument("--from-log", type=Path, metavar="STDERR", help="summarize the rounds an earlier run printed")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    runs_per = 1 if args.quick else args.runs
+    if args.from_log is not None:
+        runs = from_log(args.from_log)
+        features = sorted({r.jdk for r in runs})
+        rounds = len(runs) // max(1, len({(r.jdk, r.config) for r in runs}))
+        summarize(runs, features, rounds, args.quick, sizes, read_kernel().thp_enabled)
+        return
+
+    subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
+    wanted = args.jdk or [17, 25]
+    jdks = {}
+    for found in find_all():
+        if found.feature in wanted and found.feature not in jdks:
+            jdks[found.feature] = found.tool("java")
+    if not jdks:
+        raise SystemExit(f"no JDK {wanted} found")
+    kernel = read_kernel()
+    print(f"host: {os.uname().release}, THP enabled={kernel.thp_enabled} shmem={kernel.shmem_enabled}; "
+          f"JDKs {sorted(jdks)}; heap {sizes.heap_mb} MB, array {sizes.array_mb} MB, graph {sizes.graph_mb} MB",
+          file=sys.stderr)
+
+    planned = HugePages("pool", dynamic_heap=False, kernel=KernelPages(pool_free_pages=1 << 30)).plan(
+        machine(17, sizes))
+    pages = planned.pool_pages  # what the policy asks of the pool (heap, code cache, bitmaps)
+    all_runs: list[Run] = []
+    with pool(pages) as have_pool:
+        configs = [c for c in CONFIGS if c != "pool" or have_pool]
+        for i in range(runs_per):
+            for feature, java in sorted(jdks.items()):
+                order = configs[i % len(configs):] + configs[:i % len(configs)]  # rotate: no config always first
+                for config in order:
+                    run = run_one(java, feature, config, sizes)
+                    all_runs.append(run)
+                    extra = (f" (collapse {run.share_before:.0%} -> {run.share:.0%} in {run.collapse_s:.2f}s, "
+                             f"longest step {run.longest_step_ms:.0f} ms)" if run.collapse_s is not None else "")
+                    print(f"round {i + 1} JDK {feature} {config:<8} {run.ns:8.2f} ns/access "
+                          f"(array {run.workloads.get('array', 0):.2f}, graph {run.workloads.get('graph', 0):.2f}) "
+                          f"heap on huge pages {run.share:.0%}{extra}", file=sys.stderr)
+                    for line in run.events:
+                        print(f"    {line}", file=sys.stderr)
+
+    summarize(all_runs, sorted(jdks), runs_per, args.quick, sizes, kernel.thp_enabled)
 
 
 if __name__ == "__main__":
