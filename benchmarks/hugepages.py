@@ -11,13 +11,15 @@ collapse: a plain JVM started without flags, its heap collapsed from outside (pr
           MADV_COLLAPSE) once its data is built and before the clock starts.
 
 Each JVM builds its data, stops (`--wait`), the heap's huge-page share is read from smaps (and the
-collapse done), then it times random reads (array) and pointer chasing (graph). Configurations
-alternate within each round so drift hits all alike; speedups are medians of per-round ratios
-off/config of the geometric mean of the two workloads' ns per access. Every JVM run holds
-/tmp/osv-bench.lock (shared with other benchmarks on this machine) while it runs. JDK 17 and 25 when
-present. The last line is JSON.
+collapse done), then it times random reads (array) and pointer chasing (graph) in the thread's CPU
+time (waits for a CPU on a shared machine are not page costs). Configurations alternate within each
+round, in a rotated order, so drift hits all alike; speedups are medians of per-round ratios
+off/config of the geometric mean of the two workloads' ns per access; thp_gain_captured is
+(speedup_thp - 1) / (raw_thp_speedup - 1). Every JVM run holds /tmp/osv-bench.lock (shared with
+other benchmarks on this machine) while it runs: do not wrap the script in flock. JDK 17 and 25 when
+present. The last line is JSON; --from-log summarizes the whole rounds of an interrupted run.
 
-    .venv/bin/python benchmarks/hugepages.py [--runs 3] [--quick] [--jdk 17 --jdk 25]
+    .venv/bin/python benchmarks/hugepages.py [--runs 3] [--quick] [--jdk 17 --jdk 25] [--from-log ERR]
 """
 
 from __future__ import annotations
