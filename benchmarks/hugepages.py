@@ -19,7 +19,7 @@ off/config of the geometric mean of the two workloads' ns per access; thp_gain_c
 other benchmarks on this machine) while it runs: do not wrap the script in flock. JDK 17 and 25 when
 present. The last line is JSON; --from-log summarizes the whole rounds of an interrupted run.
 
-    .venv/bin/python benchmarks/hugepages.py [--runs 3] [--quick] [--jdk 17 --jdk 25] [--from-log ERR]
+    .venv/bin/python benchmarks/hugepages.py [--runs 3] [--quick] [--jdk 17 --jdk 25] [--vm] [--from-log ERR]
 """
 
 from __future__ import annotations
@@ -253,8 +253,38 @@ def from_log(path: Path) -> list[Run]:
     return kept
 
 
+def vm_shares(memory_mb: int = 1024, heap_mb: int = 384) -> dict[str, float]:
+    """The policy's default in a VM (`osv-java run`, no huge-page options): the guest heap's share (the
+    kernel services read the guest's smaps: `jvm stats --vm`) and the share of QEMU's guest RAM on the
+    host's huge pages (QEMU's smaps). Shares only: under TCG times say nothing about TLBs."""
+    osv = str(Path(sys.executable).parent / "osv-java")
+    name = f"hugepages-bench-{os.getpid()}"
+    proc = subprocess.Popen(
+        [osv, "run", "-m", str(memory_mb), "--name", name, f"--jvm-opt=-Xms{heap_mb}m", f"--jvm-opt=-Xmx{heap_mb}m",
+         str(JAR), "--array-mb", str(heap_mb // 2), "--graph-mb", "0", "--accesses", "100000", "--rounds", "1",
+         "--wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        if not proc.stdout.readline().startswith("READY"):
+            raise SystemExit(f"the VM run did not start: {proc.communicate(timeout=60)[1][-800:]}")
+        time.sleep(3)
+        stats = json.loads(subprocess.run([osv, "jvm", "stats", "--vm", name, "--json"], capture_output=True,
+                                          text=True, check=True, timeout=180).stdout)
+        children = subprocess.run(["pgrep", "-P", str(proc.pid), "qemu"], capture_output=True, text=True).stdout
+        ram = smaps.mapping_of(smaps.read(int(children.split()[0])), memory_mb << 20, slack=128 << 20)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return {"heap_hugepage_fraction_vm": float(stats["heap_hugepage_share"]),
+            "guest_ram_hugepage_fraction_vm": round(ram.huge / ram.rss, 4) if ram and ram.rss else 0.0}
+
+
 def summarize(all_runs: list[Run], features: list[int], runs_per: int, quick: bool, sizes: Sizes,
-              thp_enabled: str) -> None:
+              thp_enabled: str, vm: dict[str, float] | None = None) -> None:
     """Per-JDK figures on stderr, the JSON line on stdout."""
     by_jdk: dict[str, dict[str, object]] = {}
     for feature in features:
@@ -305,6 +335,7 @@ def summarize(all_runs: list[Run], features: list[int], runs_per: int, quick: bo
         "thp_gain_captured": capture,  # (speedup_thp - 1) / (raw_thp_speedup - 1)
         "collapse_fraction_before": lowest("collapse_fraction_before"),
         "collapse_fraction_after": lowest("collapse_fraction_after"),
+        **(vm or {}),
         "by_jdk": by_jdk,
         "runs": runs_per,
         "quick": quick,
@@ -323,14 +354,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one round, smaller heap and data")
     parser.add_argument("--jdk", action="append", type=int, help="feature release (default: 17 and 25 where present)")
     parser.add_argument("--from-log", type=Path, metavar="STDERR", help="summarize the rounds an earlier run printed")
+    parser.add_argument("--vm", action="store_true", help="also the shares in a VM (one boot: guest heap, guest RAM)")
     args = parser.parse_args()
+    vm = vm_shares() if args.vm else None
+    if vm:
+        print(f"VM: guest heap on huge pages {vm['heap_hugepage_fraction_vm']:.1%}, QEMU's guest RAM on the host's "
+              f"huge pages {vm['guest_ram_hugepage_fraction_vm']:.1%}", file=sys.stderr)
     sizes = QUICK if args.quick else FULL
     runs_per = 1 if args.quick else args.runs
     if args.from_log is not None:
         runs = from_log(args.from_log)
         features = sorted({r.jdk for r in runs})
         rounds = len(runs) // max(1, len({(r.jdk, r.config) for r in runs}))
-        summarize(runs, features, rounds, args.quick, sizes, read_kernel().thp_enabled)
+        summarize(runs, features, rounds, args.quick, sizes, read_kernel().thp_enabled, vm)
         return
 
     subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
@@ -366,7 +402,7 @@ def main() -> None:
                     for line in run.events:
                         print(f"    {line}", file=sys.stderr)
 
-    summarize(all_runs, sorted(jdks), runs_per, args.quick, sizes, kernel.thp_enabled)
+    summarize(all_runs, sorted(jdks), runs_per, args.quick, sizes, kernel.thp_enabled, vm)
 
 
 if __name__ == "__main__":
