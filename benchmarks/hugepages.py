@@ -239,16 +239,16 @@ def from_log(path: Path) -> list[Run]:
             run.share_before, run.share = int(before) / 100, int(after) / 100
             run.collapse_s, run.longest_step_ms = float(seconds), float(step)
         runs.append(run)
-    # only whole rounds: every configuration of every JDK measured
+    # only whole rounds of each JDK: every configuration measured
     counts = {(r.jdk, r.config): 0 for r in runs}
     for r in runs:
         counts[(r.jdk, r.config)] += 1
-    whole = min(counts.values()) if counts else 0
+    whole = {jdk: min(n for (j, _), n in counts.items() if j == jdk) for jdk, _ in counts}
     kept: list[Run] = []
     seen: dict[tuple[int, str], int] = {}
     for r in runs:
         seen[(r.jdk, r.config)] = seen.get((r.jdk, r.config), 0) + 1
-        if seen[(r.jdk, r.config)] <= whole:
+        if seen[(r.jdk, r.config)] <= whole[r.jdk]:
             kept.append(r)
     return kept
 
@@ -365,7 +365,7 @@ def main() -> None:
     if args.from_log is not None:
         runs = from_log(args.from_log)
         features = sorted({r.jdk for r in runs})
-        rounds = len(runs) // max(1, len({(r.jdk, r.config) for r in runs}))
+        rounds = min((sum(1 for r in runs if r.jdk == f and r.config == "off") for f in features), default=0)
         summarize(runs, features, rounds, args.quick, sizes, read_kernel().thp_enabled, vm)
         return
 
