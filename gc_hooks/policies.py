@@ -29,6 +29,10 @@ def choose(settings: HookSettings, machine: Machine) -> list[Policy]:
         from gc_hooks.dynamic_heap.policy import DynamicHeap
 
         policies.append(DynamicHeap())
+    if settings.hugepages != "off" or machine.target == "vm":  # off in a VM still turns the guest's THP off
+        from gc_hooks.hugepages import HugePages
+
+        policies.append(HugePages(settings.hugepages, dynamic_heap=settings.dynamic_heap))
     if settings.gc_log is not None:
         from gc_hooks.gc_log import GcLog
 

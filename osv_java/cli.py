@@ -160,12 +160,14 @@ def common_app_options(func: F) -> F:
               help="JVMs of group NAME on this machine never run the collections they cause at once.")
 @click.option("--dynamic-heap", "dynamic_heap", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="Steer the committed heap to the live set and the memory the machine has, and give the rest back.")
+@click.option("--hugepages", type=click.Choice(["auto", "thp", "pool", "off"]), default="auto", show_default=True,
+              help="The heap on 2 MB pages: transparent huge pages, a reserved pool, or none (auto chooses).")
 def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
         with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, memory: str,
         cpus: str, publish: tuple[str, ...], env: tuple[str, ...], volume: tuple[str, ...],
         jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, stop_timeout: float,
         verbose: bool, bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None,
-        stw_lb: str | None, stw_group: str | None, dynamic_heap: str) -> None:
+        stw_lb: str | None, stw_group: str | None, dynamic_heap: str, hugepages: str) -> None:
     """Build (cached) and boot APP; the exit status is the app's.
 
     APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
@@ -186,7 +188,8 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     vm_name = registry.check_name(name) if name else f"{Path(app).stem[:40] or 'app'}-{os.getpid()}"
     if stw_group is not None:
         registry.check_name(stw_group)
-    settings = HookSettings(dynamic_heap=dynamic_heap == "on", gc_log=gc_log, stw_lb=stw_lb, stw_group=stw_group)
+    settings = HookSettings(dynamic_heap=dynamic_heap == "on", hugepages=hugepages, gc_log=gc_log, stw_lb=stw_lb,
+                            stw_group=stw_group)
 
     if target == "process":
         from kernel import process

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from jvmbridge import discover, hsperf
+from jvmbridge import discover, hsperf, smaps
 from jvmbridge.attach import attach
 from jvmbridge.errors import JvmError
 from jvmbridge.gclog import SAFEPOINT, GcEvent
@@ -97,13 +97,74 @@ def _stats_text(stats: hsperf.JvmStats) -> str:
     return "\n".join(lines)
 
 
+@dataclasses.dataclass(frozen=True)
+class HeapPagesSummary:
+    """The heap's resident bytes and those on huge pages, wherever they were read (host or guest smaps)."""
+
+    rss: int
+    huge: int
+    kind: str  # anon, shmem (ZGC), hugetlb (a pool)
+    source: str  # how the heap was found
+
+    @property
+    def share(self) -> float:
+        return self.huge / self.rss if self.rss else 0.0
+
+
+class HeapPagesReader:
+    """The heap's huge-page share from /proc/PID/smaps; the heap's range is asked once (GC.heap_info)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.info: smaps.HeapInfo | None = None
+        self.asked = False
+
+    def read(self) -> HeapPagesSummary | str:
+        """The heap's pages, or why they cannot be read."""
+        try:
+            pages = smaps.heap_pages(self.pid, self.info, ask=not self.asked)
+        except JvmError as exc:
+            return exc.message
+        self.asked = True
+        if pages.source == "heap_info":
+            self.info = smaps.HeapInfo(pages.start, pages.end, pages.region_size)
+        if not pages.mappings:
+            return "the heap's mappings were not found in smaps"
+        return HeapPagesSummary(pages.rss, pages.huge, pages.kind, pages.source)
+
+
+def _vm_pages(record: registry.VmRecord) -> HeapPagesSummary | str:
+    try:
+        found = registry.fetch_hugepages(record)
+    except (JvmError, ValueError) as exc:
+        return str(exc)
+    if not found.get("found"):
+        return "the heap's mappings were not found in the guest's smaps"
+    return HeapPagesSummary(int(str(found["rss"])), int(str(found["huge"])), str(found["kind"]), str(found["source"]))
+
+
+def _pages_text(pages: HeapPagesSummary | str) -> str:
+    if isinstance(pages, str):
+        return f"huge pages  unknown: {pages}"
+    return (f"huge pages  {_mb(pages.huge)} of {_mb(pages.rss)} resident heap ({pages.share:.1%}, {pages.kind};"
+            f" heap found by {pages.source})")
+
+
+def _pages_json(pages: HeapPagesSummary | str) -> dict[str, object]:
+    if isinstance(pages, str):
+        return {"heap_hugepage_share": None}
+    return {"heap_hugepage_share": round(pages.share, 4), "heap_resident": pages.rss, "heap_huge": pages.huge,
+            "heap_page_kind": pages.kind}
+
+
 @jvm_group.command("stats")
 @click.argument("pid", type=int, required=False)
 @click.option("--vm", "vm_name", metavar="NAME", help="The JVM inside the osv-java VM NAME (see `jvm list`).")
 @click.option("--watch", type=float, metavar="SECONDS", help="Print again every SECONDS until the JVM exits.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per sample.")
 def stats_command(pid: int | None, vm_name: str | None, watch: float | None, as_json: bool) -> None:
-    """Heap, GC and safepoint counters of JVM PID, or of the JVM in VM NAME (hsperfdata, as jstat reads)."""
+    """Heap, GC and safepoint counters of JVM PID, or of the JVM in VM NAME (hsperfdata, as jstat reads),
+    and the share of its heap on huge pages (/proc/PID/smaps)."""
     if watch is not None and watch <= 0:
         raise click.BadParameter("must be positive", param_hint="--watch")
     if (pid is None) == (vm_name is None):
@@ -112,10 +173,15 @@ def stats_command(pid: int | None, vm_name: str | None, watch: float | None, as_
         _vm_stats(vm_name, watch, as_json)
         return
     assert pid is not None
+    pages = HeapPagesReader(pid)
     with hsperf.PerfData.open(pid) as pd:
         while True:
             stats = pd.stats()
-            click.echo(json.dumps(_stats_json(stats)) if as_json else _stats_text(stats))
+            heap_pages = pages.read()
+            if as_json:
+                click.echo(json.dumps({**_stats_json(stats), **_pages_json(heap_pages)}))
+            else:
+                click.echo(_stats_text(stats) + "\n" + _pages_text(heap_pages))
             if watch is None:
                 return
             time.sleep(watch)
@@ -126,7 +192,8 @@ def stats_command(pid: int | None, vm_name: str | None, watch: float | None, as_
 
 
 def _vm_stats(name: str, watch: float | None, as_json: bool) -> None:
-    """Counters of the JVM inside a VM: the kernel services send its hsperfdata file over."""
+    """Counters of the JVM inside a VM: the kernel services send its hsperfdata file over, and read the
+    heap's huge pages from the guest's smaps."""
     with tempfile.TemporaryDirectory(prefix="osv-java-vmstats-") as tmp:
         snapshot = Path(tmp) / "hsperfdata"
         while True:
@@ -135,10 +202,11 @@ def _vm_stats(name: str, watch: float | None, as_json: bool) -> None:
             snapshot.write_bytes(registry.fetch_perfdata(record))
             with hsperf.PerfData(snapshot) as pd:
                 stats = pd.stats()
+            pages = _vm_pages(record)
             if as_json:
-                click.echo(json.dumps({"vm": name, **_stats_json(stats)}))
+                click.echo(json.dumps({"vm": name, **_stats_json(stats), **_pages_json(pages)}))
             else:
-                click.echo(f"VM {name}\n" + _stats_text(stats))
+                click.echo(f"VM {name}\n" + _stats_text(stats) + "\n" + _pages_text(pages))
             if watch is None or registry.lookup(name, missing_ok=True) is None:
                 return
             time.sleep(watch)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from jvmbridge.attach import VirtualMachine
+    from jvmbridge.smaps import HeapInfo
     from kernel.guest.control import Control
 
     Watched = dict[int, Callable[[], None]]
@@ -71,6 +72,23 @@ def jcmd(control: Control, pid: int, ident: str | None, message: wire.Message, w
     """A diagnostic command, through the attach mechanism from inside the guest."""
     output = _attach(pid).jcmd(wire.first(message, "line") or "help")
     control.send("reply", id=ident, data=output)
+
+
+_heap_ranges: dict[int, HeapInfo] = {}
+
+
+def hugepages(control: Control, pid: int, ident: str | None, message: wire.Message, watched: Watched) -> None:
+    """The share of the JVM's heap on huge pages, from the guest's /proc/PID/smaps (JSON)."""
+    import json
+
+    from jvmbridge import smaps
+
+    known = _heap_ranges.get(pid)
+    pages = smaps.heap_pages(pid, known, ask=known is None)
+    if pages.source == "heap_info":  # the reserved range never moves: ask the JVM once
+        _heap_ranges[pid] = smaps.HeapInfo(pages.start, pages.end, pages.region_size)
+    control.send("reply", id=ident, data=json.dumps({"rss": pages.rss, "huge": pages.huge, "kind": pages.kind,
+                                                     "source": pages.source, "found": bool(pages.mappings)}))
 
 
 # -- the py4j gateway ------------------------------------------------------------------------------
@@ -247,6 +265,7 @@ def events_stop(control: Control, pid: int, ident: str | None, message: wire.Mes
 HANDLERS: dict[str, Callable[[Control, int, str | None, wire.Message, Watched], None]] = {
     "hsperf": hsperf,
     "jcmd": jcmd,
+    "hugepages": hugepages,
     "gateway": gateway,
     "gateway-stop": gateway_stop,
     "events": events,

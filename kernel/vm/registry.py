@@ -106,6 +106,11 @@ def fetch_perfdata(record: VmRecord, timeout: float = 15.0) -> bytes:
     return request(record, "hsperf", timeout)
 
 
+def fetch_hugepages(record: VmRecord, timeout: float = 30.0) -> dict[str, object]:
+    """The guest JVM heap's resident and huge-page bytes, as the kernel services read them in the VM."""
+    return dict(json.loads(request(record, "hugepages", timeout)))
+
+
 def request(record: VmRecord, line: str, timeout: float = 30.0) -> bytes:
     """Ask the VM's kernel services: `hsperf` (the JVM's counters) or `jcmd COMMAND ARGS` (its output)."""
     try:

@@ -3,6 +3,7 @@
 A client connects to the UNIX socket, sends one request line, and gets:
   `hsperf`                       the JVM's hsperfdata file, then the connection closes
   `jcmd LINE`                    the output of a diagnostic command, then it closes
+  `hugepages`                    the heap's huge-page counts (JSON) from the guest's smaps
   `events WHAT DECORATORS`       `ok`, then -Xlog lines of the JVM as it prints them, until either
                                  side closes; the guest stops that logging when the client goes
   `gateway TOKEN JARNAME SIZE`   followed by SIZE bytes of the gateway agent jar: `ok HOSTPORT
@@ -167,8 +168,8 @@ class Relay:
                 self._monitor = None
 
     def _serve(self, conn: socket.socket) -> None:
-        handlers = {"hsperf": self._hsperf, "jcmd": self._jcmd, "events": self._events, "gateway": self._gateway,
-                    "balloon": self._balloon}
+        handlers = {"hsperf": self._hsperf, "jcmd": self._jcmd, "hugepages": self._hugepages, "events": self._events,
+                    "gateway": self._gateway, "balloon": self._balloon}
         with conn:
             conn.settimeout(ANSWER_TIMEOUT)
             try:
@@ -191,6 +192,11 @@ class Relay:
     def _jcmd(self, conn: socket.socket, rest: str) -> None:
         with Session(self) as session:
             output = wire.first(session.ask("jcmd", line=rest), "data") or ""
+        conn.sendall(output.encode())
+
+    def _hugepages(self, conn: socket.socket, rest: str) -> None:
+        with Session(self) as session:
+            output = wire.first(session.ask("hugepages"), "data") or ""
         conn.sendall(output.encode())
 
     def _events(self, conn: socket.socket, rest: str) -> None:

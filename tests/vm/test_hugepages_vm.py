@@ -1,0 +1,60 @@
+"""Huge pages in a VM, measured on both sides: the guest's supervisor reads the JVM's heap share from
+the guest's smaps (its events come back to the host, `jvm stats --vm` asks for it), and QEMU's guest
+RAM is on the host's huge pages (QEMU madvises its anonymous RAM; read from QEMU's own smaps while
+the app runs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from osvtest import OSV, ROOT, Osv
+
+from jvmbridge import smaps
+
+pytestmark = [pytest.mark.vm]
+MEMORY_MB = 1024
+NAME = f"hugepages-test-{os.getpid()}"
+MB = 1 << 20
+
+
+def test_guest_heap_and_guest_ram_are_on_huge_pages(osv: Osv, examples_built: Path) -> None:
+    proc = subprocess.Popen(
+        [OSV, "run", "-m", str(MEMORY_MB), "--bootchart", "--name", NAME, "--jvm-opt=-Xms384m", "--jvm-opt=-Xmx384m",
+         "examples/tlb/tlb.jar", "--array-mb", "192", "--graph-mb", "0", "--accesses", "100000", "--rounds", "1",
+         "--wait"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=osv.env, cwd=ROOT)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        ready = proc.stdout.readline()
+        assert ready.startswith("READY"), ready
+        time.sleep(3)  # the guest supervisor measures 2 s after the JVM started
+        children = subprocess.run(["pgrep", "-P", str(proc.pid), "qemu"], capture_output=True, text=True).stdout
+        qemu = [int(pid) for pid in children.split()]
+        assert len(qemu) == 1, children
+        ram = smaps.mapping_of(smaps.read(qemu[0]), MEMORY_MB * MB, slack=128 * MB)
+        assert ram is not None, "QEMU's guest RAM mapping not found"
+        assert "hg" in ram.flags  # QEMU asked for THP on the guest's RAM
+        assert ram.rss >= 192 * MB and ram.huge / ram.rss >= 0.9, (ram.rss, ram.huge)
+        stats = subprocess.run([OSV, "jvm", "stats", "--vm", NAME, "--json"], capture_output=True, text=True,
+                               env=osv.env, timeout=120)
+        assert stats.returncode == 0, stats.stderr
+        record = json.loads(stats.stdout)
+        assert record["heap_hugepage_share"] >= 0.9 and record["heap_resident"] >= 192 * MB, record
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "RESULT ns_per_access=" in out
+    shares = [float(s) for s in re.findall(r"hugepages: measure\s+-> ([\d.]+)%", err)]
+    assert shares and max(shares) >= 90.0, err
+    assert "hugepages: warning" not in err, err
