@@ -35,7 +35,7 @@ apt:
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --config-settings editable_mode=compat -e '.[test,bridge]'
+	$(PY) -m pip install -q --config-settings editable_mode=compat -e '.[test,bridge,plots]'
 	touch $@
 
 venv: $(VENV)/.installed

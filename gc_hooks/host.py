@@ -25,6 +25,7 @@ class HostSide:
 
     def start(self, vm: VmSide | None) -> None:
         for name, monitor in self.monitors.items():
+            monitor.report = self.emit  # type: ignore[method-assign]
             monitor.start(vm)
             self._started.append(name)
 

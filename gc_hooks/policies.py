@@ -18,6 +18,8 @@ class HookSettings:
     dynamic_heap: bool = True
     hugepages: str = "auto"
     gc_log: str | None = None  # record the run's GC events in this host file
+    stw_lb: str | None = None  # haproxy:SOCKET:BACKEND/SERVER: collect while drained from the balancer
+    stw_group: str | None = None  # JVMs of this group on one machine never collect at the same time
 
 
 def choose(settings: HookSettings, machine: Machine) -> list[Policy]:
@@ -31,6 +33,10 @@ def choose(settings: HookSettings, machine: Machine) -> list[Policy]:
         from gc_hooks.gc_log import GcLog
 
         policies.append(GcLog(settings.gc_log))
+    if settings.stw_lb is not None or settings.stw_group is not None:
+        from gc_hooks.stw import StwLoadBalancer
+
+        policies.append(StwLoadBalancer(settings.stw_lb, settings.stw_group))
     return policies
 
 

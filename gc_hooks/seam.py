@@ -129,6 +129,11 @@ class VmSide(Protocol):
         """Run a QMP command on the VM's monitor and return its answer."""
         ...
 
+    def request(self, line: str, timeout: float = 30.0) -> bytes:
+        """Ask the VM's PID 1 through the run's relay: `hsperf` (the JVM's counters file) or
+        `jcmd COMMAND ARGS` (its output); raises JvmError when PID 1 answers with an error."""
+        ...
+
 
 class HostMonitor:
     """A policy's host side for the length of a run: QMP actions while a VM runs, and the messages of
@@ -136,6 +141,9 @@ class HostMonitor:
 
     def start(self, vm: VmSide | None) -> None:
         """The run began: QEMU is up and its monitor answers (`vm`), or None for a JVM on the host."""
+
+    def report(self, event: HookEvent) -> None:
+        """A decision the monitor made itself; the run's HostSide puts its own `emit` here at start."""
 
     def message(self, kind: str, data: str) -> None:
         """The policy's supervisor in the guest sent `data` (Channel.send)."""

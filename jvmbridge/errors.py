@@ -49,3 +49,13 @@ class AppTimeout(OsvJavaError):
 
 class JvmError(OsvJavaError):
     """Talking to a running JVM failed (attach, hsperfdata, logging)."""
+
+
+class StopTimeout(Exception):
+    """The app was sent SIGTERM and did not end within --stop-timeout: it was killed (either target).
+
+    Not an OsvJavaError: the run ends as a killed app does, with 137 (128+SIGKILL) as `docker stop`."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the app did not stop within --stop-timeout {seconds:g}s of SIGTERM; it was killed")
+        self.seconds = seconds

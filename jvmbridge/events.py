@@ -28,9 +28,11 @@ F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
 QUIET = 0.05  # seconds without a line after which the stream checks whether it should end
 # A pause line is held until the safepoint line that follows it gives its time-to-safepoint. That line
-# can come well after the pause line when the JVM's log writer thread waits for a CPU, so a pause goes
-# out without it only after this long (or when the stream ends).
+# can come well after the pause line when the JVM's log writer thread (or, in a VM, the guest) waits for
+# a CPU. Until the stream has shown a safepoint line at all (it may not log them), a pause goes out
+# without one after HOLD; once it has, every pause's line will come, and only HOLD_MAX bounds the wait.
 HOLD = 2.0
+HOLD_MAX = 30.0
 
 
 def xlog_options(
@@ -66,8 +68,8 @@ class LineEventStream:
     JVM inside a VM. End of file ends the stream. The owner of the descriptor closes it.
     """
 
-    def __init__(self, fd: int, hold_pauses: bool = True) -> None:
-        self.parser = GcLogParser(hold_pauses)
+    def __init__(self, fd: int, hold_pauses: bool = True, starts: bool = False) -> None:
+        self.parser = GcLogParser(hold_pauses, starts)
         self.lines_read = 0
         self._rfd = fd
         self._buffer = b""
@@ -82,7 +84,7 @@ class LineEventStream:
         now = time.monotonic()
         if self._held_since is None:
             self._held_since = now
-        if final or now - self._held_since >= HOLD:
+        if final or now - self._held_since >= (HOLD_MAX if self.parser.saw_safepoints else HOLD):
             self._held_since = None
             return self.parser.flush()
         return []
@@ -151,13 +153,13 @@ class EventStream(LineEventStream):
     spare write end of our own keeps it from reporting end-of-file between writers.
     """
 
-    def __init__(self, fifo: Path | str, hold_pauses: bool = True) -> None:
+    def __init__(self, fifo: Path | str, hold_pauses: bool = True, starts: bool = False) -> None:
         self.fifo = Path(fifo)
         try:
             rfd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
             raise JvmError(f"cannot open FIFO {self.fifo}: {exc.strerror}") from exc
-        super().__init__(rfd, hold_pauses)
+        super().__init__(rfd, hold_pauses, starts)
         self._wfd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
         with contextlib.suppress(OSError):
             fcntl.fcntl(self._rfd, F_SETPIPE_SZ, PIPE_SIZE)
@@ -179,7 +181,8 @@ class Follow:
     """Start GC logging into a FIFO on a running JVM (attach VM.log), stop it on close."""
 
     def __init__(
-        self, pid: int, what: str = WHAT, decorators: str = DECORATORS, timeout: float = 10.0
+        self, pid: int, what: str = WHAT, decorators: str = DECORATORS, timeout: float = 10.0,
+        starts: bool = False,
     ) -> None:
         self.pid = pid
         tgt = target(pid)
@@ -191,7 +194,7 @@ class Follow:
         self._folder = folder
         try:
             fifo = make_fifo(folder, owner=(tgt.uid, tgt.gid))
-            self.stream = EventStream(fifo)
+            self.stream = EventStream(fifo, starts=starts)
             # the path as the JVM sees it: inside its own mount namespace /tmp is its tmp
             self.jvm_path = f"/tmp/{folder.name}/{fifo.name}"
             said = self.vm.jcmd(
@@ -227,6 +230,8 @@ class Follow:
         self.close()
 
 
-def follow(pid: int, what: str = WHAT, timeout: float = 10.0) -> Follow:
+def follow(
+    pid: int, what: str = WHAT, timeout: float = 10.0, decorators: str = DECORATORS, starts: bool = False
+) -> Follow:
     """Stream GC events of running JVM `pid`; use as a context manager so logging stops after."""
-    return Follow(pid, what=what, timeout=timeout)
+    return Follow(pid, what=what, decorators=decorators, timeout=timeout, starts=starts)

@@ -17,7 +17,8 @@ from pathlib import Path
 from jvmbridge.errors import JvmError
 
 PAUSE, CONCURRENT, CYCLE, SAFEPOINT, STALL = "pause", "concurrent", "cycle", "safepoint", "stall"
-KINDS = (PAUSE, CONCURRENT, CYCLE, SAFEPOINT, STALL)
+PAUSE_START = "pause-start"  # a pause has begun (its gc+start line); only from GcLogParser(starts=True)
+KINDS = (PAUSE, CONCURRENT, CYCLE, SAFEPOINT, STALL, PAUSE_START)
 
 # tag sets whose lines are events; other tag sets (gc+heap, gc+stats, ...) repeat or summarise them
 EVENT_TAGS = {("gc",), ("gc", "start"), ("gc", "phases"), ("safepoint",)}
@@ -67,6 +68,9 @@ class GcEvent:
     heap_capacity: int | None = None
     time_to_safepoint: float | None = None
     generation: str | None = None  # ZGC's generational collector: "young" or "old"
+    # when the JVM printed the line, on its System.nanoTime() clock (CLOCK_MONOTONIC, seconds): with
+    # decorations `timenanos,uptimenanos`; comparable with time.monotonic() of a process on the same host
+    logged_at: float | None = None
 
     @property
     def end(self) -> float | None:
@@ -79,6 +83,7 @@ class GcEvent:
 @dataclass(frozen=True)
 class LogLine:
     uptime: float | None  # seconds
+    nanotime: float | None  # the JVM's System.nanoTime() in seconds (CLOCK_MONOTONIC), from `timenanos`
     level: str | None
     tags: tuple[str, ...] | None
     message: str
@@ -87,6 +92,8 @@ class LogLine:
 def split_line(line: str) -> LogLine:
     """Separate the [decorations] of a unified-logging line from its message."""
     uptime: float | None = None
+    nanotime: float | None = None
+    nanos: list[int] = []
     level: str | None = None
     tags: tuple[str, ...] | None = None
     rest = line.rstrip("\r\n")
@@ -100,7 +107,10 @@ def split_line(line: str) -> LogLine:
             level = token
         elif token.endswith("ns") and token[:-2].isdigit():
             value = int(token[:-2])
-            if value < 10**15:  # larger is timenanos (wall clock), not uptime
+            nanos.append(value)
+            if len(nanos) == 2:  # timenanos comes before uptimenanos (HotSpot's fixed order)
+                nanotime, uptime = nanos[0] / 1e9, value / 1e9
+            elif value < 10**15:  # larger is a clock (timenanos), not uptime
                 uptime = value / 1e9
         elif token.endswith("ms") and token[:-2].isdigit():
             value = int(token[:-2])
@@ -110,7 +120,7 @@ def split_line(line: str) -> LogLine:
             uptime = float(token[:-1])
         elif re.fullmatch(r"[a-z0-9]+(,[a-z0-9]+)*", token) and not token.isdigit():
             tags = tuple(token.split(","))
-    return LogLine(uptime, level, tags, rest.lstrip(" "))
+    return LogLine(uptime, nanotime, level, tags, rest.lstrip(" "))
 
 
 def _size(number: str, unit: str) -> int:
@@ -167,7 +177,9 @@ def _parse_phase(text: str) -> _Phase:
     cause = None
     modifiers = []
     for group in groups:
-        if group.lower() in MODIFIERS or group[:1].islower() or group[:1].isdigit():
+        # JDK 25's G1 adds "(Evacuation Failure: Allocation)" after the cause: a qualifier, not a cause
+        if (group.lower() in MODIFIERS or group[:1].islower() or group[:1].isdigit()
+                or group.startswith("Evacuation Failure")):
             modifiers.append(group)
         else:
             cause = group
@@ -187,10 +199,14 @@ def _phase_kind(base: str) -> str | None:
 
 
 class GcLogParser:
-    """Feed lines, get events. `hold_pauses`: keep pauses until their safepoint line gives TTSP."""
+    """Feed lines, get events. `hold_pauses`: keep pauses until their safepoint line gives TTSP.
+    `starts`: also report the start of each pause (PAUSE_START, from gc+start lines) as soon as it is read.
+    """
 
-    def __init__(self, hold_pauses: bool = True) -> None:
+    def __init__(self, hold_pauses: bool = True, starts: bool = False) -> None:
         self.hold_pauses = hold_pauses
+        self.starts = starts
+        self.saw_safepoints = False  # the log has safepoint lines: every pause gets one
         self._queue: list[GcEvent] = []
         self._cycles: dict[int, _Cycle] = {}
         self._trigger: str | None = None
@@ -207,6 +223,10 @@ class GcLogParser:
         event = self._gc(parsed)
         if event is None:
             return []
+        if parsed.nanotime is not None:
+            event = dataclasses.replace(event, logged_at=parsed.nanotime)
+        if event.kind == PAUSE_START:
+            return [event]
         if event.kind == PAUSE and self.hold_pauses:
             self._queue.append(event)
             return []
@@ -229,6 +249,7 @@ class GcLogParser:
         match = _SAFEPOINT.match(line.message)
         if not match:
             return []
+        self.saw_safepoints = True
         fields = {k.strip().lower(): int(v) for k, v in _NS_FIELD.findall(line.message)}
         total = fields.get("total", 0) / 1e9
         ttsp = fields.get("reaching safepoint")
@@ -241,6 +262,7 @@ class GcLogParser:
             start,
             total,
             time_to_safepoint=None if ttsp is None else ttsp / 1e9,
+            logged_at=line.nanotime,
         )
         released = []
         for held in self._queue:
@@ -267,6 +289,8 @@ class GcLogParser:
         if phase.base in CYCLE_NAMES:
             return self._whole_cycle(phase, cause, cycle, gc_id, line)
         if phase.duration is None:
+            if self.starts and phase.base.startswith("Pause") and line.tags in (None, ("gc", "start")):
+                return GcEvent(PAUSE_START, phase.name, cause, gc_id, line.uptime, 0.0, generation=phase.generation)
             return None  # a start line (gc+start) or a line without a measure
         kind = _phase_kind(phase.base)
         if kind is None:

@@ -26,7 +26,7 @@ META_PACKAGE = "linux-image-cloud-amd64"
 DISK_MODULES = ("nd_e820", "nd_pmem", "erofs")  # before the JVM: its runtime image, in memory
 BOOT_MODULES = ("virtio_mmio", "virtio_console")
 NET_MODULES = ("virtio_net",)
-BLOCK_MODULES = ("virtio_blk",)
+VOLUME_MODULES = ("fuse", "virtiofs")  # -v: host folders shared over virtiofs
 
 # What the guest needs from the kernel config: option -> why. "y" or "m" both do.
 REQUIRED_CONFIG = {
@@ -43,7 +43,8 @@ REQUIRED_CONFIG = {
     "VIRTIO_MMIO": "microvm has virtio-mmio devices only",
     "VIRTIO_CONSOLE": "the app's stdin/stdout/stderr and the control channel",
     "VIRTIO_NET": "networking for -p/--publish",
-    "VIRTIO_BLK": "-v/--volume folders",
+    "FUSE_FS": "-v/--volume folders (virtiofs is a FUSE transport)",
+    "VIRTIO_FS": "-v/--volume folders, shared live with the host",
     "EROFS_FS": "the JRE is an EROFS image",
     "X86_PMEM_LEGACY": "the JRE's image sits in guest memory marked persistent (memmap=SIZE!BASE)",
     "BLK_DEV_PMEM": "the JRE's image is mounted from /dev/pmem0",

@@ -24,7 +24,7 @@ from gc_hooks.host import HostSide
 from gc_hooks.policies import Plan
 from gc_hooks.runner import SupervisorRunner
 from gc_hooks.seam import HookEvent
-from jvmbridge.errors import AppTimeout, UsageError
+from jvmbridge.errors import AppTimeout, StopTimeout, UsageError
 from kernel.guest.pid1 import main_entered
 from kernel.vm.volumes import Volume
 
@@ -109,19 +109,47 @@ def _publish(publish: list[tuple[str, int, int]], stop: threading.Event) -> list
     return listeners
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float | None) -> int:
-    """The JVM's exit code; past `timeout` it is stopped (SIGTERM, then SIGKILL) and AppTimeout raised."""
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+class _Stopper:
+    """SIGTERM to osv-java (as `docker stop`): the JVM gets SIGTERM (its shutdown hooks run) and
+    `grace` seconds to end, then SIGKILL."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], grace: float) -> None:
+        self.proc = proc
+        self.grace = grace
+        self.deadline: float | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.grace
+            with contextlib.suppress(OSError):
+                self.proc.send_signal(signal.SIGTERM)
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float | None, stopper: _Stopper) -> int:
+    """The JVM's exit code; past `timeout` it is stopped (SIGTERM, then SIGKILL) and AppTimeout
+    raised; past the grace of a SIGTERM to osv-java it is killed and StopTimeout raised."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        code = proc.poll()
+        if code is not None:
+            return code
+        now = time.monotonic()
+        if stopper.deadline is not None and now > stopper.deadline:
             proc.kill()
             proc.wait()
-        assert timeout is not None
-        raise AppTimeout(timeout) from None
+            raise StopTimeout(stopper.grace)
+        if deadline is not None and now > deadline:
+            break
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.1)
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    assert timeout is not None
+    raise AppTimeout(timeout)
 
 
 def run(
@@ -134,6 +162,7 @@ def run(
     timeout: float | None,
     hooks: Plan,
     verbose: bool = False,
+    stop_timeout: float = 10.0,
 ) -> ProcessResult:
     """Run the JVM `argv` (the policies' options already in it) with the policies' supervisors beside it."""
     if volumes and os.geteuid() != 0:
@@ -157,10 +186,13 @@ def run(
         supervisors = SupervisorRunner(hooks.supervisors, host)
         supervisors.start(proc.pid)
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends it to the JVM too
+        stopper = _Stopper(proc, stop_timeout)
+        previous_term = signal.signal(signal.SIGTERM, stopper)
         try:
-            code = _wait(proc, timeout)
+            code = _wait(proc, timeout, stopper)
         finally:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
             stop.set()
             for listener in listeners:
                 listener.close()

@@ -49,13 +49,18 @@ def _check_jvm(pid: int) -> None:
 @click.command("attach")
 @click.argument("pid", type=int)
 @click.option("--gc-log", "gc_log", metavar="FILE", help="Write the JVM's GC and safepoint log lines to FILE.")
+@click.option("--stw-lb", "stw_lb", metavar="haproxy:SOCKET:BACKEND/SERVER",
+              help="Collect while this server is drained from HAProxy (admin socket), one server at a time.")
+@click.option("--stw-group", "stw_group", metavar="NAME",
+              help="JVMs of group NAME on this machine never run the collections they cause at once.")
 @click.option("--duration", type=float, default=None, metavar="SECONDS", help="Detach after this long.")
-def attach_command(pid: int, gc_log: str | None, duration: float | None) -> None:
+def attach_command(pid: int, gc_log: str | None, stw_lb: str | None, stw_group: str | None,
+                   duration: float | None) -> None:
     """Run the kernel services' policies for running JVM PID until Ctrl-C (or it exits)."""
     if duration is not None and duration <= 0:
         raise click.BadParameter("must be positive", param_hint="--duration")
     _check_jvm(pid)
-    settings = HookSettings(dynamic_heap=False, hugepages="off", gc_log=gc_log)
+    settings = HookSettings(dynamic_heap=False, hugepages="off", gc_log=gc_log, stw_lb=stw_lb, stw_group=stw_group)
     machine = Machine(target="attach", memory_mb=None, cpus=None, jdk_feature=_jdk_feature(pid))
     hooks = plan(choose(settings, machine), machine)
     if not hooks.policies:

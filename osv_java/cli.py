@@ -21,7 +21,7 @@ import click
 
 from gc_hooks.policies import HookSettings
 from gc_hooks.seam import HookEvent
-from jvmbridge.errors import OsvJavaError
+from jvmbridge.errors import OsvJavaError, StopTimeout
 from kernel import linux
 from kernel.build import image as images
 from kernel.vm import registry
@@ -32,6 +32,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OSV_FAILURE = 125
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+EXIT_KILLED = 137  # 128 + SIGKILL: the app outlived --stop-timeout after a SIGTERM, as with `docker stop`
 
 
 def fail(message: str, hint: str | None = None) -> None:
@@ -44,6 +45,7 @@ def fail(message: str, hint: str | None = None) -> None:
 LAZY_COMMANDS = {
     "attach": ("osv_java.attach_command", "attach_command"),
     "compat": ("osv_java.compat.command", "compat_command"),
+    "gc-experiment": ("osv_java.gc_experiment_command", "gc_experiment_command"),
     "jvm": ("osv_java.jvm_commands", "jvm_group"),
     "shell": ("osv_java.jvm_commands", "shell_command"),
     "validate": ("osv_java.validate_command", "validate_command"),
@@ -54,7 +56,9 @@ class ToolGroup(click.Group):
     """Every command's OsvJavaError becomes one error line (plus hint) and exit status 125.
 
     Usage errors stay click's (exit 2); Ctrl-C gives 130 and SIGTERM 143, after the context managers
-    on the way out have removed temporary files and stopped QEMU. Tracebacks only with --debug.
+    on the way out have removed temporary files and stopped QEMU. While an app runs, SIGTERM goes to
+    the app (the run then ends with the app's status), and an app that outlives --stop-timeout is
+    killed: 137. Tracebacks only with --debug.
     """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -79,6 +83,9 @@ class ToolGroup(click.Group):
             if tail:
                 click.echo("--- console (last lines) ---\n" + tail + "\n--- end of console ---", err=True)
             sys.exit(EXIT_OSV_FAILURE)
+        except StopTimeout as exc:
+            click.echo(f"osv-java: {exc}", err=True)
+            sys.exit(EXIT_KILLED)
         except Terminated:
             click.echo("osv-java: terminated", err=True)
             sys.exit(EXIT_TERMINATED)
@@ -132,11 +139,13 @@ def common_app_options(func: F) -> F:
 @click.option("-p", "--publish", multiple=True, metavar="[ADDR:]HOST:GUEST", help="Publish a guest TCP port.")
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VAL", help="Set an environment variable.")
 @click.option("-v", "--volume", "volume", multiple=True, metavar="HOST_DIR:GUEST_DIR[:ro]",
-              help="Share a folder: the app reads it, and (unless :ro) its writes come back after the run.")
+              help="Share a host folder, live: the app reads and (unless :ro) writes the host's files.")
 @click.option("--jvm-opt", "jvm_opts", multiple=True, metavar="OPT", help="A JVM option (repeatable).")
 @click.option("--target", type=click.Choice(["vm", "process"]), default="vm", show_default=True)
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
 @click.option("--timeout", type=float, default=None, metavar="SECONDS", help="Stop the app after this long.")
+@click.option("--stop-timeout", type=float, default=10.0, show_default=True, metavar="SECONDS",
+              help="After SIGTERM to osv-java (which the app gets), how long the app has before it is killed.")
 @click.option("--verbose", is_flag=True, help="Show the QEMU command line and the kernel's messages.")
 @click.option("--bootchart", is_flag=True, help="Print the measured boot timeline on stderr after the run.")
 @click.option("--cold-boot", is_flag=True,
@@ -144,11 +153,16 @@ def common_app_options(func: F) -> F:
 @click.option("--name", metavar="NAME", help="Name the VM, for `jvm ...|shell --vm NAME` (default: APP-PID).")
 @click.option("--gc-log", "gc_log", metavar="FILE",
               help="Write the JVM's GC and safepoint log lines to FILE on this host (any target).")
+@click.option("--stw-lb", "stw_lb", metavar="haproxy:SOCKET:BACKEND/SERVER",
+              help="Collect while this server is drained from HAProxy (admin socket), one server at a time.")
+@click.option("--stw-group", "stw_group", metavar="NAME",
+              help="JVMs of group NAME on this machine never run the collections they cause at once.")
 def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
         with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, memory: str,
         cpus: str, publish: tuple[str, ...], env: tuple[str, ...], volume: tuple[str, ...],
-        jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, verbose: bool,
-        bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None) -> None:
+        jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, stop_timeout: float,
+        verbose: bool, bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None,
+        stw_lb: str | None, stw_group: str | None) -> None:
     """Build (cached) and boot APP; the exit status is the app's.
 
     APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
@@ -164,8 +178,12 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     vols = [volume_specs.parse(v) for v in volume]
     if timeout is not None and timeout <= 0:
         raise click.BadParameter("must be positive", param_hint="--timeout")
+    if stop_timeout < 0:
+        raise click.BadParameter("must not be negative", param_hint="--stop-timeout")
     vm_name = registry.check_name(name) if name else f"{Path(app).stem[:40] or 'app'}-{os.getpid()}"
-    settings = HookSettings(gc_log=gc_log)
+    if stw_group is not None:
+        registry.check_name(stw_group)
+    settings = HookSettings(gc_log=gc_log, stw_lb=stw_lb, stw_group=stw_group)
 
     if target == "process":
         from kernel import process
@@ -174,12 +192,15 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         hooks = launch.hook_plan(settings, "process", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
         argv = launch.host_argv(resolved, list(jvm_opts), memory_mb, cpu_count, hooks.jvm_options)
         proc_result = process.run(argv, launch.host_env(user_env), resolved.app.main_class, published, vols,
-                                  bootchart, timeout, hooks, verbose)
+                                  bootchart, timeout, hooks, verbose, stop_timeout)
         if bootchart:
             print_timeline(proc_result.timeline, proc_result.hook_events)
         sys.exit(proc_result.status)
 
     from kernel.vm.runner import RunOptions, VirtualMachine
+
+    if vols:
+        volume_specs.virtiofsd_binary()  # before the build: one clear error when it is missing
 
     resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes)
     hooks = launch.hook_plan(settings, "vm", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
@@ -187,8 +208,8 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     image = launch.build_image(resolved, kernel, None, hooks.guest_modules)
     run_options = RunOptions(
         env=launch.guest_env(user_env), memory_mb=memory_mb, cpus=cpu_count, accel=accel, publish=published,
-        volumes=vols, timeout=timeout, verbose=verbose, bootchart=bootchart, cwd=launch.guest_cwd(),
-        boot_timeout=launch.boot_timeout(), snapshot=not cold_boot, hooks=hooks,
+        volumes=vols, timeout=timeout, stop_timeout=stop_timeout, verbose=verbose, bootchart=bootchart,
+        cwd=launch.guest_cwd(), boot_timeout=launch.boot_timeout(), snapshot=not cold_boot, hooks=hooks,
     )
     argv = launch.guest_argv(image, list(jvm_opts), resolved.args, bootchart, hooks.jvm_options)
     with VirtualMachine(image, run_options) as vm, \

@@ -286,6 +286,96 @@ def events_command(pid: int | None, vm_name: str | None, as_json: bool, duration
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush there
 
 
+PAUSE_DECORATORS = "timenanos,uptimenanos,level,tags"  # nanoTime: how late we read each line
+
+
+@jvm_group.command("pauses")
+@click.argument("pid", type=int, required=False)
+@click.option("--vm", "vm_name", metavar="NAME", help="The JVM inside the osv-java VM NAME (see `jvm list`).")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines: one per pause, and a summary every --interval.")
+@click.option("--interval", type=float, default=1.0, show_default=True, metavar="SECONDS",
+              help="Refresh (and summary) period.")
+@click.option("--duration", type=float, metavar="SECONDS", help="Stop after SECONDS (default: until the JVM exits).")
+def pauses_command(pid: int | None, vm_name: str | None, as_json: bool, interval: float,
+                   duration: float | None) -> None:
+    """Live pause picture of JVM PID (or of the JVM in VM NAME): each pause's cause, time to safepoint
+    and duration, percentiles and time stopped over 10 s, 1 min and 10 min, the next young and major
+    collection predicted from occupancy and allocation rate, and how late the pauses were learned."""
+    from gc_hooks.pauses import PausePicture
+    from gc_hooks.stw import heap_sample
+
+    if (pid is None) == (vm_name is None):
+        raise click.UsageError("give either PID or --vm NAME")
+    if interval <= 0:
+        raise click.BadParameter("must be positive", param_hint="--interval")
+    picture = PausePicture()
+    stack = contextlib.ExitStack()
+    with stack:
+        if vm_name is not None:
+            from kernel.vm.guest_jvm import VmEvents
+
+            source: Any = stack.enter_context(VmEvents(vm_name, decorators=PAUSE_DECORATORS, starts=True))
+            record = registry.lookup(vm_name)
+            assert record is not None
+            snapshot = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="osv-java-pauses-"))) / "hsperf"
+            title = f"VM {vm_name}"
+            same_clock = False  # the guest's monotonic clock is not ours
+
+            def read_stats() -> hsperf.JvmStats:
+                snapshot.write_bytes(registry.fetch_perfdata(record))
+                with hsperf.PerfData(snapshot) as pd:
+                    return pd.stats()
+        else:
+            from jvmbridge.events import follow
+
+            assert pid is not None
+            source = stack.enter_context(follow(pid, decorators=PAUSE_DECORATORS, starts=True))
+            perf = stack.enter_context(hsperf.PerfData.open(pid))
+            title = f"JVM {pid}"
+            same_clock = True
+
+            def read_stats() -> hsperf.JvmStats:
+                return perf.stats()
+
+        tty = sys.stdout.isatty() and not as_json
+        next_sample = next_refresh = 0.0
+        sample_every = 0.1 if pid is not None else max(0.5, interval)  # a VM's counters cross the relay
+        ended = False
+
+        def refresh() -> bool:
+            """Sample the counters and redraw when due; True when the JVM is gone."""
+            nonlocal next_sample, next_refresh, ended
+            now = time.monotonic()
+            if now >= next_sample:
+                next_sample = now + sample_every
+                try:
+                    stats = read_stats()
+                except JvmError:
+                    ended = True
+                    return True
+                picture.sample(heap_sample(stats, now), stats.uptime)
+            if now < next_refresh:
+                return ended
+            next_refresh = now + interval
+            if as_json:
+                click.echo(json.dumps({"type": "summary", "time": time.time(), **picture.summary()}))
+            else:
+                click.echo(("\x1b[H\x1b[J" if tty else "\n") + picture.table(title))
+            return pid is not None and not is_alive(pid)
+
+        try:
+            refresh()
+            for event in source.stream.events(duration, until=refresh):
+                pause = picture.event(event, time.monotonic() if same_clock else None)
+                if pause is not None and as_json:
+                    click.echo(json.dumps({"type": "pause", **event.to_json()}))
+                refresh()
+        except KeyboardInterrupt:
+            pass
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 @click.command("shell")
 @click.argument("pid", type=int, required=False)
 @click.option("--vm", "vm_name", metavar="NAME", help="The JVM inside the osv-java VM NAME: then no PID.")

@@ -78,3 +78,22 @@ def make_jar_with_class_path(tmp: Path) -> Path:
         classpath=f"{rel}:{ab}",
     )
     return jar_of(main, app_dir / "app.jar", f"Main-Class: Main\nClass-Path: lib/rel.jar {absolute}\n")
+
+
+def terminate_when_ready(osv: Osv, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
+    """Run osv-java until the app prints "ready", then SIGTERM osv-java (as `docker stop` would) and
+    wait for it; what it printed and its exit status."""
+    import signal
+
+    proc = subprocess.Popen([OSV, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=osv.env, cwd=ROOT)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        if first == b"ready\n":
+            proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, first + out, err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

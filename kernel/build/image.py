@@ -33,6 +33,7 @@ from kernel.build.layout import (
     INIT_TEMPLATE,
     JRE_IN_IMAGE,
     MODULES_IN_IMAGE,
+    MODULES_ON_RUNTIME_DISK,
     PROJECT_ROOT,
     PYTHON_HOME,
     RUNTIME_DISK,
@@ -187,7 +188,7 @@ def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
         f"jdk={request.jdk.home}:{request.jdk.version}",
         f"kernel={kernel.image}:{kernel.image.stat().st_size}:{kernel.image.stat().st_mtime_ns}",
         f"kmods={kernel.modules}",
-        f"loads={[linux.DISK_MODULES, linux.BOOT_MODULES, linux.NET_MODULES, linux.BLOCK_MODULES]}",
+        f"loads={[linux.DISK_MODULES, linux.BOOT_MODULES, linux.NET_MODULES, linux.VOLUME_MODULES]}",
         f"hook_modules={list(request.hook_modules)}",
         f"modules={','.join(sorted(request.modules))}",
         f"app={request.app.kind}:{request.app.main_class}:{request.app.jar}:{request.app.language}",
@@ -235,7 +236,9 @@ def java_command(request: BuildRequest) -> list[str]:
 
 
 def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
-             ) -> tuple[dict[str, Entry], dict]:
+             ) -> tuple[dict[str, Entry], dict, dict[str, Path | bytes]]:
+    """The initramfs's entries, boot.txt's fields, and the files that go on the runtime disk beside
+    the JRE (path relative to JRE_IN_IMAGE -> host file or bytes)."""
     entries: dict[str, Entry] = {}
     _add_system(entries, busybox)
     extensions = _add_python(entries, python)
@@ -245,10 +248,10 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
         _add_tree(entries, app_path, str(app_path))
     for host, image_dir in request.extra_trees:
         _add_tree(entries, host, image_dir)
-    boot = _add_modules(entries, request)
+    boot, on_runtime_disk = _add_modules(entries, request)
     entries["init"] = Entry.file("init", init_script(boot["disk_modules"]), 0o755)
     entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, runtime_mount=JRE_IN_IMAGE))
-    return entries, boot
+    return entries, boot, on_runtime_disk
 
 
 def _add_system(entries: dict[str, Entry], busybox: Path) -> None:
@@ -317,32 +320,39 @@ def _add_closure(entries: dict[str, Entry], jre_dir: Path, programs: list[Path])
             )
 
 
-def _add_modules(entries: dict[str, Entry], request: BuildRequest) -> dict[str, list[str]]:
-    """Kernel modules PID 1 loads, each once, in load order; returns their image paths by group."""
+def _add_modules(entries: dict[str, Entry], request: BuildRequest
+                 ) -> tuple[dict[str, list[str]], dict[str, Path | bytes]]:
+    """Kernel modules PID 1 loads, each once, in load order; returns their image paths by group, and
+    those that go on the runtime disk (only -v runs load them)."""
     kernel = request.kernel
     boot: dict[str, list[str]] = {
-        "disk_modules": [], "modules": [], "net_modules": [], "blk_modules": [], "hook_modules": []
+        "disk_modules": [], "modules": [], "net_modules": [], "fs_modules": [], "hook_modules": []
     }
-    groups = {
+    groups = {  # fs_modules last: a module another group needs too goes in the initramfs
         "disk_modules": linux.DISK_MODULES,
         "modules": linux.BOOT_MODULES,
         "net_modules": linux.NET_MODULES,
-        "blk_modules": linux.BLOCK_MODULES,
         "hook_modules": request.hook_modules,
+        "fs_modules": linux.VOLUME_MODULES,
     }
+    on_runtime_disk: dict[str, Path | bytes] = {}
     loaded: set[str] = set()
     for group, wanted in groups.items():
         for name, module in linux.load_order(kernel, wanted):
             if name in loaded:
                 continue
             loaded.add(name)
-            image_path = f"{MODULES_IN_IMAGE}/{name}.ko"
-            if module.suffix == ".xz":  # the kernel may lack in-kernel decompression: store it plain
-                entries[image_path.strip("/")] = Entry.file(image_path, lzma.decompress(module.read_bytes()))
+            # The kernel may lack in-kernel decompression: a compressed module is stored plain.
+            content: Path | bytes = lzma.decompress(module.read_bytes()) if module.suffix == ".xz" else module
+            if group == "fs_modules":  # only -v runs load them, after the runtime disk is mounted
+                image_path = f"{MODULES_ON_RUNTIME_DISK}/{name}.ko"
+                on_runtime_disk[image_path[len(JRE_IN_IMAGE) + 1:]] = content
             else:
-                entries[image_path.strip("/")] = Entry.from_host(image_path, module)
+                image_path = f"{MODULES_IN_IMAGE}/{name}.ko"
+                entries[image_path.strip("/")] = (Entry.file(image_path, content) if isinstance(content, bytes)
+                                                  else Entry.from_host(image_path, content))
             boot[group].append(image_path)
-    return boot
+    return boot, on_runtime_disk
 
 
 def build(request: BuildRequest, output: Path | None = None, progress: bool = True,
@@ -379,19 +389,20 @@ def _build_into_cache(request: BuildRequest, key: str, final: Path, python: Path
     for note in notes:
         say(note)
     jre_dir = jre.link(request.jdk, list(request.modules), progress=progress)
-    entries, boot = _entries(request, jre_dir, python, busybox)
+    entries, boot, on_runtime_disk = _entries(request, jre_dir, python, busybox)
     with cache.atomic_dir(final) as tmp:
         with open(tmp / "initramfs.img", "wb") as out:
             cpio.write(entries.values(), out)
         with open(tmp / RUNTIME_DISK, "wb") as out:
-            erofs.write(jre_dir, out, RUNTIME_VOLUME)
+            erofs.write(jre_dir, out, RUNTIME_VOLUME, extra=on_runtime_disk)
         _place_kernel(request.kernel.image, tmp / "vmlinuz")
-        files = _file_records(entries, jre_dir)
+        files = _file_records(entries, jre_dir, on_runtime_disk)
         manifest = _manifest(request, key, tmp, python, boot, files)
         (tmp / "image.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
-def _file_records(entries: dict[str, Entry], jre_dir: Path) -> dict[str, dict[str, int | str]]:
+def _file_records(entries: dict[str, Entry], jre_dir: Path, on_runtime_disk: dict[str, Path | bytes]
+                  ) -> dict[str, dict[str, int | str]]:
     """sha256 and size of every regular file, the initramfs's and the runtime disk's (marked so)."""
     files: dict[str, dict[str, int | str]] = {}
     for path, entry in sorted(entries.items()):
@@ -403,6 +414,10 @@ def _file_records(entries: dict[str, Entry], jre_dir: Path) -> dict[str, dict[st
         guest = f"{JRE_IN_IMAGE}/{host_file.relative_to(jre_dir).as_posix()}"
         files[guest] = {"sha256": cache.file_digest(host_file), "size": host_file.stat().st_size,
                         "disk": RUNTIME_DISK}
+    for relative, content in on_runtime_disk.items():
+        data = content if isinstance(content, bytes) else content.read_bytes()
+        files[f"{JRE_IN_IMAGE}/{relative}"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+                                               "disk": RUNTIME_DISK}
     return files
 
 

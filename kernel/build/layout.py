@@ -18,6 +18,9 @@ JRE_IN_IMAGE = "/osv/jre"
 RUNTIME_DISK = "runtime.img"  # the JRE as a read-only EROFS image, mounted at JRE_IN_IMAGE
 RUNTIME_VOLUME = "osv-jre"  # its volume name, as tools such as dump.erofs show it
 MODULES_IN_IMAGE = "/osv/modules"
+# Modules only some runs load (-v's fuse and virtiofs) sit on the runtime disk, not in the initramfs,
+# whose every byte the kernel copies at each boot: runs that never load them do not pay for them.
+MODULES_ON_RUNTIME_DISK = f"{JRE_IN_IMAGE}/.osv-modules"
 INIT_TEMPLATE = GUEST_SOURCES / "init.sh"  # /init, run by busybox; it execs PID 1's Python
 BUSYBOX_IN_IMAGE = "/bin/busybox"
 # The busybox commands /init and the JVM's start (kernel.build.launcher) use, as links in /bin.

@@ -117,12 +117,38 @@ def _inode(node: _Node) -> bytes:
     return struct.pack("<HHHHIIIIHHI", 0, 0, node.mode, nlink, node.size, 0, node.block, node.ino, 0, 0, 0)
 
 
-def write(tree: Path, out: BinaryIO, volume_name: str, build_time: int = 0) -> int:
-    """Write the folder `tree` as an EROFS image to `out`; returns the bytes written."""
+def _add_file(root: _Node, relative: str, content: Path | bytes) -> None:
+    """Put a regular file (0644) at `relative` under `root`, making its folders (0755)."""
+    *folders, name = [os.fsencode(part) for part in relative.strip("/").split("/")]
+    node = root
+    for folder in folders:
+        node = node.children.setdefault(folder, _Node(folder, stat.S_IFDIR | 0o755))
+        if not stat.S_ISDIR(node.mode):
+            raise ValueError(f"{relative}: {folder.decode()} is not a folder in the image")
+    if isinstance(content, Path):
+        node.children[name] = _Node(name, stat.S_IFREG | 0o644, source=content)
+    else:
+        node.children[name] = _Node(name, stat.S_IFREG | 0o644, data=content)
+
+
+def _sort_children(node: _Node) -> None:
+    node.children = dict(sorted(node.children.items()))
+    for child in node.children.values():
+        if stat.S_ISDIR(child.mode):
+            _sort_children(child)
+
+
+def write(tree: Path, out: BinaryIO, volume_name: str, build_time: int = 0,
+          extra: dict[str, Path | bytes] | None = None) -> int:
+    """Write the folder `tree` as an EROFS image to `out`, plus the `extra` files (relative path ->
+    a host file or the bytes); returns the bytes written."""
     label = volume_name.encode()
     if len(label) > 16:
         raise ValueError(f"volume name {volume_name!r} is longer than 16 bytes")
     root = _scan(tree)
+    for relative, content in sorted((extra or {}).items()):
+        _add_file(root, relative, content)
+    _sort_children(root)
     nodes = _walk(root)
     total_blocks = _lay_out(nodes)
     superblock = _superblock(root, len(nodes), total_blocks, build_time, label)
@@ -150,9 +176,10 @@ def _lay_out(nodes: list[_Node]) -> int:
             node.size = len(node.data)
         elif stat.S_ISLNK(node.mode):
             node.size = len(node.data)
-        else:
-            assert node.source is not None
+        elif node.source is not None:
             node.size = node.source.stat().st_size
+        else:  # an extra file given as bytes
+            node.size = len(node.data)
     next_block = META_BLOCK + -(-len(nodes) * INODE_SIZE // BLOCK)
     for node in nodes:
         node.block = next_block if node.size else 0

@@ -5,7 +5,7 @@ already; it then execs this. It loads the virtio modules, reads the run request 
 the kernel command line, else on the control port), starts the JVM unless /init did, relays its
 stdin/stdout/stderr to their own virtio ports (counting bytes, so the host knows when it has all
 of the app's output), reaps, reports the exit status and the boot timeline on the control port,
-writes volumes back and powers off.
+and powers off.
 
 Standard library only: this file is zipped into the image with exactly the modules it imports.
 Everything not needed before the JVM starts is imported after (see LATE_IMPORTS). Python's start-up
@@ -39,7 +39,6 @@ MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
 LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
 BOOT_FILE = "/osv/boot.txt"  # modules to load, in the wire format
 PMEM_DEVICE = "/dev/pmem0"  # the runtime image
-VOLUMES_DEVICE = "/dev/vda"  # the volumes' tar: the only virtio disk
 
 CONTROL: Control | None = None  # set once the control port is open, to report a failure
 
@@ -375,12 +374,12 @@ def adopt_early_jvm() -> tuple[tuple[int, int, int, int], float] | None:
     return (int(pid), stdin, stdout, stderr), float(os.environ.pop("OSV_T_EXEC"))
 
 
-def prepare_and_start(request: wire.Message, boot: wire.Message) -> tuple[list[dict], tuple[int, int, int, int], float]:
+def prepare_and_start(request: wire.Message, boot: wire.Message) -> tuple[tuple[int, int, int, int], float]:
     """Everything the JVM needs before it runs (runtime disk, -p networking, volumes), then start it."""
-    volumes = []  # "INDEX:ro|rw:GUEST_PATH"
+    volumes = []  # "TAG:ro|rw:GUEST_PATH"
     for spec in request.get("volume", []):
-        index, mode, guest = spec.split(":", 2)
-        volumes.append({"index": int(index), "guest": guest, "readonly": mode == "ro"})
+        tag, mode, guest = spec.split(":", 2)
+        volumes.append({"tag": tag, "guest": guest, "readonly": mode == "ro"})
     mount_runtime(boot)
     network.loopback_up()
     if wire.first(request, "network") == "1" or volumes:
@@ -391,12 +390,12 @@ def prepare_and_start(request: wire.Message, boot: wire.Message) -> tuple[list[d
     if volumes:
         from kernel.guest import volumes as volume_io
 
-        for module in boot.get("blk_modules", []):
+        for module in boot.get("fs_modules", []):  # fuse and virtiofs
             load_module(module)
-        volume_io.restore(disks.wait_for(VOLUMES_DEVICE), mount, volumes)
+        volume_io.mount_all(volumes, mount)
     apply_settings(request)
     t_exec = now()
-    return volumes, start_jvm(request), t_exec
+    return start_jvm(request), t_exec
 
 
 def start_hooks(control: Control, request: wire.Message, boot: wire.Message, pid: int) -> SupervisorRunner | None:
@@ -443,7 +442,7 @@ def main() -> None:
     stdout_fd = os.open(ports[wire.STDOUT_PORT], os.O_WRONLY | os.O_CLOEXEC)
     stderr_fd = os.open(ports[wire.STDERR_PORT], os.O_WRONLY | os.O_CLOEXEC)
 
-    volumes, (pid, in_pipe, out_pipe, err_pipe), t_exec = early or prepare_and_start(request, boot)
+    (pid, in_pipe, out_pipe, err_pipe), t_exec = early or prepare_and_start(request, boot)
     control.send(op="started", t=now(), t_exec=t_exec, pid=pid)
     if wire.first(request, "network") != "1":
         # Outbound networking for every app, set up while the JVM starts (it takes far longer than
@@ -458,18 +457,17 @@ def main() -> None:
     if supervisors is not None:
         supervisors.stop(exited=True)  # their last words go out before the exit status
     report_exit(control, request, pid, status, t_exit, counts[stdout_fd], counts[stderr_fd])
-    write_volumes_back(control, volumes, ports)
     power_off()
 
 
 def start_early(request: wire.Message | None, boot: wire.Message
-                ) -> tuple[tuple[list[dict], tuple[int, int, int, int], float] | None, OSError | None]:
+                ) -> tuple[tuple[tuple[int, int, int, int], float] | None, OSError | None]:
     """The JVM /init started, adopted; or started now when the request came on the command line.
     A failure to start is returned, to be reported once the control channel is up."""
     adopted = adopt_early_jvm()
     if adopted is not None:
         jvm, t_exec = adopted
-        return ([], jvm, t_exec), None
+        return (jvm, t_exec), None
     if request is not None:
         try:
             return prepare_and_start(request, boot), None
@@ -495,18 +493,6 @@ def report_exit(control: Control, request: wire.Message, pid: int, status: int, 
         **crash_log(wire.first(request, "cwd") or "/", pid),
     )
     control.receive_op("ack", timeout=10.0)
-
-
-def write_volumes_back(control: Control, volumes: list[dict], ports: dict[str, str]) -> None:
-    writable = [v for v in volumes if not v["readonly"]]
-    if not writable:
-        return
-    from kernel.guest import volumes as volume_io
-
-    ports.update(find_ports({wire.VOLUME_OUT_PORT}, timeout=2.0))
-    sent = volume_io.save(writable, ports.get(wire.VOLUME_OUT_PORT))
-    control.send(op="volumes", t=now(), bytes=sent)
-    control.receive_op("ack", timeout=60.0)
 
 
 def run() -> None:

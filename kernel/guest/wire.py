@@ -17,7 +17,6 @@ CONTROL_PORT = "osv.ctl"
 STDIN_PORT = "osv.stdin"
 STDOUT_PORT = "osv.stdout"
 STDERR_PORT = "osv.stderr"
-VOLUME_OUT_PORT = "osv.volout"  # the volumes' tar on the way back, when the app has exited
 # Where the guest JVM logs class initialisation for --bootchart (when main was entered).
 CLASS_INIT_LOG = "/tmp/.osv-classinit.log"
 

@@ -17,12 +17,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from gc_hooks.host import HostSide
 from gc_hooks.seam import HookEvent
-from jvmbridge.errors import AppTimeout, BootError
+from jvmbridge.errors import AppTimeout, BootError, StopTimeout
 from kernel import cache
 from kernel.guest import wire
 from kernel.progress import warn
@@ -162,16 +163,40 @@ class Conversation:
         self.relay = relay
         self.host = host
         self.interrupts = 0
+        self.started = False  # PID 1 has started the JVM (and relays signals to it)
+        self.pending_signals: list[int] = []  # arrived before that: sent once it has
+        self.stop_deadline: float | None = None  # SIGTERM came: the VM is stopped at this time
+        self.stop_timeout = 10.0
+        self.helpers_failed: Callable[[], str | None] = lambda: None  # the VM's helper processes (virtiofsd)
+
+    def signal_app(self, signum: int) -> None:
+        """Deliver `signum` to the app's JVM (its process group), now or as soon as it runs."""
+        if not self.started:
+            self.pending_signals.append(signum)
+            return
+        with contextlib.suppress(OSError):
+            self.control.send("signal", signal=signum)
+
+    def app_started(self) -> None:
+        self.started = True
+        for signum in self.pending_signals:
+            self.signal_app(signum)
+        self.pending_signals.clear()
+
+    def terminate(self) -> None:
+        """SIGTERM (as `docker stop`): the app gets SIGTERM and --stop-timeout seconds to end (its
+        shutdown hooks run); then the VM is stopped. A second SIGTERM changes nothing."""
+        if self.stop_deadline is not None:
+            return
+        self.stop_deadline = time.monotonic() + self.stop_timeout
+        self.signal_app(int(signal.SIGTERM))
 
     def interrupt(self) -> None:
         """Ctrl-C: the first goes to the app as SIGINT (it can clean up); the second stops the VM."""
         self.interrupts += 1
         if self.interrupts == 1:
-            try:
-                self.control.send("signal", signal=int(signal.SIGINT))
-                return
-            except OSError:
-                pass
+            self.signal_app(int(signal.SIGINT))
+            return
         self.qemu.stop(grace=1.0)
 
     def wait_for(self, op: str, timeout: float | None, what: str, app_timeout: bool = False
@@ -182,6 +207,9 @@ class Conversation:
         while True:
             if self.interrupts > 1 or (self.interrupts and not self.qemu.running()):
                 raise KeyboardInterrupt
+            if self.stop_deadline is not None and time.monotonic() > self.stop_deadline:
+                self.qemu.stop(grace=1.0)
+                raise StopTimeout(self.stop_timeout)
             try:
                 got = self.control.receive(timeout=0.25)
             except EOFError:
@@ -197,6 +225,10 @@ class Conversation:
             if not self.qemu.running():
                 raise self.qemu.hang(f"the VM stopped while waiting for {what} "
                                      f"(QEMU exit status {self.qemu.returncode})")
+            failure = self.helpers_failed()
+            if failure is not None:
+                self.qemu.stop(grace=1.0)
+                raise BootError(failure, hint="see whether the folder is still there and readable; run again")
             if self.qemu.panicked():
                 raise self.qemu.hang(f"the kernel panicked while waiting for {what}")
             if deadline is not None and time.monotonic() > deadline:

@@ -69,13 +69,14 @@ def shell(name: str, timeout: float = 180.0) -> None:
 class VmEvents:
     """GC and safepoint events of the JVM in VM `name`, as they happen; close to stop the logging."""
 
-    def __init__(self, name: str, what: str = WHAT, decorators: str = DECORATORS, timeout: float = 30.0) -> None:
+    def __init__(self, name: str, what: str = WHAT, decorators: str = DECORATORS, timeout: float = 30.0,
+                 starts: bool = False) -> None:
         record = registry.lookup(name)
         assert record is not None
         self._sock: socket.socket
         self._sock, _ = registry.open_session(record, f"events {what} {decorators}", timeout=timeout)
         self._sock.settimeout(None)
-        self.stream = LineEventStream(self._sock.fileno())
+        self.stream = LineEventStream(self._sock.fileno(), starts=starts)
 
     def events(self, timeout: float | None = None) -> Iterator[GcEvent]:
         """Events for `timeout` seconds (None: until the VM's JVM exits and the run ends)."""

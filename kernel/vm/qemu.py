@@ -66,9 +66,8 @@ class MachineConfig:
     cmdline: list[str]
     serial_log: Path
     chardevs: list[tuple[str, str]] = field(default_factory=list)  # (port name, unix socket path) QEMU connects to
-    output_files: list[tuple[str, Path]] = field(default_factory=list)  # (port name, file QEMU writes)
     forwards: list[tuple[str, int, int]] = field(default_factory=list)  # (host address, host port, guest port)
-    disks: list[Path] = field(default_factory=list)  # read-only raw disks
+    filesystems: list[tuple[str, Path]] = field(default_factory=list)  # (virtiofs tag, virtiofsd's socket)
     memory_image: Path | None = None  # placed in guest memory as persistent memory (see pmem_region)
     qmp_socket: Path | None = None
     incoming: Path | None = None  # a boot snapshot to restore instead of booting (kernel.vm.snapshot)
@@ -93,6 +92,7 @@ class MachineConfig:
             "host" if self.accel == "kvm" else TCG_CPU,
             "-m",
             f"{memory_mb}M",
+            *self._shared_memory(memory_mb),
             "-smp",
             str(self.cpus),
             "-nodefaults",
@@ -110,22 +110,19 @@ class MachineConfig:
             "-serial",
             "chardev:console",
         ]
-        if self.chardevs or self.output_files:
+        if self.chardevs:
             args += ["-device", "virtio-serial-device,max_ports=8"]
         for i, (name, path) in enumerate(self.chardevs):
             args += ["-chardev", f"socket,id=port{i},path={path}"]
             args += ["-device", f"virtserialport,chardev=port{i},name={name}"]
-        for i, (name, out) in enumerate(self.output_files):
-            args += ["-chardev", f"file,id=file{i},path={out}"]
-            args += ["-device", f"virtserialport,chardev=file{i},name={name}"]
         netdev = "user,id=net0"
         for address, host_port, guest_port in self.forwards:
             netdev += f",hostfwd=tcp:{address}:{host_port}-:{guest_port}"
         args += ["-netdev", netdev, "-device", "virtio-net-device,netdev=net0"]
         args += self.extra_args
-        for i, disk in enumerate(self.disks):
-            args += ["-drive", f"file={disk},if=none,id=disk{i},format=raw,readonly=on"]
-            args += ["-device", f"virtio-blk-device,drive=disk{i}"]
+        for i, (fs_tag, sock) in enumerate(self.filesystems):
+            args += ["-chardev", f"socket,id=fs{i},path={sock}"]
+            args += ["-device", f"vhost-user-fs-device,chardev=fs{i},tag={fs_tag}"]
         if self.incoming is not None:
             # Guest memory comes from the snapshot, runtime image included: nothing to load into it.
             args += ["-incoming", f"exec:cat {shlex.quote(str(self.incoming))}"]
@@ -135,6 +132,16 @@ class MachineConfig:
             args += ["-qmp", f"unix:{self.qmp_socket},server=on,wait=off"]
         return args
 
+    def _shared_memory(self, memory_mb: int) -> list[str]:
+        """Guest RAM that virtiofsd can map (vhost-user), only when there are file systems to share:
+        runs without volumes keep QEMU's plain anonymous RAM and legacy virtio-mmio."""
+        if not self.filesystems:
+            return []
+        # virtio 1.0 (modern) for every virtio-mmio device: virtiofsd's libvhost-user has no legacy mode,
+        # which microvm gives by default.
+        return ["-object", f"memory-backend-memfd,id=ram,size={memory_mb}M,share=on", "-machine", "memory-backend=ram",
+                "-global", "virtio-mmio.force-legacy=false"]
+
     def shape(self) -> list[str]:
         """The command line without what differs between runs of one machine (its sockets and log
         files, host port forwards, a snapshot to restore): what a boot snapshot depends on."""
@@ -142,8 +149,8 @@ class MachineConfig:
             self,
             serial_log=Path("console"),
             chardevs=[(name, name) for name, _ in self.chardevs],
-            output_files=[(name, Path(name)) for name, _ in self.output_files],
             forwards=[],
+            filesystems=[(fs_tag, Path(fs_tag)) for fs_tag, _ in self.filesystems],
             qmp_socket=Path("qmp") if self.qmp_socket is not None else None,
             incoming=None,
         )
@@ -155,6 +162,30 @@ class MachineConfig:
 # SSE4.2/AVX2 code paths, which emulate slower than the baseline ones: hello took 0.8 s longer
 # (and the power-off floor 0.4 s). Under KVM the guest gets the host's CPU.
 TCG_CPU = "qemu64,+rdrand"
+
+# What the guest JVM starts with under TCG, before the user's options (which can override them).
+# QEMU 7.2's multi-threaded TCG can run a JIT-compiled instruction that never existed. HotSpot makes a
+# compiled method not entrant (C2 has replaced its C1 code, or it was deoptimised) by writing a jump
+# over the first instruction of its verified entry, one 8-byte store, while other threads keep calling
+# it (NativeJump::patch_verified_entry). A real CPU fetches the old instruction or the new one; QEMU
+# drops its translations of the bytes and then stores them, and a vCPU that translates the entry in
+# between reads the instruction a field at a time (opcode, ModRM, SIB, displacement). Old opcode and
+# ModRM with the jump's bytes after them decode as a store to a wild address, and that translation
+# stays: the JVM died with SIGSEGV or SIGILL at a C1 method's entry in 5 of 6 runs of
+# examples/jitstress (JDK 17; JDK 25: 4 of 10). With C1 alone no method is replaced by C2, and C1's
+# code has no speculative traps to deoptimise it: 0 crashes (benchmarks/emulation_crashes.py), with
+# both vCPUs kept (-accel tcg,thread=single also gives 0, but runs all vCPUs on one host thread).
+# The price is C2's code: under emulation each C2 compile costs seconds of emulated CPU, so C1 alone
+# wins for short runs (examples/compute for 6 s: 1.6x the rounds, hello's boot unchanged) and loses
+# for long hot loops (the same for 40 s: 0.3x-0.6x the rounds once C2's code is in place).
+TCG_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1",)
+TCG_JVM_OPTIONS_ENV = "OSV_JAVA_TCG_JVM_OPTIONS"  # "off": without them, for benchmarks/emulation_crashes.py
+
+
+def tcg_jvm_options() -> list[str]:
+    """TCG_JVM_OPTIONS, unless switched off (to measure what they prevent and what they cost)."""
+    return [] if os.environ.get(TCG_JVM_OPTIONS_ENV) == "off" else list(TCG_JVM_OPTIONS)
+
 
 # Where the runtime image goes in guest memory. The guest kernel takes the range as legacy persistent
 # memory (memmap=SIZE!BASE: e820 type 12, driven by nd_e820 and nd_pmem), and the JVM maps the

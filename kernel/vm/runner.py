@@ -33,7 +33,7 @@ from kernel.build.image import Image
 from kernel.build.layout import INIT_ENV
 from kernel.guest import wire
 from kernel.progress import say, warn
-from kernel.vm import qemu, snapshot, volumes
+from kernel.vm import qemu, registry, snapshot, volumes
 from kernel.vm.conversation import ControlChannel, Conversation, OutputPump, keep_crash_log, seconds, stdin_pump
 from kernel.vm.monitor import Monitor, MonitorError
 from kernel.vm.qemu_process import QemuProcess
@@ -54,6 +54,7 @@ class RunOptions:
     publish: list[tuple[str, int, int]] = field(default_factory=list)
     volumes: list[volumes.Volume] = field(default_factory=list)
     timeout: float | None = None
+    stop_timeout: float = 10.0  # after SIGTERM, how long the app has to end before the VM is stopped
     boot_timeout: float = 120.0
     verbose: bool = False
     bootchart: bool = False
@@ -80,11 +81,16 @@ class _VmSide:
         self.name = vm.workdir.name
         self.qemu_pid = vm.qemu.pid
         self._socket = vm.qmp_socket
+        self._relay = registry.VmRecord(name=self.name, pid=os.getpid(), socket=str(vm.relay_socket),
+                                        main_class="", started=time.time())
         self._lock = threading.Lock()
 
     def qmp(self, command: str, **arguments: Any) -> Any:
         with self._lock, Monitor(self._socket) as monitor:
             return monitor.execute(command, **arguments)
+
+    def request(self, line: str, timeout: float = 30.0) -> bytes:
+        return registry.request(self._relay, line, timeout)
 
 
 class VirtualMachine:
@@ -104,12 +110,14 @@ class VirtualMachine:
         self.qmp_socket = self.workdir / "qmp.sock"  # for port forwards added at run time
         self.hooks = options.hooks or Plan(machine=_NO_MACHINE)
         self.host = HostSide(self.hooks, options.verbose)
+        self.file_servers = volumes.FileServers(options.volumes, self.workdir)  # virtiofsd, one per -v
 
     def __enter__(self) -> VirtualMachine:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.qemu.close()
+        self.file_servers.stop()
         self.host.stop()
         if self.relay is not None:
             self.relay.close()
@@ -132,7 +140,8 @@ class VirtualMachine:
             "main_class": main_class,
             "bootchart": options.bootchart,
             "network": bool(options.publish),
-            "volume": [f"{i}:{'ro' if v.readonly else 'rw'}:{v.guest}" for i, v in enumerate(options.volumes)],
+            "volume": [f"{volumes.tag(i)}:{'ro' if v.readonly else 'rw'}:{v.guest}"
+                       for i, v in enumerate(options.volumes)],
             # the policies' supervisors (PID 1 runs them beside the JVM) and guest settings (written first)
             "hook": [json.dumps(spec.fields(), sort_keys=True) for spec in self.hooks.supervisors],
             "setting": [f"{path}={value}" for path, value in self.hooks.guest_settings.items()],
@@ -171,14 +180,6 @@ class VirtualMachine:
         options = self.options
         cmdline, on_cmdline = self._cmdline(accel, argv, request)
         chardevs = [(name, str(self.workdir / f"{name}.sock")) for name in PORTS]
-        outputs = []
-        if any(not v.readonly for v in options.volumes):
-            outputs.append((wire.VOLUME_OUT_PORT, self.workdir / "volout.tar"))
-        disks = []
-        if options.volumes:
-            disk = self.workdir / "volumes.tar"
-            volumes.pack(options.volumes, disk)
-            disks.append(disk)
         config = qemu.MachineConfig(
             kernel=self.image.kernel,
             initramfs=self.image.initramfs,
@@ -188,9 +189,8 @@ class VirtualMachine:
             cmdline=cmdline,
             serial_log=self.qemu.console,
             chardevs=chardevs,
-            output_files=outputs,
             forwards=options.publish,
-            disks=disks,
+            filesystems=self.file_servers.sockets(),
             qmp_socket=self.qmp_socket,
             memory_image=self.image.runtime_disk,
             extra_args=list(self.hooks.qemu_args),
@@ -201,8 +201,11 @@ class VirtualMachine:
         """Boot (or restore the boot snapshot of) the machine and run the JVM `argv` in it."""
         options = self.options
         accel = qemu.choose_accel(options.accel, self.image.kernel, options.verbose)
+        if accel == "tcg":
+            argv = [argv[0], *qemu.tcg_jvm_options(), *argv[1:]]
         request = self._run_request(argv, main_class)
-        if not options.snapshot or options.volumes:  # a volume's disk is part of the machine
+        if not options.snapshot or options.volumes:  # QEMU cannot migrate a vhost-user file system
+            self.file_servers.start()
             return self._boot_cold(accel, argv, request)
         config, _ = self._config(accel, argv, None)
         path = snapshot.path_for(snapshot.key(str(self.image.manifest["key"]), config))
@@ -267,12 +270,16 @@ class VirtualMachine:
         if self.hooks.monitors:
             self.host.start(_VmSide(self))
         talk = Conversation(self.qemu, control, self.relay, self.host)
+        talk.stop_timeout = self.options.stop_timeout
+        talk.helpers_failed = self.file_servers.failure
         previous = signal.signal(signal.SIGINT, lambda *_: talk.interrupt())
+        previous_term = signal.signal(signal.SIGTERM, lambda *_: talk.terminate())
         try:
             measured, exited = self._converse(talk, pumps, conns[wire.STDIN_PORT], request, t_qemu,
                                               restore is not None, save)
         finally:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
         self.host.stop()
         timeline = boot_timeline(dataclasses.replace(measured, restored_at=restored_at))
         return RunResult(status=int(seconds(exited, "status")), timeline=timeline,
@@ -310,6 +317,7 @@ class VirtualMachine:
             # The clock and fresh entropy: a restored machine would replay the snapshot's (kernel.vm.snapshot).
             talk.control.send("run", **request, epoch_ns=time.time_ns(), entropy=os.urandom(32).hex())
         started = talk.wait_for("started", options.boot_timeout, "the JVM to start")
+        talk.app_started()  # a signal that came during the boot goes to the app now
         # Only now: QEMU drops what arrives on a port the guest has not opened yet.
         threading.Thread(target=stdin_pump, args=(stdin, talk.control), daemon=True).start()
         exited = talk.wait_for("exit", options.timeout, "the app to finish", app_timeout=True)
@@ -321,11 +329,6 @@ class VirtualMachine:
         keep_crash_log(exited[0])
         if not complete:
             warn("some of the app's output was lost on the way out")
-        writable = [(i, v) for i, v in enumerate(options.volumes) if not v.readonly]
-        if writable:
-            saved, _ = talk.wait_for("volumes", 300.0, "the volumes to be written back")
-            volumes.apply(writable, self.workdir / "volout.tar", int(seconds(saved, "bytes")))
-            talk.control.send("ack")
         if not self.qemu.wait(30.0):
             self.qemu.stop()
         measured = Measured(t_qemu=t_qemu, t_gone=time.monotonic(), hello=hello, started=started, exited=exited,

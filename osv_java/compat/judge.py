@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-from osv_java.compat.model import CONSOLE_LINES, EXIT_OSV_FAILURE, EXIT_SIGINT, CellResult, Expected
+from osv_java.compat.model import CONSOLE_LINES, EXIT_OSV_FAILURE, EXIT_SIGINT, Expected
 
 
 def short(text: str, limit: int = 100) -> str:
@@ -46,15 +44,17 @@ def osv_failure(stderr: str) -> str:
 FATAL_ERROR = "# A fatal error has been detected by the Java Runtime Environment:"
 
 
-def emulated_jit_crash(result: CellResult) -> str | None:
-    """The signal, when a VM cell failed because its JVM crashed in JIT-compiled code under TCG."""
-    if result.status != "failed" or result.cell.target != "vm" or FATAL_ERROR not in result.details:
+REPORT_SAVED = "# An error report file with more information is saved as:"
+
+
+def jvm_crash_report(stdout: str) -> str | None:
+    """The path of the hs_err report a JVM that died of a fatal error names on its stdout, if any."""
+    if FATAL_ERROR not in stdout:
         return None
-    lines = list(result.details)
-    signal = next((line.split()[1] for line in lines if line.startswith("#  SIG")), None)
-    after = lines[lines.index("# Problematic frame:") + 1] if "# Problematic frame:" in lines[:-1] else ""
-    if signal in ("SIGILL", "SIGSEGV") and re.match(r"# J \d+ c[12] ", after):
-        return signal
+    lines = stdout.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.strip() == REPORT_SAVED:
+            return lines[i + 1].removeprefix("#").strip() or None
     return None
 
 

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import IO
 
 from jvmbridge.errors import OsvJavaError
-from osv_java.compat.judge import console_lines, emulated_jit_crash, judge_example, judge_program, osv_failure, short
+from osv_java.compat.judge import (
+    console_lines,
+    judge_example,
+    judge_program,
+    jvm_crash_report,
+    osv_failure,
+    short,
+)
 from osv_java.compat.model import (
     DEFAULT_TIMEOUT,
     EXAMPLES,
@@ -142,19 +149,6 @@ class Runner:
         return result
 
     def _run(self, cell: Cell) -> CellResult:
-        result = self._run_once(cell)
-        crash = emulated_jit_crash(result)
-        if crash is None:
-            return result
-        # Under software emulation a guest JVM now and then dies in code it compiled itself (QEMU's
-        # multi-threaded TCG and cross-modifying code): not the language's doing, so run the cell again,
-        # and say so in its details.
-        again = self._run_once(cell)
-        note = f"retried once: the first run's JVM died of {crash} in JIT-compiled code under software emulation"
-        again.details = (note, *again.details)
-        return again
-
-    def _run_once(self, cell: Cell) -> CellResult:
         from osv_java.compat import thirdparty
 
         program = thirdparty.by_name(cell.name) if cell.kind == "app" else None
@@ -170,6 +164,9 @@ class Runner:
             reason, details = judge_example(load_expected(self.examples / cell.name), stdout, stderr, status)
         else:
             reason, details = judge_program(program, stdout, stderr, status)
+        report = jvm_crash_report(stdout)
+        if reason and report:  # a JVM crash is a failure like any other; its report is kept
+            details = (f"JVM fatal error report: {report}", *details)
         return CellResult(cell, "failed" if reason else "passed", reason=reason, details=details,
                           command=tuple(argv))
 

@@ -162,3 +162,24 @@ def test_a_late_safepoint_line_still_gives_the_pause_its_time_to_safepoint(tmp_p
     [pause] = [e for e in events if e.kind == PAUSE]
     assert pause.time_to_safepoint == pytest.approx(40e-6)
     assert [e.kind for e in events] == [PAUSE, SAFEPOINT]
+
+
+def test_once_safepoints_show_a_pause_waits_past_hold_for_its_own(tmp_path: Path) -> None:
+    """A guest starved of CPU can send a pause's safepoint line seconds late: a stream that logs
+    safepoints waits for it rather than strip the pause of its time-to-safepoint."""
+    fifo = make_fifo(tmp_path)
+    safepoint = (b'[%dns][info][safepoint] Safepoint "G1CollectForAllocation", Time since last: 5 ns, '
+                 b"Reaching safepoint: 70000 ns, At safepoint: 2000000 ns, Total: 2070000 ns\n")
+    with EventStream(fifo) as stream:
+        fd = os.open(fifo, os.O_WRONLY)
+        os.write(fd, safepoint % 500_000_000)
+        assert [e.kind for e in stream.poll(0.5)] == [SAFEPOINT]
+        os.write(fd, b"[1000000000ns][info][gc] GC(0) Pause Young (Normal) (G1 Evacuation Pause) 9M->2M(64M) 2.000ms\n")
+        deadline = time.monotonic() + HOLD + 1.0
+        while time.monotonic() < deadline:
+            assert stream.poll(0.2) == [], "the pause went out before its safepoint line"
+        os.write(fd, safepoint % 1_000_100_000)
+        os.close(fd)
+        events = stream.poll(0.5)
+    [pause] = [e for e in events if e.kind == PAUSE]
+    assert pause.time_to_safepoint == pytest.approx(70e-6)

@@ -160,3 +160,28 @@ def test_stall_events() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(JvmError, match="cannot read GC log"):
         parse_file(tmp_path / "nope.log")
+
+
+def test_g1_jdk25_evacuation_failure_is_a_qualifier_not_the_cause() -> None:
+    # a 96 MB heap holding 40 MB live: "(G1 Evacuation Pause) (Evacuation Failure: Allocation)"
+    events = parse_file(LOGS / "g1-jdk25-tight.log")
+    failed = [e for e in events if e.kind == PAUSE and "Evacuation Failure" in e.name]
+    assert failed, "the fixture has an evacuation failure"
+    assert all(e.cause == "G1 Evacuation Pause" for e in failed)
+    assert failed[0].name == "Pause Young (Normal) (Evacuation Failure: Allocation)"
+
+
+@pytest.mark.parametrize("name", [n for n in FIXTURES if n.endswith("-tight.log")])
+def test_tight_heaps_full_collections_stalls_and_aborted_cycles(name: str) -> None:
+    """Logs of a 40 MB live set in a 96 MB heap (`osv-java run --gc-log`, examples/gclive 1 40; the
+    Shenandoah and JDK 25 ZGC ones cut after their first 350 lines, at a safepoint line): every
+    collector's pauses still carry a heap capacity (where the collector logs one), and ZGC's
+    allocation stalls are events of their own."""
+    events = parse_file(LOGS / name)
+    pauses = [e for e in events if e.kind == PAUSE]
+    assert pauses
+    if name.startswith(("g1", "parallel", "serial")):
+        assert all(e.heap_capacity and e.heap_capacity <= 96 * M for e in pauses)
+        assert any(e.name.startswith("Pause Full") for e in pauses) or name.startswith("g1-jdk17")
+    if name == "z-jdk17-tight.log":
+        assert any(e.kind == STALL for e in events)

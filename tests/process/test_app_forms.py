@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from osvtest import JDK17, OSV, Osv, compile_java, explain, make_jar_with_class_path, text
+from osvtest import JDK17, OSV, Osv, compile_java, explain, make_jar_with_class_path, terminate_when_ready, text
 
 EXITCODE = "examples/exitcode/exitcode.jar"
 
@@ -139,3 +139,18 @@ def test_process_app_timeout_is_the_same_error_as_in_a_vm(osv: Osv, examples_bui
     assert proc.returncode == 125, explain(proc)
     assert "osv-java: error: the app did not finish within --timeout 5s; it was stopped" in text(proc.stderr)
     assert text(proc.stdout).startswith("listening on")
+
+
+def test_process_sigterm_runs_the_apps_shutdown_hooks_and_exits_143(osv: Osv, test_classes: Path) -> None:
+    proc = terminate_when_ready(osv, "run", "--target", "process", "--jdk", JDK17, "-cp", str(test_classes),
+                                "Stoppable")
+    assert proc.returncode == 143, explain(proc)
+    assert text(proc.stdout) == "ready\nhook ran\n", explain(proc)
+
+
+def test_process_an_app_that_outlives_stop_timeout_is_killed_with_137(osv: Osv, test_classes: Path) -> None:
+    proc = terminate_when_ready(osv, "run", "--target", "process", "--jdk", JDK17, "--stop-timeout", "2",
+                                "-cp", str(test_classes), "Stoppable", "stubborn")
+    assert proc.returncode == 137, explain(proc)
+    assert text(proc.stdout) == "ready\nhook ran\n", explain(proc)
+    assert "did not stop within --stop-timeout 2s of SIGTERM" in text(proc.stderr), explain(proc)

@@ -130,3 +130,33 @@ def test_long_volume_name_is_refused(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     with pytest.raises(ValueError, match="longer than 16 bytes"):
         erofs.write(tmp_path / "src", io.BytesIO(), "x" * 17)
+
+
+@pytest.mark.skipif(FSCK is None, reason="fsck.erofs is not installed (apt-get install erofs-utils)")
+def test_extra_files_join_the_tree_as_if_they_were_in_it(tmp_path: Path) -> None:
+    """Files given beside the folder (a host file, or bytes) give the image of a folder holding them."""
+    tree = make_tree(tmp_path / "src")
+    module = tmp_path / "fuse.ko"
+    module.write_bytes(b"\x7fELF" + bytes(range(256)) * 9)
+    out = io.BytesIO()
+    erofs.write(tree, out, "osv-test", extra={".osv-modules/fuse.ko": module, ".osv-modules/virtiofs.ko": b"v" * 5000,
+                                              "lib/added": b"beside libjvm"})
+    image = tmp_path / "runtime.img"
+    image.write_bytes(out.getvalue())
+    extracted = tmp_path / "out"
+    result = subprocess.run([str(FSCK), f"--extract={extracted}", str(image)], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert (extracted / ".osv-modules/fuse.ko").read_bytes() == module.read_bytes()
+    assert (extracted / ".osv-modules/virtiofs.ko").read_bytes() == b"v" * 5000
+    assert (extracted / "lib/added").read_bytes() == b"beside libjvm"
+    assert (extracted / "lib/server/libjvm.so").read_bytes() == (tree / "lib/server/libjvm.so").read_bytes()
+    # The same bytes as the image of a folder that holds them.
+    (tree / ".osv-modules").mkdir()
+    (tree / ".osv-modules/fuse.ko").write_bytes(module.read_bytes())
+    (tree / ".osv-modules/virtiofs.ko").write_bytes(b"v" * 5000)
+    (tree / "lib/added").write_bytes(b"beside libjvm")
+    for name in (".osv-modules/fuse.ko", ".osv-modules/virtiofs.ko", "lib/added"):
+        (tree / name).chmod(0o644)
+    (tree / ".osv-modules").chmod(0o755)
+    assert image_of(tree) == out.getvalue()

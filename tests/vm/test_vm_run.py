@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from osvtest import JDK17, OSV, Osv, explain, make_jar_with_class_path, text
+from osvtest import JDK17, OSV, Osv, explain, make_jar_with_class_path, terminate_when_ready, text
 
 pytestmark = [pytest.mark.vm]
 
@@ -91,16 +91,18 @@ def test_stdin_reaches_the_app_byte_for_byte(osv: Osv, examples_built: Path) -> 
     assert text(proc.stderr) == f"echoed {len(data)} bytes\n"
 
 
-def test_volume_is_read_and_written_back(osv: Osv, test_classes: Path, tmp_path: Path) -> None:
+def test_volume_is_the_host_folder_itself(osv: Osv, test_classes: Path, tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     (shared / "sub").mkdir(parents=True)
     (shared / "in.txt").write_text("from the host\n")
     (shared / "gone.txt").write_text("deleted in the guest\n")
     (shared / "sub" / "kept.txt").write_text("untouched\n")
+    other = tmp_path / "other"
+    other.mkdir()
     proc = osv(
-        "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes), "FileTool",
-        "read", "/data/in.txt", "write", "/data/out.txt", "written in the guest",
-        "delete", "/data/gone.txt", "write", "/data/sub/new.txt", "nested",
+        "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-v", f"{other}:/srv/other", "-cp", str(test_classes),
+        "FileTool", "read", "/data/in.txt", "write", "/data/out.txt", "written in the guest",
+        "delete", "/data/gone.txt", "write", "/data/sub/new.txt", "nested", "write", "/srv/other/x", "second",
     )
     assert proc.returncode == 0, explain(proc)
     assert text(proc.stdout) == "from the host\n"
@@ -109,6 +111,122 @@ def test_volume_is_read_and_written_back(osv: Osv, test_classes: Path, tmp_path:
     assert (shared / "sub" / "kept.txt").read_text() == "untouched\n"
     assert not (shared / "gone.txt").exists()
     assert (shared / "in.txt").read_text() == "from the host\n"
+    assert (other / "x").read_text() == "second"
+    # The files the app made belong to the user who ran osv-java.
+    for made in (shared / "out.txt", shared / "sub" / "new.txt", other / "x"):
+        assert (made.stat().st_uid, made.stat().st_gid) == (os.getuid(), os.getgid()), made
+
+
+def _processes_with(needle: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if needle in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def test_fsynced_writes_survive_a_killed_osv_java_and_virtiofsd_dies_with_it(
+    osv: Osv, test_classes: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "kept"
+    shared.mkdir()
+    size = 3 << 20
+    run = _start_server(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
+                        "VolumeTool", "sync", "/data/bytes.bin", str(size))
+    needle = f"source={shared}".encode()
+    try:
+        assert run.stdout is not None
+        line = run.stdout.readline()
+        assert line == b"synced\n", line + (run.stderr.read() if run.stderr and run.poll() is not None else b"")
+        assert _processes_with(needle), "virtiofsd should be serving the folder"
+        run.kill()  # SIGKILL: osv-java cannot clean up, nor write anything back
+        run.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _processes_with(needle) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _processes_with(needle), "virtiofsd outlived the osv-java that started it"
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        for pid in _processes_with(needle):
+            os.kill(pid, signal.SIGKILL)
+    assert (shared / "bytes.bin").read_bytes() == bytes(i % 251 for i in range(size))
+
+
+def test_a_file_the_host_writes_during_the_run_is_seen_by_the_app(
+    osv: Osv, test_classes: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "live"
+    shared.mkdir()
+    run = _start_server(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
+                        "VolumeTool", "await", "/data/note.txt")
+    try:
+        assert run.stdout is not None
+        assert run.stdout.readline() == b"ready\n"
+        (shared / ".note.tmp").write_text("written on the host while the app ran\n")
+        (shared / ".note.tmp").rename(shared / "note.txt")
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, err.decode()
+    assert out == b"written on the host while the app ran\n"
+
+
+def test_a_virtiofsd_that_dies_during_the_run_is_an_error_not_a_hang(
+    osv: Osv, test_classes: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "lost"
+    shared.mkdir()
+    run = _start_server(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
+                        "VolumeTool", "await", "/data/never.txt")
+    try:
+        assert run.stdout is not None
+        assert run.stdout.readline() == b"ready\n"
+        for pid in _processes_with(f"source={shared}".encode()):
+            os.kill(pid, signal.SIGKILL)
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 125, err.decode()
+    assert f"osv-java: error: virtiofsd serving {shared} exited while the app ran" in err.decode(), err.decode()
+
+
+def test_a_big_volume_is_not_copied(osv: Osv, test_classes: Path, tmp_path: Path) -> None:
+    """A 2 GB folder (sparse) on a 512 MB VM: nothing is copied into the run's work folder (TMPDIR),
+    and the app sees the file's full size."""
+    shared = tmp_path / "big"
+    shared.mkdir()
+    with open(shared / "big.bin", "wb") as f:
+        f.truncate(2 << 30)
+    work = tmp_path / "tmp"
+    work.mkdir()
+    run = subprocess.Popen([OSV, "run", "--jdk", JDK17, "-m", "512M", "-v", f"{shared}:/data", "-cp",
+                            str(test_classes), "VolumeTool", "size", "/data/big.bin"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env={**osv.env, "TMPDIR": str(work)}, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert run.stdout is not None and run.stdin is not None
+        assert run.stdout.readline() == str(2 << 30).encode() + b"\n"
+        assert run.stdout.readline() == b"ready\n"
+        used = sum(p.stat().st_blocks * 512 for p in work.rglob("*") if p.is_file() and not p.is_symlink())
+        assert used < 16 << 20, f"the run's work folder holds {used} bytes: the volume was copied"
+        assert not list(work.rglob("*.tar")), "no tar of the volume"
+        run.stdin.close()
+        assert run.wait(timeout=120) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
 
 
 def test_read_only_volume_refuses_writes_and_leaves_the_host_alone(
@@ -173,6 +291,35 @@ def test_ctrl_c_stops_the_vm_cleanly_with_130(osv: Osv, examples_built: Path, pu
     # QEMU is gone: the published port is free again.
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+@pytest.mark.parametrize("publish", [True, False], ids=["started-by-pid1", "started-by-init"])
+def test_sigterm_runs_the_apps_shutdown_hooks_and_exits_143(osv: Osv, test_classes: Path, publish: bool) -> None:
+    """As `docker stop`: SIGTERM to osv-java reaches the guest JVM, whose shutdown hooks run."""
+    proc = terminate_when_ready(osv, "run", "--jdk", JDK17, *(["-p", f"{free_port()}:8080"] if publish else []),
+                                "-cp", str(test_classes), "Stoppable")
+    assert proc.returncode == 143, explain(proc)
+    assert text(proc.stdout) == "ready\nhook ran\n", explain(proc)
+
+
+def test_what_a_shutdown_hook_writes_to_a_volume_on_sigterm_is_on_the_host(
+    osv: Osv, test_classes: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "hooked"
+    shared.mkdir()
+    proc = terminate_when_ready(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
+                                "Stoppable", "/data/bye.txt")
+    assert proc.returncode == 143, explain(proc)
+    assert text(proc.stdout) == "ready\nhook ran\n", explain(proc)
+    assert (shared / "bye.txt").read_text() == "written by the hook"
+
+
+def test_an_app_that_outlives_stop_timeout_is_stopped_with_137(osv: Osv, test_classes: Path) -> None:
+    proc = terminate_when_ready(osv, "run", "--jdk", JDK17, "--stop-timeout", "3", "-cp", str(test_classes),
+                                "Stoppable", "stubborn")
+    assert proc.returncode == 137, explain(proc)
+    assert text(proc.stdout) == "ready\nhook ran\n", explain(proc)
+    assert "did not stop within --stop-timeout 3s of SIGTERM" in text(proc.stderr), explain(proc)
 
 
 def test_bootchart_prints_a_measured_timeline(osv: Osv, examples_built: Path) -> None:
@@ -339,3 +486,48 @@ def test_outbound_network_without_publish(osv: Osv, tmp_path: Path) -> None:
         proc = osv("run", "--jdk", JDK17, "-cp", str(client), "Net", str(port))
     assert proc.returncode == 0, explain(proc)
     assert text(proc.stdout) == "hello from the host\n"
+
+
+AS_ANOTHER_USER = """
+import os, sys
+from kernel.vm import volumes
+uid = int(sys.argv[1])
+real_argv, real_start = volumes.virtiofsd_argv, volumes.FileServers.start
+volumes.os.geteuid = lambda: uid  # osv-java as that user: it starts virtiofsd as it would then ...
+volumes.virtiofsd_argv = lambda *a: ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *real_argv(*a)]
+
+def start(self):  # ... in a work folder that user may use (its own, when it runs osv-java)
+    os.chmod(self.workdir, 0o777)
+    real_start(self)
+
+volumes.FileServers.start = start
+from osv_java.cli import main
+sys.argv = ["osv-java", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches to another user")
+def test_files_the_app_makes_belong_to_a_non_root_user_who_ran_osv_java(
+    osv: Osv, test_classes: Path, tmp_path: Path
+) -> None:
+    """Run by another user, virtiofsd runs in a user namespace that maps the guest's root to that
+    user (QEMU stays ours here: only virtiofsd's side changes with the user)."""
+    import shutil
+    import sys
+    import tempfile
+
+    uid = 65534  # nobody
+    shared = Path(tempfile.mkdtemp(prefix="osv-test-theirs-"))  # where that user can reach it
+    try:
+        os.chown(shared, uid, uid)
+        proc = subprocess.run([sys.executable, "-c", AS_ANOTHER_USER, str(uid), "run", "--jdk", JDK17, "-v",
+                               f"{shared}:/data", "-cp", str(test_classes), "FileTool", "write", "/data/made.txt",
+                               "mine"], capture_output=True, env=osv.env, cwd=Path(__file__).resolve().parents[2],
+                              timeout=300)
+        assert proc.returncode == 0, explain(proc)
+        made = shared / "made.txt"
+        assert made.read_text() == "mine"
+        assert (made.stat().st_uid, made.stat().st_gid) == (uid, uid)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
