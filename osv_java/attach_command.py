@@ -53,18 +53,21 @@ def _check_jvm(pid: int) -> None:
               help="Collect while this server is drained from HAProxy (admin socket), one server at a time.")
 @click.option("--stw-group", "stw_group", metavar="NAME",
               help="JVMs of group NAME on this machine never run the collections they cause at once.")
+@click.option("--hugepages", is_flag=True,
+              help="Put the JVM's heap on huge pages from outside (MADV_COLLAPSE), again as the GC recommits it.")
 @click.option("--duration", type=float, default=None, metavar="SECONDS", help="Detach after this long.")
-def attach_command(pid: int, gc_log: str | None, stw_lb: str | None, stw_group: str | None,
+def attach_command(pid: int, gc_log: str | None, stw_lb: str | None, stw_group: str | None, hugepages: bool,
                    duration: float | None) -> None:
     """Run the kernel services' policies for running JVM PID until Ctrl-C (or it exits)."""
     if duration is not None and duration <= 0:
         raise click.BadParameter("must be positive", param_hint="--duration")
     _check_jvm(pid)
-    settings = HookSettings(dynamic_heap=False, hugepages="off", gc_log=gc_log, stw_lb=stw_lb, stw_group=stw_group)
+    settings = HookSettings(dynamic_heap=False, hugepages="auto" if hugepages else "off", gc_log=gc_log,
+                            stw_lb=stw_lb, stw_group=stw_group)
     machine = Machine(target="attach", memory_mb=None, cpus=None, jdk_feature=_jdk_feature(pid))
     hooks = plan(choose(settings, machine), machine)
     if not hooks.policies:
-        raise UsageError("attach needs at least one policy to run", hint="e.g. osv-java attach PID --gc-log gc.log")
+        raise UsageError("attach needs at least one policy to run", hint="e.g. osv-java attach PID --hugepages")
     host = HostSide(hooks, verbose=True)
     host.start(None)
     runner = SupervisorRunner(hooks.supervisors, host)

@@ -157,12 +157,14 @@ def common_app_options(func: F) -> F:
               help="Collect while this server is drained from HAProxy (admin socket), one server at a time.")
 @click.option("--stw-group", "stw_group", metavar="NAME",
               help="JVMs of group NAME on this machine never run the collections they cause at once.")
+@click.option("--hugepages", type=click.Choice(["auto", "thp", "pool", "off"]), default="auto", show_default=True,
+              help="The heap on 2 MB pages: THP (auto, thp), a hugetlbfs pool (pool) or not at all (off).")
 def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
         with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, memory: str,
         cpus: str, publish: tuple[str, ...], env: tuple[str, ...], volume: tuple[str, ...],
         jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, stop_timeout: float,
         verbose: bool, bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None,
-        stw_lb: str | None, stw_group: str | None) -> None:
+        stw_lb: str | None, stw_group: str | None, hugepages: str) -> None:
     """Build (cached) and boot APP; the exit status is the app's.
 
     APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
@@ -183,7 +185,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     vm_name = registry.check_name(name) if name else f"{Path(app).stem[:40] or 'app'}-{os.getpid()}"
     if stw_group is not None:
         registry.check_name(stw_group)
-    settings = HookSettings(gc_log=gc_log, stw_lb=stw_lb, stw_group=stw_group)
+    settings = HookSettings(gc_log=gc_log, stw_lb=stw_lb, stw_group=stw_group, hugepages=hugepages)
 
     if target == "process":
         from kernel import process
