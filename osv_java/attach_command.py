@@ -51,12 +51,12 @@ def _check_jvm(pid: int) -> None:
 @click.option("--gc-log", "gc_log", metavar="FILE", help="Write the JVM's GC and safepoint log lines to FILE.")
 @click.option("--dynamic-heap", "dynamic_heap", is_flag=True,
               help="Steer the committed heap to the live set and the free memory (flags restored on detach).")
-@click.option("--hugepages", "hugepages", is_flag=True,
-              help="Collapse the heap into huge pages from outside (MADV_COLLAPSE), again after the GC recommits.")
 @click.option("--stw-lb", "stw_lb", metavar="haproxy:SOCKET:BACKEND/SERVER",
               help="Collect while this server is drained from HAProxy (admin socket), one server at a time.")
 @click.option("--stw-group", "stw_group", metavar="NAME",
               help="JVMs of group NAME on this machine never run the collections they cause at once.")
+@click.option("--hugepages", is_flag=True,
+              help="Put the JVM's heap on huge pages from outside (MADV_COLLAPSE), again as the GC recommits it.")
 @click.option("--duration", type=float, default=None, metavar="SECONDS", help="Detach after this long.")
 def attach_command(pid: int, gc_log: str | None, dynamic_heap: bool, hugepages: bool, stw_lb: str | None,
                    stw_group: str | None, duration: float | None) -> None:

@@ -276,3 +276,17 @@ def test_collapse_commits_nothing_the_process_had_not_touched() -> None:
     assert result.requested == touched and result.collapsed == touched, result.line()
     mine = [m for m in smaps.read("self") if m.start <= start < m.end]
     assert mine and mine[0].rss <= touched + 4 * MB and mine[0].huge >= touched
+
+
+def test_attach_hugepages_repairs_a_running_jvm(start) -> None:  # type: ignore[no-untyped-def]
+    if thp_mode() == "always":
+        pytest.skip("THP is 'always' on this host: nothing to repair")
+    jvm = start(JDKS["17"] / "bin" / "java", *HEAP)
+    assert smaps.heap_pages(jvm.pid).share < 0.1
+    osv = str(Path(sys.executable).parent / "osv-java")
+    proc = subprocess.run([osv, "attach", str(jvm.pid), "--hugepages", "--duration", "8"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "hugepages: collapse" in proc.stderr, proc.stderr
+    after = smaps.heap_pages(jvm.pid)
+    assert after.share >= 0.9, after.describe()
