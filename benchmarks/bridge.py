@@ -1,6 +1,6 @@
 """Attach round trip and hsperfdata read cost, ours vs the JDK's jcmd and jstat, in the same run.
 
-Starts one idle JVM, then times: `jcmd PID VM.version` vs our attach client (a fresh VirtualMachine
+Starts one idle JVM, then times: `jcmd PID VM.version` vs our attach client (a fresh AttachedJvm
 each time, and a reused one), and `jstat -gc PID` vs PerfData.stats() (mapping reused, and a fresh
 open each time). Prints medians and ratios; the last line is JSON.
 Usage: python benchmarks/bridge.py [--jdk 17] [--repeat 15]

@@ -17,7 +17,7 @@ import tempfile
 from typing import IO, Any
 
 from gc_hooks.seam import Channel, HookEvent, HostMonitor, Machine, Policy, Supervisor, SupervisorSpec, VmSide
-from jvmbridge.attach import VirtualMachine, attach
+from jvmbridge.attach import AttachedJvm, attach
 from jvmbridge.errors import JvmError, UsageError
 from jvmbridge.proc import target
 
@@ -70,7 +70,7 @@ class GcLogTail(Supervisor):
         self.offset = 0
         self.partial = b""
         self.channel: Channel | None = None
-        self._attached: tuple[VirtualMachine, str] | None = None  # the JVM and its log path, in attach mode
+        self._attached: tuple[AttachedJvm, str] | None = None  # the JVM and its log path, in attach mode
 
     def start(self, pid: int, channel: Channel) -> None:
         self.channel = channel

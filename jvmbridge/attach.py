@@ -18,7 +18,7 @@ from pathlib import Path
 
 from jvmbridge import hsperf
 from jvmbridge.errors import JvmError
-from jvmbridge.proc import Target, send_signal, target
+from jvmbridge.proc import ProcessInfo, send_signal, target
 
 DEFAULT_TIMEOUT = 10.0
 ATTACH_DISABLED_HINT = "the JVM was started with -XX:+DisableAttachMechanism; restart it without that flag"
@@ -38,11 +38,11 @@ class Reply:
     output: str
 
 
-def _socket_path(tgt: Target) -> Path:
+def _socket_path(tgt: ProcessInfo) -> Path:
     return tgt.tmp / f".java_pid{tgt.nspid}"
 
 
-def _attach_disabled(tgt: Target) -> bool:
+def _attach_disabled(tgt: ProcessInfo) -> bool:
     """What the JVM itself says (sun.rt.jvmCapabilities), else its command line."""
     said = hsperf.attachable(tgt.pid)
     if said is not None:
@@ -51,7 +51,7 @@ def _attach_disabled(tgt: Target) -> bool:
     return "-XX:+DisableAttachMechanism" in args
 
 
-def _check_jvm(tgt: Target) -> None:
+def _check_jvm(tgt: ProcessInfo) -> None:
     mapped = tgt.maps_jvm()
     if mapped is None:  # maps unreadable: judge by the program name
         args = tgt.cmdline()
@@ -74,7 +74,7 @@ def _connect(path: Path, timeout: float) -> socket.socket:
     return sock
 
 
-def _make_attach_file(tgt: Target) -> Path:
+def _make_attach_file(tgt: ProcessInfo) -> Path:
     """Create .attach_pid<nspid> where the JVM looks (its cwd, then its /tmp), owned like the JVM."""
     name = f".attach_pid{tgt.nspid}"
     last: OSError | None = None
@@ -99,7 +99,7 @@ def _make_attach_file(tgt: Target) -> Path:
     )
 
 
-def ensure_listener(tgt: Target, timeout: float = DEFAULT_TIMEOUT) -> Path:
+def ensure_listener(tgt: ProcessInfo, timeout: float = DEFAULT_TIMEOUT) -> Path:
     """Start the JVM's attach listener if needed (trigger file + SIGQUIT); return its socket path."""
     path = _socket_path(tgt)
     if path.exists():
@@ -160,7 +160,7 @@ def _v2_request(cmd: str, args: list[str], options: dict[str, str]) -> bytes:
     return b"2\0" + str(len(body)).encode() + b"\0" + body
 
 
-class VirtualMachine:
+class AttachedJvm:
     """A connection-per-request client of one JVM's attach listener."""
 
     def __init__(self, pid: int, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -370,9 +370,9 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
-def attach(pid: int, timeout: float = DEFAULT_TIMEOUT) -> VirtualMachine:
+def attach(pid: int, timeout: float = DEFAULT_TIMEOUT) -> AttachedJvm:
     """Attach to JVM `pid` (starting its attach listener if needed)."""
-    return VirtualMachine(pid, timeout)
+    return AttachedJvm(pid, timeout)
 
 
 def jcmd(pid: int, line: str, timeout: float = DEFAULT_TIMEOUT) -> str:

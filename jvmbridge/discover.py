@@ -12,7 +12,7 @@ from pathlib import Path
 
 from jvmbridge.errors import JvmError
 from jvmbridge.hsperf import PerfData
-from jvmbridge.proc import PROC, Target, target
+from jvmbridge.proc import PROC, ProcessInfo, target
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def _namespace_pids(tmp: Path) -> dict[int, Path]:
     return found
 
 
-def candidates() -> list[tuple[Target, Path]]:
+def candidates() -> list[tuple[ProcessInfo, Path]]:
     """(process, hsperfdata file) of every live process that has one."""
     by_tmp: dict[tuple[int, int], dict[int, Path]] = {}
     result = []
@@ -70,7 +70,7 @@ def candidates() -> list[tuple[Target, Path]]:
     return sorted(result, key=lambda item: item[0].pid)
 
 
-def describe(tgt: Target, path: Path) -> JvmInfo:
+def describe(tgt: ProcessInfo, path: Path) -> JvmInfo:
     with PerfData(path, tgt.pid) as pd:
         stats = pd.stats()
         command = pd.string("sun.rt.javaCommand")

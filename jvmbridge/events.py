@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from jvmbridge.attach import VirtualMachine, attach
+from jvmbridge.attach import AttachedJvm, attach
 from jvmbridge.errors import JvmError
 from jvmbridge.gclog import GcEvent, GcLogParser
 from jvmbridge.proc import is_alive, target
@@ -186,7 +186,7 @@ class Follow:
     ) -> None:
         self.pid = pid
         tgt = target(pid)
-        self.vm: VirtualMachine = attach(pid, timeout)
+        self.vm: AttachedJvm = attach(pid, timeout)
         folder = tgt.tmp / f"osv-java-events-{secrets.token_hex(6)}"
         folder.mkdir(mode=0o700)
         if os.geteuid() == 0 and tgt.uid != 0:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jvmbridge.errors import JvmError
-from jvmbridge.proc import Target, target
+from jvmbridge.proc import ProcessInfo, target
 
 MAGIC = b"\xca\xfe\xc0\xc0"
 PROLOGUE = struct.Struct("4sBBBBiiqii")  # magic, order, major, minor, accessible, used, overflow, mod, off, n
@@ -38,7 +38,7 @@ class Counter:
     variable: bool
 
 
-def find_file(tgt: Target) -> Path | None:
+def find_file(tgt: ProcessInfo) -> Path | None:
     """The hsperfdata file of `tgt`, looked up in the target's own /tmp (any user folder)."""
     tmp = tgt.tmp
     try:

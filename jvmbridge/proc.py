@@ -18,7 +18,7 @@ PROC = Path("/proc")
 
 
 @dataclass(frozen=True)
-class Target:
+class ProcessInfo:
     """A process as seen from here: host pid, namespace pid, effective owner, its filesystem root."""
 
     pid: int
@@ -97,7 +97,7 @@ def _status(pid: int) -> dict[str, str]:
     return values
 
 
-def target(pid: int) -> Target:
+def target(pid: int) -> ProcessInfo:
     """Describe process `pid`; JvmError when it does not exist."""
     if pid <= 0:
         raise JvmError(
@@ -107,7 +107,7 @@ def target(pid: int) -> Target:
     nspids = status.get("NSpid", str(pid)).split()
     uids = status.get("Uid", "0 0").split()
     gids = status.get("Gid", "0 0").split()
-    return Target(
+    return ProcessInfo(
         pid=pid,
         nspid=int(nspids[-1]) if nspids else pid,
         uid=int(uids[1]),

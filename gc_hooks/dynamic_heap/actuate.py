@@ -20,7 +20,7 @@ PERIODIC_GC_MS = 10_000  # G1PeriodicGCInterval while we steer a G1 heap
 
 
 class Attached(Protocol):
-    """What an actuator needs of jvmbridge.attach.VirtualMachine."""
+    """What an actuator needs of jvmbridge.attach.AttachedJvm."""
 
     def setflag(self, name: str, value: str | int | bool) -> str: ...
 

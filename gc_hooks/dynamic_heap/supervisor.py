@@ -15,7 +15,7 @@ from gc_hooks.dynamic_heap import signals
 from gc_hooks.dynamic_heap.actuate import Actuator
 from gc_hooks.dynamic_heap.decide import MB, Decision, HeapSignals, HostSignals, Settings, State, decide
 from gc_hooks.seam import Channel, HookEvent, Supervisor
-from jvmbridge.attach import VirtualMachine
+from jvmbridge.attach import AttachedJvm
 from jvmbridge.errors import JvmError
 from jvmbridge.proc import is_alive
 
@@ -60,7 +60,7 @@ class DynamicHeapSupervisor(Supervisor):
         if self.settings.get("target") == "attach":
             # a JVM that runs already: bad input (not a JVM, attach disabled, no counters) fails here,
             # with the error's own message and hint, before anything changes
-            VirtualMachine(pid, timeout=ATTACH_TIMEOUT)
+            AttachedJvm(pid, timeout=ATTACH_TIMEOUT)
             self.reader = signals.JvmReader(pid)
             self._attach()
             return
@@ -155,7 +155,7 @@ class DynamicHeapSupervisor(Supervisor):
 
     def _attach(self) -> Actuator:
         if self.actuator is None:
-            vm = VirtualMachine(self.pid, timeout=ATTACH_TIMEOUT)
+            vm = AttachedJvm(self.pid, timeout=ATTACH_TIMEOUT)
             collector = self.reader.collector if self.reader is not None else "unknown"
             if collector == "unknown":
                 collector = _collector_from_flags(vm)
@@ -167,7 +167,7 @@ class DynamicHeapSupervisor(Supervisor):
             self.channel.emit(event)
 
 
-def _collector_from_flags(vm: VirtualMachine) -> str:
+def _collector_from_flags(vm: AttachedJvm) -> str:
     for flag, name in (("UseG1GC", "g1"), ("UseZGC", "zgc"), ("UseShenandoahGC", "shenandoah"),
                        ("UseParallelGC", "parallel"), ("UseSerialGC", "serial")):
         try:

@@ -21,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from jvmbridge.attach import VirtualMachine
+    from jvmbridge.attach import AttachedJvm
     from jvmbridge.smaps import HeapInfo
     from kernel.guest.control import Control
 
@@ -52,7 +52,7 @@ def handle(control: Control, pid: int, message: wire.Message, watched: Watched) 
         control.send("reply", id=ident, error=reason)
 
 
-def _attach(pid: int, timeout: float = ATTACH_TIMEOUT) -> VirtualMachine:
+def _attach(pid: int, timeout: float = ATTACH_TIMEOUT) -> AttachedJvm:
     from jvmbridge.attach import attach  # not before a request needs it: PID 1 imports cheaply
 
     return attach(pid, timeout)
