@@ -123,10 +123,12 @@ def test_sizes_and_heap_estimate() -> None:
 
 
 def test_choose_gives_the_hugepages_policy() -> None:
-    policies = choose(HookSettings(), machine("process"))
+    alone = HookSettings(dynamic_heap=False)  # the dynamic heap, on by default, is another policy
+    policies = choose(alone, machine("process"))
     assert [p.name for p in policies] == ["hugepages"]
-    assert choose(HookSettings(hugepages="off"), machine("process")) == []
-    assert [p.name for p in choose(HookSettings(hugepages="off"), machine("vm"))] == ["hugepages"]
+    assert choose(HookSettings(dynamic_heap=False, hugepages="off"), machine("process")) == []
+    assert [p.name for p in choose(HookSettings(dynamic_heap=False, hugepages="off"), machine("vm"))] == ["hugepages"]
+    assert [p.name for p in choose(HookSettings(), machine("process"))] == ["dynamic-heap", "hugepages"]
 
 
 SMAPS = """\
