@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
-from typing import Any
 
 import click
 
-from jvmbridge import discover, hsperf, smaps
-from jvmbridge.attach import attach
+from jvmbridge import discover, hsperf
 from jvmbridge.errors import JvmError
 from jvmbridge.gclog import SAFEPOINT, GcEvent
-from jvmbridge.proc import is_alive
 from kernel.vm import registry
+from osv_java.jvm_handle import HeapPagesSummary, handle
 
 MB = 1 << 20
 
@@ -97,52 +92,6 @@ def _stats_text(stats: hsperf.JvmStats) -> str:
     return "\n".join(lines)
 
 
-@dataclasses.dataclass(frozen=True)
-class HeapPagesSummary:
-    """The heap's resident bytes and those on huge pages, wherever they were read (host or guest smaps)."""
-
-    rss: int
-    huge: int
-    kind: str  # anon, shmem (ZGC), hugetlb (a pool)
-    source: str  # how the heap was found
-
-    @property
-    def share(self) -> float:
-        return self.huge / self.rss if self.rss else 0.0
-
-
-class HeapPagesReader:
-    """The heap's huge-page share from /proc/PID/smaps; the heap's range is asked once (GC.heap_info)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.info: smaps.HeapInfo | None = None
-        self.asked = False
-
-    def read(self) -> HeapPagesSummary | str:
-        """The heap's pages, or why they cannot be read."""
-        try:
-            pages = smaps.heap_pages(self.pid, self.info, ask=not self.asked)
-        except JvmError as exc:
-            return exc.message
-        self.asked = True
-        if pages.source == "heap_info":
-            self.info = smaps.HeapInfo(pages.start, pages.end, pages.region_size)
-        if not pages.mappings:
-            return "the heap's mappings were not found in smaps"
-        return HeapPagesSummary(pages.rss, pages.huge, pages.kind, pages.source)
-
-
-def _vm_pages(record: registry.VmRecord) -> HeapPagesSummary | str:
-    try:
-        found = registry.fetch_hugepages(record)
-    except (JvmError, ValueError) as exc:
-        return str(exc)
-    if not found.get("found"):
-        return "the heap's mappings were not found in the guest's smaps"
-    return HeapPagesSummary(int(str(found["rss"])), int(str(found["huge"])), str(found["kind"]), str(found["source"]))
-
-
 def _pages_text(pages: HeapPagesSummary | str) -> str:
     if isinstance(pages, str):
         return f"huge pages  unknown: {pages}"
@@ -167,49 +116,21 @@ def stats_command(pid: int | None, vm_name: str | None, watch: float | None, as_
     and the share of its heap on huge pages (/proc/PID/smaps)."""
     if watch is not None and watch <= 0:
         raise click.BadParameter("must be positive", param_hint="--watch")
-    if (pid is None) == (vm_name is None):
-        raise click.UsageError("give either PID or --vm NAME")
-    if vm_name is not None:
-        _vm_stats(vm_name, watch, as_json)
-        return
-    assert pid is not None
-    pages = HeapPagesReader(pid)
-    with hsperf.PerfData.open(pid) as pd:
+    with handle(pid, vm_name) as jvm:
         while True:
-            stats = pd.stats()
-            heap_pages = pages.read()
+            stats = jvm.stats()
+            pages = jvm.heap_pages()
             if as_json:
-                click.echo(json.dumps({**_stats_json(stats), **_pages_json(heap_pages)}))
+                named = {"vm": vm_name} if vm_name is not None else {}
+                click.echo(json.dumps({**named, **_stats_json(stats), **_pages_json(pages)}))
             else:
-                click.echo(_stats_text(stats) + "\n" + _pages_text(heap_pages))
+                click.echo((f"VM {vm_name}\n" if vm_name is not None else "") + _stats_text(stats) + "\n"
+                           + _pages_text(pages))
             if watch is None:
                 return
             time.sleep(watch)
-            if not is_alive(pid):
+            if not jvm.running():
                 return
-            if not as_json:
-                click.echo()
-
-
-def _vm_stats(name: str, watch: float | None, as_json: bool) -> None:
-    """Counters of the JVM inside a VM: the kernel services send its hsperfdata file over, and read the
-    heap's huge pages from the guest's smaps."""
-    with tempfile.TemporaryDirectory(prefix="osv-java-vmstats-") as tmp:
-        snapshot = Path(tmp) / "hsperfdata"
-        while True:
-            record = registry.lookup(name)
-            assert record is not None
-            snapshot.write_bytes(registry.fetch_perfdata(record))
-            with hsperf.PerfData(snapshot) as pd:
-                stats = pd.stats()
-            pages = _vm_pages(record)
-            if as_json:
-                click.echo(json.dumps({"vm": name, **_stats_json(stats), **_pages_json(pages)}))
-            else:
-                click.echo(f"VM {name}\n" + _stats_text(stats) + "\n" + _pages_text(pages))
-            if watch is None or registry.lookup(name, missing_ok=True) is None:
-                return
-            time.sleep(watch)
             if not as_json:
                 click.echo()
 
@@ -223,15 +144,13 @@ def cmd_command(vm_name: str | None, timeout: float, words: tuple[str, ...]) -> 
 
     With --vm NAME, the kernel services inside that VM attach to its JVM and run the command there.
     """
-    if vm_name is not None:
-        record = registry.lookup(vm_name)
-        assert record is not None
-        output = registry.request(record, "jcmd " + " ".join(words)).decode(errors="replace")
-    else:
+    pid = None
+    if vm_name is None:
         if len(words) < 2 or not words[0].isdigit():
             raise click.UsageError("give PID COMMAND [ARGS]..., or --vm NAME COMMAND [ARGS]...")
-        vm = attach(int(words[0]), timeout)
-        output = vm.jcmd(" ".join(words[1:]))
+        pid, words = int(words[0]), words[1:]
+    with handle(pid, vm_name) as jvm:
+        output = jvm.jcmd(" ".join(words), timeout)
     click.echo(output, nl=not output.endswith("\n"))
 
 
@@ -263,18 +182,7 @@ def format_event(event: GcEvent) -> str:
 def events_command(pid: int | None, vm_name: str | None, as_json: bool, duration: float | None,
                    safepoints: bool) -> None:
     """Stream GC pauses, concurrent cycles and safepoints of JVM PID (or of the JVM in VM NAME) as they happen."""
-    if (pid is None) == (vm_name is None):
-        raise click.UsageError("give either PID or --vm NAME")
-    if vm_name is not None:
-        from kernel.vm.guest_jvm import VmEvents
-
-        stream: contextlib.AbstractContextManager[Any] = VmEvents(vm_name)
-    else:
-        from jvmbridge.events import follow
-
-        assert pid is not None
-        stream = follow(pid)
-    with stream as source:
+    with handle(pid, vm_name) as jvm, jvm.events() as source:
         try:
             for event in source.events(timeout=duration):
                 if event.kind == SAFEPOINT and not safepoints:
@@ -304,39 +212,11 @@ def pauses_command(pid: int | None, vm_name: str | None, as_json: bool, interval
     from gc_hooks.pauses import PausePicture
     from gc_hooks.stw import heap_sample
 
-    if (pid is None) == (vm_name is None):
-        raise click.UsageError("give either PID or --vm NAME")
     if interval <= 0:
         raise click.BadParameter("must be positive", param_hint="--interval")
     picture = PausePicture()
-    stack = contextlib.ExitStack()
-    with stack:
-        if vm_name is not None:
-            from kernel.vm.guest_jvm import VmEvents
-
-            source: Any = stack.enter_context(VmEvents(vm_name, decorators=PAUSE_DECORATORS, starts=True))
-            record = registry.lookup(vm_name)
-            assert record is not None
-            snapshot = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="osv-java-pauses-"))) / "hsperf"
-            title = f"VM {vm_name}"
-            same_clock = False  # the guest's monotonic clock is not ours
-
-            def read_stats() -> hsperf.JvmStats:
-                snapshot.write_bytes(registry.fetch_perfdata(record))
-                with hsperf.PerfData(snapshot) as pd:
-                    return pd.stats()
-        else:
-            from jvmbridge.events import follow
-
-            assert pid is not None
-            source = stack.enter_context(follow(pid, decorators=PAUSE_DECORATORS, starts=True))
-            perf = stack.enter_context(hsperf.PerfData.open(pid))
-            title = f"JVM {pid}"
-            same_clock = True
-
-            def read_stats() -> hsperf.JvmStats:
-                return perf.stats()
-
+    with handle(pid, vm_name) as jvm, jvm.events(decorators=PAUSE_DECORATORS, starts=True) as source:
+        title = jvm.title
         tty = sys.stdout.isatty() and not as_json
         next_sample = next_refresh = 0.0
         sample_every = 0.1 if pid is not None else max(0.5, interval)  # a VM's counters cross the relay
@@ -349,7 +229,7 @@ def pauses_command(pid: int | None, vm_name: str | None, as_json: bool, interval
             if now >= next_sample:
                 next_sample = now + sample_every
                 try:
-                    stats = read_stats()
+                    stats = jvm.stats()
                 except JvmError:
                     ended = True
                     return True
@@ -361,12 +241,12 @@ def pauses_command(pid: int | None, vm_name: str | None, as_json: bool, interval
                 click.echo(json.dumps({"type": "summary", "time": time.time(), **picture.summary()}))
             else:
                 click.echo(("\x1b[H\x1b[J" if tty else "\n") + picture.table(title))
-            return pid is not None and not is_alive(pid)
+            return pid is not None and not jvm.running()
 
         try:
             refresh()
             for event in source.stream.events(duration, until=refresh):
-                pause = picture.event(event, time.monotonic() if same_clock else None)
+                pause = picture.event(event, time.monotonic() if jvm.same_clock else None)
                 if pause is not None and as_json:
                     click.echo(json.dumps({"type": "pause", **event.to_json()}))
                 refresh()
@@ -388,17 +268,8 @@ def shell_command(pid: int | None, vm_name: str | None, timeout: float | None) -
     In a VM the gateway listens on the guest's address and a loopback port of this host is forwarded
     to it while the prompt runs.
     """
-    if (pid is None) == (vm_name is None):
-        raise click.UsageError("give either PID or --vm NAME")
-    if vm_name is not None:
-        from kernel.vm import guest_jvm
-
-        guest_jvm.shell(vm_name, timeout=timeout or 180.0)
-        return
-    from jvmbridge import live
-
-    assert pid is not None
-    live.shell(pid, timeout=timeout or 30.0)
+    with handle(pid, vm_name) as jvm:
+        jvm.shell(timeout)
 
 
 __all__ = ["jvm_group", "shell_command", "JvmError"]

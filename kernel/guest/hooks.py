@@ -31,9 +31,9 @@ class ControlChannel:
         self.control.send("hook-message", policy=policy, kind=kind, data=data)
 
 
-def start(control: Control, request: wire.Message, pid: int) -> SupervisorRunner | None:
-    """Start the supervisors the run request names; None when it names none."""
-    specs = [SupervisorSpec.from_fields(json.loads(text)) for text in request.get("hook", [])]
+def start(control: Control, message: wire.Message, pid: int) -> SupervisorRunner | None:
+    """Start the supervisors the host's "hooks" message names; None when it names none."""
+    specs = [SupervisorSpec.from_fields(json.loads(text)) for text in message.get("hook", [])]
     if not specs:
         return None
     runner = SupervisorRunner(specs, ControlChannel(control))

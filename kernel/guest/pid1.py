@@ -194,6 +194,7 @@ class AppRelay:
         self.open_pipes = dict(outputs)
         self.status: int | None = None
         self.drain_deadline = 0.0
+        self.supervisors: SupervisorRunner | None = None  # the policies', once the host names them
 
     def run(self) -> tuple[int, dict[int, int]]:
         """The JVM's wait status and the bytes relayed per output port."""
@@ -262,6 +263,10 @@ class AppRelay:
                 pass
         elif op == "stdin-eof":
             self.stdin_total = int(wire.first(message, "bytes") or 0)
+        elif op == "hooks" and self.supervisors is None and self.status is None:
+            from kernel.guest import hooks  # the policies' supervisors: sent once the JVM has started
+
+            self.supervisors = hooks.start(self.control, message, self.pid)
         elif "id" in message:  # a request of `osv-java jvm|shell --vm`
             from kernel.guest import services
 
@@ -398,8 +403,8 @@ def prepare_and_start(request: wire.Message, boot: wire.Message) -> tuple[tuple[
     return start_jvm(request), t_exec
 
 
-def start_hooks(control: Control, request: wire.Message, boot: wire.Message, pid: int) -> SupervisorRunner | None:
-    """The policies' kernel modules and supervisors (kernel.guest.hooks), once the JVM runs."""
+def load_hook_modules(boot: wire.Message) -> None:
+    """The kernel modules the run's policies asked for (the balloon, ...), once the JVM runs."""
     modules = boot.get("hook_modules", [])
     if modules:
         for module in boot.get("modules", []):  # the virtio transport, before any virtio device
@@ -409,11 +414,6 @@ def start_hooks(control: Control, request: wire.Message, boot: wire.Message, pid
             load_module(module)
         except OSError as exc:
             print(f"osv-java pid1: cannot load {module}: {exc}", file=sys.stderr, flush=True)
-    if not request.get("hook"):
-        return None
-    from kernel.guest import hooks
-
-    return hooks.start(control, request, pid)
 
 
 def main() -> None:
@@ -451,11 +451,12 @@ def main() -> None:
             network_up(boot)
         except OSError as exc:
             print(f"osv-java pid1: networking not available: {exc}", file=sys.stderr, flush=True)
-    supervisors = start_hooks(control, request, boot, pid)
-    status, counts = AppRelay(pid, (stdin_port, in_pipe), {out_pipe: stdout_fd, err_pipe: stderr_fd}, control).run()
+    load_hook_modules(boot)
+    relay = AppRelay(pid, (stdin_port, in_pipe), {out_pipe: stdout_fd, err_pipe: stderr_fd}, control)
+    status, counts = relay.run()
     t_exit = now()
-    if supervisors is not None:
-        supervisors.stop(exited=True)  # their last words go out before the exit status
+    if relay.supervisors is not None:
+        relay.supervisors.stop(exited=True)  # their last words go out before the exit status
     report_exit(control, request, pid, status, t_exit, counts[stdout_fd], counts[stderr_fd])
     power_off()
 

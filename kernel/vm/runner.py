@@ -142,8 +142,7 @@ class VirtualMachine:
             "network": bool(options.publish),
             "volume": [f"{volumes.tag(i)}:{'ro' if v.readonly else 'rw'}:{v.guest}"
                        for i, v in enumerate(options.volumes)],
-            # the policies' supervisors (PID 1 runs them beside the JVM) and guest settings (written first)
-            "hook": [json.dumps(spec.fields(), sort_keys=True) for spec in self.hooks.supervisors],
+            # the policies' guest settings, written before the JVM starts (their supervisors follow once it runs)
             "setting": [f"{path}={value}" for path, value in self.hooks.guest_settings.items()],
         }
 
@@ -317,6 +316,9 @@ class VirtualMachine:
             # The clock and fresh entropy: a restored machine would replay the snapshot's (kernel.vm.snapshot).
             talk.control.send("run", **request, epoch_ns=time.time_ns(), entropy=os.urandom(32).hex())
         started = talk.wait_for("started", options.boot_timeout, "the JVM to start")
+        if self.hooks.supervisors:  # not in the run request: it must stay short enough for the command line
+            specs = [json.dumps(spec.fields(), sort_keys=True) for spec in self.hooks.supervisors]
+            talk.control.send("hooks", hook=specs)
         talk.app_started()  # a signal that came during the boot goes to the app now
         # Only now: QEMU drops what arrives on a port the guest has not opened yet.
         threading.Thread(target=stdin_pump, args=(stdin, talk.control), daemon=True).start()
