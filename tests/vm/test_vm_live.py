@@ -177,7 +177,8 @@ def test_gc_events_stream_from_the_jvm_in_a_vm(osv: Osv, start_app: Callable[...
     assert len(pauses) >= 3, explain(proc)
     for pause in pauses:  # parsed into numbers, not just passed through
         assert pause["gc_id"] is not None and pause["duration"] > 0 and pause["start"] > 0, pause
-        assert pause["heap_before"] >= pause["heap_after"] > 0, pause
+        # heap_after may be 0: the log counts whole MB and a young collection can empty a small heap
+        assert pause["heap_before"] > 0 and pause["heap_before"] >= pause["heap_after"] >= 0, pause
     # Each pause carries its safepoint's numbers (the last may have been cut off by --duration).
     assert all(p["time_to_safepoint"] is not None for p in pauses[:-1]), pauses
     ids = [p["gc_id"] for p in pauses]
