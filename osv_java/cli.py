@@ -211,7 +211,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes)
     hooks = launch.hook_plan(settings, "vm", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
     kernel = launch.kernel_for(kernel_path, modules_dir, verbose)
-    image = launch.build_image(resolved, kernel, None, hooks.guest_modules)
+    image = launch.build_image(resolved, kernel, None, launch.image_hook_modules(resolved.jdk, hooks))
     run_options = RunOptions(
         env=launch.guest_env(user_env), memory_mb=memory_mb, cpus=cpu_count, accel=accel, publish=published,
         volumes=vols, timeout=timeout, stop_timeout=stop_timeout, verbose=verbose, bootchart=bootchart,
@@ -263,7 +263,7 @@ def build(app: str, classpath: str | None, jdk_spec: str | None, lang: str | Non
     images.check_output(output)
     resolved = launch.resolve(app, [], classpath, jdk_spec, lang, with_runtimes)
     kernel = launch.kernel_for(kernel_path, modules_dir, verbose=False)
-    image = launch.build_image(resolved, kernel, output)
+    image = launch.build_image(resolved, kernel, output, launch.image_hook_modules(resolved.jdk))
     summary = {
         "folder": str(image.folder),
         "key": image.manifest["key"],

@@ -150,7 +150,7 @@ def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool
 
 
 def build_image(target: RunInputs, kernel: linux.Kernel, output: Path | None,
-                hook_modules: tuple[str, ...] = ()) -> images.Image:
+                hook_modules: tuple[str, ...]) -> images.Image:
     request = BuildRequest(app=target.app, jdk=target.jdk, kernel=kernel, modules=target.modules,
                            extra_trees=target.extra_trees, extra_jvm_options=target.extra_jvm_options,
                            hook_modules=hook_modules)
@@ -180,6 +180,13 @@ def host_argv(target: RunInputs, jvm_options: list[str], memory_mb: int | None, 
         argv.append(f"-XX:ActiveProcessorCount={cpus}")
     argv += [*hook_options, *jvm_options]
     return [*argv, *images.launch_arguments(app), *target.args]
+
+
+def image_hook_modules(jdk: jdks.Jdk, hooks: policies.Plan | None = None) -> tuple[str, ...]:
+    """The kernel modules an image holds for the policies: the default policies' (so `osv-java build` and a
+    run without hook options share one image) plus any the run's own policies add."""
+    default = hook_plan(HookSettings(), "vm", None, None, jdk, []).guest_modules
+    return tuple(dict.fromkeys([*default, *(hooks.guest_modules if hooks is not None else ())]))
 
 
 def hook_plan(settings: HookSettings, target: str, memory_mb: int | None, cpus: int | None, jdk: jdks.Jdk,

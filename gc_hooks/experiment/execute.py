@@ -126,17 +126,13 @@ class Sampler:
         self.watched: int | None = None
         self.samples: list[float] = []  # MB
         self.own_cpu: float | None = None
-        self.next_look = 0.0
 
     def sample(self) -> None:
         own = _own_cpu(self.root)
         if own is not None:
             self.own_cpu = own
         if self.watched is None or not os.path.exists(f"/proc/{self.watched}"):
-            now = time.monotonic()
-            if now < self.next_look:
-                return
-            self.next_look = now + 0.3
+            # looked for at every sample: a short run's JVM lives well under a second
             want = "qemu" if self.target == "vm" else "java"
             self.watched = next((p for p in _descendants(self.root) if _comm(p).startswith(want)), None)
             if self.watched is None:

@@ -16,8 +16,9 @@ from osvtest import JDK17, OSV, ROOT, Osv, explain, text
 
 from gc_hooks.experiment import report
 
-# a 16 MB live set: an 8 MB heap cannot hold it
-WORKLOAD = ["examples/gclive/gclive.jar", "1", "16"]
+# a 16 MB live set: an 8 MB heap cannot hold it; 4 million operations keep each JVM up for a second or
+# more, so the memory sampler (every 0.1 s) sees every run
+WORKLOAD = ["examples/gclive/gclive.jar", "4", "16"]
 CELL = re.compile(r"^(?P<m>-?[\d.]+)(?: \[(?P<lo>-?[\d.]+)–(?P<hi>-?[\d.]+)\])?$")
 
 
