@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -43,6 +44,12 @@ def _check_run_options(axes: dict[str, list[str | None]]) -> None:
         if f"--{name}" not in text:
             raise UsageError(f"osv-java run has no --{name} option in this version, so --{name} cannot be an "
                              "axis of the experiment")
+        listed = re.search(rf"--{re.escape(name)} \[([\w|]+)\]", text)
+        choices = listed.group(1).split("|") if listed else []
+        wrong = [v for v in axes[name] if v is not None and choices and v not in choices]
+        if wrong:
+            raise UsageError(f"--{name}: {wrong[0]!r} is not a value osv-java run takes",
+                             hint=f"choose from {', '.join(choices)}")
 
 
 def _available(configs: list[design.Config]) -> tuple[list[design.Config], list[tuple[str, str]], str]:

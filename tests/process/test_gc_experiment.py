@@ -130,16 +130,27 @@ def test_numbers_in_report_md_match_results_json(sweep: dict[str, Any]) -> None:
             assert f"{judged['improvement_pct']['median']:+.1f} %" in line
 
 
-def test_axes_osv_java_run_lacks_are_refused_in_one_line(examples_built: Path, tmp_path: Path) -> None:
-    run_help = subprocess.run([OSV, "run", "--help"], capture_output=True, text=True, check=True).stdout
-    if "--hugepages" in run_help:
-        pytest.skip("osv-java run has --hugepages now")
-    proc = subprocess.run([OSV, "gc-experiment", *WORKLOAD, "--hugepages", "on,off", "-o", str(tmp_path / "x")],
-                          capture_output=True, text=True, check=False, cwd=ROOT)
-    assert proc.returncode == 125
-    assert proc.stderr.splitlines() == ["osv-java: error: osv-java run has no --hugepages option in this version, "
-                                        "so --hugepages cannot be an axis of the experiment"]
-    assert not (tmp_path / "x").exists()
+def test_run_options_are_axes_passed_through(osv_cache: Path, examples_built: Path, tmp_path: Path) -> None:
+    """--hugepages and --dynamic-heap values reach each run's `osv-java run` as given; a value that
+    osv-java run does not take is refused in one line before anything runs."""
+    env = {**os.environ, "OSV_JAVA_CACHE": str(osv_cache)}
+    bad = subprocess.run([OSV, "gc-experiment", *WORKLOAD, "--hugepages", "on", "-o", str(tmp_path / "bad")],
+                         capture_output=True, text=True, check=False, cwd=ROOT, env=env)
+    assert bad.returncode == 125, bad.stderr
+    assert bad.stderr.splitlines()[0] == "osv-java: error: --hugepages: 'on' is not a value osv-java run takes"
+    assert not (tmp_path / "bad").exists()
+    out = tmp_path / "axes"
+    proc = subprocess.run([OSV, "gc-experiment", *WORKLOAD, "--gcs", "serial", "--heaps", "64m", "--jdks", JDK17,
+                           "--hugepages", "off,thp", "--dynamic-heap", "off", "--repeat", "1", "--warmup", "0",
+                           "-o", str(out)], capture_output=True, text=True, check=False, cwd=ROOT, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    commands = sorted(" ".join(r["command"]) for r in runs if "--jvm-opt=-XX:+UseSerialGC" in r["command"])
+    assert len(commands) == 2
+    assert all("--dynamic-heap=off" in c for c in commands)
+    assert ["--hugepages=off" in c for c in commands].count(True) == 1
+    assert ["--hugepages=thp" in c for c in commands].count(True) == 1
 
 
 def test_ctrl_c_stops_the_runs_and_still_writes_the_report(osv_cache: Path, examples_built: Path,
