@@ -10,8 +10,8 @@ import contextlib
 import errno
 import hashlib
 import os
+import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,11 +60,14 @@ def cache_error(path: Path, exc: OSError) -> OsvJavaError:
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `final`; on success rename it to `final`, else remove it."""
     final.parent.mkdir(parents=True, exist_ok=True)
+    # Made inside the try, under a name chosen first (64 random bits: never an existing one), so that an
+    # interrupt arriving just after the folder exists still removes it (mkdtemp left that window open).
+    tmp = final.parent / f"{TEMP_PREFIX}{final.name}-{secrets.token_hex(8)}"
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + final.name + "-", dir=final.parent))
-    except OSError as exc:
-        raise cache_error(final.parent, exc) from exc
-    try:
+        try:
+            tmp.mkdir(mode=0o700)
+        except OSError as exc:
+            raise cache_error(final.parent, exc) from exc
         yield tmp
         if final.exists():
             shutil.rmtree(tmp)  # someone else finished the same entry first; theirs is identical
@@ -80,8 +83,9 @@ def atomic_dir(final: Path) -> Iterator[Path]:
 def write_file_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + path.name + "-", dir=path.parent)
+    tmp = str(path.parent / f"{TEMP_PREFIX}{path.name}-{secrets.token_hex(8)}")  # made inside the try, as above
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
