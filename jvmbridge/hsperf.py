@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jvmbridge.errors import JvmError
+from jvmbridge.heapfile import HeapFile
 from jvmbridge.proc import ProcessInfo, target
 
 MAGIC = b"\xca\xfe\xc0\xc0"
@@ -85,6 +86,7 @@ class PerfData:
         self.minor = self._map[6]
         self._indexed = -1
         self._counters: dict[str, Counter] = {}
+        self._heap_file: HeapFile | None = None
 
     @classmethod
     def open(cls, pid: int) -> PerfData:
@@ -98,6 +100,13 @@ class PerfData:
 
     def close(self) -> None:
         self._map.close()
+
+    def heap_file_committed(self) -> int | None:
+        """The committed heap from the heap's file (ZGC's), exact where the counters lag; None when the
+        JVM has no heap file or it cannot be read from here. Looked for again until found."""
+        if self._heap_file is None and self.pid is not None:
+            self._heap_file = HeapFile.find(self.pid)
+        return None if self._heap_file is None else self._heap_file.committed()
 
     def __enter__(self) -> PerfData:
         return self
@@ -227,9 +236,12 @@ class JvmStats:
     safepoint_time: float  # seconds spent at safepoints
     safepoint_sync_time: float  # seconds spent reaching them
     attachable: bool
+    file_committed: int | None = None  # ZGC: the committed heap from its heap file (see heapfile)
 
     @property
     def heap_capacity(self) -> int:
+        if self.file_committed is not None:
+            return self.file_committed
         return sum(g.capacity for g in self.generations)
 
     @property
@@ -252,10 +264,12 @@ def read_stats(pd: PerfData) -> JvmStats:
     """Typed view of the GC counters; times converted from ticks with sun.os.hrt.frequency."""
     freq = pd.long("sun.os.hrt.frequency", 1_000_000_000) or 1_000_000_000
     generations = []
-    for g in range(8):  # sun.gc.policy.generations is not always right: probe the names
+    # probe the names: sun.gc.policy.generations and .collectors are not always right, and numbers can
+    # be skipped (JDK 17's ZGC publishes generation 1 and collector 2 only)
+    for g in range(8):
         prefix = f"sun.gc.generation.{g}"
         if pd.get(f"{prefix}.name") is None:
-            break
+            continue
         spaces = []
         for s in range(pd.long(f"{prefix}.spaces")):
             sp = f"{prefix}.space.{s}"
@@ -276,10 +290,10 @@ def read_stats(pd: PerfData) -> JvmStats:
             )
         )
     collectors = []
-    for i in range(8):  # sun.gc.policy.collectors says 1 for G1's three: probe the names
+    for i in range(8):
         prefix = f"sun.gc.collector.{i}"
         if pd.get(f"{prefix}.name") is None:
-            break
+            continue
         collectors.append(
             Collector(
                 name=pd.string(f"{prefix}.name"),
@@ -304,6 +318,7 @@ def read_stats(pd: PerfData) -> JvmStats:
         safepoint_time=pd.long("sun.rt.safepointTime") / freq,
         safepoint_sync_time=pd.long("sun.rt.safepointSyncTime") / freq,
         attachable=caps[:1] == "1" if caps else True,
+        file_committed=pd.heap_file_committed() if any(c.name.startswith("Z") for c in collectors) else None,
     )
 
 

@@ -224,6 +224,8 @@ class JvmReader:
             max_heap = sum(pd.long(f"sun.gc.generation.{g}.maxCapacity") for g in range(2))
         if self.collector == "shenandoah":
             committed = pd.long("sun.gc.generation.1.capacity") or committed
+        if self.collector == "zgc":  # its counter lags (refreshed at a collection's end only)
+            committed = pd.heap_file_committed() or committed
         pause = count = 0
         for i in range(8):
             if pd.get(f"sun.gc.collector.{i}.name") is None:

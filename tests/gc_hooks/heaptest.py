@@ -59,7 +59,8 @@ class Holder:
     def committed(self) -> int:
         if self.perf is None:
             self.perf = PerfData.open(self.pid)
-        return sum(self.perf.long(f"sun.gc.generation.{g}.capacity") for g in range(3))
+        return self.perf.heap_file_committed() or sum(self.perf.long(f"sun.gc.generation.{g}.capacity")
+                                                      for g in range(3))
 
     def used(self) -> int:
         if self.perf is None:

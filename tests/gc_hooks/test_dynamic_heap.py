@@ -19,6 +19,7 @@ from gc_hooks.dynamic_heap.supervisor import DynamicHeapSupervisor
 from gc_hooks.runner import SupervisorRunner
 from gc_hooks.seam import Machine, SupervisorSpec
 from jvmbridge.attach import attach
+from jvmbridge.hsperf import PerfData
 
 StartHolder = Callable[..., Holder]
 
@@ -38,9 +39,7 @@ def flag(pid: int, name: str) -> int:
     return int(flag_value(attach(pid).printflag(name)))
 
 
-# ZGC is left out until its committed-heap reading with the huge-pages policy on is understood: a fresh
-# clone saw 494-517 MB committed under a 700 MB live set (see the issue's note)
-@pytest.mark.parametrize("collector", ["-XX:+UseG1GC"])
+@pytest.mark.parametrize("collector", ["-XX:+UseG1GC", "-XX:+UseZGC"])
 def test_after_a_burst_the_heap_goes_back_to_the_live_set_and_not_below(start_holder: StartHolder,
                                                                         collector: str) -> None:
     jvm = start_holder(*launch_options("-Xmx2g", collector))
@@ -96,8 +95,10 @@ def test_heap_shrinks_when_the_cgroup_limit_drops_and_grows_back_when_it_rises(
 
     try:
         ticking(lambda: False, 3)
+        # G1 may have shrunk by itself after the burst (a remark keeps at most 70 % free: 120 MB live
+        # leaves 400 MB or more); going below 300 MB below is the pressure's doing
         before = jvm.committed()
-        assert before >= 500 * MB, f"{before // MB} MB committed before the limit dropped"
+        assert before >= 400 * MB, f"{before // MB} MB committed before the limit dropped"
         squeeze()
         assert ticking(lambda: jvm.committed() < 300 * MB, 20), (
             f"committed {jvm.committed() // MB} MB, events {[e.line() for e in events.events]}")
@@ -176,3 +177,27 @@ def test_attach_to_a_jvm_that_refuses_attach_says_so(start_holder: StartHolder) 
     runner.stop(exited=False)
     failed = [e for e in events.events if e.what == "failed"]
     assert failed and "does not accept attach" in failed[0].why
+
+
+def test_zgc_committed_heap_is_read_live_from_its_heap_file(start_holder: StartHolder) -> None:
+    """ZGC's hsperfdata capacity is refreshed only when a collection ends and never by an uncommit; the
+    stats (and so the controller) read its heap file and agree with the JVM's own GC.heap_info."""
+    jvm = start_holder("-Xmx2g", "-XX:+UseZGC", "-XX:ZUncommitDelay=1")
+    jvm.say("live 600")
+    jvm.say("live 100")
+    attach(jvm.pid).jcmd("GC.run")
+    attach(jvm.pid).setflag("SoftMaxHeapSize", 256 * MB)
+
+    def heap_info_capacity() -> int:
+        text = attach(jvm.pid).jcmd("GC.heap_info")
+        found = re.search(r"capacity (\d+)M", text)
+        assert found, text
+        return int(found.group(1)) * MB
+
+    with PerfData.open(jvm.pid) as perf:
+        stats = perf.stats()
+        assert stats.generations and stats.collectors  # JDK 17's ZGC numbers them from 1 and 2
+        assert stats.heap_capacity >= 500 * MB
+        assert wait_for(lambda: heap_info_capacity() < 400 * MB, 20)  # the uncommitter ran (in steps)
+        assert wait_for(lambda: abs(perf.stats().heap_capacity - heap_info_capacity()) <= 4 * MB, 10), (
+            perf.stats().heap_capacity, heap_info_capacity())
