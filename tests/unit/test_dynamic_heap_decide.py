@@ -31,9 +31,9 @@ CALM = HostSignals(mem_total=24 * GB, mem_available=20 * GB)
 
 
 def heap(committed: int, live: int, used: int | None = None, busy: bool = False, gc: float = 0.0,
-         max_heap: int = 6 * GB) -> HeapSignals:
+         max_heap: int = 6 * GB, collections: int = 0) -> HeapSignals:
     return HeapSignals(committed=committed, used=live if used is None else used, live=live, max_heap=max_heap,
-                       gc_share=gc, busy=busy)
+                       gc_share=gc, busy=busy, collections=collections)
 
 
 def run_quiet(h: HeapSignals, host: HostSignals = CALM, seconds: int = 5) -> list:
@@ -74,6 +74,29 @@ def test_gc_time_above_the_limit_backs_off_and_lets_the_heap_grow() -> None:
     # still working a little later, GC share now low: the back-off holds, no shrink
     later = decide(5.0, heap(committed=900 * MB, live=400 * MB, busy=True, gc=0.01), CALM, d.state, S)
     assert later.what == "hold" and later.target >= 900 * MB and not later.collect
+
+
+def test_an_app_that_works_hard_gets_the_collectors_sizing_until_it_goes_quiet() -> None:
+    lean = decide(0.0, heap(committed=100 * MB, live=60 * MB, busy=True, collections=S.work_collections - 1),
+                  CALM, State(), S)
+    assert lean.what != "backoff"  # a few collections: the lean target stays
+    d = decide(1.0, heap(committed=100 * MB, live=60 * MB, busy=True, collections=S.work_collections), CALM,
+               lean.state, S)
+    assert d.what == "backoff" and not d.collect and "works" in d.why
+    assert d.target >= 100 * MB
+    # the burst ends: its collections are still in the window, but the app is quiet, so the lean target
+    # comes back within quiet_s
+    state = d.state
+    for t in range(2, 5):
+        d = decide(float(t), heap(committed=2 * GB, live=60 * MB, collections=20), CALM, state, S)
+        state = d.state
+    assert d.what == "shrink" and d.target < 200 * MB
+
+
+def test_an_app_that_works_hard_is_still_squeezed_under_pressure() -> None:
+    host = HostSignals(mem_total=24 * GB, mem_available=20 * GB, cgroup_limit=1 * GB, cgroup_usage=990 * MB)
+    d = decide(0.0, heap(committed=800 * MB, live=100 * MB, busy=True, collections=50), host, State(), S)
+    assert d.pressure and d.what == "shrink" and d.target < 800 * MB
 
 
 def test_gc_time_below_the_limit_does_not_back_off() -> None:

@@ -74,6 +74,15 @@ def test_heap_goes_back_to_the_host_and_update_resizes_the_vm(osv: Osv, examples
                 break
             time.sleep(1)
         assert actual == 512
+        # the app lives on under the inflated balloon, its heap inside what the guest has left, and
+        # `jvm stats --vm` shows both sides
+        stats = osv("jvm", "stats", "--vm", name, "--json")
+        assert stats.returncode == 0, explain(stats)
+        record = json.loads(stats.stdout)
+        assert record["guest_memory"] == 512 * MB
+        assert record["qemu_rss"] and record["qemu_rss"] <= peak
+        assert record["heap_capacity"] < 512 * MB
+        assert proc.poll() is None, "the app died when the balloon inflated"
         bad = osv("update", "no-such-vm-here", "--memory", "512M")
         assert bad.returncode == 125 and "no running VM named 'no-such-vm-here'" in bad.stderr.decode()
     finally:
