@@ -8,7 +8,8 @@ Rules, in order:
   seconds; generational collectors only, where a lean heap means more of them): the collector
   sizes the heap, as it would without us, so a burst pays no collections for a lean heap; the lean
   target comes back as soon as the app is quiet (`quiet_s`). Memory pressure overrides this.
-- GC time share above the limit (5 %) while the app works: back off. Stop shrinking for a while and
+- GC time share above the limit (5 %) while the app works: back off, unless memory pressure has
+  lasted `escalate_s` (then memory comes first). Stop shrinking for a while and
   let the heap grow (the collector's own sizing takes over again), so throughput stays near the
   default's. Once the app is quiet the back-off ends: an idle JVM costs no throughput.
 - Memory pressure (MemAvailable low, PSI, the cgroup near its limit): shrink harder. First each JVM
@@ -147,7 +148,10 @@ def decide(now: float, heap: HeapSignals, host: HostSignals, state: State, setti
     hard = min(floor(live, settings, True), heap.max_heap)
     current = state.target if state.target is not None else heap.committed
 
-    if heap.busy and heap.gc_share > settings.gc_limit:
+    # pressure that lasts wins over throughput: a machine short of memory would otherwise kill the JVM
+    # (or its whole VM) to get it back
+    lasting = pressure and pressed_since is not None and now - pressed_since >= settings.escalate_s
+    if heap.busy and heap.gc_share > settings.gc_limit and not lasting:
         # throughput first: let the collector grow the heap, stop shrinking while the app works
         grown = max(heap.committed, current, normal)
         target = grown if pressure else min(heap.max_heap, int(grown * settings.grow_factor))

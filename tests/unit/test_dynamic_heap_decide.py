@@ -329,3 +329,28 @@ def test_an_idle_spell_gets_one_collection_even_when_the_estimate_says_no_shrink
     decisions = run_quiet(h, seconds=4)
     probes = [d for d in decisions if d.collect and not d.compact]
     assert len(probes) == 1 and "learn the live set" in probes[0].why
+
+
+def test_lasting_pressure_wins_over_the_gc_time_back_off() -> None:
+    host = HostSignals(mem_total=24 * GB, mem_available=20 * GB, cgroup_limit=1 * GB, cgroup_usage=990 * MB)
+    h = heap(committed=800 * MB, live=300 * MB, used=600 * MB, busy=True, gc=0.3)
+    first = decide(0.0, h, host, State(), S)
+    assert first.what == "backoff"  # a moment of pressure: throughput still first
+    later = decide(S.escalate_s + 1, h, host, first.state, S)
+    assert later.pressure and later.what == "shrink" and later.collect
+    assert later.target < 800 * MB and later.target >= 300 * MB
+
+
+def test_a_vm_gives_its_share_of_the_hosts_deficit_by_its_idle_heap() -> None:
+    from gc_hooks.dynamic_heap.balloon import MIN_GUEST, balloon_target, share_of
+
+    assert share_of(100 * MB, idle=300 * MB, peers_idle=600 * MB) == 50 * MB  # half the idle heap: half the deficit
+    assert share_of(900 * MB, idle=300 * MB, peers_idle=600 * MB) == 300 * MB  # never more than its idle heap
+    assert share_of(100 * MB, idle=0, peers_idle=600 * MB) == 0
+    full = 1 * GB
+    # the guest's available memory beyond the reserve goes first (already off the host), then the share
+    spare = 300 * MB - int(0.08 * full)
+    assert balloon_target(full, full, available=300 * MB, share=50 * MB) == full - spare - 50 * MB
+    assert balloon_target(full, full, available=None, share=50 * MB) == full - 50 * MB
+    assert balloon_target(full, full, available=900 * MB, share=0) == full  # nothing to give: nothing taken
+    assert balloon_target(300 * MB, full, available=200 * MB, share=200 * MB) == max(MIN_GUEST, full // 4)
