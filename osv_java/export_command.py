@@ -1,0 +1,183 @@
+"""`osv-java export APP --format FORMAT -o DIR`: the same app, for an engine beyond one machine.
+
+Each format takes the run options it can honour and refuses the others in one line that names the
+format and the fix (exit 125). The folder is written under a temporary name and renamed when whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from gc_hooks import policies
+from gc_hooks.hugepages.plan import KernelPages
+from gc_hooks.policies import HookSettings
+from gc_hooks.seam import Machine
+from jvmbridge.errors import UsageError
+from osv_java import launch, options
+from osv_java.cli import common_app_options
+
+FORMATS = ("oci", "libvirt", "kubevirt")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An option a format cannot honour, and what the user does instead."""
+
+    option: str
+    fix: str
+
+
+# What each format refuses, by the option's parameter name.
+REFUSED: dict[str, dict[str, Refusal]] = {
+    "oci": {
+        "memory": Refusal("-m", "drop -m and give the engine the limit (docker run --memory 512m, or "
+                                "resources.limits.memory in Kubernetes): the JVM and the dynamic heap follow it"),
+        "cpus": Refusal("-c", "drop -c and give the engine the CPUs (docker run --cpus 2, or resources.limits.cpu)"),
+        "volume": Refusal("-v", "drop -v and mount the folder with the engine (docker run -v HOST:GUEST)"),
+        "gc_log": Refusal("--gc-log", "drop --gc-log and log with the JVM: --jvm-opt=-Xlog:gc:stderr"),
+        "kernel_path": Refusal("--kernel", "drop --kernel: an OCI image runs on the engine's kernel"),
+        "modules_dir": Refusal("--modules", "drop --modules: an OCI image runs on the engine's kernel"),
+    },
+}
+REF_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_format(name: str) -> str:
+    if name not in FORMATS:
+        raise UsageError(f"--format {name!r} is not a format osv-java exports",
+                         hint=f"use --format {' or '.join(FORMATS)}")
+    return name
+
+
+def check_refused(fmt: str, given: dict[str, object]) -> None:
+    """UsageError for the first option given that `fmt` cannot honour."""
+    for param, refusal in REFUSED.get(fmt, {}).items():
+        value = given.get(param)
+        if value not in (None, (), False):
+            shown = value[0] if isinstance(value, tuple) else value
+            raise UsageError(f"--format {fmt} cannot honour {refusal.option} {shown}", hint=refusal.fix)
+
+
+def check_output(output: Path) -> Path:
+    """The resolved output folder, which must be new or empty: export never overwrites."""
+    output = output.resolve()
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"-o {output} is a file, not a folder", hint="give -o a new or empty folder")
+    if output.is_dir() and any(output.iterdir()):
+        raise UsageError(f"-o {output} exists and is not empty", hint="give -o a new or empty folder, "
+                         "or remove this one first")
+    return output
+
+
+@contextmanager
+def staged(output: Path) -> Iterator[Path]:
+    """A temporary folder beside `output`, renamed to it when the body completes, removed if it fails."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        if output.exists():
+            output.rmdir()  # empty, checked before
+        os.rename(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def exposed_port(spec: str) -> int:
+    """-p for an image: GUEST, or HOST:GUEST (the host side is the engine's, at run time)."""
+    if spec.isdigit():
+        return options.publish(f"{spec}:{spec}")[2]
+    return options.publish(spec)[2]
+
+
+@click.command("export", context_settings={"ignore_unknown_options": True})
+@click.argument("app")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@common_app_options
+@click.option("--format", "fmt", required=True, metavar="oci|libvirt|kubevirt", help="What to write.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="A new or empty folder.")
+@click.option("-m", "--memory", default=None, help="Memory of the machine (libvirt, kubevirt).")
+@click.option("-c", "--cpus", default=None, help="Virtual CPUs (libvirt, kubevirt).")
+@click.option("-p", "--publish", multiple=True, metavar="[HOST:]GUEST", help="A TCP port the app serves.")
+@click.option("-e", "--env", "env", multiple=True, metavar="KEY=VAL", help="Set an environment variable.")
+@click.option("-v", "--volume", "volume", multiple=True, metavar="HOST_DIR:GUEST_DIR[:ro]",
+              help="A host folder (no format honours it: each engine mounts its own).")
+@click.option("--jvm-opt", "jvm_opts", multiple=True, metavar="OPT", help="A JVM option (repeatable).")
+@click.option("--tag", default="latest", show_default=True, help="The image's reference name (oci).")
+@click.option("--gc-log", "gc_log", metavar="FILE", help="Refused by every format: log with -Xlog instead.")
+@click.option("--stw-lb", "stw_lb", metavar="haproxy:SOCKET:BACKEND/SERVER",
+              help="Collect while this server is drained from HAProxy (its socket must be mounted in).")
+@click.option("--stw-group", "stw_group", metavar="NAME", help="JVMs of group NAME never collect at once.")
+@click.option("--dynamic-heap", "dynamic_heap", type=click.Choice(["on", "off"]), default="on", show_default=True)
+@click.option("--hugepages", type=click.Choice(["auto", "thp", "pool", "off"]), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
+def export_command(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
+                   with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, fmt: str,
+                   output: Path, memory: str | None, cpus: str | None, publish: tuple[str, ...],
+                   env: tuple[str, ...], volume: tuple[str, ...], jvm_opts: tuple[str, ...], tag: str,
+                   gc_log: str | None, stw_lb: str | None, stw_group: str | None, dynamic_heap: str,
+                   hugepages: str, as_json: bool) -> None:
+    """Write APP for another engine: an OCI image layout (oci), a libvirt domain (libvirt) or a
+    KubeVirt VirtualMachine (kubevirt), into the new folder OUTPUT.
+
+    ARGS are the app's arguments, baked in (an OCI engine's own arguments replace them).
+    """
+    check_format(fmt)
+    check_refused(fmt, {"memory": memory, "cpus": cpus, "volume": volume, "gc_log": gc_log,
+                        "kernel_path": kernel_path, "modules_dir": modules_dir})
+    if fmt != "oci":
+        raise UsageError(f"--format {fmt} is not available in this version of osv-java",
+                         hint="use --format oci, or `osv-java run` for a VM on this machine")
+    output = check_output(output)
+    if not REF_NAME.fullmatch(tag):
+        raise UsageError(f"--tag {tag!r} is not an image reference name",
+                         hint="use letters, digits, '.', '_' and '-', e.g. --tag 1.0")
+    ports = tuple(exposed_port(p) for p in publish)
+    user_env = dict(options.env_pair(e) for e in env)
+    settings = HookSettings(dynamic_heap=dynamic_heap == "on", hugepages=hugepages, stw_lb=stw_lb,
+                            stw_group=stw_group)
+    summary = export_oci(app, list(args), classpath, jdk_spec, lang, with_runtimes, output, settings,
+                         list(jvm_opts), user_env, ports, tag)
+    if as_json:
+        click.echo(json.dumps(summary, indent=1, sort_keys=True))
+    else:
+        click.echo(f"wrote {output} (OCI image layout, {int(summary['bytes']) / 1e6:.1f} MB, "  # type: ignore[call-overload]
+                   f"reference {tag}); next: skopeo copy oci:{output}:{tag} docker-daemon:IMAGE:{tag}")
+
+
+def export_oci(app: str, args: list[str], classpath: str | None, jdk_spec: str | None, lang: str | None,
+               with_runtimes: tuple[str, ...], output: Path, settings: HookSettings, jvm_opts: list[str],
+               env: dict[str, str], ports: tuple[int, ...], tag: str) -> dict[str, object]:
+    from kernel.build import container
+
+    resolved = launch.resolve(app, args, classpath, jdk_spec, lang, with_runtimes)
+    machine = Machine(target="process", memory_mb=None, cpus=None, jdk_feature=resolved.jdk.feature,
+                      user_jvm_options=tuple(jvm_opts))
+    # Planned for a usual kernel, not this host's: the image runs on the engine's.
+    plan = policies.plan(policies.choose(settings, machine, KernelPages()), machine)
+    if plan.monitors:
+        name = next(iter(plan.monitors))
+        raise UsageError(f"--format oci cannot honour the {name} policy: it needs osv-java on the host",
+                         hint=f"drop the option that turns {name} on")
+    request = container.ContainerRequest(
+        app=resolved.app, jdk=resolved.jdk, modules=resolved.modules,
+        jvm_options=(*resolved.extra_jvm_options, *container.jvm_defaults(resolved.jdk), *plan.jvm_options,
+                     *jvm_opts),
+        supervisors=tuple(spec.fields() for spec in plan.supervisors), args=tuple(resolved.args), env=env,
+        ports=ports, extra_trees=resolved.extra_trees, ref=tag,
+    )
+    with staged(output) as tmp:
+        summary = container.write(request, tmp)
+    return {**summary, "format": "oci", "folder": str(output)}

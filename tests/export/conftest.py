@@ -1,0 +1,47 @@
+"""Exports made once per session (the jlinked JRE is cached in the session's own osv-java cache)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from ocirun import tools_missing
+from osvtest import ROOT, Osv, explain
+
+JDK17_HOME = Path("/usr/lib/jvm/java-17-openjdk-amd64")
+
+
+@pytest.fixture(scope="session")
+def export_osv(tmp_path_factory: pytest.TempPathFactory, examples_built: Path) -> Osv:
+    if not (JDK17_HOME / "bin" / "jlink").exists():
+        pytest.skip(f"JDK 17 is not installed at {JDK17_HOME}")
+    cache = tmp_path_factory.mktemp("export-cache")
+    return Osv(env={**os.environ, "OSV_JAVA_CACHE": str(cache)}, console_log=cache / "console.log")
+
+
+@pytest.fixture(scope="session")
+def oci_tools() -> None:
+    why = tools_missing()
+    if why:
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def oci_export(export_osv: Osv, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """export(example, *options) -> the OCI layout folder, made once per set of arguments."""
+    made: dict[tuple[str, ...], Path] = {}
+
+    def export(*args: str) -> Path:
+        if args not in made:
+            out = tmp_path_factory.mktemp("oci") / "layout"
+            proc = export_osv("export", *args, "--jdk", str(JDK17_HOME), "--format", "oci", "-o", str(out))
+            assert proc.returncode == 0, explain(proc)
+            made[args] = out
+        return made[args]
+
+    return export
+
+
+EXAMPLES = ROOT / "examples"
