@@ -47,6 +47,15 @@ REFUSED: dict[str, dict[str, Refusal]] = {
         "gc_log": Refusal("--gc-log", "drop --gc-log and log with the JVM: --jvm-opt=-Xlog:gc:stderr"),
         "kernel_path": Refusal("--kernel", "drop --kernel: an OCI image runs on the engine's kernel"),
         "modules_dir": Refusal("--modules", "drop --modules: an OCI image runs on the engine's kernel"),
+        "accel": Refusal("--accel", "drop --accel: a container runs on the engine's CPU"),
+        "name": Refusal("--name", "name the image with --tag, the container with the engine"),
+    },
+    "libvirt": {
+        "volume": Refusal("-v", "drop -v and add a <filesystem> (virtiofs) to the domain yourself"),
+        "gc_log": Refusal("--gc-log", "drop --gc-log and log with the JVM: --jvm-opt=-Xlog:gc:stderr (the console)"),
+        "stw_lb": Refusal("--stw-lb", "drop --stw-lb: the coordinator runs on an osv-java host (osv-java run)"),
+        "stw_group": Refusal("--stw-group", "drop --stw-group: the leases live on an osv-java host (osv-java run)"),
+        "tag": Refusal("--tag", "drop --tag (oci only); name the domain with --name"),
     },
 }
 REF_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -115,7 +124,10 @@ def exposed_port(spec: str) -> int:
 @click.option("-v", "--volume", "volume", multiple=True, metavar="HOST_DIR:GUEST_DIR[:ro]",
               help="A host folder (no format honours it: each engine mounts its own).")
 @click.option("--jvm-opt", "jvm_opts", multiple=True, metavar="OPT", help="A JVM option (repeatable).")
-@click.option("--tag", default="latest", show_default=True, help="The image's reference name (oci).")
+@click.option("--tag", default=None, help="The image's reference name (oci; default latest).")
+@click.option("--name", default=None, help="The domain's name (libvirt; default osv-APP).")
+@click.option("--accel", type=click.Choice(["kvm", "tcg"]), default=None,
+              help="The domain's accelerator (libvirt; default kvm): tcg for hosts without KVM.")
 @click.option("--gc-log", "gc_log", metavar="FILE", help="Refused by every format: log with -Xlog instead.")
 @click.option("--stw-lb", "stw_lb", metavar="haproxy:SOCKET:BACKEND/SERVER",
               help="Collect while this server is drained from HAProxy (its socket must be mounted in).")
@@ -126,9 +138,9 @@ def exposed_port(spec: str) -> int:
 def export_command(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
                    with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, fmt: str,
                    output: Path, memory: str | None, cpus: str | None, publish: tuple[str, ...],
-                   env: tuple[str, ...], volume: tuple[str, ...], jvm_opts: tuple[str, ...], tag: str,
-                   gc_log: str | None, stw_lb: str | None, stw_group: str | None, dynamic_heap: str,
-                   hugepages: str, as_json: bool) -> None:
+                   env: tuple[str, ...], volume: tuple[str, ...], jvm_opts: tuple[str, ...], tag: str | None,
+                   name: str | None, accel: str | None, gc_log: str | None, stw_lb: str | None,
+                   stw_group: str | None, dynamic_heap: str, hugepages: str, as_json: bool) -> None:
     """Write APP for another engine: an OCI image layout (oci), a libvirt domain (libvirt) or a
     KubeVirt VirtualMachine (kubevirt), into the new folder OUTPUT.
 
@@ -136,25 +148,34 @@ def export_command(app: str, args: tuple[str, ...], classpath: str | None, jdk_s
     """
     check_format(fmt)
     check_refused(fmt, {"memory": memory, "cpus": cpus, "volume": volume, "gc_log": gc_log,
-                        "kernel_path": kernel_path, "modules_dir": modules_dir})
-    if fmt != "oci":
-        raise UsageError(f"--format {fmt} is not available in this version of osv-java",
-                         hint="use --format oci, or `osv-java run` for a VM on this machine")
+                        "kernel_path": kernel_path, "modules_dir": modules_dir, "accel": accel, "name": name,
+                        "tag": tag, "stw_lb": stw_lb, "stw_group": stw_group})
+    if fmt == "kubevirt":
+        raise UsageError("--format kubevirt is not available in this version of osv-java",
+                         hint="use --format libvirt (the same q35 machine) or --format oci")
     output = check_output(output)
-    if not REF_NAME.fullmatch(tag):
-        raise UsageError(f"--tag {tag!r} is not an image reference name",
-                         hint="use letters, digits, '.', '_' and '-', e.g. --tag 1.0")
-    ports = tuple(exposed_port(p) for p in publish)
     user_env = dict(options.env_pair(e) for e in env)
     settings = HookSettings(dynamic_heap=dynamic_heap == "on", hugepages=hugepages, stw_lb=stw_lb,
                             stw_group=stw_group)
-    summary = export_oci(app, list(args), classpath, jdk_spec, lang, with_runtimes, output, settings,
-                         list(jvm_opts), user_env, ports, tag)
+    if fmt == "oci":
+        tag = tag or "latest"
+        if not REF_NAME.fullmatch(tag):
+            raise UsageError(f"--tag {tag!r} is not an image reference name",
+                             hint="use letters, digits, '.', '_' and '-', e.g. --tag 1.0")
+        ports = tuple(exposed_port(p) for p in publish)
+        summary = export_oci(app, list(args), classpath, jdk_spec, lang, with_runtimes, output, settings,
+                             list(jvm_opts), user_env, ports, tag)
+        next_step = f"skopeo copy oci:{output}:{tag} docker-daemon:IMAGE:{tag}"
+    else:
+        machine = libvirt_machine(app, name, memory, cpus, accel, publish, user_env)
+        summary = export_libvirt(app, list(args), classpath, jdk_spec, lang, with_runtimes, kernel_path,
+                                 modules_dir, output, settings, list(jvm_opts), machine)
+        next_step = f"virsh create {output}/domain.xml"
     if as_json:
         click.echo(json.dumps(summary, indent=1, sort_keys=True))
     else:
-        click.echo(f"wrote {output} (OCI image layout, {int(summary['bytes']) / 1e6:.1f} MB, "  # type: ignore[call-overload]
-                   f"reference {tag}); next: skopeo copy oci:{output}:{tag} docker-daemon:IMAGE:{tag}")
+        size = int(str(summary["bytes"])) / 1e6
+        click.echo(f"wrote {output} ({fmt}, {size:.1f} MB); next: {next_step}")
 
 
 def export_oci(app: str, args: list[str], classpath: str | None, jdk_spec: str | None, lang: str | None,
@@ -181,3 +202,52 @@ def export_oci(app: str, args: list[str], classpath: str | None, jdk_spec: str |
     with staged(output) as tmp:
         summary = container.write(request, tmp)
     return {**summary, "format": "oci", "folder": str(output)}
+
+
+@dataclass(frozen=True)
+class MachineShape:
+    name: str
+    memory_mb: int
+    cpus: int
+    accel: str
+    publish: list[tuple[str, int, int]]
+    env: dict[str, str]
+
+
+DOMAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def libvirt_machine(app: str, name: str | None, memory: str | None, cpus: str | None, accel: str | None,
+                    publish: tuple[str, ...], env: dict[str, str]) -> MachineShape:
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(app).stem)[:40] or "app"
+    chosen = name or f"osv-{stem}"
+    if not DOMAIN_NAME.fullmatch(chosen):
+        raise UsageError(f"--name {chosen!r} is not a domain name",
+                         hint="use letters, digits, '.', '_' and '-', e.g. --name hello")
+    return MachineShape(name=chosen, memory_mb=options.memory_mb(memory or "1G"), cpus=options.cpus(cpus or "2"),
+                        accel=accel or "kvm", publish=[options.publish(p) for p in publish], env=env)
+
+
+def export_libvirt(app: str, args: list[str], classpath: str | None, jdk_spec: str | None, lang: str | None,
+                   with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, output: Path,
+                   settings: HookSettings, jvm_opts: list[str], shape: MachineShape) -> dict[str, object]:
+    from kernel.vm import libvirt, qemu
+
+    resolved = launch.resolve(app, args, classpath, jdk_spec, lang, with_runtimes)
+    hooks = launch.hook_plan(settings, "vm", shape.memory_mb, shape.cpus, resolved.jdk, jvm_opts)
+    extra = [a for a in hooks.qemu_args if a != "-device" and not a.startswith("virtio-balloon")]
+    if hooks.monitors or extra:
+        what = next(iter(hooks.monitors), None) or " ".join(extra)
+        raise UsageError(f"--format libvirt cannot honour {what}: it needs osv-java's own QEMU",
+                         hint="drop the option that asks for it (e.g. --hugepages pool), or use osv-java run")
+    kernel = launch.kernel_for(kernel_path, modules_dir, verbose=False)
+    image = launch.build_image(resolved, kernel, None, launch.image_hook_modules(resolved.jdk, hooks))
+    argv = launch.guest_argv(image, jvm_opts, resolved.args, False, hooks.jvm_options)
+    if shape.accel == "tcg":  # as osv-java run does under TCG (kernel.vm.qemu.TCG_JVM_OPTIONS)
+        argv = [argv[0], *qemu.tcg_jvm_options(), *argv[1:]]
+    machine = libvirt.Machine(name=shape.name, memory_mb=shape.memory_mb, cpus=shape.cpus, accel=shape.accel,
+                              argv=argv, env=launch.guest_env(shape.env), main_class=resolved.app.main_class,
+                              publish=shape.publish)
+    with staged(output) as tmp:
+        summary = libvirt.write(image, machine, hooks, tmp, output)
+    return {**summary, "format": "libvirt", "folder": str(output)}

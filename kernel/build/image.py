@@ -190,7 +190,7 @@ def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
         f"jdk={request.jdk.home}:{request.jdk.version}",
         f"kernel={kernel.image}:{kernel.image.stat().st_size}:{kernel.image.stat().st_mtime_ns}",
         f"kmods={kernel.modules}",
-        f"loads={[linux.DISK_MODULES, linux.BOOT_MODULES, linux.NET_MODULES, linux.VOLUME_MODULES]}",
+        f"loads={[linux.DISK_MODULES, linux.BOOT_MODULES, linux.NET_MODULES, linux.VOLUME_MODULES, linux.PCI_MODULES]}",
         f"hook_modules={list(request.hook_modules)}",
         f"modules={','.join(sorted(request.modules))}",
         f"app={request.app.kind}:{request.app.main_class}:{request.app.jar}:{request.app.language}",
@@ -328,13 +328,14 @@ def _add_modules(entries: dict[str, Entry], request: BuildRequest
     those that go on the runtime disk (only -v runs load them)."""
     kernel = request.kernel
     boot: dict[str, list[str]] = {
-        "disk_modules": [], "modules": [], "net_modules": [], "fs_modules": [], "hook_modules": []
+        "disk_modules": [], "modules": [], "net_modules": [], "fs_modules": [], "hook_modules": [], "pci_modules": []
     }
     groups = {  # fs_modules last: a module another group needs too goes in the initramfs
         "disk_modules": linux.DISK_MODULES,
         "modules": linux.BOOT_MODULES,
         "net_modules": linux.NET_MODULES,
         "hook_modules": request.hook_modules,
+        "pci_modules": linux.PCI_MODULES,  # for exported machines (q35); a few hundred KB
         "fs_modules": linux.VOLUME_MODULES,
     }
     on_runtime_disk: dict[str, Path | bytes] = {}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import libvirtd
 import pytest
 from ocirun import tools_missing
 from osvtest import ROOT, Osv, explain
@@ -45,3 +46,28 @@ def oci_export(export_osv: Osv, tmp_path_factory: pytest.TempPathFactory) -> Cal
 
 
 EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def libvirt_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    why = libvirtd.missing()
+    if why:
+        pytest.skip(why)
+    with libvirtd.daemon(tmp_path_factory.mktemp("libvirtd")):
+        yield
+
+
+@pytest.fixture(scope="session")
+def libvirt_export(export_osv: Osv, osv_cache: Path, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Callable[..., Path]:
+    """export(name, example args..., options...) -> the domain folder (TCG: no usable KVM here)."""
+
+    def export(name: str, *args: str) -> Path:
+        out = tmp_path_factory.mktemp("libvirt") / name
+        env = {"OSV_JAVA_CACHE": str(osv_cache)}  # the session's kernel, fetched once
+        proc = export_osv("export", *args, "--jdk", str(JDK17_HOME), "--format", "libvirt", "--accel", "tcg",
+                          "--name", name, "-o", str(out), env=env)
+        assert proc.returncode == 0, explain(proc)
+        return out
+
+    return export
