@@ -56,8 +56,18 @@ REFUSED: dict[str, dict[str, Refusal]] = {
         "stw_lb": Refusal("--stw-lb", "drop --stw-lb: the coordinator runs on an osv-java host (osv-java run)"),
         "stw_group": Refusal("--stw-group", "drop --stw-group: the leases live on an osv-java host (osv-java run)"),
         "tag": Refusal("--tag", "drop --tag (oci only); name the domain with --name"),
+        "image": Refusal("--image", "drop --image (kubevirt only)"),
     },
 }
+REFUSED["kubevirt"] = {
+    **{k: v for k, v in REFUSED["libvirt"].items() if k not in ("tag", "image")},
+    "volume": Refusal("-v", "drop -v and add a volume to the VirtualMachine yourself"),
+    "tag": Refusal("--tag", "drop --tag and give the image's full reference with --image REGISTRY/NAME:TAG"),
+    "accel": Refusal("--accel", "drop --accel: KubeVirt chooses (KVM on its nodes)"),
+}
+REFUSED["oci"]["image"] = Refusal("--image", "drop --image and name the image with --tag")
+IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9.-]*(:[0-9]+)?(/[a-z0-9._-]+)*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?")
+K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # DNS-1123 label
 REF_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -126,6 +136,8 @@ def exposed_port(spec: str) -> int:
 @click.option("--jvm-opt", "jvm_opts", multiple=True, metavar="OPT", help="A JVM option (repeatable).")
 @click.option("--tag", default=None, help="The image's reference name (oci; default latest).")
 @click.option("--name", default=None, help="The domain's name (libvirt; default osv-APP).")
+@click.option("--image", "image_ref", default=None, metavar="REF",
+              help="Where the cluster pulls the containerDisk image from (kubevirt; default osv-APP:latest).")
 @click.option("--accel", type=click.Choice(["kvm", "tcg"]), default=None,
               help="The domain's accelerator (libvirt; default kvm): tcg for hosts without KVM.")
 @click.option("--gc-log", "gc_log", metavar="FILE", help="Refused by every format: log with -Xlog instead.")
@@ -139,7 +151,7 @@ def export_command(app: str, args: tuple[str, ...], classpath: str | None, jdk_s
                    with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, fmt: str,
                    output: Path, memory: str | None, cpus: str | None, publish: tuple[str, ...],
                    env: tuple[str, ...], volume: tuple[str, ...], jvm_opts: tuple[str, ...], tag: str | None,
-                   name: str | None, accel: str | None, gc_log: str | None, stw_lb: str | None,
+                   name: str | None, image_ref: str | None, accel: str | None, gc_log: str | None, stw_lb: str | None,
                    stw_group: str | None, dynamic_heap: str, hugepages: str, as_json: bool) -> None:
     """Write APP for another engine: an OCI image layout (oci), a libvirt domain (libvirt) or a
     KubeVirt VirtualMachine (kubevirt), into the new folder OUTPUT.
@@ -149,10 +161,7 @@ def export_command(app: str, args: tuple[str, ...], classpath: str | None, jdk_s
     check_format(fmt)
     check_refused(fmt, {"memory": memory, "cpus": cpus, "volume": volume, "gc_log": gc_log,
                         "kernel_path": kernel_path, "modules_dir": modules_dir, "accel": accel, "name": name,
-                        "tag": tag, "stw_lb": stw_lb, "stw_group": stw_group})
-    if fmt == "kubevirt":
-        raise UsageError("--format kubevirt is not available in this version of osv-java",
-                         hint="use --format libvirt (the same q35 machine) or --format oci")
+                        "tag": tag, "stw_lb": stw_lb, "stw_group": stw_group, "image": image_ref})
     output = check_output(output)
     user_env = dict(options.env_pair(e) for e in env)
     settings = HookSettings(dynamic_heap=dynamic_heap == "on", hugepages=hugepages, stw_lb=stw_lb,
@@ -168,9 +177,19 @@ def export_command(app: str, args: tuple[str, ...], classpath: str | None, jdk_s
         next_step = f"skopeo copy oci:{output}:{tag} docker-daemon:IMAGE:{tag}"
     else:
         machine = libvirt_machine(app, name, memory, cpus, accel, publish, user_env)
-        summary = export_libvirt(app, list(args), classpath, jdk_spec, lang, with_runtimes, kernel_path,
-                                 modules_dir, output, settings, list(jvm_opts), machine)
-        next_step = f"virsh create {output}/domain.xml"
+        if fmt == "kubevirt":
+            if not K8S_NAME.fullmatch(machine.name):
+                raise UsageError(f"--name {machine.name!r} is not a Kubernetes name",
+                                 hint="use lowercase letters, digits and '-', e.g. --name hello")
+            image_ref = image_ref or f"{machine.name}:latest"
+            if not IMAGE_REF.fullmatch(image_ref):
+                raise UsageError(f"--image {image_ref!r} is not an image reference",
+                                 hint="e.g. --image registry.example.com/hello:1.0")
+        summary = export_machine(fmt, app, list(args), classpath, jdk_spec, lang, with_runtimes, kernel_path,
+                                 modules_dir, output, settings, list(jvm_opts), machine, image_ref)
+        next_step = (f"virsh create {output}/domain.xml" if fmt == "libvirt" else
+                     f"skopeo copy oci:{output}/containerdisk:{summary['tag']} docker://{image_ref}; "
+                     f"kubectl apply -f {output}/virtualmachine.json")
     if as_json:
         click.echo(json.dumps(summary, indent=1, sort_keys=True))
     else:
@@ -228,17 +247,19 @@ def libvirt_machine(app: str, name: str | None, memory: str | None, cpus: str | 
                         accel=accel or "kvm", publish=[options.publish(p) for p in publish], env=env)
 
 
-def export_libvirt(app: str, args: list[str], classpath: str | None, jdk_spec: str | None, lang: str | None,
-                   with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, output: Path,
-                   settings: HookSettings, jvm_opts: list[str], shape: MachineShape) -> dict[str, object]:
-    from kernel.vm import libvirt, qemu
+def export_machine(fmt: str, app: str, args: list[str], classpath: str | None, jdk_spec: str | None,
+                   lang: str | None, with_runtimes: tuple[str, ...], kernel_path: Path | None,
+                   modules_dir: Path | None, output: Path, settings: HookSettings, jvm_opts: list[str],
+                   shape: MachineShape, image_ref: str | None) -> dict[str, object]:
+    """libvirt or kubevirt: the same image and q35 guest, described for one engine or the other."""
+    from kernel.vm import kubevirt, libvirt, qemu
 
     resolved = launch.resolve(app, args, classpath, jdk_spec, lang, with_runtimes)
     hooks = launch.hook_plan(settings, "vm", shape.memory_mb, shape.cpus, resolved.jdk, jvm_opts)
     extra = [a for a in hooks.qemu_args if a != "-device" and not a.startswith("virtio-balloon")]
     if hooks.monitors or extra:
         what = next(iter(hooks.monitors), None) or " ".join(extra)
-        raise UsageError(f"--format libvirt cannot honour {what}: it needs osv-java's own QEMU",
+        raise UsageError(f"--format {fmt} cannot honour {what}: it needs osv-java's own QEMU",
                          hint="drop the option that asks for it (e.g. --hugepages pool), or use osv-java run")
     kernel = launch.kernel_for(kernel_path, modules_dir, verbose=False)
     image = launch.build_image(resolved, kernel, None, launch.image_hook_modules(resolved.jdk, hooks))
@@ -249,5 +270,9 @@ def export_libvirt(app: str, args: list[str], classpath: str | None, jdk_spec: s
                               argv=argv, env=launch.guest_env(shape.env), main_class=resolved.app.main_class,
                               publish=shape.publish)
     with staged(output) as tmp:
-        summary = libvirt.write(image, machine, hooks, tmp, output)
-    return {**summary, "format": "libvirt", "folder": str(output)}
+        if fmt == "libvirt":
+            summary = libvirt.write(image, machine, hooks, tmp, output)
+        else:
+            assert image_ref is not None
+            summary = kubevirt.write(image, kubevirt.Request(machine, image_ref), hooks, tmp)
+    return {**summary, "format": fmt, "folder": str(output)}

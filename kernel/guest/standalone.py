@@ -117,7 +117,11 @@ def main() -> None:
     mount_runtime(boot)
     network.loopback_up()
     try:
-        network.configure(boot.get("net_modules", []), load_module)
+        # QEMU user mode's addresses unless the request names others (KubeVirt's masquerade)
+        network.configure(boot.get("net_modules", []), load_module,
+                          address=wire.first(request, "net_address") or network.GUEST_ADDRESS,
+                          gateway=wire.first(request, "net_gateway") or network.GATEWAY,
+                          dns=wire.first(request, "net_dns", network.DNS) or None)
     except OSError as exc:
         say(f"osv-java: networking not available: {exc}")
     apply_settings(request)

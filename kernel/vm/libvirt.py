@@ -45,7 +45,8 @@ class Machine:
     publish: list[tuple[str, int, int]] = field(default_factory=list)  # (host address, host port, guest port)
 
 
-def run_request(machine: Machine, hooks: Plan) -> bytes:
+def run_request(machine: Machine, hooks: Plan, **network: str) -> bytes:
+    """The request kernel.guest.standalone reads; `network`: net_address, net_gateway, net_dns."""
     return wire.encode(
         "run",
         argv=machine.argv,
@@ -54,6 +55,7 @@ def run_request(machine: Machine, hooks: Plan) -> bytes:
         main_class=machine.main_class,
         setting=[f"{path}={value}" for path, value in hooks.guest_settings.items()],
         hook=[json.dumps(spec.fields(), sort_keys=True) for spec in hooks.supervisors],
+        **network,
     )
 
 
@@ -64,8 +66,8 @@ def run_archive(request: bytes) -> bytes:
     return out.getvalue()
 
 
-def kernel_cmdline(machine: Machine, hooks: Plan) -> str:
-    args = qemu.base_cmdline(machine.accel, verbose=False)
+def kernel_cmdline(accel: str, hooks: Plan) -> str:
+    args = qemu.base_cmdline(accel, verbose=False)
     args += [f"{k}={v}" for k, v in INIT_ENV.items()]
     return " ".join([*args, *hooks.kernel_cmdline])
 
@@ -77,28 +79,42 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return element
 
 
-def netdev(publish: list[tuple[str, int, int]]) -> str:
-    spec = "user,id=osvnet"
+def netdev(publish: list[tuple[str, int, int]], network: str = "") -> str:
+    """QEMU's user-mode network (`network`: its addresses, e.g. "net=10.0.2.0/24,host=10.0.2.1") with
+    the host forwards of `publish`."""
+    spec = "user,id=osvnet" + (f",{network}" if network else "")
     for address, host_port, guest_port in publish:
         spec += f",hostfwd=tcp:{address}:{host_port}-:{guest_port}"
     return spec
 
 
-def domain_xml(machine: Machine, hooks: Plan, folder: Path) -> bytes:
-    """The domain, its files named by their absolute paths in `folder`."""
+@dataclass(frozen=True)
+class Boot:
+    """The files a domain boots and logs to, and its kernel command line."""
+
+    kernel: Path
+    initrd: Path
+    disk: Path  # the runtime image, read-only
+    console_log: Path
+    cmdline: str
+
+
+def domain_xml(name: str, memory_mb: int, cpus: int, accel: str, boot: Boot, balloon: bool, net: str) -> bytes:
+    """A q35 domain booting `boot` directly, with the runtime disk, a logged serial console, the balloon
+    (free page reporting) when the policies want it, and the user-mode network `net` (see netdev)."""
     ET.register_namespace("qemu", QEMU_NS)
-    domain = ET.Element("domain", {"type": "kvm" if machine.accel == "kvm" else "qemu"})
-    _sub(domain, "name", machine.name)
-    _sub(domain, "memory", str(machine.memory_mb), unit="MiB")
-    _sub(domain, "vcpu", str(machine.cpus))
+    domain = ET.Element("domain", {"type": "kvm" if accel == "kvm" else "qemu"})
+    _sub(domain, "name", name)
+    _sub(domain, "memory", str(memory_mb), unit="MiB")
+    _sub(domain, "vcpu", str(cpus))
     os_ = _sub(domain, "os")
     _sub(os_, "type", "hvm", arch="x86_64", machine="q35")
-    _sub(os_, "kernel", str(folder / "vmlinuz"))
-    _sub(os_, "initrd", str(folder / "initramfs.img"))
-    _sub(os_, "cmdline", kernel_cmdline(machine, hooks))
+    _sub(os_, "kernel", str(boot.kernel))
+    _sub(os_, "initrd", str(boot.initrd))
+    _sub(os_, "cmdline", boot.cmdline)
     features = _sub(domain, "features")
     _sub(features, "acpi")
-    if machine.accel == "kvm":
+    if accel == "kvm":
         _sub(domain, "cpu", mode="host-passthrough")
     else:  # qemu.TCG_CPU: the baseline plus RDRAND, which seeds the guest's randomness at once
         cpu = _sub(domain, "cpu", mode="custom", match="exact")
@@ -110,38 +126,52 @@ def domain_xml(machine: Machine, hooks: Plan, folder: Path) -> bytes:
     devices = _sub(domain, "devices")
     disk = _sub(devices, "disk", type="file", device="disk")
     _sub(disk, "driver", name="qemu", type="raw")
-    _sub(disk, "source", file=str(folder / RUNTIME_DISK))
+    _sub(disk, "source", file=str(boot.disk))
     _sub(disk, "target", dev="vda", bus="virtio")
     _sub(disk, "readonly")
     serial = _sub(devices, "serial", type="pty")
-    _sub(serial, "log", file=str(folder / CONSOLE_LOG), append="off")
+    _sub(serial, "log", file=str(boot.console_log), append="off")
     _sub(serial, "target", port="0")
     console = _sub(devices, "console", type="pty")
     _sub(console, "target", type="serial", port="0")
     _sub(devices, "controller", type="usb", model="none")
     video = _sub(devices, "video")
     _sub(video, "model", type="none")
-    if any(arg.startswith("virtio-balloon") for arg in hooks.qemu_args):  # the dynamic heap's balloon
+    if balloon:
         _sub(devices, "memballoon", model="virtio", autodeflate="on", freePageReporting="on")
     else:
         _sub(devices, "memballoon", model="none")
     # On the root bus at a fixed slot: libvirt gives out slots from 1 up for its own ports.
     commandline = _sub(domain, f"{{{QEMU_NS}}}commandline")
-    for arg in ("-netdev", netdev(machine.publish), "-device", "virtio-net-pci,netdev=osvnet,bus=pcie.0,addr=0x10"):
+    for arg in ("-netdev", net, "-device", "virtio-net-pci,netdev=osvnet,bus=pcie.0,addr=0x10"):
         _sub(commandline, f"{{{QEMU_NS}}}arg", value=arg)
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode").encode() + b"\n"
+
+
+def wants_balloon(hooks: Plan) -> bool:
+    """The dynamic heap's balloon (a virtio-balloon device among the policies' QEMU arguments)."""
+    return any(arg.startswith("virtio-balloon") for arg in hooks.qemu_args)
+
+
+def write_initramfs(image: Image, request: bytes, target: Path) -> None:
+    """The image's initramfs with the run request appended as a second archive."""
+    with open(target, "wb") as out:
+        with open(image.initramfs, "rb") as base:
+            shutil.copyfileobj(base, out)
+        out.write(b"\0" * (-out.tell() % 4))  # each archive starts on a 4-byte boundary
+        out.write(run_archive(request))
 
 
 def write(image: Image, machine: Machine, hooks: Plan, tmp: Path, final: Path) -> dict[str, object]:
     """The domain's files into `tmp`, naming themselves by `final` (where `tmp` is renamed to)."""
     for name in ("vmlinuz", RUNTIME_DISK):  # copies: libvirt may relabel them, the cache's must stay ours
         shutil.copyfile(image.folder / name, tmp / name)
-    with open(tmp / "initramfs.img", "wb") as out:
-        with open(image.initramfs, "rb") as base:
-            shutil.copyfileobj(base, out)
-        out.write(b"\0" * (-out.tell() % 4))  # each archive starts on a 4-byte boundary
-        out.write(run_archive(run_request(machine, hooks)))
-    (tmp / DOMAIN_FILE).write_bytes(domain_xml(machine, hooks, final))
+    write_initramfs(image, run_request(machine, hooks), tmp / "initramfs.img")
+    boot = Boot(kernel=final / "vmlinuz", initrd=final / "initramfs.img", disk=final / RUNTIME_DISK,
+                console_log=final / CONSOLE_LOG, cmdline=kernel_cmdline(machine.accel, hooks))
+    xml = domain_xml(machine.name, machine.memory_mb, machine.cpus, machine.accel, boot, wants_balloon(hooks),
+                     netdev(machine.publish))
+    (tmp / DOMAIN_FILE).write_bytes(xml)
     return {"domain": str(final / DOMAIN_FILE), "name": machine.name,
             "bytes": sum(p.stat().st_size for p in tmp.iterdir())}
