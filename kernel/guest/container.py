@@ -23,6 +23,7 @@ from gc_hooks.seam import HookEvent, SupervisorSpec
 
 RUN_FILE = "/osv/run.json"
 VERBOSE_ENV = "OSV_JAVA_VERBOSE"
+CAP_SYS_NICE = 23  # what an external collapse of the heap onto huge pages (MADV_COLLAPSE) needs
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -54,6 +55,27 @@ def report_limits(pid: int) -> None:
     pressure = "" if psi is None else f", PSI some avg10 {psi:.2f}"
     print(f"osv-java: container: memory cgroup v{cgroup.version} {cgroup.path}: {said}{pressure}",
           file=sys.stderr, flush=True)
+
+
+def has_capability(bit: int, status_file: str = "/proc/self/status") -> bool:
+    try:
+        with open(status_file) as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> bit & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def supervisor_specs(fields: list[dict], may_collapse: bool) -> list[SupervisorSpec]:
+    """The policies' supervisors; without CAP_SYS_NICE (an engine's default) the huge-pages one measures
+    and warns but does not try the external collapse it would be refused."""
+    specs = [SupervisorSpec.from_fields(f) for f in fields]
+    if may_collapse:
+        return specs
+    return [SupervisorSpec(s.policy, s.module, s.cls, {**s.settings, "collapse": False})
+            if "collapse" in s.settings else s for s in specs]
 
 
 def exit_status(wait_status: int) -> int:
@@ -103,7 +125,7 @@ def run(args: list[str] | None = None, run_file: str = RUN_FILE) -> None:
         signal.signal(sig, forward)
     if verbose:
         report_limits(pid)
-    supervisors = SupervisorRunner([SupervisorSpec.from_fields(f) for f in spec.get("supervisors", [])],
+    supervisors = SupervisorRunner(supervisor_specs(spec.get("supervisors", []), has_capability(CAP_SYS_NICE)),
                                    StderrChannel(verbose))
     supervisors.start(pid)
     try:

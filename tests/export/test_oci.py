@@ -95,6 +95,9 @@ def test_dynamic_heap_steers_the_jvm_inside_the_container(oci_tools: None, oci_e
     assert decisions, explain(proc)
     assert "failed" not in decisions, explain(proc)
     assert set(decisions) - {"hold"}, explain(proc)  # it did more than watch
+    # the huge-pages policy measures the heap in there too, and without CAP_SYS_NICE tries no collapse
+    assert "osv-java: hugepages: measure" in text(proc.stderr), explain(proc)
+    assert "collapse refused" not in text(proc.stderr), explain(proc)
 
 
 @pytest.mark.parametrize("args, message, fix", [

@@ -10,9 +10,11 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from gc_hooks.seam import SupervisorSpec
 from jvmbridge.errors import UsageError
 from kernel.formats import oci
 from kernel.formats.cpio import Entry
+from kernel.guest import container
 from kernel.vm import libvirt
 from osv_java import export_command
 
@@ -86,3 +88,17 @@ def test_the_domain_has_the_runtime_disk_read_only_and_the_forwards(tmp_path: Pa
     assert domain.find("devices/memballoon").get("freePageReporting") == "on"  # type: ignore[union-attr]
     args = [a.get("value") for a in domain.iter(f"{{{libvirt.QEMU_NS}}}arg")]
     assert "user,id=osvnet,hostfwd=tcp:127.0.0.1:8000-:80" in args
+
+
+def test_without_cap_sys_nice_the_container_plans_no_collapse(tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text("Name:\tjava\nCapEff:\t0000000000000000\n")
+    assert not container.has_capability(container.CAP_SYS_NICE, str(status))
+    status.write_text("CapEff:\t0000000000800000\n")
+    assert container.has_capability(container.CAP_SYS_NICE, str(status))
+    fields = [SupervisorSpec("hugepages", "m", "C", {"collapse": True, "mode": "thp"}).fields(),
+              SupervisorSpec("dynamic-heap", "m", "D", {"interval": 0.5}).fields()]
+    kept, dropped = container.supervisor_specs(fields, True), container.supervisor_specs(fields, False)
+    assert kept[0].settings["collapse"] is True
+    assert dropped[0].settings == {"collapse": False, "mode": "thp"}
+    assert dropped[1].settings == {"interval": 0.5}
