@@ -8,10 +8,9 @@ from pathlib import Path
 
 import libvirtd
 import pytest
+from exportenv import JDK17_HOME
 from ocirun import tools_missing
-from osvtest import ROOT, Osv, explain
-
-JDK17_HOME = Path("/usr/lib/jvm/java-17-openjdk-amd64")
+from osvtest import Osv, explain
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +43,6 @@ def oci_export(export_osv: Osv, tmp_path_factory: pytest.TempPathFactory) -> Cal
 
     return export
 
-
-EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import libvirtd
 import ocirun
 import openapi
 import pytest
-from conftest import EXAMPLES, JDK17_HOME
+from exportenv import EXAMPLES, JDK17_HOME
 from osvtest import ROOT, Osv, explain, text
 
 from kernel.vm import kubevirt, libvirt, qemu

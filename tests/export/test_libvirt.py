@@ -15,7 +15,7 @@ from pathlib import Path
 
 import libvirtd
 import pytest
-from conftest import EXAMPLES, JDK17_HOME
+from exportenv import EXAMPLES, JDK17_HOME
 from osvtest import Osv, explain, text
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]

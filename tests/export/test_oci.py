@@ -13,7 +13,7 @@ from pathlib import Path
 
 import ocirun
 import pytest
-from conftest import EXAMPLES, JDK17_HOME
+from exportenv import EXAMPLES, JDK17_HOME
 from osvtest import Osv, explain, text
 
 pytestmark = pytest.mark.slow

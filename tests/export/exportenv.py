@@ -1,0 +1,10 @@
+"""Paths the export tests share (a module of its own: `conftest` is a name every test folder uses)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from osvtest import ROOT
+
+JDK17_HOME = Path("/usr/lib/jvm/java-17-openjdk-amd64")
+EXAMPLES = ROOT / "examples"
