@@ -7,4 +7,5 @@ from pathlib import Path
 from osvtest import ROOT
 
 JDK17_HOME = Path("/usr/lib/jvm/java-17-openjdk-amd64")
+JDK25_HOME = Path("/usr/lib/jvm/temurin-25-jdk-amd64")  # optional
 EXAMPLES = ROOT / "examples"

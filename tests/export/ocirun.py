@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Runs in the new namespaces as their PID 1, then execs (through unshare --root) the entrypoint,
@@ -90,9 +90,10 @@ def memory_cgroup(limit_mb: int) -> Iterator[Path]:
                 time.sleep(0.1)
 
 
-def run(bundle: Path, config: dict, cgroup: Path, args: list[str] | None = None,
-        extra_env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
-    """Run the bundle's process (its args, or the entrypoint with `args` instead of the image's Cmd)."""
+def command(bundle: Path, config: dict, args: list[str] | None = None,
+            extra_env: dict[str, str] | None = None) -> list[str]:
+    """The command that runs the bundle's process (its args, or the entrypoint with `args` instead of
+    the image's Cmd)."""
     process = config["process"]
     argv = list(process["args"])
     if args is not None:
@@ -102,10 +103,36 @@ def run(bundle: Path, config: dict, cgroup: Path, args: list[str] | None = None,
     user = process["user"]
     inner = ["env", "-i", *env, shutil.which("unshare") or "unshare", f"--root={bundle / 'rootfs'}",
              f"--wd={process['cwd']}", "--setgid", str(user["gid"]), "--setuid", str(user["uid"]), "--", *argv]
-    outer = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c", SETUP, "sh",
-             str(bundle / "rootfs"), *inner]
+    return ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c", SETUP, "sh",
+            str(bundle / "rootfs"), *inner]
 
-    def enter_cgroup() -> None:  # before exec: everything the container starts is under the limit
+
+def in_cgroup(cgroup: Path) -> Callable[[], None]:
+    def enter() -> None:  # before exec: everything the container starts is under the limit
         (cgroup / "cgroup.procs").write_text(str(os.getpid()))
 
-    return subprocess.run(outer, capture_output=True, timeout=timeout, preexec_fn=enter_cgroup, check=False)
+    return enter
+
+
+def run(bundle: Path, config: dict, cgroup: Path, args: list[str] | None = None,
+        extra_env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(command(bundle, config, args, extra_env), capture_output=True, timeout=timeout,
+                          preexec_fn=in_cgroup(cgroup), check=False)
+
+
+def start(bundle: Path, config: dict, cgroup: Path, args: list[str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command(bundle, config, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=in_cgroup(cgroup))
+
+
+def entrypoint_pid(cgroup: Path, timeout: float = 60) -> int:
+    """The host's PID of the container's entrypoint (the kernel services), found in the cgroup."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in (cgroup / "cgroup.procs").read_text().split():
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if argv[0].endswith(b"/python3") and any(b"kernel.guest.container" in a for a in argv[1:4]):
+                    return int(pid)
+        time.sleep(0.1)
+    raise TimeoutError("the container's entrypoint did not start")

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import ocirun
 import pytest
-from exportenv import EXAMPLES, JDK17_HOME
+from exportenv import EXAMPLES, JDK17_HOME, JDK25_HOME
 from osvtest import Osv, explain, text
 
 pytestmark = pytest.mark.slow
@@ -80,6 +82,37 @@ def test_exit_status_and_arguments_pass_through(oci_tools: None, oci_export: Exp
     assert (status.returncode, text(status.stdout)) == (7, "exiting with 7\n"), explain(status)
     assert thrown.returncode == 1, explain(thrown)
     assert "IllegalStateException" in text(thrown.stderr)
+
+
+def test_sigterm_to_the_entrypoint_reaches_the_app_as_docker_stop_does(oci_tools: None, oci_export: Export,
+                                                                       tmp_path: Path) -> None:
+    layout = oci_export(str(EXAMPLES / "httpserver" / "httpserver.jar"), "-p", "8080")
+    config = ocirun.unpack(layout, "latest", tmp_path / "bundle")
+    with ocirun.memory_cgroup(384) as cgroup:
+        proc = ocirun.start(tmp_path / "bundle", config, cgroup)
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == b"listening on 8080\n"
+            os.kill(ocirun.entrypoint_pid(cgroup), signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, text(err)  # the JVM ended by the forwarded signal
+
+
+def test_jdk_25_image_runs_too(oci_tools: None, export_osv: Osv, tmp_path: Path) -> None:
+    if not (JDK25_HOME / "bin" / "jlink").exists():
+        pytest.skip(f"Temurin 25 is not installed at {JDK25_HOME} (optional)")
+    layout = tmp_path / "layout"
+    proc = export_osv("export", str(EXAMPLES / "hello" / "hello.jar"), "--jdk", str(JDK25_HOME), "--format", "oci",
+                      "-o", str(layout))
+    assert proc.returncode == 0, explain(proc)
+    config = ocirun.unpack(layout, "latest", tmp_path / "bundle")
+    with ocirun.memory_cgroup(384) as cgroup:
+        run = ocirun.run(tmp_path / "bundle", config, cgroup)
+    assert run.returncode == 0, explain(run)
+    assert text(run.stdout).startswith("Hello from osv-java! Java 25"), explain(run)
+    assert text(run.stderr) == ""  # no JEP 451 warning: the image declares the agent loading
 
 
 def test_dynamic_heap_steers_the_jvm_inside_the_container(oci_tools: None, oci_export: Export,
