@@ -114,11 +114,18 @@ def staged(output: Path) -> Iterator[Path]:
         raise
 
 
+def published(spec: str) -> tuple[str, int, int]:
+    """-p [[ADDR:]HOST:]GUEST; GUEST alone publishes the same port on the host."""
+    if ":" not in spec:
+        if not spec.isdigit():
+            raise UsageError(f"-p {spec!r} is not a port number nor HOST:GUEST", hint="e.g. -p 8080 or -p 80:8080")
+        spec = f"{spec}:{spec}"
+    return options.publish(spec)
+
+
 def exposed_port(spec: str) -> int:
-    """-p for an image: GUEST, or HOST:GUEST (the host side is the engine's, at run time)."""
-    if spec.isdigit():
-        return options.publish(f"{spec}:{spec}")[2]
-    return options.publish(spec)[2]
+    """-p for an image: the guest port (the host side is the engine's, at run time)."""
+    return published(spec)[2]
 
 
 @click.command("export", context_settings={"ignore_unknown_options": True})
@@ -129,13 +136,14 @@ def exposed_port(spec: str) -> int:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="A new or empty folder.")
 @click.option("-m", "--memory", default=None, help="Memory of the machine (libvirt, kubevirt).")
 @click.option("-c", "--cpus", default=None, help="Virtual CPUs (libvirt, kubevirt).")
-@click.option("-p", "--publish", multiple=True, metavar="[HOST:]GUEST", help="A TCP port the app serves.")
+@click.option("-p", "--publish", multiple=True, metavar="[[ADDR:]HOST:]GUEST",
+              help="A TCP port the app serves (the host side only for libvirt; GUEST alone: the same port).")
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VAL", help="Set an environment variable.")
 @click.option("-v", "--volume", "volume", multiple=True, metavar="HOST_DIR:GUEST_DIR[:ro]",
               help="A host folder (no format honours it: each engine mounts its own).")
 @click.option("--jvm-opt", "jvm_opts", multiple=True, metavar="OPT", help="A JVM option (repeatable).")
 @click.option("--tag", default=None, help="The image's reference name (oci; default latest).")
-@click.option("--name", default=None, help="The domain's name (libvirt; default osv-APP).")
+@click.option("--name", default=None, help="The machine's name (libvirt, kubevirt; default osv-APP).")
 @click.option("--image", "image_ref", default=None, metavar="REF",
               help="Where the cluster pulls the containerDisk image from (kubevirt; default osv-APP:latest).")
 @click.option("--accel", type=click.Choice(["kvm", "tcg"]), default=None,
@@ -244,7 +252,8 @@ def libvirt_machine(app: str, name: str | None, memory: str | None, cpus: str | 
         raise UsageError(f"--name {chosen!r} is not a domain name",
                          hint="use letters, digits, '.', '_' and '-', e.g. --name hello")
     return MachineShape(name=chosen, memory_mb=options.memory_mb(memory or "1G"), cpus=options.cpus(cpus or "2"),
-                        accel=accel or "kvm", publish=[options.publish(p) for p in publish], env=env)
+                        accel=accel or "kvm", env=env,
+                        publish=[published(p) for p in publish])
 
 
 def export_machine(fmt: str, app: str, args: list[str], classpath: str | None, jdk_spec: str | None,
