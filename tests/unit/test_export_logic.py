@@ -16,7 +16,7 @@ from kernel.formats import oci
 from kernel.formats.cpio import Entry
 from kernel.guest import container
 from kernel.vm import libvirt
-from osv_java import export_command
+from osv_java import export_options
 
 
 def layer_members(data: bytes) -> list[tarfile.TarInfo]:
@@ -64,17 +64,17 @@ def test_the_layout_names_its_blobs_by_digest(tmp_path: Path) -> None:
 ])
 def test_each_format_refuses_what_it_cannot_honour(fmt: str, given: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError) as caught:
-        export_command.check_refused(fmt, given)
+        export_options.check_refused(fmt, given)
     assert caught.value.message == message
     assert caught.value.hint
 
 
 def test_what_a_format_honours_passes_and_an_unknown_format_does_not() -> None:
-    export_command.check_refused("libvirt", {"memory": "2G", "cpus": "4", "volume": (), "gc_log": None})
+    export_options.check_refused("libvirt", {"memory": "2G", "cpus": "4", "volume": (), "gc_log": None})
     with pytest.raises(UsageError, match="'qcow2' is not a format"):
-        export_command.check_format("qcow2")
-    assert export_command.exposed_port("8080") == 8080
-    assert export_command.exposed_port("80:8080") == 8080
+        export_options.check_format("qcow2")
+    assert export_options.exposed_port("8080") == 8080
+    assert export_options.exposed_port("80:8080") == 8080
 
 
 def test_the_domain_has_the_runtime_disk_read_only_and_the_forwards(tmp_path: Path) -> None:
