@@ -7,9 +7,11 @@ boots under a real libvirtd from the files unpacked out of that image."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -142,3 +144,19 @@ def test_its_masquerade_addresses_serve_a_port(oci_tools: None, libvirt_daemon: 
         assert "Hello over HTTP from osv-java" in body, console.read_text(errors="replace")
     finally:
         libvirtd.virsh("destroy", name)
+
+
+def test_the_same_inputs_give_the_same_bytes(export_osv: Osv, osv_cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "vm"
+
+    def export() -> dict[str, str]:
+        proc = export_osv("export", str(EXAMPLES / "hello" / "hello.jar"), "--jdk", str(JDK17_HOME), "--format",
+                          "kubevirt", "-o", str(out), env={"OSV_JAVA_CACHE": str(osv_cache)})
+        assert proc.returncode == 0, explain(proc)
+        return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(out.rglob("*")) if p.is_file()}
+
+    first = export()
+    shutil.rmtree(out)
+    assert export() == first
+    assert kubevirt.MANIFEST in first
