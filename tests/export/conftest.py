@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -55,12 +57,27 @@ def libvirt_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def libvirt_export(export_osv: Osv, osv_cache: Path, tmp_path_factory: pytest.TempPathFactory
-                   ) -> Callable[..., Path]:
+def domain_dirs() -> Iterator[Callable[[str], Path]]:
+    """Folders a domain's QEMU can read: libvirt runs it as its own user (libvirt-qemu) where the
+    machine's libvirtd is used, and pytest's base folder is its owner's alone (0700)."""
+    root = Path(tempfile.mkdtemp(prefix="osv-export-domains-"))
+    root.chmod(0o755)
+
+    def make(name: str) -> Path:
+        folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root))
+        folder.chmod(0o755)
+        return folder
+
+    yield make
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def libvirt_export(export_osv: Osv, osv_cache: Path, domain_dirs: Callable[[str], Path]) -> Callable[..., Path]:
     """export(name, example args..., options...) -> the domain folder (TCG: no usable KVM here)."""
 
     def export(name: str, *args: str) -> Path:
-        out = tmp_path_factory.mktemp("libvirt") / name
+        out = domain_dirs("libvirt") / name
         env = {"OSV_JAVA_CACHE": str(osv_cache)}  # the session's kernel, fetched once
         proc = export_osv("export", *args, "--jdk", str(JDK17_HOME), "--format", "libvirt", "--accel", "tcg",
                           "--name", name, "-o", str(out), env=env)

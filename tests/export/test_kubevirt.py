@@ -37,10 +37,9 @@ BOOT_TIMEOUT = 240.0
 
 
 @pytest.fixture(scope="module")
-def kubevirt_export(export_osv: Osv, osv_cache: Path, tmp_path_factory: pytest.TempPathFactory
-                    ) -> Callable[..., Path]:
+def kubevirt_export(export_osv: Osv, osv_cache: Path, domain_dirs: Callable[[str], Path]) -> Callable[..., Path]:
     def export(name: str, *args: str) -> Path:
-        out = tmp_path_factory.mktemp("kubevirt") / name
+        out = domain_dirs("kubevirt") / name
         proc = export_osv("export", *args, "--jdk", str(JDK17_HOME), "--format", "kubevirt", "--name", name,
                           "--image", f"registry.example.com/{name}:1.0", "-o", str(out),
                           env={"OSV_JAVA_CACHE": str(osv_cache)})
@@ -84,37 +83,39 @@ def test_the_container_disk_holds_kernel_initrd_and_disk_owned_by_qemu(
         assert (info.st_uid, info.st_gid) == (107, 107), path
 
 
-def boot_device_set(folder: Path, tmp_path: Path, name: str, publish: list[tuple[str, int, int]]) -> Path:
+def boot_device_set(folder: Path, work: Path, name: str, publish: list[tuple[str, int, int]]) -> Path:
     """What virt-launcher would start from the manifest, as a local domain: the files come out of the
     containerDisk image, the rest from the manifest. Returns the console log's path."""
     vm = manifest_of(folder)
     spec = vm["spec"]["template"]["spec"]
     domain = spec["domain"]
     boot = domain["firmware"]["kernelBoot"]
-    ocirun.unpack(folder / kubevirt.DISK_IMAGE, "1.0", tmp_path / "bundle")
-    rootfs = tmp_path / "bundle" / "rootfs"
+    ocirun.unpack(folder / kubevirt.DISK_IMAGE, "1.0", work / "bundle")
+    rootfs = work / "bundle" / "rootfs"
     volume = next(v for v in spec["volumes"] if v["name"] == domain["devices"]["disks"][0]["name"])
     # Here there is no KVM: TCG wants the TSC rate on the command line (KubeVirt's nodes have KVM).
     cmdline = " ".join([boot["kernelArgs"], f"tsc_early_khz={qemu.tsc_khz()}"])
     files = libvirt.Boot(kernel=rootfs / boot["container"]["kernelPath"].strip("/"),
                          initrd=rootfs / boot["container"]["initrdPath"].strip("/"),
                          disk=rootfs / volume["containerDisk"]["path"].strip("/"),
-                         console_log=tmp_path / "console.log", cmdline=cmdline)
+                         console_log=work / "console.log", cmdline=cmdline)
     memory_mb = int(re.fullmatch(r"(\d+)Mi", domain["memory"]["guest"]).group(1))  # type: ignore[union-attr]
     xml = libvirt.domain_xml(name, memory_mb, domain["cpu"]["cores"], "tcg", files,
                              domain["devices"]["autoattachMemBalloon"],
                              libvirt.netdev(publish, kubevirt.MASQUERADE_QEMU))
-    (tmp_path / "domain.xml").write_bytes(xml)
-    created = libvirtd.virsh("create", str(tmp_path / "domain.xml"))
+    (work / "domain.xml").write_bytes(xml)
+    created = libvirtd.virsh("create", str(work / "domain.xml"))
     assert created.returncode == 0, created.stderr
     return files.console_log
 
 
 @pytest.mark.vm
 def test_its_device_set_runs_hello_under_libvirt(oci_tools: None, libvirt_daemon: None,
-                                                 kubevirt_export: Callable[..., Path], tmp_path: Path) -> None:
+                                                 kubevirt_export: Callable[..., Path],
+                                                 domain_dirs: Callable[[str], Path]) -> None:
     name = f"osv-kv-hello-{os.getpid()}"
-    console = boot_device_set(kubevirt_export(name, str(EXAMPLES / "hello" / "hello.jar")), tmp_path, name, [])
+    folder = kubevirt_export(name, str(EXAMPLES / "hello" / "hello.jar"))
+    console = boot_device_set(folder, domain_dirs("device-set"), name, [])
     try:
         assert libvirtd.wait_gone(name, BOOT_TIMEOUT), "the domain did not power off"
     finally:
@@ -126,12 +127,13 @@ def test_its_device_set_runs_hello_under_libvirt(oci_tools: None, libvirt_daemon
 
 @pytest.mark.vm
 def test_its_masquerade_addresses_serve_a_port(oci_tools: None, libvirt_daemon: None,
-                                               kubevirt_export: Callable[..., Path], tmp_path: Path) -> None:
+                                               kubevirt_export: Callable[..., Path],
+                                               domain_dirs: Callable[[str], Path]) -> None:
     name = f"osv-kv-http-{os.getpid()}"
     port = 19000 + os.getpid() % 1000
     folder = kubevirt_export(name, str(EXAMPLES / "httpserver" / "httpserver.jar"), "-p", "8080:8080")
     guest_port = manifest_of(folder)["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"][0]["ports"][0]
-    console = boot_device_set(folder, tmp_path, name, [("127.0.0.1", port, guest_port["port"])])
+    console = boot_device_set(folder, domain_dirs("device-set"), name, [("127.0.0.1", port, guest_port["port"])])
     try:
         body = ""
         deadline = time.monotonic() + BOOT_TIMEOUT
