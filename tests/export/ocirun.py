@@ -35,6 +35,8 @@ def tools_missing() -> str | None:
             return f"{tool} is not installed (apt-get install skopeo umoci util-linux)"
     if os.geteuid() != 0:
         return "namespaces and cgroups need root"
+    if memory_root() is None:
+        return "no memory cgroup (v2 with the memory controller, or v1) to make a child with a limit in"
     return None
 
 
@@ -46,12 +48,12 @@ def unpack(layout: Path, ref: str, bundle: Path) -> dict:
 
 
 def _v2_memory_root() -> Path | None:
+    """The unified hierarchy's root, when it hands the memory controller to its children (systemd
+    does): a child of our own cgroup could not get it while we are in it (no internal processes)."""
     root = Path("/sys/fs/cgroup")
-    controllers = root / "cgroup.controllers"
-    if controllers.exists() and "memory" in controllers.read_text().split():
-        own = (Path("/proc/self/cgroup").read_text().splitlines() or ["0::/"])[0].split(":", 2)[2]
-        folder = root / own.lstrip("/")
-        return folder if os.access(folder, os.W_OK) else None
+    subtree = root / "cgroup.subtree_control"
+    if subtree.exists() and "memory" in subtree.read_text().split() and os.access(root, os.W_OK):
+        return root
     return None
 
 
@@ -64,17 +66,26 @@ def _v1_memory_root() -> Path | None:
     return None
 
 
+def memory_root() -> tuple[Path, int] | None:
+    """Where a memory cgroup with a limit can be made: (folder, cgroup version)."""
+    v2 = _v2_memory_root()
+    if v2 is not None:
+        return v2, 2
+    v1 = _v1_memory_root()
+    return (v1, 1) if v1 is not None else None
+
+
 @contextlib.contextmanager
 def memory_cgroup(limit_mb: int) -> Iterator[Path]:
     """A child memory cgroup (v2 if the unified hierarchy has the controller, else v1) with a limit."""
-    v2 = _v2_memory_root()
-    root = v2 if v2 is not None else _v1_memory_root()
-    if root is None:
+    found = memory_root()
+    if found is None:
         raise RuntimeError("no writable memory cgroup (v2 or v1) to make a child in")
+    root, version = found
     folder = root / f"osv-export-test-{os.getpid()}-{time.monotonic_ns()}"
     folder.mkdir()
     try:
-        limit_file = "memory.max" if v2 is not None else "memory.limit_in_bytes"
+        limit_file = "memory.max" if version == 2 else "memory.limit_in_bytes"
         (folder / limit_file).write_text(str(limit_mb << 20))
         yield folder
     finally:
