@@ -273,8 +273,9 @@ def _guest_committed(name: str) -> int | None:
     return None
 
 
-def vm_return(dynamic: bool, live_mb: int = 300, after_s: float = 30.0) -> dict[str, float | None]:
-    """One burst in a VM (`osv-java run -m 1G`, JDK 17, G1), then quiet: how much of the heap the guest
+def vm_return(dynamic: bool, live_mb: int = 150, after_s: float = 30.0) -> dict[str, float | None]:
+    """One burst in a VM (`osv-java run -m 1G`, JDK 17, G1; a live set that fits the JDK's own maximum,
+    a quarter of the guest's memory, so the baseline runs too), then quiet: how much of the heap the guest
     JVM gave up within `after_s` of the burst's end, and how much of QEMU's resident set went back to
     the host in the same time. Under TCG: shares, not times."""
     osv = str(Path(sys.executable).parent / "osv-java")
