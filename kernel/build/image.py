@@ -45,7 +45,9 @@ from kernel.formats.cpio import Entry
 from kernel.guest import wire
 from kernel.progress import say
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+BASE_INITRAMFS = "base.img"  # the initramfs without the app: what a runtime's boot snapshot boots
+APP_ARCHIVE = "app.cpio"  # the app's files alone, sent to a machine restored from that snapshot
 UTF8_LOCALE = Path("/usr/lib/locale/C.utf8")
 ETC_FILES = {
     "etc/passwd": b"root:x:0:0:root:/root:/sbin/nologin\n",
@@ -58,7 +60,9 @@ ETC_FILES = {
 
 @dataclass(frozen=True)
 class Image:
-    """A built image folder: vmlinuz, initramfs.img, runtime.img and image.json."""
+    """A built image folder: vmlinuz, initramfs.img, runtime.img and image.json; and base.img with
+    app.cpio, the same initramfs split in two (the runtime, which boot snapshots are made of, and the
+    app, which reaches the guest after a snapshot's restore: kernel/vm/snapshot.py)."""
 
     folder: Path
     manifest: dict
@@ -74,6 +78,21 @@ class Image:
     @property
     def runtime_disk(self) -> Path:
         return self.folder / RUNTIME_DISK
+
+    @property
+    def base_initramfs(self) -> Path:
+        return self.folder / BASE_INITRAMFS
+
+    @property
+    def app_archive(self) -> Path:
+        return self.folder / APP_ARCHIVE
+
+    @property
+    def runtime_key(self) -> str | None:
+        """What the image's boot snapshots depend on (kernel, base initramfs, runtime disk), not the
+        app; None for an image made before the split (it boots cold)."""
+        value = self.manifest.get("runtime_key")
+        return str(value) if value and self.base_initramfs.exists() and self.app_archive.exists() else None
 
     @staticmethod
     def load(folder: Path) -> Image:
@@ -235,23 +254,35 @@ def java_command(request: BuildRequest) -> list[str]:
     return [f"{JRE_IN_IMAGE}/bin/java", *request.extra_jvm_options, *launch_arguments(request.app)]
 
 
+def app_paths(app: AppSpec) -> list[Path]:
+    """The app's own files (class path and script), which change between edits; its language
+    runtimes stay with the JRE in the base initramfs, which boot snapshots are made of."""
+    runtime = set(app.runtime)
+    return [p for p in app.all_paths() if p not in runtime]
+
+
 def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
-             ) -> tuple[dict[str, Entry], dict, dict[str, Path | bytes]]:
-    """The initramfs's entries, boot.txt's fields, and the files that go on the runtime disk beside
-    the JRE (path relative to JRE_IN_IMAGE -> host file or bytes)."""
+             ) -> tuple[dict[str, Entry], dict[str, Entry], dict, dict[str, Path | bytes]]:
+    """The base initramfs's entries, the app's, boot.txt's fields, and the files that go on the
+    runtime disk beside the JRE (path relative to JRE_IN_IMAGE -> host file or bytes)."""
     entries: dict[str, Entry] = {}
     _add_system(entries, busybox)
     extensions = _add_python(entries, python)
     _add_closure(entries, jre_dir, [python, *extensions, busybox])
-    # The app, its class path, runtimes and data folders, at their host paths.
-    for app_path in request.app.all_paths():
-        _add_tree(entries, app_path, str(app_path))
+    # The language runtimes and data folders, at their host paths; the app's own files apart.
+    own = app_paths(request.app)
+    for runtime_path in request.app.all_paths():
+        if runtime_path not in own:
+            _add_tree(entries, runtime_path, str(runtime_path))
     for host, image_dir in request.extra_trees:
         _add_tree(entries, host, image_dir)
+    app_entries: dict[str, Entry] = {}
+    for app_path in own:
+        _add_tree(app_entries, app_path, str(app_path))
     boot, on_runtime_disk = _add_modules(entries, request)
     entries["init"] = Entry.file("init", init_script(boot["disk_modules"]), 0o755)
     entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, runtime_mount=JRE_IN_IMAGE))
-    return entries, boot, on_runtime_disk
+    return entries, app_entries, boot, on_runtime_disk
 
 
 def _add_system(entries: dict[str, Entry], busybox: Path) -> None:
@@ -389,15 +420,18 @@ def _build_into_cache(request: BuildRequest, key: str, final: Path, python: Path
     for note in notes:
         say(note)
     jre_dir = jre.link(request.jdk, list(request.modules), progress=progress)
-    entries, boot, on_runtime_disk = _entries(request, jre_dir, python, busybox)
+    base_entries, app_entries, boot, on_runtime_disk = _entries(request, jre_dir, python, busybox)
+    entries = {**base_entries, **app_entries}
     with cache.atomic_dir(final) as tmp:
-        with open(tmp / "initramfs.img", "wb") as out:
-            cpio.write(entries.values(), out)
+        for name, parts in (("initramfs.img", entries), (BASE_INITRAMFS, base_entries), (APP_ARCHIVE, app_entries)):
+            with open(tmp / name, "wb") as out:
+                cpio.write(parts.values(), out)
         with open(tmp / RUNTIME_DISK, "wb") as out:
             erofs.write(jre_dir, out, RUNTIME_VOLUME, extra=on_runtime_disk)
         _place_kernel(request.kernel.image, tmp / "vmlinuz")
         files = _file_records(entries, jre_dir, on_runtime_disk)
         manifest = _manifest(request, key, tmp, python, boot, files)
+        manifest["runtime_key"] = runtime_key(tmp)
         (tmp / "image.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
@@ -465,6 +499,13 @@ def _manifest(request: BuildRequest, key: str, tmp: Path, python: Path, boot: di
     }
 
 
+def runtime_key(folder: Path) -> str:
+    """The contents a boot snapshot of this image holds (kernel, base initramfs, runtime disk): two
+    images of one runtime share it, whatever their apps."""
+    parts = [f"{name}={cache.file_digest(folder / name)}" for name in ("vmlinuz", BASE_INITRAMFS, RUNTIME_DISK)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
 def _place_kernel(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
@@ -491,7 +532,7 @@ def export(image: Image, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
     try:
-        for name in ("vmlinuz", "initramfs.img", RUNTIME_DISK, "image.json"):
+        for name in ("vmlinuz", "initramfs.img", BASE_INITRAMFS, APP_ARCHIVE, RUNTIME_DISK, "image.json"):
             _place_kernel(image.folder / name, tmp / name)
         if output.exists():
             shutil.rmtree(output)
