@@ -45,7 +45,6 @@ from kernel import linux  # noqa: E402
 from kernel.build import poweroff  # noqa: E402
 from kernel.build.image import Image  # noqa: E402
 from kernel.vm import qemu, snapshot  # noqa: E402
-from kernel.vm.monitor import Monitor  # noqa: E402
 from kernel.vm.qemu_process import QemuProcess  # noqa: E402
 from kernel.vm.runner import RunOptions, VirtualMachine  # noqa: E402
 
@@ -138,11 +137,7 @@ class RestoreBench:
         started = qemu_process.start(argv)
         try:
             assert config.qmp_socket is not None and qemu_process.proc is not None
-            while not config.qmp_socket.exists():
-                if qemu_process.proc.poll() is not None:
-                    raise SystemExit(f"QEMU failed: {qemu_process.log.read_text()[-800:]}")
-                time.sleep(0.002)
-            with Monitor(config.qmp_socket) as monitor:
+            with snapshot.connect_monitor(config.qmp_socket, qemu_process.proc, started + 60) as monitor:
                 if ignore_shared:
                     monitor.execute("migrate-set-capabilities", capabilities=IGNORE_SHARED)
                 monitor.execute("migrate-incoming", uri=f"exec:cat {stream}")
@@ -172,7 +167,8 @@ class RestoreBench:
         memfd = snapshot.ram_copy(self.snapshot)
         try:
             config, argv = self._machine("full", self._memfd_backend(memfd))
-            self._restore(config, argv, self.snapshot, ignore_shared=True, then=str(self.full_stream))
+            self._restore(config, argv, snapshot.state_for(self.snapshot), ignore_shared=True,
+                          then=str(self.full_stream))
         finally:
             os.close(memfd)
 
@@ -187,7 +183,7 @@ class RestoreBench:
         try:
             config, argv = self._machine("copy", self._memfd_backend(memfd))
             copied = time.monotonic() - start
-            return copied + self._restore(config, argv, self.snapshot, ignore_shared=True)
+            return copied + self._restore(config, argv, snapshot.state_for(self.snapshot), ignore_shared=True)
         finally:
             os.close(memfd)
 
@@ -195,7 +191,7 @@ class RestoreBench:
         size = self.config.argv()[self.config.argv().index("-m") + 1]
         ram = snapshot.ram_for(self.snapshot)
         config, argv = self._machine("map", f"memory-backend-file,id=ram,size={size},mem-path={ram},share=off")
-        return self._restore(config, argv, self.snapshot, ignore_shared=True)
+        return self._restore(config, argv, snapshot.state_for(self.snapshot), ignore_shared=True)
 
 
 def median(values: list[float]) -> float:

@@ -12,9 +12,10 @@ idle state, and two parts of that would otherwise repeat themselves: the clock, 
 the host's at every run, and the kernel's random state, which PID 1 reseeds with fresh host entropy
 at every run (kernel/guest/renew.py).
 
-A snapshot is two files: the guest's RAM (KEY.ram, sparse: only the pages the guest wrote hold
-data) and QEMU's migration stream without it (KEY.vmstate, the devices' and vCPUs' state, well under
-a megabyte): the machine's RAM is a shared memory backend and QEMU's x-ignore-shared capability
+A snapshot is a folder KEY.snapshot of two files, renamed into place whole so that a restore never
+pairs one save's RAM with another's devices: the guest's RAM (`ram`, sparse: only the pages the guest
+wrote hold data) and QEMU's migration stream without it (`state`, the devices' and vCPUs' state, well
+under a megabyte): the machine's RAM is a shared memory backend and QEMU's x-ignore-shared capability
 leaves it out of the stream. A restore copies the RAM file's data into a memfd QEMU maps (a copy in
 the host's page cache, no parsing of a stream) and reads the small stream. It is not mapped straight
 from the file (MAP_PRIVATE): QEMU 7.2 frees a page the balloon reports by punching a hole in the RAM's
@@ -34,6 +35,7 @@ import hashlib
 import mmap
 import os
 import shlex
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -45,8 +47,9 @@ from kernel.vm.monitor import Monitor, MonitorError
 
 FORMAT = 2  # of the snapshot's files and what PID 1 does between "snapshot" and "run"
 KEEP = 8  # snapshots kept in the cache (each holds the machine's used memory: about 150 to 250 MB)
-SUFFIX = ".vmstate"
-RAM_SUFFIX = ".ram"
+SUFFIX = ".snapshot"  # a folder: STATE and RAM
+STATE = "state"
+RAM = "ram"
 SEEN_SUFFIX = ".seen"  # an empty file: the machine has booted once (the next run saves its snapshot)
 KEEP_SEEN = 256
 CAPABILITIES = [{"capability": "x-ignore-shared", "state": True}]
@@ -76,7 +79,11 @@ def path_for(snapshot_key: str) -> Path:
 
 
 def ram_for(snapshot: Path) -> Path:
-    return snapshot.with_suffix(RAM_SUFFIX)
+    return snapshot / RAM
+
+
+def state_for(snapshot: Path) -> Path:
+    return snapshot / STATE
 
 
 def _wait_migration(monitor: Monitor, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
@@ -169,33 +176,34 @@ def _qemu_ram(pid: int) -> Path:
 
 
 def save(monitor: Monitor, proc: subprocess.Popen[bytes], target: Path, timeout: float = 120.0) -> int:
-    """Pause the machine, write it to `target` and its RAM beside it (atomically), resume it; returns
-    the snapshot's size (the RAM's data and the stream)."""
-    ram_target = ram_for(target)
+    """Pause the machine, write it and its RAM to the folder `target` (renamed into place whole),
+    resume it; returns the snapshot's size (the RAM's data and the stream)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    ram_tmp = ram_target.with_name(f".{ram_target.name}.{os.getpid()}.tmp")
     try:
+        tmp.mkdir()
         monitor.execute("stop")
         try:
             monitor.execute("migrate-set-capabilities", capabilities=CAPABILITIES)
-            monitor.execute("migrate", uri=f"exec:cat > {shlex.quote(str(tmp))}")
+            monitor.execute("migrate", uri=f"exec:cat > {shlex.quote(str(state_for(tmp)))}")
             _wait_migration(monitor, proc, "saving the boot snapshot", timeout)
             # The guest is stopped: its RAM is what the stream's devices expect.
             source = os.open(_qemu_ram(proc.pid), os.O_RDONLY | os.O_CLOEXEC)
             try:
-                with open(ram_tmp, "wb") as out:
-                    size = write_sparse(source, out.fileno()) + tmp.stat().st_size
+                with open(ram_for(tmp), "wb") as out:
+                    size = write_sparse(source, out.fileno()) + state_for(tmp).stat().st_size
             finally:
                 os.close(source)
-            os.replace(ram_tmp, ram_target)
-            os.replace(tmp, target)
+            try:
+                os.rename(tmp, target)
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise  # else another run saved this machine meanwhile: its snapshot stays
         finally:
             monitor.execute("cont")
     except (MonitorError, OSError) as exc:
         raise SnapshotError(f"saving the boot snapshot failed: {exc}") from exc
     finally:
-        tmp.unlink(missing_ok=True)
-        ram_tmp.unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     prune()
     return size
 
@@ -218,17 +226,28 @@ def ram_copy(snapshot: Path) -> int:
     return memfd
 
 
+def connect_monitor(qmp_socket: Path, proc: subprocess.Popen[bytes], deadline: float) -> Monitor:
+    """QEMU's monitor, once it listens: its socket file appears a moment before it accepts."""
+    while True:
+        if proc.poll() is not None:
+            raise SnapshotError(f"QEMU stopped before restoring the snapshot (exit status {proc.poll()})")
+        if qmp_socket.exists():
+            try:
+                return Monitor(qmp_socket)
+            except MonitorError:
+                if time.monotonic() > deadline:
+                    raise
+        elif time.monotonic() > deadline:
+            raise SnapshotError(f"QEMU's monitor did not appear at {qmp_socket}")
+        time.sleep(0.002)
+
+
 def wait_restored(qmp_socket: Path, proc: subprocess.Popen[bytes], snapshot: Path, timeout: float = 60.0) -> None:
     """Have QEMU (started with MachineConfig.incoming) read the snapshot's stream, then resume the machine."""
-    deadline = time.monotonic() + timeout
-    while not qmp_socket.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SnapshotError(f"QEMU stopped before restoring the snapshot (exit status {proc.poll()})")
-        time.sleep(0.002)
     try:
-        with Monitor(qmp_socket) as monitor:
+        with connect_monitor(qmp_socket, proc, time.monotonic() + timeout) as monitor:
             monitor.execute("migrate-set-capabilities", capabilities=CAPABILITIES)
-            monitor.execute("migrate-incoming", uri=f"exec:cat {shlex.quote(str(snapshot))}")
+            monitor.execute("migrate-incoming", uri=f"exec:cat {shlex.quote(str(state_for(snapshot)))}")
             _wait_migration(monitor, proc, "restoring the boot snapshot", timeout)
             monitor.execute("cont")
     except MonitorError as exc:
@@ -247,12 +266,12 @@ def seen_before(snapshot: Path) -> bool:
 
 def remove(snapshot: Path) -> None:
     """Forget a snapshot that failed to restore (its stream and its RAM)."""
-    snapshot.unlink(missing_ok=True)
-    ram_for(snapshot).unlink(missing_ok=True)
+    shutil.rmtree(snapshot, ignore_errors=True)
 
 
 def prune(keep: int = KEEP) -> None:
-    """Delete all but the `keep` most recently used snapshots (and all but the newest marks of machines seen)."""
+    """Delete all but the `keep` most recently used snapshots (and all but the newest marks of
+    machines seen), and what an interrupted save left behind."""
     folder = cache.ensure("snapshots")
     for suffix, kept in ((SUFFIX, keep), (SEEN_SUFFIX, KEEP_SEEN)):
         files = []
@@ -264,11 +283,12 @@ def prune(keep: int = KEEP) -> None:
                 remove(old)
             else:
                 old.unlink(missing_ok=True)
-    for ram in folder.glob(f"*{RAM_SUFFIX}"):  # a RAM file whose stream is gone (pruned, or a crash between renames)
-        if not ram.with_suffix(SUFFIX).exists():
-            with contextlib.suppress(OSError):
-                if time.time() - ram.stat().st_mtime > 60:  # not one being saved right now
-                    ram.unlink()
+    for legacy in folder.glob("*.vmstate"):  # snapshots of one image each, from before FORMAT 2
+        legacy.unlink(missing_ok=True)
+    for partial in folder.glob(f".*{SUFFIX}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - partial.stat().st_mtime > 600:  # not one being saved right now
+                shutil.rmtree(partial, ignore_errors=True)
 
 
 def touch(path: Path) -> None:

@@ -62,7 +62,7 @@ def test_a_damaged_snapshot_is_replaced_by_a_cold_boot(osv: Osv, examples_built:
     for _ in range(2):  # the second run saves the snapshot
         proc = osv("run", "--jdk", JDK17, "-m", "768M", HELLO)
         assert proc.returncode == 0, explain(proc)
-    newest = max((osv_cache / "snapshots").glob("*.vmstate"), key=lambda p: p.stat().st_mtime)
+    newest = max((osv_cache / "snapshots").glob("*.snapshot"), key=lambda p: p.stat().st_mtime) / "state"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # cut short: QEMU cannot load it
     proc = osv("run", "--jdk", JDK17, "-m", "768M", "--bootchart", HELLO)
     assert proc.returncode == 0, explain(proc)
