@@ -119,3 +119,26 @@ def test_snapshot_ram_keeps_its_data_and_leaves_out_holes_and_zero_pages(tmp_pat
     os.close(source)
     assert os.pread(memfd, 64 * page, 0) == ram.read_bytes()
     os.close(memfd)
+
+
+def test_the_cache_keeps_the_most_recently_used_snapshots_whole(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OSV_JAVA_CACHE", str(tmp_path))
+    folder = tmp_path / "snapshots"
+    folder.mkdir()
+    for i in range(snapshot.KEEP + 2):
+        made = folder / f"{i:024d}{snapshot.SUFFIX}"
+        made.mkdir()
+        (made / snapshot.STATE).write_bytes(b"s")
+        (made / snapshot.RAM).write_bytes(b"r")
+        os.utime(made, (1000 + i, 1000 + i))  # made in this order: the first three are the least recently used
+    snapshot.touch(folder / f"{0:024d}{snapshot.SUFFIX}")  # ... but the first was just restored
+    legacy = folder / "old.vmstate"
+    legacy.write_bytes(b"a snapshot of the format before")
+    partial = folder / f".{1:024d}{snapshot.SUFFIX}.123.tmp"
+    partial.mkdir()
+    os.utime(partial, (1000, 1000))  # an interrupted save, long ago
+    snapshot.prune()
+    kept = sorted(p.name for p in folder.iterdir())
+    assert kept == [f"{i:024d}{snapshot.SUFFIX}" for i in (0, *range(3, snapshot.KEEP + 2))]
+    assert all((folder / name / snapshot.RAM).exists() for name in kept)
