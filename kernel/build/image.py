@@ -325,10 +325,27 @@ def _add_python(entries: dict[str, Entry], python: Path) -> list[Path]:
     return extensions
 
 
-def _add_closure(entries: dict[str, Entry], jre_dir: Path, programs: list[Path]) -> None:
-    """ELF closure of everything executable: JRE binaries and libraries, and `programs` (Python, ...)."""
+def _stamp(path: Path) -> str:
+    info = path.stat()
+    return f"{path}:{info.st_size}:{info.st_mtime_ns}"
+
+
+def _system_libraries(jre_dir: Path, programs: list[Path]) -> tuple[dict[str, Path], dict[Path, Path]]:
+    """The ELF closure's system libraries (soname -> real path) and loader aliases (path -> real
+    path) of the JRE and `programs`; cached per JRE (a cached JRE folder never changes) and programs,
+    and recomputed when a library it names changed (reading every ELF file of the JRE costs a third
+    of a second, at every build of an edited app)."""
     from kernel.build import elfclosure
 
+    stamp = f"{FORMAT_VERSION}|{jre_dir}|" + "|".join(_stamp(p) for p in programs)
+    record = cache.ensure("closure") / (hashlib.sha256(stamp.encode()).hexdigest()[:24] + ".json")
+    try:
+        known = json.loads(record.read_text())
+        if all(_stamp(Path(p)) == s for p, s in known["stamps"].items()):
+            return ({name: Path(p) for name, p in known["sonames"].items()},
+                    {Path(a): Path(p) for a, p in known["aliases"].items()})
+    except (OSError, ValueError, KeyError):
+        pass
     roots = [p for p in jre_dir.rglob("*") if p.is_file() and not p.is_symlink() and elfclosure.is_elf(p)]
     roots += programs
     closure = elfclosure.resolve(roots, extra_dirs=[str(jre_dir / "lib"), str(jre_dir / "lib" / "server")])
@@ -338,17 +355,28 @@ def _add_closure(entries: dict[str, Entry], jre_dir: Path, programs: list[Path])
             f"{needers[0]} needs {name}, which is not on this machine",
             hint="install the package that provides it, or use another JDK with --jdk",
         )
-    for soname, real in closure.sonames.items():
-        if jre_dir in real.parents:
-            continue  # the JRE's own libraries stay where $ORIGIN finds them
-        # System libraries go where the loader looks for them, under the name it asks for.
+    sonames = {name: real for name, real in closure.sonames.items() if jre_dir not in real.parents}
+    aliases = {alias: real for alias, real in closure.aliases.items() if alias.name.startswith("ld-linux")}
+    used = {*sonames.values(), *aliases.values()}
+    cache.write_file_atomic(record, json.dumps({
+        "sonames": {name: str(p) for name, p in sonames.items()},
+        "aliases": {str(a): str(p) for a, p in aliases.items()},
+        "stamps": {str(p): _stamp(p) for p in sorted(used)},
+    }).encode())
+    return sonames, aliases
+
+
+def _add_closure(entries: dict[str, Entry], jre_dir: Path, programs: list[Path]) -> None:
+    """ELF closure of everything executable: JRE binaries and libraries, and `programs` (Python, ...).
+
+    The JRE's own libraries stay where $ORIGIN finds them; system libraries go where the loader
+    looks for them, under the name it asks for."""
+    sonames, aliases = _system_libraries(jre_dir, programs)
+    for soname, real in sonames.items():
         entries[f"lib/x86_64-linux-gnu/{soname}"] = Entry.from_host(f"/lib/x86_64-linux-gnu/{soname}", real)
-    for alias, real in closure.aliases.items():
-        if alias.name.startswith("ld-linux"):
-            entries[str(alias).strip("/")] = Entry.from_host(str(alias), real)
-            entries[f"lib/x86_64-linux-gnu/{alias.name}"] = Entry.from_host(
-                f"/lib/x86_64-linux-gnu/{alias.name}", real
-            )
+    for alias, real in aliases.items():
+        entries[str(alias).strip("/")] = Entry.from_host(str(alias), real)
+        entries[f"lib/x86_64-linux-gnu/{alias.name}"] = Entry.from_host(f"/lib/x86_64-linux-gnu/{alias.name}", real)
 
 
 def _add_modules(entries: dict[str, Entry], request: BuildRequest
