@@ -29,7 +29,7 @@ def unpack(archive: bytes, root: str = "/") -> int:
         if len(head) < HEADER_SIZE or head[:6] != MAGIC:
             raise ValueError(f"the app's archive is not a whole newc cpio archive (byte {pos})")
         fields = [int(head[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
-        mode, size, name_size = fields[1], fields[6], fields[11]
+        mode, mtime, size, name_size = fields[1], fields[5], fields[6], fields[11]
         name_at = pos + HEADER_SIZE
         name = bytes(view[name_at:name_at + name_size - 1]).decode("utf-8", "surrogateescape")
         body_at = _aligned(name_at + name_size)
@@ -54,6 +54,9 @@ def unpack(archive: bytes, root: str = "/") -> int:
                     body = view[body_at:body_at + size]
                     while body:
                         body = body[os.write(fd, body):]
+                    # The archive's time, as the kernel gives the initramfs's files: a restored run sees
+                    # the app's files as a cold boot does (a JVM archive checks its jars' mtimes).
+                    os.utime(fd, (mtime, mtime))
                 finally:
                     os.close(fd)
             elif kind == S_IFLNK:

@@ -37,6 +37,7 @@ def test_unpack_writes_what_the_image_builder_archived(tmp_path: Path) -> None:
     root.mkdir()
     assert unpack.unpack(data, str(root)) == 6  # work and work/app are added as parents
     assert (root / "work/app/app.jar").read_bytes() == jar.read_bytes()
+    assert (root / "work/app/app.jar").stat().st_mtime == 0  # the archive's, as the kernel unpacks it
     assert stat.S_IMODE((root / "work/app/run.sh").stat().st_mode) == 0o755
     assert os.readlink(root / "work/app/latest.jar") == "app.jar"
     assert (root / "work/app/empty").is_dir()
