@@ -4,7 +4,9 @@ floor:    the same kernel and machine with an /init that powers off at once (ben
 cold:     `osv-java run --cold-boot hello.jar`: kernel, /init, PID 1 and the JVM from scratch.
 first:    the first run of a jar never run before (a hello with a new greeting each time, as after an
           edit): its image is built, then the runtime's boot snapshot is restored and the app sent in.
-repeat:   hello.jar again: image cached, the same snapshot restored.
+repeat:   hello.jar again: image cached, the same snapshot restored (its RAM copied: the machine has
+          the dynamic heap's balloon). `mapped`: the same with --dynamic-heap off, no balloon, so the
+          snapshot's RAM file is mapped rather than copied.
 emulated: `qemu-x86_64 -cpu qemu64,+rdrand JDK/bin/java -jar hello.jar` (Debian's qemu-user): the same
           JVM under the same emulation without a VM, the emulation's own floor.
 
@@ -218,8 +220,9 @@ def main() -> None:
           file=sys.stderr)
     for _ in range(2):
         timed_run(args.jdk, HELLO)
-    runs: dict[str, list[float]] = {name: [] for name in
-                                    ("floor", "cold", "first", "repeat", "emulated", "stream", "copy", "map")}
+        timed_run(args.jdk, HELLO, "--dynamic-heap", "off")
+    runs: dict[str, list[float]] = {name: [] for name in ("floor", "cold", "first", "repeat", "mapped", "emulated",
+                                                          "stream", "copy", "map")}
     try:
         initrd = workdir / "floor.img"
         poweroff.initramfs(str(initrd))
@@ -233,6 +236,7 @@ def main() -> None:
                 raise SystemExit(f"the new jar printed {said!r}, not {greeting!r}")
             runs["first"].append(seconds)
             runs["repeat"].append(timed_run(args.jdk, HELLO)[0])
+            runs["mapped"].append(timed_run(args.jdk, HELLO, "--dynamic-heap", "off")[0])
             runs["emulated"].append(emulated_java(java_home)[0])
             for way in ("stream", "copy", "map"):
                 runs[way].append(getattr(restore, way)())
@@ -253,6 +257,7 @@ def main() -> None:
         "repeat_run_ratio_to_floor": round(medians["repeat"] / floor, 3),
         "repeat_run_ratio_to_emulated_java": round(medians["repeat"] / emulated, 3),
         "cold_ratio_to_floor": round(medians["cold"] / floor, 3),
+        "repeat_run_without_balloon_ratio_to_emulated_java": round(medians["mapped"] / emulated, 3),
         "restore_copy_vs_stream": round(medians["copy"] / medians["stream"], 3),
         "restore_map_vs_stream": round(medians["map"] / medians["stream"], 3),
         "medians_s": medians,

@@ -71,8 +71,10 @@ class MachineConfig:
     qmp_socket: Path | None = None
     incoming: Path | None = None  # a boot snapshot to restore instead of booting (kernel.vm.snapshot)
     # Guest RAM that a boot snapshot is saved from or restored into (kernel.vm.snapshot): "memfd" for a
-    # shared memfd of QEMU's own, or a file to map shared (a restore's copy of the snapshot's RAM).
+    # shared memfd of QEMU's own, or a file to map (a restore's copy of the snapshot's RAM, shared; or
+    # the snapshot's RAM file itself, privately: what the guest writes stays in this QEMU).
     snapshot_ram: str | None = None
+    snapshot_ram_private: bool = False
     extra_args: list[str] = field(default_factory=list)  # devices the run's policies add (gc_hooks)
 
     def argv(self) -> list[str]:
@@ -144,7 +146,8 @@ class MachineConfig:
             backend = f"memory-backend-memfd,id=ram,size={memory_mb}M,share=on"
             return ["-object", backend, "-machine", "memory-backend=ram"]
         if self.snapshot_ram is not None:
-            backend = f"memory-backend-file,id=ram,size={memory_mb}M,mem-path={self.snapshot_ram},share=on"
+            share = "off" if self.snapshot_ram_private else "on"
+            backend = f"memory-backend-file,id=ram,size={memory_mb}M,mem-path={self.snapshot_ram},share={share}"
             return ["-object", backend, "-machine", "memory-backend=ram"]
         if not self.filesystems:
             return []
@@ -166,6 +169,7 @@ class MachineConfig:
             qmp_socket=Path("qmp") if self.qmp_socket is not None else None,
             incoming=None,
             snapshot_ram=None,
+            snapshot_ram_private=False,
         )
         places = {str(self.kernel): "vmlinuz", str(self.initramfs): "initramfs"}
         if self.memory_image is not None:

@@ -216,6 +216,10 @@ class VirtualMachine:
         path = snapshot.path_for(snapshot.key(runtime_key, config))
         if path.exists():
             try:
+                if snapshot.can_map(config):
+                    restoring = dataclasses.replace(config, incoming=path, snapshot_ram=str(snapshot.ram_file(path)),
+                                                    snapshot_ram_private=True)
+                    return self._boot(restoring, request, restore=path)
                 memfd = snapshot.ram_copy(path)
                 try:
                     restoring = dataclasses.replace(config, incoming=path,
