@@ -4,11 +4,12 @@ jdeps answers the same question but starts a JVM to do it: one to two seconds un
 part of the first run of an edited jar, which otherwise restores its runtime's boot snapshot. Here
 every class file's constant pool is read: the classes it names and every type in its descriptors and
 signatures (any `Lpkg/Name;` in a UTF-8 constant, so a string that looks like one counts too); each
-package is looked up in the JDK's package-to-module map (read once per JDK from its jmods). That
+package is looked up in the JDK's package-to-module map (read once per JDK from its jmods, or with
+its `jimage` tool from its run-time image when it has no jmods, as JDK 24+ builds may not). That
 over-approximates what jdeps reports (a module too many makes a larger JRE, never a missing class)
 and sees reflection no better than jdeps does. Each jar's answer is cached by its path, size and
 mtime, so a language runtime's jars are read once and an edit rereads only the edited jar. None
-(let jdeps decide) for a JDK without jmods or a class file this reader does not understand.
+(let jdeps decide) for a JDK with neither, or a class file this reader does not understand.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import hashlib
 import json
 import re
 import struct
+import subprocess
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,21 +123,36 @@ def _class_files(entry: Path) -> Iterator[bytes]:
 
 def jdk_modules(jdk: Jdk) -> tuple[dict[str, str], dict[str, list[str]]] | None:
     """Package (`a/b`) -> module of the JDK, and module -> what it `requires transitive`, from its
-    jmods (cached per JDK); None without jmods."""
+    jmods or its run-time image (cached per JDK); None with neither."""
     jmods = jdk.home / "jmods"
-    if not jdk.has_jmods:
+    image = jdk.home / "lib" / "modules"
+    if jdk.has_jmods:
+        sources = sorted(jmods.glob("*.jmod"))
+    elif image.is_file() and jdk.tool("jimage").exists():
+        sources = [image]
+    else:
         return None
     stamp = f"{FORMAT}|{jdk.home}|{jdk.version}|" + "|".join(
-        f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(jmods.glob("*.jmod")))
+        f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sources)
     record = cache.ensure("jdkpackages") / (hashlib.sha256(stamp.encode()).hexdigest()[:24] + ".json")
     try:
         known = json.loads(record.read_text())
         return dict(known["packages"]), dict(known["transitive"])
     except (OSError, ValueError, KeyError):
         pass
+    found = _from_jmods(sources) if jdk.has_jmods else _from_image(jdk, image)
+    if found is None:
+        return None
+    packages, transitive = found
+    known = {"packages": packages, "transitive": transitive}
+    cache.write_file_atomic(record, json.dumps(known, sort_keys=True).encode())
+    return packages, transitive
+
+
+def _from_jmods(jmods: list[Path]) -> tuple[dict[str, str], dict[str, list[str]]]:
     packages: dict[str, str] = {}
     transitive: dict[str, list[str]] = {}
-    for jmod in sorted(jmods.glob("*.jmod")):
+    for jmod in jmods:
         module = jmod.name.removesuffix(".jmod")
         with zipfile.ZipFile(jmod) as archive:  # a jmod is a zip behind a 4-byte header, which zipfile skips
             for name in archive.namelist():
@@ -142,9 +160,31 @@ def jdk_modules(jdk: Jdk) -> tuple[dict[str, str], dict[str, list[str]]] | None:
                     transitive[module] = transitive_requires(archive.read(name))
                 elif name.startswith("classes/") and name.endswith(".class"):
                     packages.setdefault(name[len("classes/"):].rpartition("/")[0], module)
-    known = {"packages": packages, "transitive": transitive}
-    cache.write_file_atomic(record, json.dumps(known, sort_keys=True).encode())
     return packages, transitive
+
+
+def _from_image(jdk: Jdk, image: Path) -> tuple[dict[str, str], dict[str, list[str]]] | None:
+    """The same from the run-time image, with the JDK's jimage tool (two JVM starts, once per JDK)."""
+    listing = subprocess.run([str(jdk.tool("jimage")), "list", str(image)], capture_output=True, text=True,
+                             check=False)
+    if listing.returncode != 0:
+        return None
+    packages: dict[str, str] = {}
+    module = ""
+    for line in listing.stdout.splitlines():
+        if line.startswith("Module: "):
+            module = line[len("Module: "):].strip()
+        elif module and line.startswith(" ") and line.strip().endswith(".class"):
+            packages.setdefault(line.strip().rpartition("/")[0], module)
+    transitive: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="osv-java-jimage-") as tmp:
+        extract = subprocess.run([str(jdk.tool("jimage")), "extract", "--include", r"regex:/[^/]+/module-info\.class",
+                                  "--dir", tmp, str(image)], capture_output=True, text=True, check=False)
+        if extract.returncode != 0:
+            return None
+        for info in Path(tmp).glob("*/module-info.class"):
+            transitive[info.parent.name] = transitive_requires(info.read_bytes())
+    return (packages, transitive) if packages and transitive else None
 
 
 def reduced(modules: set[str], transitive: dict[str, list[str]]) -> list[str]:

@@ -86,3 +86,17 @@ def test_an_edited_jar_is_read_again(tmp_path: Path, jdk: Jdk) -> None:
     edited = _jar(tmp_path / "b", jdk, SOURCE)
     jar.write_bytes(edited.read_bytes())  # another size, another mtime: the cached answer does not apply
     assert "java.sql" in (classdeps.modules(jdk, [jar]) or [])
+
+
+def test_a_jdk_without_jmods_is_read_from_its_run_time_image(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    home = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
+    if not (home / "lib" / "modules").is_file() or (home / "jmods").is_dir():
+        pytest.skip(f"no JDK without jmods at {home} (Temurin 25 is optional)")
+    monkeypatch.setenv("OSV_JAVA_CACHE", str(tmp_path / "cache"))
+    jdk = probe(home)
+    known = classdeps.jdk_modules(jdk)
+    assert known is not None and known[0]["java/sql"] == "java.sql"
+    assert set(known[1]["java.sql"]) == {"java.logging", "java.transaction.xa", "java.xml"}
+    jar = _jar(tmp_path, jdk, SOURCE)
+    assert classdeps.modules(jdk, [jar]) == jre._run_jdeps(jdk, [jar])
