@@ -1,4 +1,5 @@
-"""Dynamic heap against the JDK's defaults and a hand-tuned static -Xmx, in one run, process target.
+"""Dynamic heap against the JDK's defaults and a hand-tuned static -Xmx, in one run: process target, and
+a VM for the memory QEMU gives back to the host.
 
 Workload: examples/bursty (each burst builds a large live set and churns it, then drops it; a quiet
 phase follows). Cases, interleaved per JDK and collector (G1 and ZGC, JDK 17 and 25 where present):
@@ -11,6 +12,10 @@ phase follows). Cases, interleaved per JDK and collector (G1 and ZGC, JDK 17 and
 Per case: peak and mean PSS (/proc/PID/smaps_rollup, sampled every 0.25 s), committed heap 10 s
 after each burst, seconds from a burst's end until the committed heap is back within
 max(1.5 x live set, 64 MB), throughput in each burst (the workload's ops/s), OOM.
+
+VM (one burst in `osv-java run -m 1G`, dynamic heap on and off): how much of the heap the guest JVM
+gave up in the 30 s after the burst and how much of QEMU's resident set went back to the host
+(`host_rss_returned_fraction_vm`; a share, since TCG times say nothing). `--only-vm` runs it alone.
 
 Density: copies of the workload started a few seconds apart in one memory cgroup (v1 or v2, 2 GiB
 by default) so their bursts are staggered; how many complete under each configuration, and how many
@@ -32,6 +37,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +53,7 @@ from gc_hooks.seam import HookEvent, Machine  # noqa: E402
 from jvmbridge import jdk as jdks  # noqa: E402
 from jvmbridge.errors import JvmError  # noqa: E402
 from jvmbridge.hsperf import PerfData  # noqa: E402
+from kernel.vm import registry  # noqa: E402
 
 JAR = ROOT / "examples" / "bursty" / "bursty.jar"
 MB = 1024 * 1024
@@ -76,6 +83,7 @@ class Run:
     started: float
     lines: list[tuple[float, str]] = field(default_factory=list)
     pss: list[tuple[float, int]] = field(default_factory=list)
+    cpu: list[tuple[float, float]] = field(default_factory=list)  # time, the JVM's CPU seconds so far
     heap: list[tuple[float, int, int]] = field(default_factory=list)  # time, committed, used
     runner: SupervisorRunner | None = None
     events: Events | None = None
@@ -91,6 +99,15 @@ def pss_bytes(pid: int) -> int | None:
         if line.startswith("Pss:"):
             return int(line.split()[1]) * 1024
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process, its threads included (/proc/PID/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def heap_of(perf: PerfData) -> tuple[int, int]:
@@ -141,6 +158,9 @@ def _sample(run: Run) -> None:
         pss = pss_bytes(run.proc.pid)
         if pss is not None:
             run.pss.append((now, pss))
+        cpu = cpu_seconds(run.proc.pid)
+        if cpu is not None:
+            run.cpu.append((now, cpu))
         try:
             perf = perf or PerfData.open(run.proc.pid)
             committed, used = heap_of(perf)
@@ -175,6 +195,7 @@ class CaseResult:
     committed_10s_after_mb: list[float]
     reclaim_s: list[float | None]
     ops_per_s: list[float]
+    ops_per_cpu_s: list[float]
     oom: bool
     status: int
     decisions: int
@@ -198,6 +219,13 @@ def summarize(run: Run, status: int, jdk: int, gc: str) -> CaseResult:
     ends = [t for t, line in run.lines if line.startswith("RESULT ")]
     starts = [t for t, line in run.lines if line.startswith("BURST ")]
     ops = [float(line.split("ops_per_s=")[1]) for _, line in run.lines if line.startswith("RESULT ")]
+    counts = [int(line.split("ops=")[1].split()[0]) for _, line in run.lines if line.startswith("RESULT ")]
+    ops_per_cpu = []  # the same work per CPU second (GC threads included): steadier than wall time on a busy machine
+    for start, end, count in zip(starts, ends, counts, strict=False):
+        before = [c for t, c in run.cpu if t <= start]
+        after = [c for t, c in run.cpu if t >= end]
+        if before and after and after[0] > before[-1]:
+            ops_per_cpu.append(round(count / (after[0] - before[-1]), 1))
     committed_after: list[float] = []
     for end in ends:
         later = [(t, c) for t, c, _ in run.heap if t >= end + 10]
@@ -209,7 +237,7 @@ def summarize(run: Run, status: int, jdk: int, gc: str) -> CaseResult:
     return CaseResult(config=run.config, jdk=jdk, gc=gc,
                       peak_pss_mb=round(max(pss) / MB, 1) if pss else 0.0,
                       mean_pss_mb=round(statistics.fmean(pss) / MB, 1) if pss else 0.0,
-                      committed_10s_after_mb=committed_after, reclaim_s=[], ops_per_s=ops,
+                      committed_10s_after_mb=committed_after, reclaim_s=[], ops_per_s=ops, ops_per_cpu_s=ops_per_cpu,
                       oom="OutOfMemoryError" in text or status == -signal.SIGKILL, status=status,
                       decisions=len(run.events.events) if run.events else 0,
                       quiet_min_used_mb=round(min(quiet_used) / MB, 1) if quiet_used else 0.0,
@@ -219,6 +247,67 @@ def summarize(run: Run, status: int, jdk: int, gc: str) -> CaseResult:
 def geomean(values: list[float]) -> float | None:
     good = [v for v in values if v > 0]
     return round(math.exp(statistics.fmean(math.log(v) for v in good)), 3) if good else None
+
+
+# -- memory back to the host from a VM --------------------------------------------------------------
+
+def _qemu_rss(osv_pid: int) -> int | None:
+    found = subprocess.run(["pgrep", "-P", str(osv_pid), "qemu"], capture_output=True, text=True).stdout.split()
+    if not found:
+        return None
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path(f"/proc/{found[0]}/status").read_text().splitlines()
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+    return None
+
+
+def _guest_committed(name: str) -> int | None:
+    with contextlib.suppress(JvmError, OSError, ValueError):
+        record = registry.lookup(name, missing_ok=True)
+        if record is not None:
+            with tempfile.NamedTemporaryFile() as file:
+                file.write(registry.fetch_perfdata(record))
+                file.flush()
+                with PerfData(Path(file.name)) as perf:
+                    return heap_of(perf)[0]
+    return None
+
+
+def vm_return(dynamic: bool, live_mb: int = 300, after_s: float = 30.0) -> dict[str, float | None]:
+    """One burst in a VM (`osv-java run -m 1G`, JDK 17, G1), then quiet: how much of the heap the guest
+    JVM gave up within `after_s` of the burst's end, and how much of QEMU's resident set went back to
+    the host in the same time. Under TCG: shares, not times."""
+    osv = str(Path(sys.executable).parent / "osv-java")
+    name = f"dynheap-bench-{os.getpid()}-{int(dynamic)}"
+    argv = [osv, "run", "--name", name, "-m", "1G", "--jdk", "17", "--dynamic-heap", "on" if dynamic else "off",
+            str(JAR), "1", str(live_mb), "4", str(after_s + 30)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("QUIET"):
+                break
+        else:
+            raise SystemExit(f"the VM run ended early: {proc.communicate(timeout=60)[1][-800:]}")
+        peak_rss, peak_heap = _qemu_rss(proc.pid), _guest_committed(name)
+        deadline = time.monotonic() + after_s
+        while time.monotonic() < deadline:
+            time.sleep(1)
+        rss, heap = _qemu_rss(proc.pid), _guest_committed(name)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if None in (peak_rss, peak_heap, rss, heap):
+        raise SystemExit(f"could not read the VM's memory: QEMU RSS {peak_rss} -> {rss}, heap {peak_heap} -> {heap}")
+    assert peak_rss is not None and peak_heap is not None and rss is not None and heap is not None
+    freed, returned = peak_heap - heap, peak_rss - rss
+    return {"heap_freed_mb": round(freed / MB, 1), "qemu_rss_returned_mb": round(returned / MB, 1),
+            "qemu_rss_after_mb": round(rss / MB, 1),
+            "returned_fraction": round(returned / freed, 3) if freed > 16 * MB else None}
 
 
 # -- density ---------------------------------------------------------------------------------------
@@ -292,6 +381,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=None, help="copies started in the density cgroup")
     parser.add_argument("--cgroup-mb", type=int, default=2048)
     parser.add_argument("--no-density", action="store_true")
+    parser.add_argument("--no-vm", action="store_true", help="leave out the VM case (QEMU's RSS after a burst)")
+    parser.add_argument("--only-vm", action="store_true", help="the VM case alone")
     args = parser.parse_args()
 
     subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
@@ -300,6 +391,8 @@ def main() -> None:
     workload = [str(bursts), str(live_mb), str(burst_s), str(quiet_s)]
     found = {j.feature: j for j in jdks.find_all()}
     features = [17] if args.quick else [f for f in (17, 25) if f in found]
+    if args.only_vm:
+        features, args.no_density, args.no_vm = [], True, False
     if 17 not in found:
         raise SystemExit("JDK 17 not found")
     results: list[CaseResult] = []
@@ -320,6 +413,7 @@ def main() -> None:
                 print(f"JDK {feature} {gc:3} {result.config:7}: PSS peak {result.peak_pss_mb:7.1f} MB mean "
                       f"{result.mean_pss_mb:7.1f} MB; committed 10 s after bursts {result.committed_10s_after_mb} MB; "
                       f"reclaim {result.reclaim_s} s; ops/s {[round(o) for o in result.ops_per_s]}; "
+                      f"ops per CPU s {[round(o) for o in result.ops_per_cpu_s]}; "
                       f"oom {result.oom}; decisions {result.decisions}; live between bursts {live_between} MB",
                       file=sys.stderr)
 
@@ -333,6 +427,8 @@ def main() -> None:
                     ratios.append(dyn.mean_pss_mb / base.mean_pss_mb)
                 if metric == "ops" and base.ops_per_s and dyn.ops_per_s:
                     ratios.append(statistics.median(dyn.ops_per_s) / statistics.median(base.ops_per_s))
+                if metric == "ops_cpu" and base.ops_per_cpu_s and dyn.ops_per_cpu_s:
+                    ratios.append(statistics.median(dyn.ops_per_cpu_s) / statistics.median(base.ops_per_cpu_s))
         return ratios
 
     reclaims = [s for r in results if r.config == "dynamic" for s in r.reclaim_s]
@@ -347,8 +443,18 @@ def main() -> None:
         "reclaim_seconds_median": statistics.median(measured) if measured else None,
         "reclaim_bursts_not_reclaimed": len(reclaims) - len(measured),
         "throughput_ratio_dynamic_vs_default": geomean(pairs("ops")),
+        "throughput_per_cpu_ratio_dynamic_vs_default": geomean(pairs("ops_cpu")),
         "oom_dynamic": sum(1 for r in results if r.config == "dynamic" and r.oom),
     }
+    if not args.no_vm:
+        vm = {"dynamic": vm_return(True), "default": vm_return(False)}
+        for config, figures in vm.items():
+            print(f"VM {config:7}: {figures}", file=sys.stderr)
+        summary.update({
+            "host_rss_returned_fraction_vm": vm["dynamic"]["returned_fraction"],
+            "host_rss_after_burst_mb_vm_dynamic": vm["dynamic"]["qemu_rss_after_mb"],
+            "host_rss_after_burst_mb_vm_default": vm["default"]["qemu_rss_after_mb"],
+        })
     if not args.no_density:
         copies = args.copies or (6 if args.quick else 7)
         d_live = 200 if args.quick else 250

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 
 from gc_hooks.seam import HostMonitor, Machine, Policy, SupervisorSpec
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from gc_hooks.hugepages.plan import KernelPages
+
 
 @dataclass(frozen=True)
 class HookSettings:
@@ -22,8 +26,9 @@ class HookSettings:
     stw_group: str | None = None  # JVMs of this group on one machine never collect at the same time
 
 
-def choose(settings: HookSettings, machine: Machine) -> list[Policy]:
-    """The policies for a run, in the order they act."""
+def choose(settings: HookSettings, machine: Machine, pages: KernelPages | None = None) -> list[Policy]:
+    """The policies for a run, in the order they act. `pages`: the huge-page state to plan for, when
+    not this host's (an exported image runs elsewhere)."""
     policies: list[Policy] = []
     if settings.dynamic_heap:
         from gc_hooks.dynamic_heap.policy import DynamicHeap
@@ -32,7 +37,7 @@ def choose(settings: HookSettings, machine: Machine) -> list[Policy]:
     if settings.hugepages != "off" or machine.target == "vm":  # off in a VM still turns the guest's THP off
         from gc_hooks.hugepages import HugePages
 
-        policies.append(HugePages(settings.hugepages, dynamic_heap=settings.dynamic_heap))
+        policies.append(HugePages(settings.hugepages, dynamic_heap=settings.dynamic_heap, kernel=pages))
     if settings.gc_log is not None:
         from gc_hooks.gc_log import GcLog
 

@@ -4,8 +4,9 @@ machine take turns (Blade, Terei & Levy 2015; Finagle's GC avoidance: drain, col
 `--stw-lb haproxy:SOCKET:BACKEND/SERVER`: when the next collection is near (predicted from eden's
 and the old generation's occupancy and the allocation rate, hsperfdata), the supervisor drains the
 server through HAProxy's runtime API, waits until its sessions and queue are empty (bounded),
-causes the collection (attach `GC.run`, a full collection for Serial, Parallel and G1), and puts the
-server back. One server of a backend out at a time (a lease per backend, and HAProxy's own view:
+causes the collection (attach `GC.run`, a full collection for Serial, Parallel and G1) at the lowest
+CPU priority (gc_hooks.cpu_yield: the JVMs still serving come first), and puts the server back.
+One server of a backend out at a time (a lease per backend, and HAProxy's own view:
 no other server drained or in maintenance), and never the last one up.
 
 `--stw-group NAME`: JVMs of one group on this machine never run the collections they cause at the
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gc_hooks.cpu_yield import LOWEST, lowest_priority
 from gc_hooks.haproxy import HaproxyError, Runtime, parse_target
 from gc_hooks.lease import Lease
 from gc_hooks.pauses import HeapSample, Prediction, Predictor
@@ -92,8 +94,10 @@ class Coordinator:
     """
 
     def __init__(self, lb: LbTarget | None, group: str | None, emit: Callable[[HookEvent], None],
-                 collect: Callable[[], None], lead: float = LEAD, drain_timeout: float = DRAIN_TIMEOUT) -> None:
+                 collect: Callable[[], None], lead: float = LEAD, drain_timeout: float = DRAIN_TIMEOUT,
+                 collector_pid: Callable[[], int | None] = lambda: None) -> None:
         self.lb = lb
+        self.collector_pid = collector_pid  # the process whose threads collect (the JVM, or QEMU)
         self.runtime = Runtime(lb.socket) if lb else None
         self.group_lease = Lease(f"group-{group}") if group else None
         self.backend_lease = Lease(f"lb-{lb.socket}-{lb.backend}") if lb else None
@@ -155,10 +159,15 @@ class Coordinator:
             self.last_out = time.monotonic() - began
             t0 = time.monotonic()
             self.predictor.induced()
-            self.collect()
+            pid = self.collector_pid() if self.drained else None
+            # out of the load balancer nobody waits on this collection: it takes only the CPU the
+            # serving JVMs leave (gc_hooks.cpu_yield); in a group alone, clients wait on it: full speed
+            with lowest_priority(pid) if pid else contextlib.nullcontext(0) as lowered:
+                self.collect()
             took = self.last_gc = time.monotonic() - t0
             self.collections += 1
-            self.emit(HookEvent(NAME, "collect", f"full collection (GC.run) took {took * 1e3:.0f} ms"))
+            at = f" at nice {LOWEST}" if lowered else ""
+            self.emit(HookEvent(NAME, "collect", f"full collection (GC.run){at} took {took * 1e3:.0f} ms"))
             return True
         except HaproxyError as exc:
             self.emit(HookEvent(NAME, "warning", str(exc)))
@@ -229,7 +238,8 @@ class StwSupervisor(Supervisor):
 
     def start(self, pid: int, channel: Channel) -> None:
         self.pid = pid
-        self.coordinator = Coordinator(self.lb, self.group, channel.emit, self._collect, self.lead)
+        self.coordinator = Coordinator(self.lb, self.group, channel.emit, self._collect, self.lead,
+                                       collector_pid=lambda: self.pid)
         state = self.coordinator.check()
         where = f"{self.lb} through HAProxy at {self.lb.socket}" if self.lb else "no load balancer"
         group = f", group {self.group}" if self.group else ""
@@ -288,7 +298,8 @@ class StwHostMonitor(HostMonitor):
         if vm is None:
             return
         self.vm = vm
-        coordinator = Coordinator(self.lb, self.group, self.report, self._collect, self.lead)
+        coordinator = Coordinator(self.lb, self.group, self.report, self._collect, self.lead,
+                                  collector_pid=lambda: vm.qemu_pid)
         try:
             state = coordinator.check()
         except HaproxyError as exc:

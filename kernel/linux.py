@@ -26,6 +26,7 @@ META_PACKAGE = "linux-image-cloud-amd64"
 DISK_MODULES = ("nd_e820", "nd_pmem", "erofs")  # before the JVM: its runtime image, in memory
 BOOT_MODULES = ("virtio_mmio", "virtio_console")
 NET_MODULES = ("virtio_net",)
+PCI_MODULES = ("virtio_pci", "virtio_blk")  # q35 (exported machines): virtio over PCI, the runtime as a disk
 VOLUME_MODULES = ("fuse", "virtiofs")  # -v: host folders shared over virtiofs
 
 # What the guest needs from the kernel config: option -> why. "y" or "m" both do.

@@ -45,6 +45,7 @@ def fail(message: str, hint: str | None = None) -> None:
 LAZY_COMMANDS = {
     "attach": ("osv_java.attach_command", "attach_command"),
     "compat": ("osv_java.compat.command", "compat_command"),
+    "export": ("osv_java.export_command", "export_command"),
     "gc-experiment": ("osv_java.gc_experiment_command", "gc_experiment_command"),
     "jvm": ("osv_java.jvm_commands", "jvm_group"),
     "shell": ("osv_java.jvm_commands", "shell_command"),

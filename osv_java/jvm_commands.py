@@ -99,6 +99,12 @@ def _pages_text(pages: HeapPagesSummary | str) -> str:
             f" heap found by {pages.source})")
 
 
+def _memory_text(memory: registry.VmMemory) -> str:
+    guest = "no balloon (--dynamic-heap off)" if memory.guest is None else f"{_mb(memory.guest)} after the balloon"
+    rss = "unknown" if memory.qemu_rss is None else _mb(memory.qemu_rss)
+    return f"VM memory   guest {guest}; QEMU resident on the host {rss}"
+
+
 def _pages_json(pages: HeapPagesSummary | str) -> dict[str, object]:
     if isinstance(pages, str):
         return {"heap_hugepage_share": None}
@@ -120,12 +126,14 @@ def stats_command(pid: int | None, vm_name: str | None, watch: float | None, as_
         while True:
             stats = jvm.stats()
             pages = jvm.heap_pages()
+            memory = jvm.machine_memory()
             if as_json:
                 named = {"vm": vm_name} if vm_name is not None else {}
-                click.echo(json.dumps({**named, **_stats_json(stats), **_pages_json(pages)}))
+                machine = {} if memory is None else {"guest_memory": memory.guest, "qemu_rss": memory.qemu_rss}
+                click.echo(json.dumps({**named, **_stats_json(stats), **_pages_json(pages), **machine}))
             else:
                 click.echo((f"VM {vm_name}\n" if vm_name is not None else "") + _stats_text(stats) + "\n"
-                           + _pages_text(pages))
+                           + _pages_text(pages) + ("" if memory is None else "\n" + _memory_text(memory)))
             if watch is None:
                 return
             time.sleep(watch)

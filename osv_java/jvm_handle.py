@@ -49,6 +49,10 @@ class JvmHandle:
     def jcmd(self, line: str, timeout: float) -> str:
         raise NotImplementedError
 
+    def machine_memory(self) -> registry.VmMemory | None:
+        """For a JVM in a VM: the guest's memory after the balloon and QEMU's resident set."""
+        return None
+
     def events(self, decorators: str = DECORATORS, starts: bool = False) -> Any:
         """A context manager whose value has `events(timeout)` and `stream` (jvmbridge.events)."""
         raise NotImplementedError
@@ -153,6 +157,9 @@ class VmJvm(JvmHandle):
 
     def jcmd(self, line: str, timeout: float) -> str:
         return registry.request(self.record, "jcmd " + line).decode(errors="replace")
+
+    def machine_memory(self) -> registry.VmMemory | None:
+        return registry.fetch_memory(self.record)
 
     def events(self, decorators: str = DECORATORS, starts: bool = False) -> Any:
         from kernel.vm.guest_jvm import VmEvents

@@ -4,7 +4,12 @@ No I/O here, so every rule is unit-tested without a JVM. The supervisor reads th
 `decide`, and turns the decision into flag changes (`actuate`).
 
 Rules, in order:
-- GC time share above the limit (5 %) while the app works: back off. Stop shrinking for a while and
+- The app works hard (its allocation caused `work_collections` young collections in the last
+  seconds; generational collectors only, where a lean heap means more of them): the collector
+  sizes the heap, as it would without us, so a burst pays no collections for a lean heap; the lean
+  target comes back as soon as the app is quiet (`quiet_s`). Memory pressure overrides this.
+- GC time share above the limit (5 %) while the app works: back off, unless memory pressure has
+  lasted `escalate_s` (then memory comes first). Stop shrinking for a while and
   let the heap grow (the collector's own sizing takes over again), so throughput stays near the
   default's. Once the app is quiet the back-off ends: an idle JVM costs no throughput.
 - Memory pressure (MemAvailable low, PSI, the cgroup near its limit): shrink harder. First each JVM
@@ -45,6 +50,9 @@ class Settings:
     # the live set, which otherwise is only what the last collection left (garbage of a burst included)
     compact_max_live: int = 1024 * MB  # compact an idle heap only while a full GC's pause stays short
     escalate_s: float = 3.0  # pressure that lasts this long takes every JVM down to the pressure floor
+    # young collections the app caused in the supervisor's work window (10 s) that mean it works: a
+    # lean heap would make it collect more often still; 0 turns the rule off
+    work_collections: int = 3
 
     @classmethod
     def from_fields(cls, fields: dict[str, object]) -> Settings:
@@ -62,6 +70,7 @@ class HeapSignals:
     max_heap: int
     gc_share: float  # share of recent wall time spent in GC (0..1)
     busy: bool  # the JVM did real work in the last tick (CPU or collections)
+    collections: int = 0  # young collections the app caused (not ours) in the last few seconds
 
 
 @dataclass(frozen=True)
@@ -139,7 +148,10 @@ def decide(now: float, heap: HeapSignals, host: HostSignals, state: State, setti
     hard = min(floor(live, settings, True), heap.max_heap)
     current = state.target if state.target is not None else heap.committed
 
-    if heap.busy and heap.gc_share > settings.gc_limit:
+    # pressure that lasts wins over throughput: a machine short of memory would otherwise kill the JVM
+    # (or its whole VM) to get it back
+    lasting = pressure and pressed_since is not None and now - pressed_since >= settings.escalate_s
+    if heap.busy and heap.gc_share > settings.gc_limit and not lasting:
         # throughput first: let the collector grow the heap, stop shrinking while the app works
         grown = max(heap.committed, current, normal)
         target = grown if pressure else min(heap.max_heap, int(grown * settings.grow_factor))
@@ -148,6 +160,15 @@ def decide(now: float, heap: HeapSignals, host: HostSignals, state: State, setti
         if pressure:
             why += f"; holding under pressure ({pressure_why})"
         return Decision("backoff", target, False, why, pressure, new)
+
+    quiet_now = quiet_since is not None and now - quiet_since >= settings.quiet_s
+    working = settings.work_collections > 0 and heap.collections >= settings.work_collections and not quiet_now
+    if working and not pressure:
+        # the collector sizes the heap for throughput while the app works hard; we hold what it has
+        target = max(normal, min(max(current, heap.committed), heap.max_heap))
+        new = replace(state, target=target, backoff_until=now + settings.backoff_s, quiet_since=quiet_since)
+        why = f"the app works ({heap.collections} young collections in 10 s): the collector sizes the heap"
+        return Decision("backoff", target, False, why, False, new)
 
     if pressure:
         idle = max(0, heap.committed - heap.used)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from gc_hooks.seam import Machine, Policy, SupervisorSpec, user_sets
+from gc_hooks.seam import HostMonitor, Machine, Policy, SupervisorSpec, user_sets
 
 MAX_RAM_PERCENTAGE = 75  # the heap may grow to most of the machine; the supervisor keeps it small
 UNCOMMIT_DELAY_S = 1  # ZGC/Shenandoah give idle memory back after this (the default is 300 s)
@@ -54,6 +54,12 @@ class DynamicHeap(Policy):
 
     def qemu_args(self, machine: Machine) -> list[str]:
         return ["-device", BALLOON] if machine.target == "vm" else []
+
+    def host_monitor(self, machine: Machine) -> HostMonitor | None:
+        # imported here: the module is the host's, and the guest's copy of this one stays small
+        from gc_hooks.dynamic_heap.balloon import BalloonMonitor
+
+        return BalloonMonitor() if machine.target == "vm" else None
 
     def supervisor(self, machine: Machine) -> SupervisorSpec | None:
         settings: dict[str, object] = {"interval": self.interval, "target": machine.target}

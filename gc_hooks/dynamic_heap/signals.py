@@ -162,6 +162,7 @@ class JvmSample:
     max_heap: int
     gc_pause_time: float  # seconds in GC pauses since start
     gc_count: int
+    young_count: int  # young collections of a generational heap (G1, Parallel, Serial), else 0
     cpu_time: float  # process CPU seconds
     gc_cpu_time: float  # CPU seconds of GC threads
 
@@ -232,13 +233,15 @@ class JvmReader:
                 continue
             pause += pd.long(f"sun.gc.collector.{i}.time")
             count += pd.long(f"sun.gc.collector.{i}.invocations")
+        # collector 0 is the young collector of G1, Parallel and Serial: allocation causes each of them
+        young = pd.long("sun.gc.collector.0.invocations") if self.collector in ("g1", "parallel", "serial") else 0
         total_gc_cpu = pd.get("sun.threads.total_gc_cpu_time")
         cpu, gc_cpu = self._cpu()
         if isinstance(total_gc_cpu, int) and total_gc_cpu > 0:
             gc_cpu = max(gc_cpu, total_gc_cpu / 1e9)
         return JvmSample(time=time.monotonic(), collector=self.collector, committed=committed, used=used,
                          old_used=old_used, max_heap=max_heap & ~4095, gc_pause_time=pause / self._freq,
-                         gc_count=count, cpu_time=cpu, gc_cpu_time=gc_cpu)
+                         gc_count=count, young_count=young, cpu_time=cpu, gc_cpu_time=gc_cpu)
 
     def _cpu(self) -> tuple[float, float]:
         """(process CPU seconds, GC threads' CPU seconds) from /proc/PID/stat and its tasks."""
@@ -297,6 +300,18 @@ class Window:
             concurrent = (last.gc_cpu_time - first.gc_cpu_time) / (wall * max(1, cpus))
             return max(pause, concurrent)
         return pause
+
+    def young_collections(self, seconds: float) -> int:
+        """Young collections in the last `seconds` of samples: the app's allocation caused them. With
+        one sample, all since the JVM began: a supervisor meets most JVMs as they start, and an
+        overcount costs one tick of the collector's own sizing."""
+        if not self.samples:
+            return 0
+        last = self.samples[-1]
+        if len(self.samples) == 1:
+            return last.young_count
+        first = next((s for s in self.samples if last.time - s.time <= seconds), last)
+        return last.young_count - first.young_count
 
     def busy(self, quiet_cpu: float = 0.15, ours: bool = False) -> bool:
         """The app worked in the last tick: its threads (GC threads left out) used more than

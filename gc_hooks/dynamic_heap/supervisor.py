@@ -23,6 +23,7 @@ POLICY = "dynamic-heap"
 READY_TIMEOUT = 60.0  # how long a new JVM may take to publish hsperfdata
 ATTACH_TIMEOUT = 30.0  # GC.run on a large heap can take seconds under load
 PEERS_EVERY = 5.0  # seconds between scans of the other JVMs' idle heap
+WORK_WINDOW_S = 10.0  # the app's own young collections over this long tell whether it works hard
 
 
 class DynamicHeapSupervisor(Supervisor):
@@ -48,6 +49,7 @@ class DynamicHeapSupervisor(Supervisor):
         self._last_what = ""
         self._collected = False  # we asked for a collection in the last tick
         self._collected_at = -1e9
+        self._requests: list[float] = []  # when we asked for collections lately
         self.decisions: list[Decision] = []  # the last few, for tests and `jvm events`
 
     # -- seam ----------------------------------------------------------------------------------
@@ -103,6 +105,7 @@ class DynamicHeapSupervisor(Supervisor):
             changes = actuator.apply(decision.target, heap.live, decision.collect, backoff, decision.compact)
             if decision.collect:
                 self._collected_at = time.monotonic()
+                self._requests.append(self._collected_at)
         if changes or decision.what != self._last_what:
             self._emit(HookEvent(POLICY, decision.what, decision.why + (f"; {', '.join(changes)}" if changes else ""),
                                  before=f"{sample.committed // MB}M", after=f"{decision.target // MB}M"))
@@ -130,8 +133,13 @@ class DynamicHeapSupervisor(Supervisor):
             live = min(self.live, sample.used)
         self._gc_count = sample.gc_count
         self.live = live
+        # a collection we asked for may begin with a young one: those are not the app's
+        now = time.monotonic()
+        self._requests = [t for t in self._requests if now - t <= WORK_WINDOW_S + self.interval]
+        collections = max(0, self.window.young_collections(WORK_WINDOW_S) - len(self._requests))
         return HeapSignals(committed=sample.committed, used=sample.used, live=live, max_heap=sample.max_heap,
-                           gc_share=self.window.gc_share(self.cpus), busy=self.window.busy(ours=self._collected))
+                           gc_share=self.window.gc_share(self.cpus), busy=self.window.busy(ours=self._collected),
+                           collections=collections)
 
     def _host(self, now: float, sample: signals.JvmSample) -> HostSignals:
         info = signals.meminfo()

@@ -143,17 +143,19 @@ def _guest_sources_digest() -> str:
     return _digest_tree([*sources, Path(__file__), Path(__file__).with_name("layout.py"), *writers])
 
 
-def python_bundle(python: Path) -> tuple[Path, dict]:
-    """The zip of modules PID 1 imports (and the list of extension modules), cached per interpreter."""
-    key = hashlib.sha256(
-        f"{python}|{python.stat().st_size}|{python.stat().st_mtime_ns}|{_guest_sources_digest()}".encode()
-    ).hexdigest()[:20]
+def python_bundle(python: Path, extra_modules: tuple[str, ...] = ()) -> tuple[Path, dict]:
+    """The zip of modules PID 1 imports, plus `extra_modules` (and the list of extension modules),
+    cached per interpreter."""
+    stamp = f"{python}|{python.stat().st_size}|{python.stat().st_mtime_ns}|{_guest_sources_digest()}"
+    key = hashlib.sha256((stamp + "|" + ",".join(extra_modules)).encode() if extra_modules else stamp.encode()
+                         ).hexdigest()[:20]
     final = cache.ensure("pybundle") / key
     if not (final / "info.json").exists():
         with cache.atomic_dir(final) as tmp:
             env = {"PYTHONPATH": str(PROJECT_ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
             proc = subprocess.run(
-                [str(python), "-S", str(GUEST_SOURCES / "collect.py"), str(tmp / "lib.zip"), str(tmp / "info.json")],
+                [str(python), "-S", str(GUEST_SOURCES / "collect.py"), str(tmp / "lib.zip"), str(tmp / "info.json"),
+                 *extra_modules],
                 capture_output=True,
                 text=True,
                 env=env,
@@ -167,7 +169,7 @@ def python_bundle(python: Path) -> tuple[Path, dict]:
     return final / "lib.zip", json.loads((final / "info.json").read_text())
 
 
-def _add_tree(entries: dict[str, Entry], host_root: Path, image_root: str) -> None:
+def add_tree(entries: dict[str, Entry], host_root: Path, image_root: str) -> None:
     """Add a host folder (or file) at `image_root`; symlinks inside are kept only when they stay inside."""
     if host_root.is_file():
         entries[image_root.strip("/")] = Entry.from_host(image_root, host_root)
@@ -207,7 +209,7 @@ def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
         f"jdk={request.jdk.home}:{request.jdk.version}",
         f"kernel={kernel.image}:{kernel.image.stat().st_size}:{kernel.image.stat().st_mtime_ns}",
         f"kmods={kernel.modules}",
-        f"loads={[linux.DISK_MODULES, linux.BOOT_MODULES, linux.NET_MODULES, linux.VOLUME_MODULES]}",
+        f"loads={[linux.DISK_MODULES, linux.BOOT_MODULES, linux.NET_MODULES, linux.VOLUME_MODULES, linux.PCI_MODULES]}",
         f"hook_modules={list(request.hook_modules)}",
         f"modules={','.join(sorted(request.modules))}",
         f"app={request.app.kind}:{request.app.main_class}:{request.app.jar}:{request.app.language}",
@@ -267,18 +269,18 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
     runtime disk beside the JRE (path relative to JRE_IN_IMAGE -> host file or bytes)."""
     entries: dict[str, Entry] = {}
     _add_system(entries, busybox)
-    extensions = _add_python(entries, python)
-    _add_closure(entries, jre_dir, [python, *extensions, busybox])
+    extensions = add_python(entries, python)
+    add_closure(entries, jre_dir, [python, *extensions, busybox])
     # The language runtimes and data folders, at their host paths; the app's own files apart.
     own = app_paths(request.app)
     for runtime_path in request.app.all_paths():
         if runtime_path not in own:
-            _add_tree(entries, runtime_path, str(runtime_path))
+            add_tree(entries, runtime_path, str(runtime_path))
     for host, image_dir in request.extra_trees:
-        _add_tree(entries, host, image_dir)
+        add_tree(entries, host, image_dir)
     app_entries: dict[str, Entry] = {}
     for app_path in own:
-        _add_tree(app_entries, app_path, str(app_path))
+        add_tree(app_entries, app_path, str(app_path))
     boot, on_runtime_disk = _add_modules(entries, request)
     entries["init"] = Entry.file("init", init_script(boot["disk_modules"]), 0o755)
     entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, runtime_mount=JRE_IN_IMAGE))
@@ -304,12 +306,12 @@ def _add_system(entries: dict[str, Entry], busybox: Path) -> None:
     # names and arguments (LANG=C.UTF-8) is small and stays in the initramfs.
     entries[JRE_IN_IMAGE.strip("/")] = Entry.folder(JRE_IN_IMAGE)
     if UTF8_LOCALE.is_dir():
-        _add_tree(entries, UTF8_LOCALE, str(UTF8_LOCALE))
+        add_tree(entries, UTF8_LOCALE, str(UTF8_LOCALE))
 
 
-def _add_python(entries: dict[str, Entry], python: Path) -> list[Path]:
+def add_python(entries: dict[str, Entry], python: Path, extra_modules: tuple[str, ...] = ()) -> list[Path]:
     """Guest Python: interpreter, zipped modules, extension modules (returned: they are ELF roots too)."""
-    zip_path, info = python_bundle(python)
+    zip_path, info = python_bundle(python, extra_modules)
     version = info["version"]
     entries["osv/python/bin/python3"] = Entry.from_host(f"{PYTHON_HOME}/bin/python3", python)
     compact = version.replace(".", "")
@@ -366,7 +368,7 @@ def _system_libraries(jre_dir: Path, programs: list[Path]) -> tuple[dict[str, Pa
     return sonames, aliases
 
 
-def _add_closure(entries: dict[str, Entry], jre_dir: Path, programs: list[Path]) -> None:
+def add_closure(entries: dict[str, Entry], jre_dir: Path, programs: list[Path]) -> None:
     """ELF closure of everything executable: JRE binaries and libraries, and `programs` (Python, ...).
 
     The JRE's own libraries stay where $ORIGIN finds them; system libraries go where the loader
@@ -385,13 +387,14 @@ def _add_modules(entries: dict[str, Entry], request: BuildRequest
     those that go on the runtime disk (only -v runs load them)."""
     kernel = request.kernel
     boot: dict[str, list[str]] = {
-        "disk_modules": [], "modules": [], "net_modules": [], "fs_modules": [], "hook_modules": []
+        "disk_modules": [], "modules": [], "net_modules": [], "fs_modules": [], "hook_modules": [], "pci_modules": []
     }
     groups = {  # fs_modules last: a module another group needs too goes in the initramfs
         "disk_modules": linux.DISK_MODULES,
         "modules": linux.BOOT_MODULES,
         "net_modules": linux.NET_MODULES,
         "hook_modules": request.hook_modules,
+        "pci_modules": linux.PCI_MODULES,  # for exported machines (q35); a few hundred KB
         "fs_modules": linux.VOLUME_MODULES,
     }
     on_runtime_disk: dict[str, Path | bytes] = {}

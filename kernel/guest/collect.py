@@ -1,6 +1,6 @@
 """Run by the guest's Python interpreter: zip exactly the modules PID 1 imports, as compiled .pyc.
 
-Usage: python3 -S collect.py OUT.zip OUT.json
+Usage: python3 -S collect.py OUT.zip OUT.json [MODULE...]   (modules to add beyond PID 1's)
 The snapshot of sys.modules is taken before this script imports anything of its own. The zip gets
 unchecked hash-based .pyc files with fixed timestamps (reproducible, nothing compiled at boot); the
 JSON lists the extension modules (.so) that must be copied beside the zip as lib-dynload.
@@ -12,7 +12,7 @@ import sys
 import gc_hooks
 from kernel.guest import pid1
 
-for _name in (*pid1.LATE_IMPORTS, *gc_hooks.SUPERVISOR_MODULES):
+for _name in (*pid1.LATE_IMPORTS, *gc_hooks.SUPERVISOR_MODULES, *sys.argv[3:]):
     importlib.import_module(_name)
 IMPORTED = {name: getattr(module, "__file__", None) for name, module in sys.modules.items()}
 IMPORTED.pop("__main__", None)

@@ -17,6 +17,7 @@ read -r OSV_T_INIT _ </proc/uptime
 export OSV_T_INIT
 
 runtime_mounted() {
+    [ -e /osv/run.txt ] && return 1  # an exported machine: its PID 1 mounts the runtime disk
     for module in @DISK_MODULES@; do
         insmod "$module" || return 1
     done
@@ -43,4 +44,6 @@ if runtime_mounted; then
     fi
 fi
 unset osvexec
+# An exported machine (osv-java export) carries its run request and has no osv-java host to talk to.
+[ -e /osv/run.txt ] && exec @PYTHON@ -S -c 'from kernel.guest.standalone import run; run()'
 exec @PYTHON@ -S -c 'from kernel.guest.pid1 import run; run()'

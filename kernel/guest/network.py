@@ -57,8 +57,10 @@ def loopback_up() -> None:
         _socket.sethostname(f.read().strip())
 
 
-def configure(modules: list[str], load_module: Callable[[str], None], timeout: float = 10.0) -> None:
-    """Load the NIC driver, then give eth0 its fixed user-mode address and a default route."""
+def configure(modules: list[str], load_module: Callable[[str], None], timeout: float = 10.0,
+              address: str = GUEST_ADDRESS, gateway: str = GATEWAY, dns: str | None = DNS) -> None:
+    """Load the NIC driver, then give eth0 its fixed address (QEMU user mode's unless told) and a default
+    route; `dns` None leaves /etc/resolv.conf alone."""
     for module in modules:
         load_module(module)
     deadline = time.monotonic() + timeout
@@ -68,7 +70,7 @@ def configure(modules: list[str], load_module: Callable[[str], None], timeout: f
         time.sleep(0.002)
     sock = _socket.socket(AF_INET, SOCK_DGRAM)
     try:
-        fcntl.ioctl(sock.fileno(), SIOCSIFADDR, _ifreq("eth0", _sockaddr(GUEST_ADDRESS)))
+        fcntl.ioctl(sock.fileno(), SIOCSIFADDR, _ifreq("eth0", _sockaddr(address)))
         fcntl.ioctl(sock.fileno(), SIOCSIFNETMASK, _ifreq("eth0", _sockaddr(NETMASK)))
         interface_up(sock, "eth0")
         # struct rtentry: pad, dst, gateway, genmask, flags, ... (x86-64 layout, 120 bytes)
@@ -76,12 +78,13 @@ def configure(modules: list[str], load_module: Callable[[str], None], timeout: f
             "L16s16s16sH38x",
             0,
             _sockaddr("0.0.0.0"),
-            _sockaddr(GATEWAY),
+            _sockaddr(gateway),
             _sockaddr("0.0.0.0"),
             RTF_UP | RTF_GATEWAY,
         ).ljust(120, b"\0")
         fcntl.ioctl(sock.fileno(), SIOCADDRT, route)
     finally:
         sock.close()
-    with open("/etc/resolv.conf", "w") as f:
-        f.write(f"nameserver {DNS}\n")
+    if dns is not None:
+        with open("/etc/resolv.conf", "w") as f:
+            f.write(f"nameserver {dns}\n")

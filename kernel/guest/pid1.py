@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 # Imported after the JVM has started; listed so the image builder zips them too.
 LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach", "kernel.guest.services", "kernel.guest.renew",
-                "kernel.guest.hooks", "kernel.guest.unpack")
+                "kernel.guest.hooks", "kernel.guest.standalone", "kernel.guest.unpack")
 
 
 MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4

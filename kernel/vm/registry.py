@@ -111,6 +111,51 @@ def fetch_hugepages(record: VmRecord, timeout: float = 30.0) -> dict[str, object
     return dict(json.loads(request(record, "hugepages", timeout)))
 
 
+@dataclass(frozen=True)
+class VmMemory:
+    """A running VM's memory as the host sees it."""
+
+    guest: int | None  # bytes the balloon leaves the guest; None without a balloon (--dynamic-heap off)
+    qemu_rss: int | None  # QEMU's resident set on the host; None when it cannot be read
+
+
+def fetch_memory(record: VmRecord, timeout: float = 15.0) -> VmMemory:
+    """The guest's memory after the balloon (QMP) and QEMU's resident set (/proc)."""
+    guest = None
+    try:
+        answer = request(record, "balloon", timeout).decode().split()
+        guest = int(answer[1]) if len(answer) == 2 and answer[0] == "ok" else None
+    except JvmError:
+        pass  # no balloon device: the guest has its -m
+    qemu = _qemu_child(record.pid)
+    return VmMemory(guest, _rss(qemu) if qemu is not None else None)
+
+
+def _qemu_child(pid: int) -> int | None:
+    """The QEMU process `osv-java run` (pid) started."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    for child in children:
+        try:
+            if Path(f"/proc/{child}/comm").read_text().startswith("qemu-system"):
+                return int(child)
+        except OSError:
+            continue
+    return None
+
+
+def _rss(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def request(record: VmRecord, line: str, timeout: float = 30.0) -> bytes:
     """Ask the VM's kernel services: `hsperf` (the JVM's counters) or `jcmd COMMAND ARGS` (its output)."""
     try:

@@ -25,7 +25,7 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from kernel.guest import wire
 from kernel.vm import monitor
@@ -268,6 +268,18 @@ class Relay:
             raise
         actual = answer.get("actual", 0) if isinstance(answer, dict) else 0
         conn.sendall(f"ok {int(actual)}\n".encode())
+
+    def qmp(self, command: str, **arguments: Any) -> Any:
+        """A QMP command on the run's monitor connection; MonitorError when it fails."""
+        return self.with_monitor(lambda m: m.execute(command, **arguments))
+
+    def with_monitor(self, action: Callable[[monitor.Monitor], T]) -> T:
+        """`action(monitor)` on the run's one monitor connection: QEMU serves one client at a time, so
+        the relay, the policies' host side and the snapshot all go through it; MonitorError when it fails."""
+        try:
+            return self._with_monitor(action)
+        except Failed as exc:
+            raise monitor.MonitorError(str(exc)) from exc
 
     def _with_monitor(self, action: Callable[[monitor.Monitor], T]) -> T:
         """Run `action(monitor)` on QEMU's monitor, connecting at first use; Failed when it fails."""

@@ -35,7 +35,7 @@ from kernel.guest import wire
 from kernel.progress import say, warn
 from kernel.vm import qemu, registry, snapshot, volumes
 from kernel.vm.conversation import ControlChannel, Conversation, OutputPump, keep_crash_log, seconds, stdin_pump
-from kernel.vm.monitor import Monitor, MonitorError
+from kernel.vm.monitor import MonitorError
 from kernel.vm.qemu_process import QemuProcess
 from kernel.vm.relay import Relay
 from kernel.vm.timeline import Measured, boot_timeline
@@ -80,14 +80,13 @@ class _VmSide:
     def __init__(self, vm: VirtualMachine) -> None:
         self.name = vm.workdir.name
         self.qemu_pid = vm.qemu.pid
-        self._socket = vm.qmp_socket
+        self._vm = vm
         self._relay = registry.VmRecord(name=self.name, pid=os.getpid(), socket=str(vm.relay_socket),
                                         main_class="", started=time.time())
-        self._lock = threading.Lock()
 
     def qmp(self, command: str, **arguments: Any) -> Any:
-        with self._lock, Monitor(self._socket) as monitor:
-            return monitor.execute(command, **arguments)
+        assert self._vm.relay is not None  # it listens before the host side starts
+        return self._vm.relay.qmp(command, **arguments)
 
     def request(self, line: str, timeout: float = 30.0) -> bytes:
         return registry.request(self._relay, line, timeout)
@@ -308,10 +307,10 @@ class VirtualMachine:
         """
         talk.control.send("snapshot")
         talk.wait_for("ready", self.options.boot_timeout, "the guest to get ready for a snapshot")
-        assert self.qemu.proc is not None
-        try:
-            with Monitor(self.qmp_socket) as monitor:
-                size = snapshot.save(monitor, self.qemu.proc, target)
+        assert self.qemu.proc is not None and self.relay is not None
+        proc = self.qemu.proc
+        try:  # on the relay's connection: a policy's host side may hold QEMU's one monitor client
+            size = self.relay.with_monitor(lambda monitor: snapshot.save(monitor, proc, target))
         except (snapshot.SnapshotError, MonitorError) as exc:
             warn(str(exc))
             return

@@ -123,7 +123,8 @@ def test_gc_time_past_the_limit_backs_off(start_holder: StartHolder) -> None:
     jvm = start_holder(*launch_options("-Xmx400m", "-XX:+UseG1GC"))
     jvm.say("live 150")
     events = Events()
-    with SupervisorRunner([spec()], events) as runner:
+    # the rule under test alone: without the one that hands sizing to the collector while the app works
+    with SupervisorRunner([spec(work_collections=0)], events) as runner:
         runner.start(jvm.pid)
         assert wait_for(lambda: flag(jvm.pid, "MaxHeapFreeRatio") < 70, 10)  # quiet: shrinking
         jvm.say("spin 40")
@@ -136,6 +137,24 @@ def test_gc_time_past_the_limit_backs_off(start_holder: StartHolder) -> None:
         assert re.search(r"MaxHeapFreeRatio \d+->70", backoff.why), backoff.why
         # MinHeapFreeRatio goes back to 40 too, unless it was there already
         assert "MinHeapFreeRatio" not in backoff.why or re.search(r"MinHeapFreeRatio \d+->40", backoff.why)
+
+
+def test_an_app_that_works_hard_gets_the_collectors_sizing_and_the_lean_heap_after(
+        start_holder: StartHolder) -> None:
+    jvm = start_holder(*launch_options("-Xmx2g", "-XX:+UseG1GC"))
+    jvm.say("live 300")
+    jvm.say("live 50")
+    events = Events()
+    with SupervisorRunner([spec()], events) as runner:
+        runner.start(jvm.pid)
+        assert wait_for(lambda: flag(jvm.pid, "MaxHeapFreeRatio") < 70, 15)  # quiet: the lean heap
+        jvm.say("spin 50")
+        jvm.say("churn 300")  # a burst of allocation: young collections one after another
+        assert wait_for(lambda: flag(jvm.pid, "MaxHeapFreeRatio") == 70, 15), [e.line() for e in events.events]
+        assert any(e.what == "backoff" and "works" in e.why for e in events.events)
+        jvm.say("churn 0")
+        jvm.say("spin 0")
+        assert wait_for(lambda: flag(jvm.pid, "MaxHeapFreeRatio") < 70, 15)  # quiet again: lean again
 
 
 def test_detaching_puts_the_flags_back(start_holder: StartHolder) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from osvtest import JDK17, OSV, ROOT, Osv, explain, text
 
+from gc_hooks.cpu_yield import LOWEST, lowest_priority
 from gc_hooks.haproxy import Runtime
 from gc_hooks.lease import Lease
 
@@ -157,6 +158,8 @@ def test_drain_collect_ready_one_server_at_a_time(osv: Osv, examples_built: Path
         assert "collect" in events, log
         first = events.index("drain")
         assert events[first:first + 4] == ["drain", "drained", "collect", "ready"], log
+        # drained, the JVM collected at the lowest CPU priority (as root, nice values can be put back)
+        assert f"collection (GC.run) at nice {LOWEST}" in log, log
         assert "Pause Full (Diagnostic Command)" in (tmp_path / f"{name}.gc.log").read_text()
     assert final == ("s1=UP", "s2=UP"), "both servers are back in"
 
@@ -279,4 +282,23 @@ def test_a_vm_backend_is_drained_and_collected_from_the_host(osv: Osv, examples_
     assert "from the host" in log and "collect" in events, log[-3000:]
     first = events.index("drain")
     assert events[first:first + 4] == ["drain", "drained", "collect", "ready"], log[-3000:]
+    assert f"collection (GC.run) at nice {LOWEST}" in log, log[-3000:]  # QEMU's threads yielded the CPU
     assert errors == [], errors[:5]
+
+
+def test_a_drained_collection_runs_at_the_lowest_priority_and_the_nice_values_come_back() -> None:
+    sleepers = "[threading.Thread(target=time.sleep, args=(30,)).start() for _ in range(3)]"
+    proc = subprocess.Popen([sys.executable, "-c", f"import threading, time; {sleepers}; time.sleep(30)"])
+    try:
+        time.sleep(0.5)
+        tids = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task")]
+        os.setpriority(os.PRIO_PROCESS, tids[-1], 5)  # one thread had its own nice value
+        before = {tid: os.getpriority(os.PRIO_PROCESS, tid) for tid in tids}
+        with lowest_priority(proc.pid) as lowered:
+            assert lowered == len(tids)
+            assert all(os.getpriority(os.PRIO_PROCESS, tid) == LOWEST for tid in tids)
+        assert {tid: os.getpriority(os.PRIO_PROCESS, tid) for tid in tids} == before
+        assert before[tids[-1]] == 5
+    finally:
+        proc.kill()
+        proc.wait()

@@ -31,9 +31,9 @@ CALM = HostSignals(mem_total=24 * GB, mem_available=20 * GB)
 
 
 def heap(committed: int, live: int, used: int | None = None, busy: bool = False, gc: float = 0.0,
-         max_heap: int = 6 * GB) -> HeapSignals:
+         max_heap: int = 6 * GB, collections: int = 0) -> HeapSignals:
     return HeapSignals(committed=committed, used=live if used is None else used, live=live, max_heap=max_heap,
-                       gc_share=gc, busy=busy)
+                       gc_share=gc, busy=busy, collections=collections)
 
 
 def run_quiet(h: HeapSignals, host: HostSignals = CALM, seconds: int = 5) -> list:
@@ -74,6 +74,29 @@ def test_gc_time_above_the_limit_backs_off_and_lets_the_heap_grow() -> None:
     # still working a little later, GC share now low: the back-off holds, no shrink
     later = decide(5.0, heap(committed=900 * MB, live=400 * MB, busy=True, gc=0.01), CALM, d.state, S)
     assert later.what == "hold" and later.target >= 900 * MB and not later.collect
+
+
+def test_an_app_that_works_hard_gets_the_collectors_sizing_until_it_goes_quiet() -> None:
+    lean = decide(0.0, heap(committed=100 * MB, live=60 * MB, busy=True, collections=S.work_collections - 1),
+                  CALM, State(), S)
+    assert lean.what != "backoff"  # a few collections: the lean target stays
+    d = decide(1.0, heap(committed=100 * MB, live=60 * MB, busy=True, collections=S.work_collections), CALM,
+               lean.state, S)
+    assert d.what == "backoff" and not d.collect and "works" in d.why
+    assert d.target >= 100 * MB
+    # the burst ends: its collections are still in the window, but the app is quiet, so the lean target
+    # comes back within quiet_s
+    state = d.state
+    for t in range(2, 5):
+        d = decide(float(t), heap(committed=2 * GB, live=60 * MB, collections=20), CALM, state, S)
+        state = d.state
+    assert d.what == "shrink" and d.target < 200 * MB
+
+
+def test_an_app_that_works_hard_is_still_squeezed_under_pressure() -> None:
+    host = HostSignals(mem_total=24 * GB, mem_available=20 * GB, cgroup_limit=1 * GB, cgroup_usage=990 * MB)
+    d = decide(0.0, heap(committed=800 * MB, live=100 * MB, busy=True, collections=50), host, State(), S)
+    assert d.pressure and d.what == "shrink" and d.target < 800 * MB
 
 
 def test_gc_time_below_the_limit_does_not_back_off() -> None:
@@ -306,3 +329,28 @@ def test_an_idle_spell_gets_one_collection_even_when_the_estimate_says_no_shrink
     decisions = run_quiet(h, seconds=4)
     probes = [d for d in decisions if d.collect and not d.compact]
     assert len(probes) == 1 and "learn the live set" in probes[0].why
+
+
+def test_lasting_pressure_wins_over_the_gc_time_back_off() -> None:
+    host = HostSignals(mem_total=24 * GB, mem_available=20 * GB, cgroup_limit=1 * GB, cgroup_usage=990 * MB)
+    h = heap(committed=800 * MB, live=300 * MB, used=600 * MB, busy=True, gc=0.3)
+    first = decide(0.0, h, host, State(), S)
+    assert first.what == "backoff"  # a moment of pressure: throughput still first
+    later = decide(S.escalate_s + 1, h, host, first.state, S)
+    assert later.pressure and later.what == "shrink" and later.collect
+    assert later.target < 800 * MB and later.target >= 300 * MB
+
+
+def test_a_vm_gives_its_share_of_the_hosts_deficit_by_its_idle_heap() -> None:
+    from gc_hooks.dynamic_heap.balloon import MIN_GUEST, balloon_target, share_of
+
+    assert share_of(100 * MB, idle=300 * MB, peers_idle=600 * MB) == 50 * MB  # half the idle heap: half the deficit
+    assert share_of(900 * MB, idle=300 * MB, peers_idle=600 * MB) == 300 * MB  # never more than its idle heap
+    assert share_of(100 * MB, idle=0, peers_idle=600 * MB) == 0
+    full = 1 * GB
+    # the guest's available memory beyond the reserve goes first (already off the host), then the share
+    spare = 300 * MB - int(0.08 * full)
+    assert balloon_target(full, full, available=300 * MB, share=50 * MB) == full - spare - 50 * MB
+    assert balloon_target(full, full, available=None, share=50 * MB) == full - 50 * MB
+    assert balloon_target(full, full, available=900 * MB, share=0) == full  # nothing to give: nothing taken
+    assert balloon_target(300 * MB, full, available=200 * MB, share=200 * MB) == max(MIN_GUEST, full // 4)

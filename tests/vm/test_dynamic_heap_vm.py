@@ -3,14 +3,18 @@ the host (virtio-balloon free page reporting), and `osv-java update NAME --memor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from osvtest import JDK17, OSV, ROOT, Osv, explain
+
+from gc_hooks.dynamic_heap import signals
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 MB = 1024 * 1024
@@ -74,6 +78,15 @@ def test_heap_goes_back_to_the_host_and_update_resizes_the_vm(osv: Osv, examples
                 break
             time.sleep(1)
         assert actual == 512
+        # the app lives on under the inflated balloon, its heap inside what the guest has left, and
+        # `jvm stats --vm` shows both sides
+        stats = osv("jvm", "stats", "--vm", name, "--json")
+        assert stats.returncode == 0, explain(stats)
+        record = json.loads(stats.stdout)
+        assert record["guest_memory"] == 512 * MB
+        assert record["qemu_rss"] and record["qemu_rss"] <= peak
+        assert record["heap_capacity"] < 512 * MB
+        assert proc.poll() is None, "the app died when the balloon inflated"
         bad = osv("update", "no-such-vm-here", "--memory", "512M")
         assert bad.returncode == 125 and "no running VM named 'no-such-vm-here'" in bad.stderr.decode()
     finally:
@@ -83,3 +96,70 @@ def test_heap_goes_back_to_the_host_and_update_resizes_the_vm(osv: Osv, examples
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=30)
+
+
+def _memory_cgroup_v1() -> signals.CgroupMemory | None:
+    own = signals.memory_cgroup(os.getpid())
+    if own is None or own.version != 1 or not os.access(own.path, os.W_OK):
+        return None
+    return own
+
+
+def test_host_pressure_inflates_the_balloon_and_the_app_lives_on(osv: Osv, examples_built: Path) -> None:
+    """The VM's memory cgroup runs short: the host side inflates the balloon by the VM's share, the guest
+    shrinks its heap under the pressure that follows, QEMU's resident set falls, and nothing is killed."""
+    own = _memory_cgroup_v1()
+    if own is None:
+        pytest.skip("needs a writable cgroup v1 memory controller")
+    folder = own.path / f"osv-test-balloon-{os.getpid()}"
+    folder.mkdir()
+    name = f"pressure-{os.getpid()}"
+    lines: list[str] = []
+    proc = subprocess.Popen(["sh", "-c", f'echo $$ > {folder}/cgroup.procs && exec "$@"', "sh", OSV, "run",
+                             "--name", name, "-m", "1G", "--jdk", JDK17, "--verbose",
+                             str(examples_built / "bursty" / "bursty.jar"), "1", "300", "150", "5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=osv.env, cwd=ROOT, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()  # type: ignore[arg-type]
+    cgroup = signals.CgroupMemory(folder, 1, own.root)  # usage as the policy reads it: page cache left out
+    try:
+        for line in proc.stdout:
+            if line.startswith("BURST"):
+                break
+        else:
+            raise AssertionError(f"the app ended early: {lines[-20:]}")
+        time.sleep(15)  # the burst's heap grows to its size
+        usage = cgroup.usage()
+        assert usage is not None
+        before = _qemu_rss(proc.pid)
+        (folder / "memory.limit_in_bytes").write_text(str(int(usage / 0.95)))  # past the 90 % mark
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any("dynamic-heap: balloon" in line for line in lines):
+            time.sleep(1)
+        balloon = [line for line in lines if "dynamic-heap: balloon" in line]
+        assert balloon and "host pressure" in balloon[0], lines[-30:]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _qemu_rss(proc.pid) > before - 32 * MB:
+            time.sleep(1)
+        after = _qemu_rss(proc.pid)
+        assert after <= before - 32 * MB, f"QEMU RSS {after // MB} MB, before {before // MB} MB"
+        assert proc.poll() is None, "the app died under the balloon"
+        oom = (folder / "memory.oom_control").read_text()
+        assert "oom_kill 0" in oom, oom
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+        for pid in (folder / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), 9)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                folder.rmdir()
+                break
+            except OSError:
+                time.sleep(0.2)

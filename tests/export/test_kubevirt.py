@@ -1,0 +1,164 @@
+"""`osv-java export --format kubevirt`: the VirtualMachine passes KubeVirt's published OpenAPI schema
+(pinned in tests/data/kubevirt, checked strictly: a typo fails), the containerDisk image passes skopeo
+and umoci with KubeVirt's ownership, and — no cluster being reachable — the device set the manifest
+describes (q35, kernel boot from the image, its disk on virtio, masquerade addresses, the balloon)
+boots under a real libvirtd from the files unpacked out of that image."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import libvirtd
+import ocirun
+import openapi
+import pytest
+from exportenv import EXAMPLES, JDK17_HOME
+from osvtest import ROOT, Osv, explain, text
+
+from kernel.vm import kubevirt, libvirt, qemu
+
+pytestmark = pytest.mark.slow
+
+SCHEMA = json.loads((ROOT / "tests" / "data" / "kubevirt" / "virtualmachine-openapi.json").read_text())
+DEFINITIONS = SCHEMA["definitions"]
+VM = {"$ref": "#/definitions/v1.VirtualMachine"}
+BOOT_TIMEOUT = 240.0
+
+
+@pytest.fixture(scope="module")
+def kubevirt_export(export_osv: Osv, osv_cache: Path, domain_dirs: Callable[[str], Path]) -> Callable[..., Path]:
+    def export(name: str, *args: str) -> Path:
+        out = domain_dirs("kubevirt") / name
+        proc = export_osv("export", *args, "--jdk", str(JDK17_HOME), "--format", "kubevirt", "--name", name,
+                          "--image", f"registry.example.com/{name}:1.0", "-o", str(out),
+                          env={"OSV_JAVA_CACHE": str(osv_cache)})
+        assert proc.returncode == 0, explain(proc)
+        return out
+
+    return export
+
+
+def manifest_of(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / kubevirt.MANIFEST).read_text())
+
+
+def test_the_manifest_passes_the_pinned_schema_and_a_typo_does_not(kubevirt_export: Callable[..., Path]) -> None:
+    vm = manifest_of(kubevirt_export("osv-schema", str(EXAMPLES / "httpserver" / "httpserver.jar"), "-p", "8080:8080"))
+    assert openapi.validate(vm, VM, DEFINITIONS) == []
+    spec = vm["spec"]["template"]["spec"]
+    assert spec["domain"]["firmware"]["kernelBoot"]["container"]["image"] == "registry.example.com/osv-schema:1.0"
+    assert spec["volumes"][0]["containerDisk"]["path"] == "/disk/runtime.img"
+
+    typo = copy.deepcopy(vm)
+    boot = typo["spec"]["template"]["spec"]["domain"]["firmware"]["kernelBoot"]
+    boot["kernelArg"] = boot.pop("kernelArgs")
+    assert openapi.validate(typo, VM, DEFINITIONS) == [
+        ".spec.template.spec.domain.firmware.kernelBoot.kernelArg: unknown field"]
+    wrong_type = copy.deepcopy(vm)
+    wrong_type["spec"]["template"]["spec"]["domain"]["cpu"]["cores"] = "2"
+    assert openapi.validate(wrong_type, VM, DEFINITIONS) == [
+        ".spec.template.spec.domain.cpu.cores: str where the schema wants integer"]
+
+
+def test_the_container_disk_holds_kernel_initrd_and_disk_owned_by_qemu(
+        oci_tools: None, kubevirt_export: Callable[..., Path], tmp_path: Path) -> None:
+    layout = kubevirt_export("osv-disk", str(EXAMPLES / "hello" / "hello.jar")) / kubevirt.DISK_IMAGE
+    inspect = subprocess.run(["skopeo", "inspect", f"oci:{layout}:1.0"], capture_output=True, check=False)
+    assert inspect.returncode == 0, text(inspect.stderr)
+    ocirun.unpack(layout, "1.0", tmp_path / "bundle")
+    rootfs = tmp_path / "bundle" / "rootfs"
+    for path in (kubevirt.KERNEL_PATH, kubevirt.INITRD_PATH, kubevirt.DISK_PATH):
+        info = (rootfs / path.strip("/")).stat()
+        assert (info.st_uid, info.st_gid) == (107, 107), path
+
+
+def boot_device_set(folder: Path, work: Path, name: str, publish: list[tuple[str, int, int]]) -> Path:
+    """What virt-launcher would start from the manifest, as a local domain: the files come out of the
+    containerDisk image, the rest from the manifest. Returns the console log's path."""
+    vm = manifest_of(folder)
+    spec = vm["spec"]["template"]["spec"]
+    domain = spec["domain"]
+    boot = domain["firmware"]["kernelBoot"]
+    ocirun.unpack(folder / kubevirt.DISK_IMAGE, "1.0", work / "bundle")
+    rootfs = work / "bundle" / "rootfs"
+    volume = next(v for v in spec["volumes"] if v["name"] == domain["devices"]["disks"][0]["name"])
+    # Here there is no KVM: TCG wants the TSC rate on the command line (KubeVirt's nodes have KVM).
+    cmdline = " ".join([boot["kernelArgs"], f"tsc_early_khz={qemu.tsc_khz()}"])
+    files = libvirt.Boot(kernel=rootfs / boot["container"]["kernelPath"].strip("/"),
+                         initrd=rootfs / boot["container"]["initrdPath"].strip("/"),
+                         disk=rootfs / volume["containerDisk"]["path"].strip("/"),
+                         console_log=work / "console.log", cmdline=cmdline)
+    memory_mb = int(re.fullmatch(r"(\d+)Mi", domain["memory"]["guest"]).group(1))  # type: ignore[union-attr]
+    xml = libvirt.domain_xml(name, memory_mb, domain["cpu"]["cores"], "tcg", files,
+                             domain["devices"]["autoattachMemBalloon"],
+                             libvirt.netdev(publish, kubevirt.MASQUERADE_QEMU))
+    (work / "domain.xml").write_bytes(xml)
+    created = libvirtd.virsh("create", str(work / "domain.xml"))
+    assert created.returncode == 0, created.stderr
+    return files.console_log
+
+
+@pytest.mark.vm
+def test_its_device_set_runs_hello_under_libvirt(oci_tools: None, libvirt_daemon: None,
+                                                 kubevirt_export: Callable[..., Path],
+                                                 domain_dirs: Callable[[str], Path]) -> None:
+    name = f"osv-kv-hello-{os.getpid()}"
+    folder = kubevirt_export(name, str(EXAMPLES / "hello" / "hello.jar"))
+    console = boot_device_set(folder, domain_dirs("device-set"), name, [])
+    try:
+        assert libvirtd.wait_gone(name, BOOT_TIMEOUT), "the domain did not power off"
+    finally:
+        libvirtd.virsh("destroy", name)
+    log = console.read_text(errors="replace")
+    assert "Hello from osv-java! Java 17" in log
+    assert re.findall(r"^osv-java: exit status (\d+)\r?$", log, re.M) == ["0"], log
+
+
+@pytest.mark.vm
+def test_its_masquerade_addresses_serve_a_port(oci_tools: None, libvirt_daemon: None,
+                                               kubevirt_export: Callable[..., Path],
+                                               domain_dirs: Callable[[str], Path]) -> None:
+    name = f"osv-kv-http-{os.getpid()}"
+    port = 19000 + os.getpid() % 1000
+    folder = kubevirt_export(name, str(EXAMPLES / "httpserver" / "httpserver.jar"), "-p", "8080:8080")
+    guest_port = manifest_of(folder)["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"][0]["ports"][0]
+    console = boot_device_set(folder, domain_dirs("device-set"), name, [("127.0.0.1", port, guest_port["port"])])
+    try:
+        body = ""
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while time.monotonic() < deadline and not body:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/kv", timeout=5) as response:
+                    body = response.read().decode()
+            except OSError:
+                time.sleep(1)
+        assert "Hello over HTTP from osv-java" in body, console.read_text(errors="replace")
+    finally:
+        libvirtd.virsh("destroy", name)
+
+
+def test_the_same_inputs_give_the_same_bytes(export_osv: Osv, osv_cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "vm"
+
+    def export() -> dict[str, str]:
+        proc = export_osv("export", str(EXAMPLES / "hello" / "hello.jar"), "--jdk", str(JDK17_HOME), "--format",
+                          "kubevirt", "-o", str(out), env={"OSV_JAVA_CACHE": str(osv_cache)})
+        assert proc.returncode == 0, explain(proc)
+        return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(out.rglob("*")) if p.is_file()}
+
+    first = export()
+    shutil.rmtree(out)
+    assert export() == first
+    assert kubevirt.MANIFEST in first
