@@ -6,7 +6,7 @@ OSV := $(VENV)/bin/osv-java
 export OSV_JAVA_CACHE ?= $(HOME)/.cache/osv-java
 
 # Debian packages the project and its tests use; installed only when missing.
-APT_PACKAGES := qemu-system-x86 openjdk-17-jdk-headless python3 python3-venv cpio curl erofs-utils busybox-static
+APT_PACKAGES := qemu-system-x86 qemu-user openjdk-17-jdk-headless python3 python3-venv cpio curl erofs-utils busybox-static
 APT_PACKAGES += scala clojure groovy jruby kotlin rhino jython
 APT_PACKAGES += libh2-java ant checkstyle libsaxonhe-java jetty9 haproxy
 APT_PACKAGES += skopeo umoci libvirt-daemon-system libvirt-clients

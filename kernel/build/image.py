@@ -45,7 +45,9 @@ from kernel.formats.cpio import Entry
 from kernel.guest import wire
 from kernel.progress import say
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+BASE_INITRAMFS = "base.img"  # the initramfs without the app: what a runtime's boot snapshot boots
+APP_ARCHIVE = "app.cpio"  # the app's files alone, sent to a machine restored from that snapshot
 UTF8_LOCALE = Path("/usr/lib/locale/C.utf8")
 ETC_FILES = {
     "etc/passwd": b"root:x:0:0:root:/root:/sbin/nologin\n",
@@ -58,7 +60,9 @@ ETC_FILES = {
 
 @dataclass(frozen=True)
 class Image:
-    """A built image folder: vmlinuz, initramfs.img, runtime.img and image.json."""
+    """A built image folder: vmlinuz, initramfs.img, runtime.img and image.json; and base.img with
+    app.cpio, the same initramfs split in two (the runtime, which boot snapshots are made of, and the
+    app, which reaches the guest after a snapshot's restore: kernel/vm/snapshot.py)."""
 
     folder: Path
     manifest: dict
@@ -74,6 +78,21 @@ class Image:
     @property
     def runtime_disk(self) -> Path:
         return self.folder / RUNTIME_DISK
+
+    @property
+    def base_initramfs(self) -> Path:
+        return self.folder / BASE_INITRAMFS
+
+    @property
+    def app_archive(self) -> Path:
+        return self.folder / APP_ARCHIVE
+
+    @property
+    def runtime_key(self) -> str | None:
+        """What the image's boot snapshots depend on (kernel, base initramfs, runtime disk), not the
+        app; None for an image made before the split (it boots cold)."""
+        value = self.manifest.get("runtime_key")
+        return str(value) if value and self.base_initramfs.exists() and self.app_archive.exists() else None
 
     @staticmethod
     def load(folder: Path) -> Image:
@@ -237,23 +256,35 @@ def java_command(request: BuildRequest) -> list[str]:
     return [f"{JRE_IN_IMAGE}/bin/java", *request.extra_jvm_options, *launch_arguments(request.app)]
 
 
+def app_paths(app: AppSpec) -> list[Path]:
+    """The app's own files (class path and script), which change between edits; its language
+    runtimes stay with the JRE in the base initramfs, which boot snapshots are made of."""
+    runtime = set(app.runtime)
+    return [p for p in app.all_paths() if p not in runtime]
+
+
 def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
-             ) -> tuple[dict[str, Entry], dict, dict[str, Path | bytes]]:
-    """The initramfs's entries, boot.txt's fields, and the files that go on the runtime disk beside
-    the JRE (path relative to JRE_IN_IMAGE -> host file or bytes)."""
+             ) -> tuple[dict[str, Entry], dict[str, Entry], dict, dict[str, Path | bytes]]:
+    """The base initramfs's entries, the app's, boot.txt's fields, and the files that go on the
+    runtime disk beside the JRE (path relative to JRE_IN_IMAGE -> host file or bytes)."""
     entries: dict[str, Entry] = {}
     _add_system(entries, busybox)
     extensions = add_python(entries, python)
     add_closure(entries, jre_dir, [python, *extensions, busybox])
-    # The app, its class path, runtimes and data folders, at their host paths.
-    for app_path in request.app.all_paths():
-        add_tree(entries, app_path, str(app_path))
+    # The language runtimes and data folders, at their host paths; the app's own files apart.
+    own = app_paths(request.app)
+    for runtime_path in request.app.all_paths():
+        if runtime_path not in own:
+            add_tree(entries, runtime_path, str(runtime_path))
     for host, image_dir in request.extra_trees:
         add_tree(entries, host, image_dir)
+    app_entries: dict[str, Entry] = {}
+    for app_path in own:
+        add_tree(app_entries, app_path, str(app_path))
     boot, on_runtime_disk = _add_modules(entries, request)
     entries["init"] = Entry.file("init", init_script(boot["disk_modules"]), 0o755)
     entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, runtime_mount=JRE_IN_IMAGE))
-    return entries, boot, on_runtime_disk
+    return entries, app_entries, boot, on_runtime_disk
 
 
 def _add_system(entries: dict[str, Entry], busybox: Path) -> None:
@@ -296,10 +327,27 @@ def add_python(entries: dict[str, Entry], python: Path, extra_modules: tuple[str
     return extensions
 
 
-def add_closure(entries: dict[str, Entry], jre_dir: Path, programs: list[Path]) -> None:
-    """ELF closure of everything executable: JRE binaries and libraries, and `programs` (Python, ...)."""
+def _stamp(path: Path) -> str:
+    info = path.stat()
+    return f"{path}:{info.st_size}:{info.st_mtime_ns}"
+
+
+def _system_libraries(jre_dir: Path, programs: list[Path]) -> tuple[dict[str, Path], dict[Path, Path]]:
+    """The ELF closure's system libraries (soname -> real path) and loader aliases (path -> real
+    path) of the JRE and `programs`; cached per JRE (a cached JRE folder never changes) and programs,
+    and recomputed when a library it names changed (reading every ELF file of the JRE costs a third
+    of a second, at every build of an edited app)."""
     from kernel.build import elfclosure
 
+    stamp = f"{FORMAT_VERSION}|{jre_dir}|" + "|".join(_stamp(p) for p in programs)
+    record = cache.ensure("closure") / (hashlib.sha256(stamp.encode()).hexdigest()[:24] + ".json")
+    try:
+        known = json.loads(record.read_text())
+        if all(_stamp(Path(p)) == s for p, s in known["stamps"].items()):
+            return ({name: Path(p) for name, p in known["sonames"].items()},
+                    {Path(a): Path(p) for a, p in known["aliases"].items()})
+    except (OSError, ValueError, KeyError):
+        pass
     roots = [p for p in jre_dir.rglob("*") if p.is_file() and not p.is_symlink() and elfclosure.is_elf(p)]
     roots += programs
     closure = elfclosure.resolve(roots, extra_dirs=[str(jre_dir / "lib"), str(jre_dir / "lib" / "server")])
@@ -309,17 +357,28 @@ def add_closure(entries: dict[str, Entry], jre_dir: Path, programs: list[Path]) 
             f"{needers[0]} needs {name}, which is not on this machine",
             hint="install the package that provides it, or use another JDK with --jdk",
         )
-    for soname, real in closure.sonames.items():
-        if jre_dir in real.parents:
-            continue  # the JRE's own libraries stay where $ORIGIN finds them
-        # System libraries go where the loader looks for them, under the name it asks for.
+    sonames = {name: real for name, real in closure.sonames.items() if jre_dir not in real.parents}
+    aliases = {alias: real for alias, real in closure.aliases.items() if alias.name.startswith("ld-linux")}
+    used = {*sonames.values(), *aliases.values()}
+    cache.write_file_atomic(record, json.dumps({
+        "sonames": {name: str(p) for name, p in sonames.items()},
+        "aliases": {str(a): str(p) for a, p in aliases.items()},
+        "stamps": {str(p): _stamp(p) for p in sorted(used)},
+    }).encode())
+    return sonames, aliases
+
+
+def add_closure(entries: dict[str, Entry], jre_dir: Path, programs: list[Path]) -> None:
+    """ELF closure of everything executable: JRE binaries and libraries, and `programs` (Python, ...).
+
+    The JRE's own libraries stay where $ORIGIN finds them; system libraries go where the loader
+    looks for them, under the name it asks for."""
+    sonames, aliases = _system_libraries(jre_dir, programs)
+    for soname, real in sonames.items():
         entries[f"lib/x86_64-linux-gnu/{soname}"] = Entry.from_host(f"/lib/x86_64-linux-gnu/{soname}", real)
-    for alias, real in closure.aliases.items():
-        if alias.name.startswith("ld-linux"):
-            entries[str(alias).strip("/")] = Entry.from_host(str(alias), real)
-            entries[f"lib/x86_64-linux-gnu/{alias.name}"] = Entry.from_host(
-                f"/lib/x86_64-linux-gnu/{alias.name}", real
-            )
+    for alias, real in aliases.items():
+        entries[str(alias).strip("/")] = Entry.from_host(str(alias), real)
+        entries[f"lib/x86_64-linux-gnu/{alias.name}"] = Entry.from_host(f"/lib/x86_64-linux-gnu/{alias.name}", real)
 
 
 def _add_modules(entries: dict[str, Entry], request: BuildRequest
@@ -392,15 +451,18 @@ def _build_into_cache(request: BuildRequest, key: str, final: Path, python: Path
     for note in notes:
         say(note)
     jre_dir = jre.link(request.jdk, list(request.modules), progress=progress)
-    entries, boot, on_runtime_disk = _entries(request, jre_dir, python, busybox)
+    base_entries, app_entries, boot, on_runtime_disk = _entries(request, jre_dir, python, busybox)
+    entries = {**base_entries, **app_entries}
     with cache.atomic_dir(final) as tmp:
-        with open(tmp / "initramfs.img", "wb") as out:
-            cpio.write(entries.values(), out)
+        for name, parts in (("initramfs.img", entries), (BASE_INITRAMFS, base_entries), (APP_ARCHIVE, app_entries)):
+            with open(tmp / name, "wb") as out:
+                cpio.write(parts.values(), out)
         with open(tmp / RUNTIME_DISK, "wb") as out:
             erofs.write(jre_dir, out, RUNTIME_VOLUME, extra=on_runtime_disk)
         _place_kernel(request.kernel.image, tmp / "vmlinuz")
         files = _file_records(entries, jre_dir, on_runtime_disk)
         manifest = _manifest(request, key, tmp, python, boot, files)
+        manifest["runtime_key"] = runtime_key(tmp)
         (tmp / "image.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
@@ -468,6 +530,13 @@ def _manifest(request: BuildRequest, key: str, tmp: Path, python: Path, boot: di
     }
 
 
+def runtime_key(folder: Path) -> str:
+    """The contents a boot snapshot of this image holds (kernel, base initramfs, runtime disk): two
+    images of one runtime share it, whatever their apps."""
+    parts = [f"{name}={cache.file_digest(folder / name)}" for name in ("vmlinuz", BASE_INITRAMFS, RUNTIME_DISK)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
 def _place_kernel(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
@@ -494,7 +563,7 @@ def export(image: Image, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
     try:
-        for name in ("vmlinuz", "initramfs.img", RUNTIME_DISK, "image.json"):
+        for name in ("vmlinuz", "initramfs.img", BASE_INITRAMFS, APP_ARCHIVE, RUNTIME_DISK, "image.json"):
             _place_kernel(image.folder / name, tmp / name)
         if output.exists():
             shutil.rmtree(output)

@@ -14,6 +14,7 @@ from pathlib import Path
 from jvmbridge.errors import BuildError, DependencyError
 from jvmbridge.jdk import Jdk
 from kernel import cache
+from kernel.build import classdeps
 from kernel.progress import say
 
 # Linked when jdeps cannot see what the app needs: Java SE plus the JDK modules apps reach reflectively.
@@ -52,7 +53,8 @@ def _tool(jdk: Jdk, name: str, args: list[str]) -> subprocess.CompletedProcess[s
 
 
 def app_modules(jdk: Jdk, classpath: list[Path]) -> list[str] | None:
-    """Modules the class path needs according to jdeps (cached by content); None when jdeps cannot tell."""
+    """Modules the class path needs, read from its class files (kernel.build.classdeps: no JVM), else
+    according to jdeps (cached by content); None when jdeps cannot tell."""
     if not classpath:
         return None
     h = hashlib.sha256(f"{jdk.home}|{jdk.version}".encode())
@@ -69,7 +71,9 @@ def app_modules(jdk: Jdk, classpath: list[Path]) -> list[str] | None:
             return None if cached is None else list(cached)
         except ValueError:
             pass
-    modules = _run_jdeps(jdk, classpath)
+    modules = classdeps.modules(jdk, classpath)
+    if modules is None:
+        modules = _run_jdeps(jdk, classpath)
     cache.write_file_atomic(record, json.dumps(modules).encode())
     return modules
 

@@ -26,6 +26,7 @@ class Control:
         self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         self.buffer = b""
         self.queue: list[wire.Message] = []
+        self.payload_next = False  # the buffer's next bytes are a payload, not lines
         self.lock = _thread.allocate_lock()  # the policies' supervisors send from their own thread
 
     def send(self, op: str, **fields: object) -> None:
@@ -39,12 +40,32 @@ class Control:
         if not chunk:
             time.sleep(0.01)  # the host is not connected: nothing to read yet
         self.buffer += chunk
-        while b"\n" in self.buffer:
+        return self._split()
+
+    def _split(self) -> list[wire.Message]:
+        """Queue the whole lines in the buffer, up to a message with a payload (its bytes follow it)."""
+        while b"\n" in self.buffer and not self.payload_next:
             line, self.buffer = self.buffer.split(b"\n", 1)
             if line.strip():
-                self.queue.append(wire.decode(line))
+                message = wire.decode(line)
+                self.queue.append(message)
+                self.payload_next = wire.PAYLOAD in message
         messages, self.queue = self.queue, []
         return messages
+
+    def read_payload(self, size: int) -> bytes:
+        """The `size` raw bytes that follow a message with a payload field (wire.PAYLOAD)."""
+        parts = [self.buffer[:size]]
+        self.buffer = self.buffer[size:]
+        got = len(parts[0])
+        while got < size:
+            chunk = os.read(self.fd, min(size - got, 1 << 20))
+            if not chunk:
+                raise OSError(f"the host went away {size - got} bytes before the end of a payload")
+            parts.append(chunk)
+            got += len(chunk)
+        self.payload_next = False
+        return b"".join(parts)
 
     def receive(self, timeout: float) -> wire.Message:
         """Wait for one message; op "timeout" if none comes in time.
@@ -54,6 +75,8 @@ class Control:
         """
         deadline = now() + timeout
         while True:
+            if not self.queue and not self.payload_next:
+                self.queue = self._split()  # lines that came after a payload
             while not self.queue:
                 left = deadline - now()
                 if left <= 0:

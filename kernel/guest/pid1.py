@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 # Imported after the JVM has started; listed so the image builder zips them too.
 LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach", "kernel.guest.services", "kernel.guest.renew",
-                "kernel.guest.hooks", "kernel.guest.standalone")
+                "kernel.guest.hooks", "kernel.guest.standalone", "kernel.guest.unpack")
 
 
 MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
@@ -354,6 +354,11 @@ def await_run(control: Control, boot: wire.Message) -> wire.Message:
     if wire.first(request, "op") != "run":
         control.send(op="error", message=f"no run request from the host (got {wire.first(request, 'op')})")
         power_off()
+    app_bytes = wire.number(request, wire.PAYLOAD)
+    if app_bytes:  # a machine booted without the app (a runtime's boot snapshot): its files follow
+        from kernel.guest import unpack
+
+        unpack.unpack(control.read_payload(int(app_bytes)))
     from kernel.guest import renew
 
     renew.apply(wire.first(request, "epoch_ns"), wire.first(request, "entropy"))

@@ -17,6 +17,9 @@ CONTROL_PORT = "osv.ctl"
 STDIN_PORT = "osv.stdin"
 STDOUT_PORT = "osv.stdout"
 STDERR_PORT = "osv.stderr"
+# A message with this field is followed on the port by that many raw bytes (the app's files after a
+# boot snapshot's restore), read with Control.read_payload rather than as lines.
+PAYLOAD = "payload_bytes"
 # Where the guest JVM logs class initialisation for --bootchart (when main was entered).
 CLASS_INIT_LOG = "/tmp/.osv-classinit.log"
 

@@ -83,6 +83,11 @@ class ControlChannel:
         with self.lock:
             self.sock.sendall(wire.encode(op, **fields))
 
+    def send_with_payload(self, op: str, payload: bytes, **fields: object) -> None:
+        """A message followed by raw bytes (wire.PAYLOAD), in one piece: nothing may come in between."""
+        with self.lock:
+            self.sock.sendall(wire.encode(op, **fields, **{wire.PAYLOAD: len(payload)}) + payload)
+
     def receive(self, timeout: float) -> tuple[wire.Message, float] | None:
         """One message and the host time it arrived, or None on timeout; raises EOFError when closed."""
         deadline = time.monotonic() + timeout

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import platform
-import shlex
 import shutil
 import signal
 import subprocess
@@ -71,6 +70,11 @@ class MachineConfig:
     memory_image: Path | None = None  # placed in guest memory as persistent memory (see pmem_region)
     qmp_socket: Path | None = None
     incoming: Path | None = None  # a boot snapshot to restore instead of booting (kernel.vm.snapshot)
+    # Guest RAM that a boot snapshot is saved from or restored into (kernel.vm.snapshot): "memfd" for a
+    # shared memfd of QEMU's own, or a file to map (a restore's copy of the snapshot's RAM, shared; or
+    # the snapshot's RAM file itself, privately: what the guest writes stays in this QEMU).
+    snapshot_ram: str | None = None
+    snapshot_ram_private: bool = False
     extra_args: list[str] = field(default_factory=list)  # devices the run's policies add (gc_hooks)
 
     def argv(self) -> list[str]:
@@ -125,7 +129,8 @@ class MachineConfig:
             args += ["-device", f"vhost-user-fs-device,chardev=fs{i},tag={fs_tag}"]
         if self.incoming is not None:
             # Guest memory comes from the snapshot, runtime image included: nothing to load into it.
-            args += ["-incoming", f"exec:cat {shlex.quote(str(self.incoming))}"]
+            # "defer": the snapshot's capabilities are set first, then it is read (kernel.vm.snapshot).
+            args += ["-incoming", "defer"]
         else:
             args += loader
         if self.qmp_socket is not None:
@@ -133,8 +138,17 @@ class MachineConfig:
         return args
 
     def _shared_memory(self, memory_mb: int) -> list[str]:
-        """Guest RAM that virtiofsd can map (vhost-user), only when there are file systems to share:
-        runs without volumes keep QEMU's plain anonymous RAM and legacy virtio-mmio."""
+        """Guest RAM that virtiofsd can map (vhost-user), only when there are file systems to share;
+        or that a boot snapshot is saved from or restored into: then QEMU's migration stream leaves
+        it out (x-ignore-shared) and the RAM travels as a file. Other runs keep QEMU's plain anonymous
+        RAM and legacy virtio-mmio."""
+        if self.snapshot_ram == "memfd":
+            backend = f"memory-backend-memfd,id=ram,size={memory_mb}M,share=on"
+            return ["-object", backend, "-machine", "memory-backend=ram"]
+        if self.snapshot_ram is not None:
+            share = "off" if self.snapshot_ram_private else "on"
+            backend = f"memory-backend-file,id=ram,size={memory_mb}M,mem-path={self.snapshot_ram},share={share}"
+            return ["-object", backend, "-machine", "memory-backend=ram"]
         if not self.filesystems:
             return []
         # virtio 1.0 (modern) for every virtio-mmio device: virtiofsd's libvhost-user has no legacy mode,
@@ -144,7 +158,8 @@ class MachineConfig:
 
     def shape(self) -> list[str]:
         """The command line without what differs between runs of one machine (its sockets and log
-        files, host port forwards, a snapshot to restore): what a boot snapshot depends on."""
+        files, host port forwards, a snapshot to restore, where its files are): what a boot snapshot
+        depends on. The files' contents are the snapshot key's (Image.runtime_key)."""
         same = dataclasses.replace(
             self,
             serial_log=Path("console"),
@@ -153,8 +168,16 @@ class MachineConfig:
             filesystems=[(fs_tag, Path(fs_tag)) for fs_tag, _ in self.filesystems],
             qmp_socket=Path("qmp") if self.qmp_socket is not None else None,
             incoming=None,
+            snapshot_ram=None,
+            snapshot_ram_private=False,
         )
-        return same.argv()
+        places = {str(self.kernel): "vmlinuz", str(self.initramfs): "initramfs"}
+        if self.memory_image is not None:
+            places[str(self.memory_image)] = "memory-image"
+        argv = same.argv()
+        for where, name in places.items():
+            argv = [arg.replace(where, name) for arg in argv]
+        return argv
 
 
 # The CPU that software emulation offers: the x86-64 baseline (SSE2) plus RDRAND, which seeds the

@@ -174,13 +174,16 @@ class VirtualMachine:
 
     def _config(self, accel: str, argv: list[str], request: dict[str, object] | None
                 ) -> tuple[qemu.MachineConfig, bool]:
-        """The machine; and whether the run request went on the kernel command line."""
+        """The machine; and whether the run request went on the kernel command line.
+
+        Without a request (a machine for a boot snapshot) it boots the base initramfs, without the
+        app: the app's files follow the run request (kernel.vm.snapshot)."""
         options = self.options
         cmdline, on_cmdline = self._cmdline(accel, argv, request)
         chardevs = [(name, str(self.workdir / f"{name}.sock")) for name in PORTS]
         config = qemu.MachineConfig(
             kernel=self.image.kernel,
-            initramfs=self.image.initramfs,
+            initramfs=self.image.initramfs if request is not None else self.image.base_initramfs,
             memory_mb=options.memory_mb,
             cpus=options.cpus,
             accel=accel,
@@ -202,24 +205,37 @@ class VirtualMachine:
         if accel == "tcg":
             argv = [argv[0], *qemu.tcg_jvm_options(), *argv[1:]]
         request = self._run_request(argv, main_class)
-        if not options.snapshot or options.volumes:  # QEMU cannot migrate a vhost-user file system
+        runtime_key = self.image.runtime_key
+        # QEMU cannot migrate a vhost-user file system (-v); an image made before snapshots were per
+        # runtime has no base initramfs.
+        if not options.snapshot or options.volumes or runtime_key is None:
             self.file_servers.start()
             return self._boot_cold(accel, argv, request)
         config, _ = self._config(accel, argv, None)
-        path = snapshot.path_for(snapshot.key(str(self.image.manifest["key"]), config))
+        path = snapshot.path_for(snapshot.key(runtime_key, config))
         if path.exists():
             try:
-                return self._boot(dataclasses.replace(config, incoming=path), request, restore=path)
+                if snapshot.can_map(config):
+                    restoring = dataclasses.replace(config, incoming=path, snapshot_ram=str(snapshot.ram_file(path)),
+                                                    snapshot_ram_private=True)
+                    return self._boot(restoring, request, restore=path)
+                memfd = snapshot.ram_copy(path)
+                try:
+                    restoring = dataclasses.replace(config, incoming=path,
+                                                    snapshot_ram=f"/proc/{os.getpid()}/fd/{memfd}")
+                    return self._boot(restoring, request, restore=path)
+                finally:
+                    os.close(memfd)  # QEMU maps it (or has ended): its memory lives as long as the machine
             except snapshot.SnapshotError as exc:  # the app has not started: boot afresh instead
-                path.unlink(missing_ok=True)
+                snapshot.remove(path)
                 warn(f"{exc}; booting afresh")
                 self._reset()
             except BootError:  # the app may have started: no second try, but the next run boots afresh
-                path.unlink(missing_ok=True)
+                snapshot.remove(path)
                 raise
         elif not snapshot.seen_before(path):  # a first run: boot cold, the fastest way without a snapshot
             return self._boot_cold(accel, argv, request)
-        return self._boot(config, request, save=path)
+        return self._boot(dataclasses.replace(config, snapshot_ram="memfd"), request, save=path)
 
     def _boot_cold(self, accel: str, argv: list[str], request: dict[str, object]) -> RunResult:
         """Boot without a snapshot, the run request on the kernel command line when it fits."""
@@ -239,7 +255,8 @@ class VirtualMachine:
               restore: Path | None = None, save: Path | None = None) -> RunResult:
         """Start QEMU with `config` and see the run through; `request` is sent unless it was on the
         command line. With `restore`, QEMU reads that boot snapshot; with `save`, one is written
-        there once PID 1 is ready, before the request is sent."""
+        there once PID 1 is ready, before the request is sent. Both machines boot without the app,
+        whose files go with the request."""
         command = config.argv()
         self.qemu.listen(config.chardevs)
         if self.options.verbose:
@@ -259,7 +276,7 @@ class VirtualMachine:
         restored_at = None
         if restore is not None:
             assert self.qemu.proc is not None
-            snapshot.wait_restored(self.qmp_socket, self.qemu.proc)
+            snapshot.wait_restored(self.qmp_socket, self.qemu.proc, restore)
             restored_at = time.monotonic() - t_qemu
             snapshot.touch(restore)
         # Answer `osv-java jvm ... --vm NAME` and `osv-java shell --vm NAME` (see kernel.vm.relay).
@@ -313,7 +330,11 @@ class VirtualMachine:
             saved_at = time.monotonic() - t_qemu
         if request is not None:
             # The clock and fresh entropy: a restored machine would replay the snapshot's (kernel.vm.snapshot).
-            talk.control.send("run", **request, epoch_ns=time.time_ns(), entropy=os.urandom(32).hex())
+            fields = {**request, "epoch_ns": time.time_ns(), "entropy": os.urandom(32).hex()}
+            if restored or save is not None:  # a machine booted without the app: its files follow
+                talk.control.send_with_payload("run", self.image.app_archive.read_bytes(), **fields)
+            else:
+                talk.control.send("run", **fields)
         started = talk.wait_for("started", options.boot_timeout, "the JVM to start")
         if self.hooks.supervisors:  # not in the run request: it must stay short enough for the command line
             specs = [json.dumps(spec.fields(), sort_keys=True) for spec in self.hooks.supervisors]

@@ -1,27 +1,43 @@
 """Boot snapshots: a machine saved once its kernel and PID 1 are up, so later runs start from there.
 
-A cold boot spends about three seconds under software emulation on the kernel, /init and PID 1
-before the JVM can start; restoring the saved machine takes a fraction of that. The snapshot is
-taken when PID 1 is ready and no JVM exists yet, so every run still starts its own JVM, with its own
-arguments, environment and options. What runs share is the booted kernel and PID 1's idle state, and
-two parts of that would otherwise repeat themselves: the clock, which PID 1 sets from the host's at
-every run, and the kernel's random state, which PID 1 reseeds with fresh host entropy at every run
-(kernel/guest/renew.py).
+A cold boot spends seconds under software emulation on the kernel, /init and PID 1 before the JVM
+can start; restoring the saved machine takes a fraction of that. The snapshot is taken when PID 1 is
+ready and neither the JVM nor the app is there yet: the machine boots the image's base initramfs
+(kernel.build.image: everything but the app's own files), and after a restore the host sends the
+app's files with the run request (PID 1 unpacks them: kernel/guest/unpack.py). So a snapshot belongs
+to a runtime (kernel, base initramfs, JRE: Image.runtime_key) and a machine shape (memory, CPUs,
+accelerator, devices, kernel command line, QEMU), not to an app: the first run of an edited jar
+restores the snapshot its previous version used. What runs share is the booted kernel and PID 1's
+idle state, and two parts of that would otherwise repeat themselves: the clock, which PID 1 sets from
+the host's at every run, and the kernel's random state, which PID 1 reseeds with fresh host entropy
+at every run (kernel/guest/renew.py).
 
-A snapshot is QEMU's migration stream written to a file. There is one per image and machine shape
-(memory, CPUs, accelerator, QEMU); the newest KEEP are kept. The app is part of its image, so a
-changed app is a new image: to keep an edit-and-run loop free of snapshots that would serve once,
-the first run of a machine boots cold and only notes it was seen, the second saves the snapshot
-(about a second more), and the runs after it start from there. Runs with volumes boot cold (their
-disk is part of the machine), and so does `osv-java run --cold-boot`.
+A snapshot is a folder KEY.snapshot of two files, renamed into place whole so that a restore never
+pairs one save's RAM with another's devices: the guest's RAM (`ram`, sparse: only the pages the guest
+wrote hold data) and QEMU's migration stream without it (`state`, the devices' and vCPUs' state, well
+under a megabyte): the machine's RAM is a shared memory backend and QEMU's x-ignore-shared capability
+leaves it out of the stream. A restore copies the RAM file's data into a memfd QEMU maps (a copy in
+the host's page cache, no parsing of a stream) and reads the small stream. A machine without a balloon
+maps the RAM file itself instead (privately: its writes stay in its QEMU; no copy, a third of the
+restore's time); one with a balloon cannot, as QEMU 7.2 frees a page the balloon reports or takes by
+punching a hole in the RAM's backing file even when the mapping is private, which would cut holes
+into the saved snapshot.
+
+The newest KEEP snapshots are kept. To keep one-off machines from costing a save, the first run of a
+machine boots cold and only notes it was seen, the second saves the snapshot, and the runs after it
+start from there. Runs with volumes boot cold (their disk is part of the machine), and so does
+`osv-java run --cold-boot`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import mmap
 import os
 import shlex
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -31,26 +47,29 @@ from kernel import cache
 from kernel.vm import qemu
 from kernel.vm.monitor import Monitor, MonitorError
 
-FORMAT = 1  # of what PID 1 does between "snapshot" and "run"; a change makes old snapshots unused
-KEEP = 8  # snapshots kept in the cache (each is the machine's used memory: about 150 MB)
-SUFFIX = ".vmstate"
+FORMAT = 2  # of the snapshot's files and what PID 1 does between "snapshot" and "run"
+KEEP = 8  # snapshots kept in the cache (each holds the machine's used memory: about 150 to 250 MB)
+SUFFIX = ".snapshot"  # a folder: STATE and RAM
+STATE = "state"
+RAM = "ram"
 SEEN_SUFFIX = ".seen"  # an empty file: the machine has booted once (the next run saves its snapshot)
 KEEP_SEEN = 256
+CAPABILITIES = [{"capability": "x-ignore-shared", "state": True}]
 
 
 class SnapshotError(OsvJavaError):
     """A snapshot could not be saved or restored; the run goes on without it."""
 
 
-def key(image_key: str, machine: qemu.MachineConfig) -> str:
-    """What the saved machine depends on: the image, QEMU, and the machine as QEMU is told it
-    (MachineConfig.shape: memory, CPUs, accelerator, devices, kernel command line), so a new
-    device or option makes a new snapshot rather than a failed restore."""
+def key(runtime_key: str, machine: qemu.MachineConfig) -> str:
+    """What the saved machine depends on: the runtime (Image.runtime_key), QEMU, and the machine as
+    QEMU is told it (MachineConfig.shape: memory, CPUs, accelerator, devices, kernel command line), so
+    a new device or option makes a new snapshot rather than a failed restore."""
     binary = Path(qemu.qemu_binary())
     info = binary.stat()
     parts = [
         f"format={FORMAT}",
-        f"image={image_key}",
+        f"runtime={runtime_key}",
         f"qemu={binary}:{info.st_size}:{info.st_mtime_ns}",
         f"machine={machine.shape()}",
     ]
@@ -59,6 +78,23 @@ def key(image_key: str, machine: qemu.MachineConfig) -> str:
 
 def path_for(snapshot_key: str) -> Path:
     return cache.ensure("snapshots") / f"{snapshot_key}{SUFFIX}"
+
+
+def ram_for(snapshot: Path) -> Path:
+    return snapshot / RAM
+
+
+def ram_file(snapshot: Path) -> Path:
+    """The snapshot's RAM file, for QEMU to map; SnapshotError when it is missing (QEMU would make an
+    empty one and restore a machine without memory)."""
+    ram = ram_for(snapshot)
+    if not ram.is_file():
+        raise SnapshotError(f"the boot snapshot's RAM is missing ({ram})")
+    return ram
+
+
+def state_for(snapshot: Path) -> Path:
+    return snapshot / STATE
 
 
 def _wait_migration(monitor: Monitor, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
@@ -76,38 +112,162 @@ def _wait_migration(monitor: Monitor, proc: subprocess.Popen[bytes], what: str, 
             raise SnapshotError(f"{what} failed: {info.get('error-desc', status)}")
         if time.monotonic() > deadline:
             raise SnapshotError(f"{what} took more than {timeout:g}s")
-        time.sleep(0.01)
+        time.sleep(0.005)
+
+
+def copy_data(source: int, target: int) -> int:
+    """Copy the data of file `source` into file `target` at the same offsets, skipping holes (guest
+    RAM the guest never wrote); returns the bytes copied."""
+    size = os.fstat(source).st_size
+    os.ftruncate(target, size)
+    copied = position = 0
+    while position < size:
+        try:
+            start = os.lseek(source, position, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole is left
+                break
+            raise
+        end = os.lseek(source, start, os.SEEK_HOLE)
+        os.lseek(target, start, os.SEEK_SET)
+        offset = start
+        while offset < end:
+            sent = os.sendfile(target, source, offset, end - offset)
+            if sent == 0:
+                raise OSError(f"the RAM file ended at {offset} while copying it")
+            offset += sent
+        copied += end - start
+        position = end
+    return copied
+
+
+def write_sparse(source: int, target: int, page: int = 4096) -> int:
+    """Write the data of file `source` into file `target` at the same offsets, leaving out pages of
+    zeros as well as holes (RAM the guest touched but never filled: a sixth of it after a boot);
+    returns the bytes written."""
+    size = os.fstat(source).st_size
+    os.ftruncate(target, size)
+    if size == 0:
+        return 0
+    zero = bytes(page)
+    written = 0
+    with mmap.mmap(source, size, prot=mmap.PROT_READ) as memory:
+        view = memoryview(memory)
+        try:
+            position = 0
+            while position < size:
+                try:
+                    start = os.lseek(source, position, os.SEEK_DATA)
+                except OSError as exc:
+                    if exc.errno == errno.ENXIO:
+                        break
+                    raise
+                end = os.lseek(source, start, os.SEEK_HOLE)
+                run = None  # start of the current run of pages with data
+                for offset in range(start, end + page, page):
+                    if offset < end and view[offset:offset + page] != zero:
+                        run = offset if run is None else run
+                    elif run is not None:
+                        written += os.pwrite(target, view[run:min(offset, end)], run)
+                        run = None
+                position = end
+        finally:
+            view.release()
+    return written
+
+
+def _qemu_ram(pid: int) -> Path:
+    """QEMU's guest RAM, a memfd (MachineConfig.snapshot_ram == "memfd"), as /proc shows its fd."""
+    folder = Path(f"/proc/{pid}/fd")
+    for fd in folder.iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).startswith("/memfd:memory-backend-memfd"):
+                return fd
+    raise SnapshotError(f"QEMU (pid {pid}) has no memfd for its guest RAM")
 
 
 def save(monitor: Monitor, proc: subprocess.Popen[bytes], target: Path, timeout: float = 120.0) -> int:
-    """Pause the machine, write it to `target` (atomically), resume it; returns the snapshot's size."""
+    """Pause the machine, write it and its RAM to the folder `target` (renamed into place whole),
+    resume it; returns the snapshot's size (the RAM's data and the stream)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
+        tmp.mkdir()
         monitor.execute("stop")
         try:
-            monitor.execute("migrate", uri=f"exec:cat > {shlex.quote(str(tmp))}")
+            monitor.execute("migrate-set-capabilities", capabilities=CAPABILITIES)
+            monitor.execute("migrate", uri=f"exec:cat > {shlex.quote(str(state_for(tmp)))}")
             _wait_migration(monitor, proc, "saving the boot snapshot", timeout)
-            size = tmp.stat().st_size
-            os.replace(tmp, target)
+            # The guest is stopped: its RAM is what the stream's devices expect.
+            source = os.open(_qemu_ram(proc.pid), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                with open(ram_for(tmp), "wb") as out:
+                    size = write_sparse(source, out.fileno()) + state_for(tmp).stat().st_size
+            finally:
+                os.close(source)
+            try:
+                os.rename(tmp, target)
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise  # else another run saved this machine meanwhile: its snapshot stays
         finally:
             monitor.execute("cont")
     except (MonitorError, OSError) as exc:
         raise SnapshotError(f"saving the boot snapshot failed: {exc}") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     prune()
     return size
 
 
-def wait_restored(qmp_socket: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Wait until QEMU has read the snapshot (started with MachineConfig.incoming), then resume the machine."""
-    deadline = time.monotonic() + timeout
-    while not qmp_socket.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SnapshotError(f"QEMU stopped before restoring the snapshot (exit status {proc.poll()})")
-        time.sleep(0.005)
+DISCARDING_DEVICES = ("virtio-balloon",)  # devices through which QEMU 7.2 punches holes in RAM's file
+
+
+def can_map(machine: qemu.MachineConfig) -> bool:
+    """Whether a restore may map the snapshot's RAM file privately: no device of the machine discards
+    guest RAM (see the module's docstring)."""
+    return not any(device in arg for arg in machine.extra_args for device in DISCARDING_DEVICES)
+
+
+def ram_copy(snapshot: Path) -> int:
+    """A memfd holding the snapshot's RAM, for QEMU to map as the restored machine's (the caller
+    closes it once QEMU has it). SnapshotError when the RAM file is missing."""
     try:
-        with Monitor(qmp_socket) as monitor:
+        source = os.open(ram_for(snapshot), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SnapshotError(f"the boot snapshot's RAM is missing ({exc})") from exc
+    memfd = os.memfd_create("osv-java-snapshot-ram", os.MFD_CLOEXEC)
+    try:
+        copy_data(source, memfd)
+    except OSError as exc:
+        os.close(memfd)
+        raise SnapshotError(f"reading the boot snapshot's RAM failed: {exc}") from exc
+    finally:
+        os.close(source)
+    return memfd
+
+
+def connect_monitor(qmp_socket: Path, proc: subprocess.Popen[bytes], deadline: float) -> Monitor:
+    """QEMU's monitor, once it listens: its socket file appears a moment before it accepts."""
+    while True:
+        if proc.poll() is not None:
+            raise SnapshotError(f"QEMU stopped before restoring the snapshot (exit status {proc.poll()})")
+        if qmp_socket.exists():
+            try:
+                return Monitor(qmp_socket)
+            except MonitorError:
+                if time.monotonic() > deadline:
+                    raise
+        elif time.monotonic() > deadline:
+            raise SnapshotError(f"QEMU's monitor did not appear at {qmp_socket}")
+        time.sleep(0.002)
+
+
+def wait_restored(qmp_socket: Path, proc: subprocess.Popen[bytes], snapshot: Path, timeout: float = 60.0) -> None:
+    """Have QEMU (started with MachineConfig.incoming) read the snapshot's stream, then resume the machine."""
+    try:
+        with connect_monitor(qmp_socket, proc, time.monotonic() + timeout) as monitor:
+            monitor.execute("migrate-set-capabilities", capabilities=CAPABILITIES)
+            monitor.execute("migrate-incoming", uri=f"exec:cat {shlex.quote(str(state_for(snapshot)))}")
             _wait_migration(monitor, proc, "restoring the boot snapshot", timeout)
             monitor.execute("cont")
     except MonitorError as exc:
@@ -124,8 +284,14 @@ def seen_before(snapshot: Path) -> bool:
     return False
 
 
+def remove(snapshot: Path) -> None:
+    """Forget a snapshot that failed to restore (its stream and its RAM)."""
+    shutil.rmtree(snapshot, ignore_errors=True)
+
+
 def prune(keep: int = KEEP) -> None:
-    """Delete all but the `keep` most recently used snapshots (and all but the newest marks of machines seen)."""
+    """Delete all but the `keep` most recently used snapshots (and all but the newest marks of
+    machines seen), and what an interrupted save left behind."""
     folder = cache.ensure("snapshots")
     for suffix, kept in ((SUFFIX, keep), (SEEN_SUFFIX, KEEP_SEEN)):
         files = []
@@ -133,7 +299,16 @@ def prune(keep: int = KEEP) -> None:
             with contextlib.suppress(OSError):  # another run may be pruning too
                 files.append((path.stat().st_mtime, path))
         for _, old in sorted(files, reverse=True)[kept:]:
-            old.unlink(missing_ok=True)
+            if suffix == SUFFIX:
+                remove(old)
+            else:
+                old.unlink(missing_ok=True)
+    for legacy in folder.glob("*.vmstate"):  # snapshots of one image each, from before FORMAT 2
+        legacy.unlink(missing_ok=True)
+    for partial in folder.glob(f".*{SUFFIX}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - partial.stat().st_mtime > 600:  # not one being saved right now
+                shutil.rmtree(partial, ignore_errors=True)
 
 
 def touch(path: Path) -> None:

@@ -3,6 +3,7 @@ parts (pure logic; the policy end to end is in tests/process and tests/vm)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,22 @@ def test_snapshot_shape_ignores_what_differs_between_runs(tmp_path: Path) -> Non
     balloon = ["-device", "virtio-balloon-device"]
     assert config("a").shape() != config("a", extra_args=balloon).shape()
     assert config("a").shape() != config("a", memory_mb=1024).shape()
+
+
+def test_snapshot_shape_is_the_same_for_two_images_of_one_runtime(tmp_path: Path) -> None:
+    """Two apps' images hold the same kernel, base initramfs and runtime disk in their own folders:
+    the shape leaves the folders out (the snapshot key has the files' contents: Image.runtime_key)."""
+    def config(folder: str, initrd_size: int = 1) -> qemu.MachineConfig:
+        image = tmp_path / folder
+        image.mkdir(exist_ok=True)
+        for name, size in (("vmlinuz", 1), ("base.img", initrd_size), ("runtime.img", 4096)):
+            (image / name).write_bytes(b"")
+            os.truncate(image / name, size)
+        return qemu.MachineConfig(kernel=image / "vmlinuz", initramfs=image / "base.img", memory_mb=512, cpus=2,
+                                  accel="tcg", cmdline=["console=ttyS0"], serial_log=image / "console.log",
+                                  memory_image=image / "runtime.img")
+
+    assert config("app-one").shape() == config("app-two").shape()
+    assert not any("app-one" in arg for arg in config("app-one").shape())
+    # A base initramfs big enough to move the persistent-memory range changes the machine.
+    assert config("app-one").shape() != config("app-three", initrd_size=500 << 20).shape()

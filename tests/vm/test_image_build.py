@@ -36,12 +36,23 @@ def test_second_build_of_the_same_inputs_is_a_cache_hit(osv: Osv, osv_cache: Pat
 def test_two_builds_are_byte_identical(osv: Osv, osv_cache: Path, examples_built: Path, tmp_path: Path) -> None:
     first = build(osv, tmp_path / "one")
     shutil.rmtree(osv_cache / "images" / first["key"])  # force the image to be assembled again
+    shutil.rmtree(osv_cache / "closure", ignore_errors=True)  # and its ELF closure resolved again
     second = build(osv, tmp_path / "two")
     assert first["key"] == second["key"]
     one, two = tmp_path / "one", tmp_path / "two"
-    assert (one / "initramfs.img").read_bytes() == (two / "initramfs.img").read_bytes()
-    assert (one / "runtime.img").read_bytes() == (two / "runtime.img").read_bytes()
-    assert (one / "image.json").read_bytes() == (two / "image.json").read_bytes()
+    for name in ("initramfs.img", "base.img", "app.cpio", "runtime.img", "image.json"):
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+
+
+def test_two_apps_on_one_runtime_share_the_base_initramfs(osv: Osv, examples_built: Path, tmp_path: Path) -> None:
+    """What a boot snapshot holds (kernel.vm.snapshot) is the same for both; only app.cpio differs."""
+    build(osv, tmp_path / "hello")
+    proc = osv("build", "--jdk", JDK17, "examples/echo/echo.jar", "-o", str(tmp_path / "echo"), "--json")
+    assert proc.returncode == 0, explain(proc)
+    hello, echo = (json.loads((tmp_path / name / "image.json").read_text()) for name in ("hello", "echo"))
+    assert hello["key"] != echo["key"] and hello["runtime_key"] == echo["runtime_key"]
+    assert (tmp_path / "hello" / "base.img").read_bytes() == (tmp_path / "echo" / "base.img").read_bytes()
+    assert (tmp_path / "hello" / "app.cpio").read_bytes() != (tmp_path / "echo" / "app.cpio").read_bytes()
 
 
 @pytest.mark.skipif(shutil.which("cpio") is None, reason="GNU cpio is not installed")

@@ -1,4 +1,5 @@
-"""Boot snapshots (kernel/vm/snapshot.py): a machine's second run saves one, later runs start from it.
+"""Boot snapshots (kernel/vm/snapshot.py): a machine's second run saves one, later runs start from it,
+whatever app they run on the same runtime.
 
 Each test uses its own memory size, so its machine's snapshot is its own and the first run really
 is the first.
@@ -6,12 +7,13 @@ is the first.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from pathlib import Path
 
 import pytest
-from osvtest import JDK17, Osv, explain, text
+from osvtest import JDK17, Osv, compile_java, explain, jar_of, text
 
 pytestmark = [pytest.mark.vm]
 
@@ -61,8 +63,8 @@ def test_a_damaged_snapshot_is_replaced_by_a_cold_boot(osv: Osv, examples_built:
     for _ in range(2):  # the second run saves the snapshot
         proc = osv("run", "--jdk", JDK17, "-m", "768M", HELLO)
         assert proc.returncode == 0, explain(proc)
-    newest = max((osv_cache / "snapshots").glob("*.vmstate"), key=lambda p: p.stat().st_mtime)
-    newest.write_bytes(newest.read_bytes()[: 1 << 20])  # cut short: QEMU cannot load it
+    newest = max((osv_cache / "snapshots").glob("*.snapshot"), key=lambda p: p.stat().st_mtime) / "state"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # cut short: QEMU cannot load it
     proc = osv("run", "--jdk", JDK17, "-m", "768M", "--bootchart", HELLO)
     assert proc.returncode == 0, explain(proc)
     assert text(proc.stdout).startswith("Hello from osv-java!")
@@ -70,3 +72,52 @@ def test_a_damaged_snapshot_is_replaced_by_a_cold_boot(osv: Osv, examples_built:
     assert "snapshot_saved" in _timeline(proc.stderr), "a good snapshot replaces the damaged one"
     again = osv("run", "--jdk", JDK17, "-m", "768M", "--bootchart", HELLO)
     assert again.returncode == 0 and "snapshot_restored" in _timeline(again.stderr), explain(again)
+
+
+def _greeter(tmp_path: Path, jar: Path, greeting: str) -> Path:
+    """A jar printing `greeting`, whose manifest names a second jar (both are the app's files)."""
+    words = f'public class Words {{ public static String say() {{ return "{greeting}"; }} }}'
+    greet = "public class Greet { public static void main(String[] a) { System.out.println(Words.say()); } }"
+    lib = compile_java(tmp_path / greeting, "lib", words)
+    main = compile_java(tmp_path / greeting, "main", greet, classpath=str(lib))
+    jar_of(lib, jar.parent / "lib" / "words.jar")
+    return jar_of(main, jar, "Main-Class: Greet\nClass-Path: lib/words.jar\n")
+
+
+def test_the_first_run_of_an_edited_jar_is_restored_and_runs_the_new_code(osv: Osv, tmp_path: Path) -> None:
+    jar = tmp_path / "app" / "greet.jar"
+    _greeter(tmp_path, jar, "first version")
+    for _ in range(2):  # the first run boots cold, the second saves the runtime's snapshot
+        proc = osv("run", "--jdk", JDK17, "-m", "672M", "--bootchart", str(jar))
+        assert proc.returncode == 0 and text(proc.stdout) == "first version\n", explain(proc)
+    assert "snapshot_saved" in _timeline(proc.stderr), explain(proc)
+    for version in ("second version", "third version"):  # an edit of both jars
+        _greeter(tmp_path, jar, version)
+        proc = osv("run", "--jdk", JDK17, "-m", "672M", "--bootchart", str(jar))
+        assert proc.returncode == 0, explain(proc)
+        assert text(proc.stdout) == f"{version}\n", explain(proc)
+        timeline = _timeline(proc.stderr)
+        assert "snapshot_restored" in timeline and "kernel_start" not in timeline, explain(proc)
+    # Another app on the same runtime restores the same snapshot too.
+    other = _greeter(tmp_path, tmp_path / "other" / "greet.jar", "another app")
+    proc = osv("run", "--jdk", JDK17, "-m", "672M", "--bootchart", str(other))
+    assert proc.returncode == 0 and text(proc.stdout) == "another app\n", explain(proc)
+    assert "snapshot_restored" in _timeline(proc.stderr), explain(proc)
+
+
+@pytest.mark.parametrize(("dynamic_heap", "memory"), [("on", "640M"), ("off", "608M")])
+def test_a_restored_run_leaves_the_snapshot_as_it_was(osv: Osv, examples_built: Path, osv_cache: Path,
+                                                      dynamic_heap: str, memory: str) -> None:
+    """What the app writes never reaches the saved snapshot: with the balloon (dynamic heap on) the
+    machine's RAM is a copy, as the balloon's free page reporting punches holes in the RAM's file;
+    without it the snapshot's RAM file is mapped privately."""
+    run = ("run", "--jdk", JDK17, "-m", memory, "--dynamic-heap", dynamic_heap)
+    for _ in range(2):  # the second run saves the snapshot
+        proc = osv(*run, "examples/gcalloc/gcalloc.jar")
+        assert proc.returncode == 0, explain(proc)
+    saved = max((osv_cache / "snapshots").glob("*.snapshot"), key=lambda p: p.stat().st_mtime)
+    before = {name: hashlib.sha256((saved / name).read_bytes()).hexdigest() for name in ("ram", "state")}
+    proc = osv(*run, "--bootchart", "examples/gcalloc/gcalloc.jar")
+    assert proc.returncode == 0 and "RESULT" in text(proc.stdout), explain(proc)
+    assert "snapshot_restored" in _timeline(proc.stderr), explain(proc)
+    assert {name: hashlib.sha256((saved / name).read_bytes()).hexdigest() for name in ("ram", "state")} == before
