@@ -139,6 +139,9 @@ class HostMonitor:
     """A policy's host side for the length of a run: QMP actions while a VM runs, and the messages of
     the policy's supervisor (from the guest, or from the same process for --target process)."""
 
+    # False when the policy still works without it (a machine run by another engine, osv-java export)
+    essential: ClassVar[bool] = True
+
     def start(self, vm: VmSide | None) -> None:
         """The run began: QEMU is up and its monitor answers (`vm`), or None for a JVM on the host."""
 

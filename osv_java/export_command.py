@@ -145,8 +145,9 @@ def export_machine(fmt: str, app: str, args: list[str], classpath: str | None, j
     resolved = launch.resolve(app, args, classpath, jdk_spec, lang, with_runtimes)
     hooks = launch.hook_plan(settings, "vm", shape.memory_mb, shape.cpus, resolved.jdk, jvm_opts)
     extra = [a for a in hooks.qemu_args if a != "-device" and not a.startswith("virtio-balloon")]
-    if hooks.monitors or extra:
-        what = next(iter(hooks.monitors), None) or " ".join(extra)
+    needed = [name for name, monitor in hooks.monitors.items() if monitor.essential]
+    if needed or extra:
+        what = next(iter(needed), None) or " ".join(extra)
         raise UsageError(f"--format {fmt} cannot honour {what}: it needs osv-java's own QEMU",
                          hint="drop the option that asks for it (e.g. --hugepages pool), or use osv-java run")
     kernel = launch.kernel_for(kernel_path, modules_dir, verbose=False)
