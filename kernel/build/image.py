@@ -38,9 +38,11 @@ from kernel.build.layout import (
     PYTHON_HOME,
     RUNTIME_DISK,
     RUNTIME_VOLUME,
+    STARTUP_ARCHIVE_ON_RUNTIME_DISK,
     guest_busybox,
     guest_python,
 )
+from kernel.build.startup_archive import Archive
 from kernel.formats.cpio import Entry
 from kernel.guest import wire
 from kernel.progress import say
@@ -176,6 +178,7 @@ class BuildRequest:
     extra_trees: tuple[tuple[Path, str], ...] = ()  # (host folder, image folder) a runtime reads
     extra_jvm_options: tuple[str, ...] = ()  # baked-in options a language runtime needs
     hook_modules: tuple[str, ...] = ()  # kernel modules the run's policies need (gc_hooks Policy.guest_modules)
+    startup_archive: Archive | None = None  # made for this app and the JRE linked for it
 
 
 def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
@@ -195,6 +198,7 @@ def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
         f"files={_digest_tree(list(request.app.all_paths()))}",
         f"trees={[(str(h), i) for h, i in request.extra_trees]}",
         f"opts={list(request.extra_jvm_options)}",
+        f"startup_archive={request.startup_archive.sha256 if request.startup_archive else 'none'}",
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
@@ -249,9 +253,25 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
     for host, image_dir in request.extra_trees:
         _add_tree(entries, host, image_dir)
     boot, on_runtime_disk = _add_modules(entries, request)
+    if request.startup_archive is not None:
+        on_runtime_disk[_startup_archive_in_image(request.startup_archive)[len(JRE_IN_IMAGE) + 1:]] = \
+            request.startup_archive.path
     entries["init"] = Entry.file("init", init_script(boot["disk_modules"]), 0o755)
     entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, runtime_mount=JRE_IN_IMAGE))
     return entries, boot, on_runtime_disk
+
+
+def _startup_archive_in_image(archive: Archive) -> str:
+    return f"{STARTUP_ARCHIVE_ON_RUNTIME_DISK}/{archive.file_name}"
+
+
+def startup_archive_record(request: BuildRequest) -> dict | None:
+    """image.json's record of the start-up archive: where it is and the options that map it."""
+    archive = request.startup_archive
+    if archive is None:
+        return None
+    where = _startup_archive_in_image(archive)
+    return {"path": where, "sha256": archive.sha256, "jvm_options": archive.jvm_options(where)}
 
 
 def _add_system(entries: dict[str, Entry], busybox: Path) -> None:
@@ -453,6 +473,7 @@ def _manifest(request: BuildRequest, key: str, tmp: Path, python: Path, boot: di
         },
         "jvm_command": java_command(request),
         "jvm_defaults": guest_jvm_defaults(request.jdk),
+        "startup_archive": startup_archive_record(request),
         "boot": boot,
         "init_env": INIT_ENV,
         "sizes": {

@@ -21,6 +21,9 @@ MODULES_IN_IMAGE = "/osv/modules"
 # Modules only some runs load (-v's fuse and virtiofs) sit on the runtime disk, not in the initramfs,
 # whose every byte the kernel copies at each boot: runs that never load them do not pay for them.
 MODULES_ON_RUNTIME_DISK = f"{JRE_IN_IMAGE}/.osv-modules"
+# The app's start-up archive sits beside the JRE on the runtime disk: the JVM maps it from guest
+# memory (DAX) like the JRE's own CDS archive, and the kernel never copies it.
+STARTUP_ARCHIVE_ON_RUNTIME_DISK = f"{JRE_IN_IMAGE}/.osv-startup"
 INIT_TEMPLATE = GUEST_SOURCES / "init.sh"  # /init, run by busybox; it execs PID 1's Python
 BUSYBOX_IN_IMAGE = "/bin/busybox"
 # The busybox commands /init and the JVM's start (kernel.build.launcher) use, as links in /bin.
