@@ -91,8 +91,20 @@ def _run_jdeps(jdk: Jdk, classpath: list[Path]) -> list[str] | None:
 
 
 def available_modules(jdk: Jdk) -> set[str]:
+    """The JDK's modules, remembered per JDK (a JVM start on every run would cost a tenth of a second)."""
+    image = jdk.home / "lib" / "modules"
+    stamp = f"{jdk.home}|{jdk.version}|{image.stat().st_size}|{image.stat().st_mtime_ns}" if image.exists() else ""
+    record = cache.ensure("jdk-modules") / (hashlib.sha256(stamp.encode()).hexdigest()[:24] + ".json")
+    if stamp and record.exists():
+        try:
+            return set(json.loads(record.read_text()))
+        except ValueError:
+            pass
     proc = _tool(jdk, "java", ["--list-modules"])
-    return {line.split("@")[0] for line in proc.stdout.split()}
+    modules = {line.split("@")[0] for line in proc.stdout.split()}
+    if stamp and proc.returncode == 0 and modules:
+        cache.write_file_atomic(record, json.dumps(sorted(modules)).encode())
+    return modules
 
 
 def link(jdk: Jdk, modules: list[str], progress: bool = True) -> Path:

@@ -120,8 +120,20 @@ def key(training: Training) -> str:
     return h.hexdigest()[:24]
 
 
+def unsupported(training: Training) -> str | None:
+    """Why no archive can be made for this class path, known before any training run; else None."""
+    for entry in training.classpath:
+        if entry.is_dir() and any(entry.iterdir()):
+            return f"CDS archives classes from jars only, and the class path has the folder {entry}"
+    return None
+
+
 def ensure(training: Training, label: str) -> Archive | None:
     """The archive for `training`, made now if missing or damaged; None (said once) when it cannot be made."""
+    why_not = unsupported(training)
+    if why_not is not None:
+        say(f"no start-up archive for {label}: {why_not}")
+        return None
     folder = cache.ensure("startup") / key(training)
     meta_path = folder / "meta.json"
     if meta_path.exists():
