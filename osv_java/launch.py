@@ -172,14 +172,24 @@ def startup_archive_for_image(target: RunInputs, user_env: dict[str, str]) -> st
     if not startup_archive.supported(target.jdk.feature):
         say(f"no start-up archive: {target.jdk.describe()} has none before JDK {startup_archive.FIRST_FEATURE}")
         return None
-    jre_dir = jre.link(target.jdk, list(target.modules))
+    jre_dir = jre.linked(target.jdk, list(target.modules))
+    if jre_dir is None:  # the first build of this JRE: a bad app is refused before anything is written
+        _check_app(target)
+        jre_dir = jre.link(target.jdk, list(target.modules))
     env = {"PATH": f"{jre_dir}/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8",
            **user_env}
     training = startup_archive.Training(
         jre=jre_dir, feature=target.jdk.feature, options=target.host_jvm_options,
         launch=tuple(images.launch_arguments(target.app)), args=tuple(target.args),
         classpath=(*target.app.classpath, *target.app.runtime), guest_view=True, env=env, cwd=os.getcwd())
-    return startup_archive.ensure(training, _app_label(target.app))
+    return startup_archive.ensure(training, _app_label(target.app), before_training=lambda: _check_app(target))
+
+
+def _check_app(target: RunInputs) -> None:
+    """The image build's checks of the app (a clear error for a bad one), before a training run runs it."""
+    from kernel.validate import checks
+
+    checks.check_before_build(target.app, target.jdk, target.modules)
 
 
 def startup_archive_for_host(target: RunInputs, user_env: dict[str, str]) -> startup_archive.Archive | None:

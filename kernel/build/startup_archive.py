@@ -128,13 +128,16 @@ def unsupported(training: Training) -> str | None:
     return None
 
 
-def ensure(training: Training, label: str) -> Archive | None:
-    """The archive for `training`, made now if missing or damaged; None (said once) when it cannot be made."""
+def ensure(training: Training, label: str, before_training: Callable[[], None] | None = None) -> Archive | None:
+    """The archive for `training`, made now if missing or damaged; None (said once) when it cannot be made.
+
+    `before_training` runs first when a training run is needed: the checks that refuse a bad app with
+    a clear error belong before the app runs at all."""
     why_not = unsupported(training)
     if why_not is not None:
         say(f"no start-up archive for {label}: {why_not}")
         return None
-    folder = cache.ensure("startup") / key(training)
+    folder = cache.root() / "startup" / key(training)
     meta_path = folder / "meta.json"
     if meta_path.exists():
         try:
@@ -150,6 +153,8 @@ def ensure(training: Training, label: str) -> Archive | None:
             return Archive(archive, meta["sha256"], training.feature)
         warn(f"the start-up archive {archive} {problem}; making it again")
         shutil.rmtree(folder, ignore_errors=True)
+    if before_training is not None:
+        before_training()
     return _make(training, folder, label)
 
 
@@ -176,6 +181,7 @@ def _damage(archive: Path, meta: dict) -> str | None:
 
 def _make(training: Training, folder: Path, label: str) -> Archive | None:
     say(f"making a start-up archive for {label} (a training run of the app, once)")
+    cache.ensure("startup")
     name = _file_name(training.feature)
     with tempfile.TemporaryDirectory(prefix="osv-java-train-") as scratch_name:
         scratch = Path(scratch_name)
