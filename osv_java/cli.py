@@ -204,7 +204,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
 
         resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes, link_modules=False)
         hooks = launch.hook_plan(settings, "process", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
-        archive = None if no_startup_archive else launch.startup_archive_for_host(resolved, user_env)
+        archive = None if no_startup_archive else launch.startup_archive_for_host(resolved, user_env, list(jvm_opts))
         argv = launch.host_argv(resolved, list(jvm_opts), memory_mb, cpu_count, hooks.jvm_options, archive)
         proc_result = process.run(argv, launch.host_env(user_env), resolved.app.main_class, published, vols,
                                   bootchart, timeout, hooks, verbose, stop_timeout)
@@ -220,7 +220,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes)
     hooks = launch.hook_plan(settings, "vm", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
     kernel = launch.kernel_for(kernel_path, modules_dir, verbose)
-    archive = None if no_startup_archive else launch.startup_archive_for_image(resolved, user_env)
+    archive = None if no_startup_archive else launch.startup_archive_for_image(resolved, user_env, list(jvm_opts))
     image = launch.build_image(resolved, kernel, None, launch.image_hook_modules(resolved.jdk, hooks), archive)
     run_options = RunOptions(
         env=launch.guest_env(user_env), memory_mb=memory_mb, cpus=cpu_count, accel=accel, publish=published,
@@ -275,7 +275,7 @@ def build(app: str, classpath: str | None, jdk_spec: str | None, lang: str | Non
     images.check_output(output)
     resolved = launch.resolve(app, [], classpath, jdk_spec, lang, with_runtimes)
     kernel = launch.kernel_for(kernel_path, modules_dir, verbose=False)
-    archive = None if no_startup_archive else launch.startup_archive_for_image(resolved, {})
+    archive = None if no_startup_archive else launch.startup_archive_for_image(resolved, {}, [])
     image = launch.build_image(resolved, kernel, output, launch.image_hook_modules(resolved.jdk), archive)
     summary = {
         "folder": str(image.folder),

@@ -166,7 +166,8 @@ def _app_label(app: AppSpec) -> str:
     return str(app.script or app.jar or app.main_class)
 
 
-def startup_archive_for_image(target: RunInputs, user_env: dict[str, str]) -> startup_archive.Archive | None:
+def startup_archive_for_image(target: RunInputs, user_env: dict[str, str],
+                              jvm_options: list[str]) -> startup_archive.Archive | None:
     """The start-up archive a VM image of `target` carries, for the JRE linked for it and the image's
     view of its class path (trained on this host, in a private mount namespace)."""
     if not startup_archive.supported(target.jdk.feature):
@@ -179,7 +180,8 @@ def startup_archive_for_image(target: RunInputs, user_env: dict[str, str]) -> st
     env = {"PATH": f"{jre_dir}/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8",
            **user_env}
     training = startup_archive.Training(
-        jre=jre_dir, feature=target.jdk.feature, options=target.host_jvm_options,
+        jre=jre_dir, feature=target.jdk.feature,
+        options=(*target.host_jvm_options, *startup_archive.layout_options(jvm_options)),
         launch=tuple(images.launch_arguments(target.app)), args=tuple(target.args),
         classpath=(*target.app.classpath, *target.app.runtime), guest_view=True, env=env, cwd=os.getcwd())
     return startup_archive.ensure(training, _app_label(target.app), before_training=lambda: _check_app(target))
@@ -192,13 +194,15 @@ def _check_app(target: RunInputs) -> None:
     checks.check_before_build(target.app, target.jdk, target.modules)
 
 
-def startup_archive_for_host(target: RunInputs, user_env: dict[str, str]) -> startup_archive.Archive | None:
+def startup_archive_for_host(target: RunInputs, user_env: dict[str, str],
+                             jvm_options: list[str]) -> startup_archive.Archive | None:
     """The start-up archive of a --target process run: for the host JDK and the host's class path files."""
     if not startup_archive.supported(target.jdk.feature):
         say(f"no start-up archive: {target.jdk.describe()} has none before JDK {startup_archive.FIRST_FEATURE}")
         return None
     training = startup_archive.Training(
-        jre=target.jdk.home, feature=target.jdk.feature, options=target.extra_jvm_options,
+        jre=target.jdk.home, feature=target.jdk.feature,
+        options=(*target.extra_jvm_options, *startup_archive.layout_options(jvm_options)),
         launch=tuple(images.launch_arguments(target.app)), args=tuple(target.args),
         classpath=(*target.app.classpath, *target.app.runtime), guest_view=False, env=host_env(user_env),
         cwd=os.getcwd())

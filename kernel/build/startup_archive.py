@@ -37,6 +37,13 @@ from kernel.progress import say, warn
 FORMAT = 1
 FIRST_FEATURE = 13  # -XX:ArchiveClassesAtExit (JEP 350)
 AOT_CACHE_FEATURE = 25  # -XX:AOTCacheOutput (JEP 514)
+# Flags that decide how an archive is laid out (compressed oops and class pointers, object alignment
+# and headers): a JVM started with other values cannot map it (JDK 17 ignores it without a word, 25
+# prints an error on the app's stdout), so a run's own values are part of its training run and key.
+LAYOUT_FLAGS = ("UseZGC", "UseCompressedOops", "UseCompressedClassPointers", "ObjectAlignmentInBytes",
+                "UseCompactObjectHeaders")
+COMPRESSED_OOPS_LIMIT = 32 << 30  # a larger heap turns compressed oops off
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 TRAINING_TIMEOUT_S = 120.0  # then SIGTERM: the JVM writes the archive as it exits
 DUMP_GRACE_S = 120.0
 
@@ -69,6 +76,24 @@ class Archive:
     def jvm_options(self, where: str | None = None) -> list[str]:
         """The options that make a JVM map this archive (found at `where`, default its own path)."""
         return use_options(self.feature, where or str(self.path))
+
+
+def _bytes(text: str) -> int | None:
+    number, unit = text.rstrip("kKmMgGtT"), text[len(text.rstrip("kKmMgGtT")):].lower()
+    return int(number) * _SIZE_UNITS[unit] if number.isdigit() and unit in _SIZE_UNITS else None
+
+
+def layout_options(jvm_options: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The options among `jvm_options` that change an archive's layout, in order."""
+    kept = []
+    for option in jvm_options:
+        if option.startswith("-XX:") and option[4:].lstrip("+-").split("=")[0] in LAYOUT_FLAGS:
+            kept.append(option)
+        for prefix in ("-Xmx", "-XX:MaxHeapSize="):
+            size = _bytes(option[len(prefix):]) if option.startswith(prefix) else None
+            if size is not None and size >= COMPRESSED_OOPS_LIMIT:
+                kept.append(option)
+    return tuple(kept)
 
 
 def supported(feature: int) -> bool:

@@ -92,3 +92,18 @@ def test_a_class_folder_runs_without_an_archive_and_quietly(osv: Osv, tmp_path: 
     status, out, err = run(osv, "17", LOG, "-cp", str(classes), "Delta")
     assert (status, app_lines(out), err) == (0, "Delta says hi []\n", ""), out + err
     assert not from_archive(out, "Delta") and jar.exists()
+
+
+@pytest.mark.parametrize("feature", FEATURES)
+def test_a_run_without_compressed_oops_gets_an_archive_of_its_own_layout(osv: Osv, tmp_path: Path,
+                                                                          feature: str) -> None:
+    """ZGC turns compressed oops off: an archive made for G1 cannot be mapped (JDK 17 ignores it, 25
+    prints an error on the app's stdout), so a ZGC run trains its own, on the JDK's nocoops base archive."""
+    jdk_or_skip(feature)
+    jar = greeter_jar(tmp_path, "Zeta", tmp_path / "zeta.jar")
+    assert run(osv, feature, str(jar))[0] == 0  # the G1 archive first
+    for _ in range(2):  # the first ZGC run trains, the second finds the archive
+        status, out, err = run(osv, feature, "--jvm-opt=-XX:+UseZGC", LOG, str(jar))
+        assert (status, app_lines(out), err) == (0, "Zeta says hi []\n", ""), out[-2000:] + err
+        assert not any(w in out for w in ARCHIVE_WARNINGS), out[-2000:]
+        assert from_archive(out, "Zeta"), sources(out).get("Zeta")
