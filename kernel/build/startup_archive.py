@@ -180,7 +180,7 @@ def ensure(training: Training, label: str, before_training: Callable[[], None] |
         shutil.rmtree(folder, ignore_errors=True)
     if before_training is not None:
         before_training()
-    return _make(training, folder, label)
+    return make(training, folder, label)
 
 
 def _inode(path: Path) -> list[int]:
@@ -204,7 +204,8 @@ def _damage(archive: Path, meta: dict) -> str | None:
     return None
 
 
-def _make(training: Training, folder: Path, label: str) -> Archive | None:
+def make(training: Training, folder: Path, label: str) -> Archive | None:
+    """Train, check and place an archive (or the reason there is none) at `folder`, all or nothing."""
     say(f"making a start-up archive for {label} (a training run of the app, once)")
     cache.ensure("startup")
     name = _file_name(training.feature)
