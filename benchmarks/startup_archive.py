@@ -11,6 +11,8 @@ fails the benchmark. Configurations, interleaved round by round so the machine's
   proc        osv-java run --target process (an archive for the host JDK)
   proc-plain  osv-java run --target process --no-startup-archive
   launcher    the language's own command as Debian installs it (clojure, groovy, jruby, scala, kotlin)
+  java        plain `java` of the same JDK with the runtime's class path, main class and options (what
+              the launcher script runs, and what --target process runs without osv-java around it)
 
 Warm-up runs come first and are not counted: they train the archives, build the images and save the
 machines' boot snapshots (a machine's second run saves it). Per configuration the medians of N runs of
@@ -19,7 +21,8 @@ from the JVM's exec to its main class's initialisation). A launcher script's own
 measurable from outside, so it has the whole run only. Last line JSON: per language
 `LANG_vm_speedup_archive` and `LANG_process_speedup_archive` (exec to main, without / with),
 `LANG_vm_run_speedup_archive` and `LANG_process_run_speedup_archive` (whole run), and
-`LANG_process_vs_host_launcher` (the launcher's whole run / the process target's with the archive).
+`LANG_process_vs_host_launcher` (the launcher's whole run / the process target's with the archive) and
+`LANG_process_vs_java` (plain java's whole run / the same).
 
     flock /tmp/osv-bench.lock .venv/bin/python benchmarks/startup_archive.py [--runs 5] [--jdk 17]
         [--langs clojure,groovy,jruby,scala,kotlin]
@@ -67,7 +70,7 @@ CONFIGS = {
     "proc": ("--target", "process"),
     "proc-plain": ("--target", "process", "--no-startup-archive"),
 }
-WARMUPS = {"vm": 2, "vm-plain": 2, "proc": 1, "proc-plain": 1, "launcher": 1}
+WARMUPS = {"vm": 2, "vm-plain": 2, "proc": 1, "proc-plain": 1, "launcher": 1, "java": 1}
 
 
 @dataclass
@@ -76,17 +79,32 @@ class Samples:
     exec_to_main: list[float] = field(default_factory=list)
 
 
+def plain_java(hello: Hello, jdk: str) -> list[str]:
+    """`java` with what osv-java's process target would run, minus osv-java and its policies' options."""
+    sys.path.insert(0, str(ROOT))
+    from kernel.build.image import launch_arguments
+    from osv_java import launch
+
+    with_runtimes = tuple(hello.osv_app[i + 1] for i, word in enumerate(hello.osv_app) if word == "--with")
+    target = launch.resolve(str(LANG_DIR / hello.osv_app[-1]), ARGS, None, jdk, None, with_runtimes,
+                            link_modules=False)
+    return [str(target.jdk.tool("java")), *target.extra_jvm_options, *launch_arguments(target.app), *target.args]
+
+
 def command(hello: Hello, config: str, jdk: str) -> list[str]:
     if config == "launcher":
         return [*hello.launcher, *ARGS]
+    if config == "java":
+        return plain_java(hello, jdk)
     env_opts = [opt for key, value in ENV.items() for opt in ("-e", f"{key}={value}")]
     return [OSV, "run", "--jdk", jdk, "--bootchart", *CONFIGS[config], *env_opts, *hello.osv_app, *ARGS]
 
 
 def run_once(hello: Hello, config: str, jdk: str, expected: dict) -> tuple[float, float | None]:
     """Whole-run seconds and exec-to-main seconds (None for a launcher) of one checked run."""
+    argv = command(hello, config, jdk)
     start = time.monotonic()
-    proc = subprocess.run(command(hello, config, jdk), capture_output=True, timeout=900, cwd=LANG_DIR,
+    proc = subprocess.run(argv, capture_output=True, timeout=900, cwd=LANG_DIR,
                           env={**os.environ, **ENV}, check=False)
     elapsed = time.monotonic() - start
     stdout, stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
@@ -94,7 +112,7 @@ def run_once(hello: Hello, config: str, jdk: str, expected: dict) -> tuple[float
             not stderr.startswith(expected["stderr"]):
         raise SystemExit(f"{hello.lang} {config}: unexpected result (exit {proc.returncode})\n"
                          f"--- stdout ---\n{stdout[-1500:]}\n--- stderr ---\n{stderr[-1500:]}")
-    if config == "launcher":
+    if config in ("launcher", "java"):
         return elapsed, None
     marks = {name: float(at) for name, at in BOOTCHART_LINE.findall(stderr[len(expected["stderr"]):])}
     if "jvm_exec" not in marks or "main_entered" not in marks:
@@ -121,7 +139,7 @@ def main() -> None:
         raise SystemExit(f"the host launchers {', '.join(missing)} are missing: apt-get install them (make test does)")
 
     subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
-    configs = [*CONFIGS, "launcher"]
+    configs = [*CONFIGS, "launcher", "java"]
     expected = {name: json.loads((LANG_DIR / name / "expected.json").read_text()) for name in langs}
     print(f"warming up: archives trained, images built, boot snapshots saved ({', '.join(langs)})", file=sys.stderr)
     for name in langs:
@@ -161,13 +179,15 @@ def main() -> None:
             f"{name}_process_run_speedup_archive": ratio(s["proc-plain"].runs, s["proc"].runs),
             f"{name}_process_vs_host_launcher": ratio(s["launcher"].runs, s["proc"].runs),
             f"{name}_process_plain_vs_host_launcher": ratio(s["launcher"].runs, s["proc-plain"].runs),
+            f"{name}_process_vs_java": ratio(s["java"].runs, s["proc"].runs),
         }
         result.update(ratios)
         print(f"  {name:<8} " + "  ".join(cells))
         print(f"  {'':<8} exec to main with the archive: {ratios[f'{name}_vm_speedup_archive']}x shorter in the VM, "
               f"{ratios[f'{name}_process_speedup_archive']}x on the process target; whole run "
               f"{ratios[f'{name}_vm_run_speedup_archive']}x and {ratios[f'{name}_process_run_speedup_archive']}x; "
-              f"process target vs `{HELLOS[name].launcher[0]}`: {ratios[f'{name}_process_vs_host_launcher']}x faster")
+              f"process target vs `{HELLOS[name].launcher[0]}`: {ratios[f'{name}_process_vs_host_launcher']}x faster, "
+              f"vs plain java: {ratios[f'{name}_process_vs_java']}x")
     print(json.dumps(result))
 
 
