@@ -134,12 +134,10 @@ def key(training: Training) -> str:
     for name in ("lib/server/libjvm.so", "lib/modules", "lib/server/classes.jsa"):
         path = training.jre / name
         h.update((_stat_text(path) if path.exists() else f"{path}:absent").encode() + b"\n")
+    # Jars by their bytes: CDS itself checks only a jar's size and mtime (all alike in an image), and an
+    # archive of another version's classes would run that version's code.
     for entry in training.classpath:
-        if entry.is_file():
-            # In an image every file's mtime is the same: only the bytes tell two versions apart.
-            identity = cache.file_digest(entry) if training.guest_view else _stat_text(entry)
-        else:
-            identity = "folder" if entry.is_dir() else "absent"
+        identity = cache.file_digest(entry) if entry.is_file() else "folder" if entry.is_dir() else "absent"
         h.update(f"cp={entry}:{identity}\n".encode())
     h.update(json.dumps([list(training.options), list(training.launch)]).encode())
     return h.hexdigest()[:24]
@@ -170,7 +168,7 @@ def ensure(training: Training, label: str, before_training: Callable[[], None] |
         except ValueError:
             meta = {}
         if "skipped" in meta:
-            say(f"no start-up archive for {label}: {meta['skipped']}")
+            say(f"no start-up archive for {label}: {meta['skipped']} (remove {folder} to try again)")
             return None
         archive = folder / str(meta.get("file", ""))
         problem = _damage(archive, meta) if meta else "has no readable record"
