@@ -7,11 +7,12 @@ never be used for another jar (even one at the same path), and be made again whe
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
-from osvtest import ROOT, Osv, explain, text
+from osvtest import ROOT, Osv, compile_java, explain, jar_of, text
 from startup_archives import (
     ARCHIVE_WARNINGS,
     app_lines,
@@ -107,3 +108,24 @@ def test_a_run_without_compressed_oops_gets_an_archive_of_its_own_layout(osv: Os
         assert (status, app_lines(out), err) == (0, "Zeta says hi []\n", ""), out[-2000:] + err
         assert not any(w in out for w in ARCHIVE_WARNINGS), out[-2000:]
         assert from_archive(out, "Zeta"), sources(out).get("Zeta")
+
+
+def test_a_jar_changed_without_its_size_or_mtime_changing_runs_its_new_code(osv: Osv, tmp_path: Path) -> None:
+    """CDS checks a jar's size and mtime only: an archive of the old bytes would run the old code."""
+    jdk_or_skip("17")
+    jars = []
+    for version in ("one", "two"):
+        classes = compile_java(tmp_path / version, "same",
+                               'public class Same { public static void main(String[] a) {'
+                               f' System.out.println("version {version}"); }} }}')
+        jars.append(jar_of(classes, tmp_path / version / "same.jar", "Main-Class: Same\n"))
+    old, new = jars
+    assert old.stat().st_size == new.stat().st_size
+    status, out, _ = run(osv, "17", LOG, str(old))
+    assert status == 0 and app_lines(out) == "version one\n" and from_archive(out, "Same"), out[-2000:]
+    mtime = old.stat().st_mtime_ns
+    old.write_bytes(new.read_bytes())
+    os.utime(old, ns=(mtime, mtime))
+    status, out, err = run(osv, "17", LOG, str(old))
+    assert status == 0 and app_lines(out) == "version two\n", out[-2000:] + err
+    assert from_archive(out, "Same"), "an archive of the new bytes was made and used"
