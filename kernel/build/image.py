@@ -24,7 +24,7 @@ from pathlib import Path
 from jvmbridge.errors import BuildError, DependencyError
 from jvmbridge.jdk import Jdk
 from kernel import cache, linux
-from kernel.build.app import AppSpec
+from kernel.build.app import AppSpec, manifest_links
 from kernel.build.layout import (
     BUSYBOX_COMMANDS,
     BUSYBOX_IN_IMAGE,
@@ -196,6 +196,7 @@ def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
         f"modules={','.join(sorted(request.modules))}",
         f"app={request.app.kind}:{request.app.main_class}:{request.app.jar}:{request.app.language}",
         f"files={_digest_tree(list(request.app.all_paths()))}",
+        f"links={sorted((k, str(v)) for k, v in manifest_links(request.app.all_paths()).items())}",
         f"trees={[(str(h), i) for h, i in request.extra_trees]}",
         f"opts={list(request.extra_jvm_options)}",
         f"startup_archive={request.startup_archive.sha256 if request.startup_archive else 'none'}",
@@ -250,6 +251,9 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
     # The app, its class path, runtimes and data folders, at their host paths.
     for app_path in request.app.all_paths():
         _add_tree(entries, app_path, str(app_path))
+    # Class-Path entries that reach those files through a symlink, as on the host (CDS records them).
+    for link, target in manifest_links(request.app.all_paths()).items():
+        entries.setdefault(link.strip("/"), Entry.symlink(link, str(target)))
     for host, image_dir in request.extra_trees:
         _add_tree(entries, host, image_dir)
     boot, on_runtime_disk = _add_modules(entries, request)

@@ -59,3 +59,18 @@ def test_the_key_follows_the_jar_bytes_and_the_layout_options(tmp_path: Path) ->
     assert startup_archive.key(training(tmp_path, (jar,), ("-XX:+UseZGC",))) != first
     jar.write_bytes(b"two")  # same size, same path: only the bytes differ
     assert startup_archive.key(training(tmp_path, (jar,))) != first
+
+
+def test_manifest_entries_through_symlinks_are_listed_for_the_image(tmp_path: Path) -> None:
+    from osvtest import jar_of
+
+    from kernel.build.app import manifest_links
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "dep-1.0.jar").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip
+    (lib / "dep.jar").symlink_to("dep-1.0.jar")
+    (tmp_path / "classes").mkdir()
+    app = jar_of(tmp_path / "classes", tmp_path / "app.jar", "Class-Path: lib/dep.jar lib/none.jar\n")
+    assert manifest_links([app, (lib / "dep-1.0.jar").resolve()]) == {str(lib / "dep.jar"): lib / "dep-1.0.jar"}
+    assert manifest_links([app]) == {}, "only entries that resolve to a file the image holds"

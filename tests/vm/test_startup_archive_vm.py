@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from osvtest import JDK17, ROOT, Osv, explain, text
+from osvtest import JDK17, ROOT, Osv, compile_java, explain, jar_of, text
 from startup_archives import (
     ARCHIVE_WARNINGS,
     app_lines,
@@ -63,6 +63,24 @@ def test_a_changed_jar_gets_its_own_archive_and_a_damaged_one_is_made_again(osv:
     assert status == 0 and app_lines(out) == "Beta says hi [z]\n", explain_text(out, err)
     assert "warning: the start-up archive" in err and "is damaged" in err, err
     assert from_archive(out, "Beta"), sources(out).get("Beta")
+
+
+def test_a_manifest_class_path_through_a_symlink_resolves_in_the_guest_as_on_the_host(osv: Osv,
+                                                                                    tmp_path: Path) -> None:
+    """Debian's jars name their dependencies through version-less symlinks (JRuby's bcprov.jar ->
+    bcprov-1.72.jar): CDS records that the entry exists, so the guest must have it too, or JDK 17
+    drops the whole archive with a warning on the app's stdout."""
+    lib = tmp_path / "app" / "lib"
+    classes = compile_java(tmp_path, "dep", 'public class Dep { public static String hi() { return "dep says hi"; } }')
+    jar_of(classes, lib / "dep-1.0.jar")
+    (lib / "dep.jar").symlink_to("dep-1.0.jar")
+    main = compile_java(tmp_path, "main", "public class Main { public static void main(String[] a) {"
+                        " System.out.println(Dep.hi()); } }", classpath=str(classes))
+    app = jar_of(main, tmp_path / "app" / "app.jar", "Main-Class: Main\nClass-Path: lib/dep.jar\n")
+    status, out, err = run(osv, JDK17, LOG, str(app))
+    assert status == 0 and app_lines(out) == "dep says hi\n", explain_text(out, err)
+    assert not any(w in out for w in ARCHIVE_WARNINGS), out[-2000:]
+    assert from_archive(out, "Main") and from_archive(out, "Dep"), sources(out)
 
 
 def explain_text(out: str, err: str) -> str:
