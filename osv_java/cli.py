@@ -115,8 +115,8 @@ def cli(debug: bool) -> None:
 
 NO_STARTUP_ARCHIVE = click.option(
     "--no-startup-archive", "no_startup_archive", is_flag=True,
-    help="Start the JVM without the app's start-up archive (AOT cache or AppCDS, made by a training run on this "
-         "host the first time).")
+    help="No start-up archive for the app (an AOT cache or AppCDS archive, made by a training run of the app "
+         "on this host the first time).")
 
 
 def common_app_options(func: F) -> F:
