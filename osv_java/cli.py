@@ -114,6 +114,12 @@ def cli(debug: bool) -> None:
     """Run unmodified JVM programs as single-application virtual machines."""
 
 
+NO_STARTUP_ARCHIVE = click.option(
+    "--no-startup-archive", "no_startup_archive", is_flag=True,
+    help="No start-up archive for the app (an AOT cache or AppCDS archive, made by a training run of the app "
+         "on this host the first time).")
+
+
 def common_app_options(func: F) -> F:
     decorators = [
         click.option("-cp", "--class-path", "--classpath", "classpath", metavar="PATH",
@@ -163,12 +169,14 @@ def common_app_options(func: F) -> F:
               help="Steer the committed heap to the live set and the memory the machine has, and give the rest back.")
 @click.option("--hugepages", type=click.Choice(["auto", "thp", "pool", "off"]), default="auto", show_default=True,
               help="The heap on 2 MB pages: transparent huge pages, a reserved pool, or none (auto chooses).")
+@NO_STARTUP_ARCHIVE
 def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
         with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, memory: str,
         cpus: str, publish: tuple[str, ...], env: tuple[str, ...], volume: tuple[str, ...],
         jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, stop_timeout: float,
         verbose: bool, bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None,
-        stw_lb: str | None, stw_group: str | None, dynamic_heap: str, hugepages: str) -> None:
+        stw_lb: str | None, stw_group: str | None, dynamic_heap: str, hugepages: str,
+        no_startup_archive: bool) -> None:
     """Build (cached) and boot APP; the exit status is the app's.
 
     APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
@@ -197,7 +205,8 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
 
         resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes, link_modules=False)
         hooks = launch.hook_plan(settings, "process", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
-        argv = launch.host_argv(resolved, list(jvm_opts), memory_mb, cpu_count, hooks.jvm_options)
+        archive = None if no_startup_archive else launch.startup_archive_for_host(resolved, user_env, list(jvm_opts))
+        argv = launch.host_argv(resolved, list(jvm_opts), memory_mb, cpu_count, hooks.jvm_options, archive)
         proc_result = process.run(argv, launch.host_env(user_env), resolved.app.main_class, published, vols,
                                   bootchart, timeout, hooks, verbose, stop_timeout)
         if bootchart:
@@ -212,7 +221,8 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes)
     hooks = launch.hook_plan(settings, "vm", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
     kernel = launch.kernel_for(kernel_path, modules_dir, verbose)
-    image = launch.build_image(resolved, kernel, None, launch.image_hook_modules(resolved.jdk, hooks))
+    archive = None if no_startup_archive else launch.startup_archive_for_image(resolved, user_env, list(jvm_opts))
+    image = launch.build_image(resolved, kernel, None, launch.image_hook_modules(resolved.jdk, hooks), archive)
     run_options = RunOptions(
         env=launch.guest_env(user_env), memory_mb=memory_mb, cpus=cpu_count, accel=accel, publish=published,
         volumes=vols, timeout=timeout, stop_timeout=stop_timeout, verbose=verbose, bootchart=bootchart,
@@ -258,13 +268,16 @@ def print_timeline(timeline: dict[str, float], hook_events: list[HookEvent]) -> 
 @common_app_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Folder to write the image to.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
+@NO_STARTUP_ARCHIVE
 def build(app: str, classpath: str | None, jdk_spec: str | None, lang: str | None, with_runtimes: tuple[str, ...],
-          kernel_path: Path | None, modules_dir: Path | None, output: Path, as_json: bool) -> None:
-    """Build an image of APP into OUTPUT without running it."""
+          kernel_path: Path | None, modules_dir: Path | None, output: Path, as_json: bool,
+          no_startup_archive: bool) -> None:
+    """Build an image of APP into OUTPUT without running it (its start-up archive is trained without arguments)."""
     images.check_output(output)
     resolved = launch.resolve(app, [], classpath, jdk_spec, lang, with_runtimes)
     kernel = launch.kernel_for(kernel_path, modules_dir, verbose=False)
-    image = launch.build_image(resolved, kernel, output, launch.image_hook_modules(resolved.jdk))
+    archive = None if no_startup_archive else launch.startup_archive_for_image(resolved, {}, [])
+    image = launch.build_image(resolved, kernel, output, launch.image_hook_modules(resolved.jdk), archive)
     summary = {
         "folder": str(image.folder),
         "key": image.manifest["key"],

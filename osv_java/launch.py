@@ -17,11 +17,12 @@ from jvmbridge.errors import UsageError
 from kernel import linux
 from kernel.build import app as apps
 from kernel.build import image as images
-from kernel.build import jre
+from kernel.build import jre, startup_archive
 from kernel.build.app import AppSpec
 from kernel.build.image import BuildRequest
 from kernel.build.layout import JRE_IN_IMAGE
 from kernel.guest.wire import CLASS_INIT_LOG
+from kernel.progress import say
 
 GUEST_ENV = {"PATH": f"{JRE_IN_IMAGE}/bin", "HOME": "/root", "LANG": "C.UTF-8", "USER": "root"}
 
@@ -37,6 +38,8 @@ class RunInputs:
     extra_trees: tuple[tuple[Path, str], ...] = ()
     extra_jvm_options: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+    # extra_jvm_options with image folders mapped back to the host's (a training run on this host)
+    host_jvm_options: tuple[str, ...] = ()
 
 
 def _languages() -> Any:
@@ -54,6 +57,7 @@ class ResolvedApp:
     args: list[str]
     trees: tuple[tuple[Path, str], ...] = ()  # (host folder, image folder) a language runtime reads
     options: tuple[str, ...] = ()  # JVM options a language runtime needs
+    host_options: tuple[str, ...] = ()  # the same, naming host folders
     needs_all_modules: bool = False  # jdeps cannot see what a dynamic language needs
     extra_modules: tuple[str, ...] = ()  # JDK modules a runtime needs beyond those
 
@@ -81,6 +85,7 @@ def resolve_app(app_arg: str, args: list[str], classpath: str | None, lang: str 
         resolved.trees += tuple((Path(h), i) for h, i in language.image_trees)
         options = language.host_jvm_options(jdk_feature) if on_host else language.options_for(jdk_feature)
         resolved.options += tuple(options)
+        resolved.host_options += tuple(language.host_jvm_options(jdk_feature))
         resolved.needs_all_modules = resolved.needs_all_modules or language.needs_all_modules
         resolved.extra_modules += tuple(language.extra_modules)
     if runtime:
@@ -113,7 +118,7 @@ def resolve(app_arg: str, args: list[str], classpath: str | None, jdk_spec: str 
     resolved = resolve_app(app_arg, args, classpath, lang, with_runtimes, jdk.feature, on_host=not link_modules)
     spec = resolved.spec
     target = RunInputs(app=spec, args=resolved.args, jdk=jdk, extra_trees=resolved.trees,
-                    extra_jvm_options=resolved.options)
+                       extra_jvm_options=resolved.options, host_jvm_options=resolved.host_options)
     if link_modules:
         found = None if resolved.needs_all_modules else jre.app_modules(jdk, [*spec.classpath, *spec.runtime])
         if found is None:
@@ -150,30 +155,81 @@ def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool
 
 
 def build_image(target: RunInputs, kernel: linux.Kernel, output: Path | None,
-                hook_modules: tuple[str, ...]) -> images.Image:
+                hook_modules: tuple[str, ...], archive: startup_archive.Archive | None = None) -> images.Image:
     request = BuildRequest(app=target.app, jdk=target.jdk, kernel=kernel, modules=target.modules,
                            extra_trees=target.extra_trees, extra_jvm_options=target.extra_jvm_options,
-                           hook_modules=hook_modules)
+                           hook_modules=hook_modules, startup_archive=archive)
     return images.build(request, output=output, notes=target.notes)
+
+
+def _app_label(app: AppSpec) -> str:
+    return str(app.script or app.jar or app.main_class)
+
+
+def startup_archive_for_image(target: RunInputs, user_env: dict[str, str],
+                              jvm_options: list[str]) -> startup_archive.Archive | None:
+    """The start-up archive a VM image of `target` carries, for the JRE linked for it and the image's
+    view of its class path (trained on this host, in a private mount namespace)."""
+    if not startup_archive.supported(target.jdk.feature):
+        say(f"no start-up archive: {target.jdk.describe()} has none before JDK {startup_archive.FIRST_FEATURE}")
+        return None
+    jre_dir = jre.linked(target.jdk, list(target.modules))
+    if jre_dir is None:  # the first build of this JRE: a bad app is refused before anything is written
+        _check_app(target)
+        jre_dir = jre.link(target.jdk, list(target.modules))
+    env = {"PATH": f"{jre_dir}/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8",
+           **user_env}
+    training = startup_archive.Training(
+        jre=jre_dir, feature=target.jdk.feature,
+        options=(*target.host_jvm_options, *startup_archive.layout_options(jvm_options)),
+        launch=tuple(images.launch_arguments(target.app)), args=tuple(target.args),
+        classpath=(*target.app.classpath, *target.app.runtime), guest_view=True, env=env, cwd=os.getcwd())
+    return startup_archive.ensure(training, _app_label(target.app), before_training=lambda: _check_app(target))
+
+
+def _check_app(target: RunInputs) -> None:
+    """The image build's checks of the app (a clear error for a bad one), before a training run runs it."""
+    from kernel.validate import checks
+
+    checks.check_before_build(target.app, target.jdk, target.modules)
+
+
+def startup_archive_for_host(target: RunInputs, user_env: dict[str, str],
+                             jvm_options: list[str]) -> startup_archive.Archive | None:
+    """The start-up archive of a --target process run: for the host JDK and the host's class path files."""
+    if not startup_archive.supported(target.jdk.feature):
+        say(f"no start-up archive: {target.jdk.describe()} has none before JDK {startup_archive.FIRST_FEATURE}")
+        return None
+    training = startup_archive.Training(
+        jre=target.jdk.home, feature=target.jdk.feature,
+        options=(*target.extra_jvm_options, *startup_archive.layout_options(jvm_options)),
+        launch=tuple(images.launch_arguments(target.app)), args=tuple(target.args),
+        classpath=(*target.app.classpath, *target.app.runtime), guest_view=False, env=host_env(user_env),
+        cwd=os.getcwd())
+    return startup_archive.ensure(training, _app_label(target.app))
 
 
 def guest_argv(image: images.Image, jvm_options: list[str], args: list[str], bootchart: bool,
                hook_options: list[str]) -> list[str]:
-    """The guest JVM's command line: the image's defaults, the policies' options, then the user's."""
+    """The guest JVM's command line: the image's defaults and start-up archive, the policies' options,
+    then the user's."""
     command = list(image.manifest["jvm_command"])
-    extra = [*image.manifest.get("jvm_defaults", []), *hook_options, *jvm_options]
+    archive = image.manifest.get("startup_archive") or {}
+    extra = [*image.manifest.get("jvm_defaults", []), *archive.get("jvm_options", []), *hook_options, *jvm_options]
     if bootchart:
         extra.insert(0, f"-Xlog:class+init=info:file={CLASS_INIT_LOG}:timenanos")
     return [command[0], *extra, *command[1:], *args]
 
 
 def host_argv(target: RunInputs, jvm_options: list[str], memory_mb: int | None, cpus: int | None,
-              hook_options: list[str]) -> list[str]:
+              hook_options: list[str], archive: startup_archive.Archive | None = None) -> list[str]:
     """The java command line for --target process: the host JDK's own java, same layout as the image's.
 
     The policies' options come before the user's, so the user's win where both set one flag."""
     app = target.app
     argv = [str(target.jdk.tool("java")), *target.extra_jvm_options]
+    if archive is not None:
+        argv += archive.jvm_options()
     if memory_mb is not None:
         argv.append(f"-XX:MaxRAM={memory_mb}m")
     if cpus is not None:

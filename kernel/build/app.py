@@ -6,6 +6,7 @@ the class path here is that closure, with every file at its real host path.
 
 from __future__ import annotations
 
+import os
 import stat
 import zipfile
 import zlib
@@ -214,6 +215,30 @@ def manifest_classpath(jar: Path, attributes: dict[str, str]) -> list[Path]:
         if path.exists():
             entries.append(path.resolve())
     return entries
+
+
+def manifest_links(paths: tuple[Path, ...] | list[Path]) -> dict[str, Path]:
+    """Class-Path entries of the jars in `paths` that name one of `paths` through a symlink: literal
+    path -> the file it resolves to. The image holds them as symlinks, so each entry exists in the
+    guest exactly as on the host (CDS records which entries exist; the JVM resolves each one again)."""
+    wanted = set(paths)
+    links: dict[str, Path] = {}
+    for jar in paths:
+        if not (jar.is_file() and jar.suffix in (".jar", ".zip")):
+            continue
+        try:
+            attributes = read_manifest(jar)
+        except UsageError:
+            continue
+        for item in attributes.get("Class-Path", "").split():
+            item = item.removeprefix("file:")
+            literal = os.path.normpath(item if item.startswith("/") else str(jar.parent / item))
+            if ".." in literal.split("/") or not os.path.exists(literal):
+                continue
+            target = Path(literal).resolve()
+            if str(target) != literal and target in wanted:
+                links[literal] = target
+    return links
 
 
 def classpath_closure(entries: list[Path]) -> list[Path]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from jvmbridge.errors import BuildError, DependencyError
 from jvmbridge.jdk import Jdk
 from kernel import cache, linux
-from kernel.build.app import AppSpec
+from kernel.build.app import AppSpec, manifest_links
 from kernel.build.layout import (
     BUSYBOX_COMMANDS,
     BUSYBOX_IN_IMAGE,
@@ -38,9 +38,11 @@ from kernel.build.layout import (
     PYTHON_HOME,
     RUNTIME_DISK,
     RUNTIME_VOLUME,
+    STARTUP_ARCHIVE_IN_IMAGE,
     guest_busybox,
     guest_python,
 )
+from kernel.build.startup_archive import Archive
 from kernel.formats.cpio import Entry
 from kernel.guest import wire
 from kernel.progress import say
@@ -197,6 +199,7 @@ class BuildRequest:
     extra_trees: tuple[tuple[Path, str], ...] = ()  # (host folder, image folder) a runtime reads
     extra_jvm_options: tuple[str, ...] = ()  # baked-in options a language runtime needs
     hook_modules: tuple[str, ...] = ()  # kernel modules the run's policies need (gc_hooks Policy.guest_modules)
+    startup_archive: Archive | None = None  # made for this app and the JRE linked for it
 
 
 def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
@@ -214,8 +217,10 @@ def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
         f"modules={','.join(sorted(request.modules))}",
         f"app={request.app.kind}:{request.app.main_class}:{request.app.jar}:{request.app.language}",
         f"files={_digest_tree(list(request.app.all_paths()))}",
+        f"links={sorted((k, str(v)) for k, v in manifest_links(request.app.all_paths()).items())}",
         f"trees={[(str(h), i) for h, i in request.extra_trees]}",
         f"opts={list(request.extra_jvm_options)}",
+        f"startup_archive={request.startup_archive.sha256 if request.startup_archive else 'none'}",
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
@@ -276,15 +281,38 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
     for runtime_path in request.app.all_paths():
         if runtime_path not in own:
             add_tree(entries, runtime_path, str(runtime_path))
+    # Class-Path entries that reach those files through a symlink, as on the host (CDS records them).
+    links = manifest_links(request.app.all_paths())
     for host, image_dir in request.extra_trees:
         add_tree(entries, host, image_dir)
     app_entries: dict[str, Entry] = {}
     for app_path in own:
         add_tree(app_entries, app_path, str(app_path))
+    for link, target in links.items():  # with the app when they reach its files: the base stays the runtime's
+        mine = any(target == p or p in target.parents for p in own)
+        (app_entries if mine else entries).setdefault(link.strip("/"), Entry.symlink(link, str(target)))
+    if request.startup_archive is not None:
+        # the archive is the app's (made for its class path): it travels with the app's files, so that
+        # every app of a runtime restores the same boot snapshot
+        where = _startup_archive_in_image(request.startup_archive)
+        add_tree(app_entries, request.startup_archive.path, where)
     boot, on_runtime_disk = _add_modules(entries, request)
     entries["init"] = Entry.file("init", init_script(boot["disk_modules"]), 0o755)
     entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, runtime_mount=JRE_IN_IMAGE))
     return entries, app_entries, boot, on_runtime_disk
+
+
+def _startup_archive_in_image(archive: Archive) -> str:
+    return f"{STARTUP_ARCHIVE_IN_IMAGE}/{archive.file_name}"
+
+
+def startup_archive_record(request: BuildRequest) -> dict | None:
+    """image.json's record of the start-up archive: where it is and the options that map it."""
+    archive = request.startup_archive
+    if archive is None:
+        return None
+    where = _startup_archive_in_image(archive)
+    return {"path": where, "sha256": archive.sha256, "jvm_options": archive.jvm_options(where)}
 
 
 def _add_system(entries: dict[str, Entry], busybox: Path) -> None:
@@ -518,6 +546,7 @@ def _manifest(request: BuildRequest, key: str, tmp: Path, python: Path, boot: di
         },
         "jvm_command": java_command(request),
         "jvm_defaults": guest_jvm_defaults(request.jdk),
+        "startup_archive": startup_archive_record(request),
         "boot": boot,
         "init_env": INIT_ENV,
         "sizes": {

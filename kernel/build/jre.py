@@ -94,9 +94,52 @@ def _run_jdeps(jdk: Jdk, classpath: list[Path]) -> list[str] | None:
     return modules or list(BASE_MODULES)
 
 
+def _modules_record(jdk: Jdk) -> Path | None:
+    image = jdk.home / "lib" / "modules"
+    if not image.exists():
+        return None
+    stamp = f"{jdk.home}|{jdk.version}|{image.stat().st_size}|{image.stat().st_mtime_ns}"
+    return cache.root() / "jdk-modules" / (hashlib.sha256(stamp.encode()).hexdigest()[:24] + ".json")
+
+
+def _remembered_modules(jdk: Jdk) -> set[str] | None:
+    record = _modules_record(jdk)
+    if record is None or not record.exists():
+        return None
+    try:
+        return set(json.loads(record.read_text()))
+    except ValueError:
+        return None
+
+
 def available_modules(jdk: Jdk) -> set[str]:
+    """The JDK's modules, remembered per JDK (a JVM start on every run would cost a tenth of a second)."""
+    remembered = _remembered_modules(jdk)
+    if remembered is not None:
+        return remembered
     proc = _tool(jdk, "java", ["--list-modules"])
-    return {line.split("@")[0] for line in proc.stdout.split()}
+    modules = {line.split("@")[0] for line in proc.stdout.split()}
+    record = _modules_record(jdk)
+    if record is not None and proc.returncode == 0 and modules:
+        cache.ensure("jdk-modules")
+        cache.write_file_atomic(record, json.dumps(sorted(modules)).encode())
+    return modules
+
+
+def _folder(jdk: Jdk, wanted: list[str]) -> Path:
+    libjvm = jdk.home / "lib" / "server" / "libjvm.so"
+    stamp = f"{jdk.home}|{jdk.version}|{libjvm.stat().st_size}|{libjvm.stat().st_mtime_ns}|{','.join(wanted)}"
+    return cache.root() / "jre" / f"{jdk.feature}-{hashlib.sha256(stamp.encode()).hexdigest()[:20]}"
+
+
+def linked(jdk: Jdk, modules: list[str]) -> Path | None:
+    """The JRE link() would return, when it is in the cache already; None otherwise. Writes nothing."""
+    present = _remembered_modules(jdk)
+    if present is None:
+        return None
+    wanted = sorted(set(modules) | set(BASE_MODULES))
+    folder = _folder(jdk, [m for m in wanted if m in present])
+    return folder if (folder / "bin" / "java").exists() else None
 
 
 def link(jdk: Jdk, modules: list[str], progress: bool = True) -> Path:
@@ -115,11 +158,8 @@ def link(jdk: Jdk, modules: list[str], progress: bool = True) -> Path:
             hint="use a JDK that has them (--jdk), or remove the code that needs them",
         )
     wanted = [m for m in wanted if m in present]  # the fallback set names a few optional ones
-    libjvm = jdk.home / "lib" / "server" / "libjvm.so"
-    stamp = f"{jdk.home}|{jdk.version}|{libjvm.stat().st_size}|{libjvm.stat().st_mtime_ns}|{','.join(wanted)}"
-    key = hashlib.sha256(stamp.encode()).hexdigest()[:20]
-    jres = cache.ensure("jre")
-    final = jres / f"{jdk.feature}-{key}"
+    final = _folder(jdk, wanted)
+    cache.ensure("jre")
     if (final / "bin" / "java").exists():
         return final
     if progress:

@@ -21,6 +21,10 @@ MODULES_IN_IMAGE = "/osv/modules"
 # Modules only some runs load (-v's fuse and virtiofs) sit on the runtime disk, not in the initramfs,
 # whose every byte the kernel copies at each boot: runs that never load them do not pay for them.
 MODULES_ON_RUNTIME_DISK = f"{JRE_IN_IMAGE}/.osv-modules"
+# The app's start-up archive travels with the app's own files (the initramfs's app part, or the
+# files sent after a boot snapshot's restore), not on the runtime disk: that disk, like the base
+# initramfs, is the runtime's, so that every app of a runtime restores the same snapshot.
+STARTUP_ARCHIVE_IN_IMAGE = "/osv/startup"
 INIT_TEMPLATE = GUEST_SOURCES / "init.sh"  # /init, run by busybox; it execs PID 1's Python
 BUSYBOX_IN_IMAGE = "/bin/busybox"
 # The busybox commands /init and the JVM's start (kernel.build.launcher) use, as links in /bin.

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 TRAILER = "TRAILER!!!"
+# Every entry's mtime: the image's files all look this old in the guest (start-up archives depend on it).
+IMAGE_MTIME = 0
 MAGIC = b"070701"
 
 
@@ -67,7 +69,7 @@ def _pad(n: int) -> bytes:
     return b"\0" * (-n % 4)
 
 
-def write(entries: Iterable[Entry], out: BinaryIO, mtime: int = 0) -> int:
+def write(entries: Iterable[Entry], out: BinaryIO, mtime: int = IMAGE_MTIME) -> int:
     """Write `entries` as a newc archive to `out`; returns the number of bytes written."""
     by_path: dict[str, Entry] = {}
     for entry in entries:

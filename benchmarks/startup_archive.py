@@ -1,0 +1,195 @@
+"""Start-up archives: JVM language hellos with and without the app's archive, in a VM and on the
+process target, beside the language's own launcher on this host, in one run.
+
+Each hello is the language's example of the compatibility matrix (examples/lang: Clojure, Groovy and
+JRuby scripts, Scala and Kotlin jars run --with their runtime), run with `world` and GREETING=Hello;
+every run's output is checked against its expected.json, so a faster run that prints something else
+fails the benchmark. Configurations, interleaved round by round so the machine's drift hits all alike:
+
+  vm          osv-java run (the image carries the start-up archive)
+  vm-plain    osv-java run --no-startup-archive
+  proc        osv-java run --target process (an archive for the host JDK)
+  proc-plain  osv-java run --target process --no-startup-archive
+  launcher    the language's own command as Debian installs it (clojure, groovy, jruby, scala, kotlin)
+  java        plain `java` of the same JDK with the runtime's class path, main class and options (what
+              the launcher script runs, and what --target process runs without osv-java around it)
+
+Warm-up runs come first and are not counted: they train the archives, build the images and save the
+machines' boot snapshots (a machine's second run saves it). Per configuration the medians of N runs of
+the whole run (wall time of the command) and, for osv-java, JVM start: exec to main (`--bootchart`:
+from the JVM's exec to its main class's initialisation). A launcher script's own exec-to-main is not
+measurable from outside, so it has the whole run only. Last line JSON: per language
+`LANG_vm_speedup_archive` and `LANG_process_speedup_archive` (exec to main, without / with),
+`LANG_vm_run_speedup_archive` and `LANG_process_run_speedup_archive` (whole run), and
+`LANG_process_vs_host_launcher` (the launcher's whole run / the process target's with the archive) and
+`LANG_process_vs_java` (plain java's whole run / the same).
+
+    flock /tmp/osv-bench.lock .venv/bin/python benchmarks/startup_archive.py [--runs 5] [--jdk 17]
+        [--langs clojure,groovy,jruby,scala,kotlin]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OSV = str(Path(sys.executable).parent / "osv-java")
+LANG_DIR = ROOT / "examples" / "lang"
+ARGS = ["world"]
+ENV = {"GREETING": "Hello"}
+BOOTCHART_LINE = re.compile(r"^\s+(\w+)\s+([\d.]+)\s+\(\+", re.M)
+
+
+@dataclass(frozen=True)
+class Hello:
+    lang: str
+    osv_app: tuple[str, ...]  # what follows `osv-java run [options]`
+    launcher: tuple[str, ...]  # the host's own command
+
+
+HELLOS = {
+    "clojure": Hello("clojure", ("clojure/main.clj",), ("clojure", "clojure/main.clj")),
+    "groovy": Hello("groovy", ("groovy/main.groovy",), ("groovy", "groovy/main.groovy")),
+    "jruby": Hello("jruby", ("jruby/main.rb",), ("jruby", "jruby/main.rb")),
+    "scala": Hello("scala", ("--with", "scala", "scala/app.jar"), ("scala", "-nc", "-cp", "scala/app.jar", "Main")),
+    "kotlin": Hello("kotlin", ("--with", "kotlin", "kotlin/app.jar"), ("kotlin", "-cp", "kotlin/app.jar", "MainKt")),
+}
+CONFIGS = {
+    "vm": (),
+    "vm-plain": ("--no-startup-archive",),
+    "proc": ("--target", "process"),
+    "proc-plain": ("--target", "process", "--no-startup-archive"),
+}
+WARMUPS = {"vm": 2, "vm-plain": 2, "proc": 1, "proc-plain": 1, "launcher": 1, "java": 1}
+
+
+@dataclass
+class Samples:
+    runs: list[float] = field(default_factory=list)
+    exec_to_main: list[float] = field(default_factory=list)
+
+
+def plain_java(hello: Hello, jdk: str) -> list[str]:
+    """`java` with what osv-java's process target would run, minus osv-java and its policies' options."""
+    sys.path.insert(0, str(ROOT))
+    from kernel.build.image import launch_arguments
+    from osv_java import launch
+
+    with_runtimes = tuple(hello.osv_app[i + 1] for i, word in enumerate(hello.osv_app) if word == "--with")
+    target = launch.resolve(str(LANG_DIR / hello.osv_app[-1]), ARGS, None, jdk, None, with_runtimes,
+                            link_modules=False)
+    return [str(target.jdk.tool("java")), *target.extra_jvm_options, *launch_arguments(target.app), *target.args]
+
+
+def command(hello: Hello, config: str, jdk: str) -> list[str]:
+    if config == "launcher":
+        return [*hello.launcher, *ARGS]
+    if config == "java":
+        return plain_java(hello, jdk)
+    env_opts = [opt for key, value in ENV.items() for opt in ("-e", f"{key}={value}")]
+    return [OSV, "run", "--jdk", jdk, "--bootchart", *CONFIGS[config], *env_opts, *hello.osv_app, *ARGS]
+
+
+def run_once(hello: Hello, config: str, jdk: str, expected: dict) -> tuple[float, float | None]:
+    """Whole-run seconds and exec-to-main seconds (None for a launcher) of one checked run."""
+    argv = command(hello, config, jdk)
+    start = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, timeout=900, cwd=LANG_DIR,
+                          env={**os.environ, **ENV}, check=False)
+    elapsed = time.monotonic() - start
+    stdout, stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+    # stderr may also hold the build's warnings about the runtime's jars (warm-up runs build the images)
+    if proc.returncode != expected["exit"] or stdout != expected["stdout"] or expected["stderr"] not in stderr:
+        raise SystemExit(f"{hello.lang} {config}: unexpected result (exit {proc.returncode})\n"
+                         f"--- stdout ---\n{stdout[-1500:]}\n--- stderr ---\n{stderr[-1500:]}")
+    if config in ("launcher", "java"):
+        return elapsed, None
+    marks = {name: float(at) for name, at in BOOTCHART_LINE.findall(stderr.partition(expected["stderr"])[2])}
+    if "jvm_exec" not in marks or "main_entered" not in marks:
+        raise SystemExit(f"{hello.lang} {config}: no exec-to-main in the bootchart:\n{stderr[-1500:]}")
+    return elapsed, marks["main_entered"] - marks["jvm_exec"]
+
+
+def ratio(slow: list[float], fast: list[float]) -> float:
+    return round(statistics.median(slow) / statistics.median(fast), 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--jdk", default="17", help="the JDK osv-java runs (the launchers use Debian's default)")
+    parser.add_argument("--langs", default=",".join(HELLOS))
+    args = parser.parse_args()
+    langs = [name.strip() for name in args.langs.split(",") if name.strip()]
+    unknown = [name for name in langs if name not in HELLOS]
+    if unknown:
+        raise SystemExit(f"unknown --langs {', '.join(unknown)} (known: {', '.join(HELLOS)})")
+    missing = [HELLOS[name].launcher[0] for name in langs if shutil.which(HELLOS[name].launcher[0]) is None]
+    if missing:
+        raise SystemExit(f"the host launchers {', '.join(missing)} are missing: apt-get install them (make test does)")
+
+    subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
+    configs = [*CONFIGS, "launcher", "java"]
+    expected = {name: json.loads((LANG_DIR / name / "expected.json").read_text()) for name in langs}
+    print(f"warming up: archives trained, images built, boot snapshots saved ({', '.join(langs)})", file=sys.stderr)
+    for name in langs:
+        for config in configs:
+            for _ in range(WARMUPS[config]):
+                run_once(HELLOS[name], config, args.jdk, expected[name])
+
+    samples = {(name, config): Samples() for name in langs for config in configs}
+    for round_no in range(1, args.runs + 1):
+        for name in langs:
+            line = []
+            for config in configs:
+                whole, to_main = run_once(HELLOS[name], config, args.jdk, expected[name])
+                samples[name, config].runs.append(whole)
+                if to_main is not None:
+                    samples[name, config].exec_to_main.append(to_main)
+                line.append(f"{config} {whole:.2f}s" + (f" ({to_main:.2f}s to main)" if to_main is not None else ""))
+            print(f"round {round_no} {name}: " + "  ".join(line), flush=True)
+
+    result: dict[str, object] = {"jdk": args.jdk, "runs": args.runs, "cpus": os.cpu_count()}
+    print(f"\nmedians of {args.runs} (whole run / exec to main, seconds), JDK {args.jdk}:")
+    for name in langs:
+        s = {config: samples[name, config] for config in configs}
+        cells = []
+        for config in configs:
+            whole = statistics.median(s[config].runs)
+            to_main = f" / {statistics.median(s[config].exec_to_main):.2f}" if s[config].exec_to_main else ""
+            cells.append(f"{config} {whole:.2f}{to_main}")
+            result[f"{name}_{config.replace('-', '_')}_s"] = round(whole, 3)
+            if s[config].exec_to_main:
+                result[f"{name}_{config.replace('-', '_')}_exec_to_main_s"] = round(
+                    statistics.median(s[config].exec_to_main), 3)
+        ratios = {
+            f"{name}_vm_speedup_archive": ratio(s["vm-plain"].exec_to_main, s["vm"].exec_to_main),
+            f"{name}_vm_run_speedup_archive": ratio(s["vm-plain"].runs, s["vm"].runs),
+            f"{name}_process_speedup_archive": ratio(s["proc-plain"].exec_to_main, s["proc"].exec_to_main),
+            f"{name}_process_run_speedup_archive": ratio(s["proc-plain"].runs, s["proc"].runs),
+            f"{name}_process_vs_host_launcher": ratio(s["launcher"].runs, s["proc"].runs),
+            f"{name}_process_plain_vs_host_launcher": ratio(s["launcher"].runs, s["proc-plain"].runs),
+            f"{name}_process_vs_java": ratio(s["java"].runs, s["proc"].runs),
+        }
+        result.update(ratios)
+        print(f"  {name:<8} " + "  ".join(cells))
+        print(f"  {'':<8} exec to main with the archive: {ratios[f'{name}_vm_speedup_archive']}x shorter in the VM, "
+              f"{ratios[f'{name}_process_speedup_archive']}x on the process target; whole run "
+              f"{ratios[f'{name}_vm_run_speedup_archive']}x and {ratios[f'{name}_process_run_speedup_archive']}x; "
+              f"process target vs `{HELLOS[name].launcher[0]}`: {ratios[f'{name}_process_vs_host_launcher']}x faster, "
+              f"vs plain java: {ratios[f'{name}_process_vs_java']}x")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
