@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +30,8 @@ from kernel.guest import wire
 from kernel.progress import warn
 from kernel.vm.qemu_process import QemuProcess
 from kernel.vm.relay import Relay
+
+SEND_TIMEOUT = 300.0  # seconds a send to the guest may take: an app's files under emulation on a busy host
 
 
 class OutputPump(threading.Thread):
@@ -76,17 +79,22 @@ class ControlChannel:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        # Sends get a socket object of their own: `receive` polls with short timeouts on `sock`, and a
+        # send under such a timeout fails as soon as the guest is slow to drain a large payload
+        self.out = socket.socket(fileno=os.dup(sock.fileno()))
+        self.out.settimeout(SEND_TIMEOUT)
+        weakref.finalize(self, self.out.close)
         self.buffer = b""
         self.lock = threading.Lock()
 
     def send(self, op: str, **fields: object) -> None:
         with self.lock:
-            self.sock.sendall(wire.encode(op, **fields))
+            self.out.sendall(wire.encode(op, **fields))
 
     def send_with_payload(self, op: str, payload: bytes, **fields: object) -> None:
         """A message followed by raw bytes (wire.PAYLOAD), in one piece: nothing may come in between."""
         with self.lock:
-            self.sock.sendall(wire.encode(op, **fields, **{wire.PAYLOAD: len(payload)}) + payload)
+            self.out.sendall(wire.encode(op, **fields, **{wire.PAYLOAD: len(payload)}) + payload)
 
     def receive(self, timeout: float) -> tuple[wire.Message, float] | None:
         """One message and the host time it arrived, or None on timeout; raises EOFError when closed."""
