@@ -80,15 +80,17 @@ def assert_one_error(result: Result, status: int, *needles: str) -> None:
 def snapshot(cache: Path) -> dict[str, tuple[str, int, int]]:
     """Every path under the cache with its kind, size and mtime.
 
-    jdeps answers (cache/jdeps/*.json) are complete, content-keyed records written while the app is
+    The answers about the app's JDK modules (cache/jdeps, cache/classdeps: one per class path entry,
+    cache/jdkpackages: one per JDK) are complete, content-keyed records written while the app is
     resolved, before any check can run; they are left out.
     """
+    records = ("jdeps", "classdeps", "jdkpackages")
     shot: dict[str, tuple[str, int, int]] = {}
     if not cache.exists():
         return shot
     for path in sorted(cache.rglob("*")):
         rel = str(path.relative_to(cache))
-        if rel == "jdeps" or rel.startswith("jdeps/"):
+        if rel.split("/", 1)[0] in records:
             continue
         st = path.lstat()
         kind = "dir" if stat.S_ISDIR(st.st_mode) else "link" if stat.S_ISLNK(st.st_mode) else "file"
