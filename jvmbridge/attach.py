@@ -75,10 +75,11 @@ def _connect(path: Path, timeout: float) -> socket.socket:
 
 
 def _make_attach_file(tgt: ProcessInfo) -> Path:
-    """Create .attach_pid<nspid> where the JVM looks (its cwd, then its /tmp), owned like the JVM."""
+    """Create .attach_pid<nspid> where the JVM looks (it tries its cwd, then its /tmp), owned like the
+    JVM: in its /tmp first, so a trigger left by an attach cut short never litters the app's folder."""
     name = f".attach_pid{tgt.nspid}"
     last: OSError | None = None
-    for folder in (tgt.cwd, tgt.tmp):
+    for folder in (tgt.tmp, tgt.cwd):
         path = folder / name
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
