@@ -6,9 +6,9 @@ JRuby scripts, Scala and Kotlin jars run --with their runtime), run with `world`
 every run's output is checked against its expected.json, so a faster run that prints something else
 fails the benchmark. Configurations, interleaved round by round so the machine's drift hits all alike:
 
-  vm          osv-java run (the image carries the start-up archive)
+  vm          osv-java run --startup-archive (the image carries the start-up archive)
   vm-plain    osv-java run --no-startup-archive
-  proc        osv-java run --target process (an archive for the host JDK)
+  proc        osv-java run --target process --startup-archive (an archive for the host JDK)
   proc-plain  osv-java run --target process --no-startup-archive
   launcher    the language's own command as Debian installs it (clojure, groovy, jruby, scala, kotlin)
   java        plain `java` of the same JDK with the runtime's class path, main class and options (what
@@ -65,9 +65,9 @@ HELLOS = {
     "kotlin": Hello("kotlin", ("--with", "kotlin", "kotlin/app.jar"), ("kotlin", "-cp", "kotlin/app.jar", "MainKt")),
 }
 CONFIGS = {
-    "vm": (),
+    "vm": ("--startup-archive",),
     "vm-plain": ("--no-startup-archive",),
-    "proc": ("--target", "process"),
+    "proc": ("--target", "process", "--startup-archive"),
     "proc-plain": ("--target", "process", "--no-startup-archive"),
 }
 WARMUPS = {"vm": 2, "vm-plain": 2, "proc": 1, "proc-plain": 1, "launcher": 1, "java": 1}

@@ -115,9 +115,10 @@ def cli(debug: bool) -> None:
 
 
 NO_STARTUP_ARCHIVE = click.option(
-    "--no-startup-archive", "no_startup_archive", is_flag=True,
-    help="No start-up archive for the app (an AOT cache or AppCDS archive, made by a training run of the app "
-         "on this host the first time).")
+    "--startup-archive/--no-startup-archive", "startup_archive", default=False,
+    help="A start-up archive for the app (an AOT cache or AppCDS archive), made the first time by a training "
+         "run of the app on this host. Off by default: that run is the app itself, with its side effects, "
+         "its files and its ports, stopped after 10 s.")
 
 
 def common_app_options(func: F) -> F:
@@ -176,7 +177,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, stop_timeout: float,
         verbose: bool, bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None,
         stw_lb: str | None, stw_group: str | None, dynamic_heap: str, hugepages: str,
-        no_startup_archive: bool) -> None:
+        startup_archive: bool) -> None:
     """Build (cached) and boot APP; the exit status is the app's.
 
     APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
@@ -205,7 +206,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
 
         resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes, link_modules=False)
         hooks = launch.hook_plan(settings, "process", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
-        archive = None if no_startup_archive else launch.startup_archive_for_host(resolved, user_env, list(jvm_opts))
+        archive = launch.startup_archive_for_host(resolved, user_env, list(jvm_opts)) if startup_archive else None
         argv = launch.host_argv(resolved, list(jvm_opts), memory_mb, cpu_count, hooks.jvm_options, archive)
         proc_result = process.run(argv, launch.host_env(user_env), resolved.app.main_class, published, vols,
                                   bootchart, timeout, hooks, verbose, stop_timeout)
@@ -221,7 +222,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes)
     hooks = launch.hook_plan(settings, "vm", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
     kernel = launch.kernel_for(kernel_path, modules_dir, verbose)
-    archive = None if no_startup_archive else launch.startup_archive_for_image(resolved, user_env, list(jvm_opts))
+    archive = launch.startup_archive_for_image(resolved, user_env, list(jvm_opts)) if startup_archive else None
     image = launch.build_image(resolved, kernel, None, launch.image_hook_modules(resolved.jdk, hooks), archive)
     run_options = RunOptions(
         env=launch.guest_env(user_env), memory_mb=memory_mb, cpus=cpu_count, accel=accel, publish=published,
@@ -271,12 +272,12 @@ def print_timeline(timeline: dict[str, float], hook_events: list[HookEvent]) -> 
 @NO_STARTUP_ARCHIVE
 def build(app: str, classpath: str | None, jdk_spec: str | None, lang: str | None, with_runtimes: tuple[str, ...],
           kernel_path: Path | None, modules_dir: Path | None, output: Path, as_json: bool,
-          no_startup_archive: bool) -> None:
+          startup_archive: bool) -> None:
     """Build an image of APP into OUTPUT without running it (its start-up archive is trained without arguments)."""
     images.check_output(output)
     resolved = launch.resolve(app, [], classpath, jdk_spec, lang, with_runtimes)
     kernel = launch.kernel_for(kernel_path, modules_dir, verbose=False)
-    archive = None if no_startup_archive else launch.startup_archive_for_image(resolved, {}, [])
+    archive = launch.startup_archive_for_image(resolved, {}, []) if startup_archive else None
     image = launch.build_image(resolved, kernel, output, launch.image_hook_modules(resolved.jdk), archive)
     summary = {
         "folder": str(image.folder),

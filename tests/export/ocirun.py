@@ -1,5 +1,5 @@
 """Run an unpacked OCI bundle the way a container engine would, with util-linux instead of runc: a new
-mount and PID namespace, /proc, /dev, /sys and a fresh /tmp mounted in, the image's user, working
+mount and PID namespace, /proc, /dev and /sys mounted in, the image's user, working
 folder, environment and entrypoint from umoci's config.json, inside a memory cgroup with a limit."""
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Runs in the new namespaces as their PID 1, then execs (through unshare --root) the entrypoint,
-# which so becomes PID 1 of the container.
+# which so becomes PID 1 of the container. /tmp is the image's own (mode 1777), as `docker run`
+# gives it: a tmpfs over it would hide an app exported from a folder under /tmp (the image keeps the
+# app at its host path).
 SETUP = r"""
 set -e
 R=$1; shift
@@ -23,7 +25,6 @@ mount --bind "$R" "$R"
 mount -t proc proc "$R/proc"
 mount --rbind /dev "$R/dev"
 mount --rbind /sys "$R/sys"
-mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
 exec "$@"
 """
 

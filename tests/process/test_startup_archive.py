@@ -30,7 +30,7 @@ CLOJURE = ROOT / "examples" / "lang" / "clojure"
 
 
 def run(osv: Osv, feature: str, *args: str) -> tuple[int, str, str]:
-    proc = osv("run", "--target", "process", "--jdk", feature, *args)
+    proc = osv("run", "--target", "process", "--jdk", feature, "--startup-archive", *args)
     return proc.returncode, text(proc.stdout), text(proc.stderr)
 
 
@@ -74,7 +74,7 @@ def test_a_damaged_archive_is_made_again_with_a_warning(osv: Osv, osv_cache: Pat
                                                         feature: str) -> None:
     jdk_or_skip(feature)
     jar = greeter_jar(tmp_path, "Gamma", tmp_path / "gamma.jar")
-    first = osv("run", "--target", "process", "--jdk", feature, str(jar))
+    first = osv("run", "--target", "process", "--jdk", feature, "--startup-archive", str(jar))
     assert first.returncode == 0, explain(first)
     archive = archive_of(osv_cache, str(jar.resolve()))
     damage(archive)

@@ -27,7 +27,7 @@ CLOJURE = ROOT / "examples" / "lang" / "clojure"
 
 
 def run(osv: Osv, feature: str, *args: str) -> tuple[int, str, str]:
-    proc = osv("run", "--jdk", feature, *args, timeout=600)
+    proc = osv("run", "--jdk", feature, "--startup-archive", *args, timeout=600)
     return proc.returncode, text(proc.stdout), text(proc.stderr)
 
 
@@ -89,7 +89,7 @@ def explain_text(out: str, err: str) -> str:
 
 def test_build_carries_the_archive_and_can_leave_it_out(osv: Osv, tmp_path: Path) -> None:
     jar = greeter_jar(tmp_path, "Epsilon", tmp_path / "epsilon.jar")
-    built = osv("build", "--jdk", JDK17, str(jar), "-o", str(tmp_path / "with"), "--json")
+    built = osv("build", "--jdk", JDK17, "--startup-archive", str(jar), "-o", str(tmp_path / "with"), "--json")
     assert built.returncode == 0, explain(built)
     manifest = json.loads((tmp_path / "with" / "image.json").read_text())
     record = manifest["startup_archive"]
