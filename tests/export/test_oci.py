@@ -117,8 +117,9 @@ def test_jdk_25_image_runs_too(oci_tools: None, export_osv: Osv, tmp_path: Path)
 
 def test_dynamic_heap_steers_the_jvm_inside_the_container(oci_tools: None, oci_export: Export,
                                                           tmp_path: Path) -> None:
-    # one burst of a 120 MB live set, then a quiet spell: the policy must act on the JVM in there
-    layout = oci_export(str(EXAMPLES / "bursty" / "bursty.jar"), "1", "120", "3", "6")
+    # one burst of a 120 MB live set, then a quiet spell long enough for the policy's first attach to
+    # the JVM in there even on a loaded machine (6 s was not, once): it must act on that JVM
+    layout = oci_export(str(EXAMPLES / "bursty" / "bursty.jar"), "1", "120", "3", "20")
     config = ocirun.unpack(layout, "latest", tmp_path / "bundle")
     with ocirun.memory_cgroup(768) as cgroup:
         proc = ocirun.run(tmp_path / "bundle", config, cgroup, extra_env={"OSV_JAVA_VERBOSE": "1"})
