@@ -8,6 +8,7 @@ JDK share, and the app. Reproducible: the same inputs give the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 from dataclasses import dataclass, field
@@ -25,6 +26,10 @@ RUN_FILE = "/osv/run.json"  # read by kernel.guest.container
 USER_ID = 65532  # the "nonroot" id distroless images use: no privileges, no clash with a host user
 USER_NAME = "app"
 HOME = f"/home/{USER_NAME}"
+# The app's files sit at their host paths below this folder: relations between them (a manifest's
+# relative Class-Path) hold, and none lands in /tmp, which engines may mount over (an emptyDir,
+# `--tmpfs /tmp`) and whose mode the app layer must not change.
+APP_ROOT = "/app"
 ENTRYPOINT = [f"{PYTHON_HOME}/bin/python3", "-S", "-c", f"from {ENTRY_MODULE} import run; run()"]
 BASE_ENV = {
     "PATH": f"{JRE_IN_IMAGE}/bin",
@@ -57,8 +62,29 @@ class ContainerRequest:
     ref: str = "latest"
 
 
+def in_image(path: Path) -> Path:
+    """Where an app file at host `path` is in the image."""
+    return Path(APP_ROOT + str(path))
+
+
+def image_app(app: AppSpec) -> AppSpec:
+    """The app as the image holds it."""
+    def moved(paths: tuple[Path, ...]) -> tuple[Path, ...]:
+        return tuple(in_image(p) for p in paths)
+
+    return dataclasses.replace(
+        app, classpath=moved(app.classpath), runtime=moved(app.runtime),
+        jar=in_image(app.jar) if app.jar else None, script=in_image(app.script) if app.script else None)
+
+
+def image_args(request: ContainerRequest) -> list[str]:
+    """The app's arguments with its own files (a script) named where the image holds them."""
+    moved = {str(p): str(in_image(p)) for p in request.app.all_paths()}
+    return [moved.get(arg, arg) for arg in request.args]
+
+
 def jvm_argv(request: ContainerRequest) -> list[str]:
-    return [f"{JRE_IN_IMAGE}/bin/java", *request.jvm_options, *images.launch_arguments(request.app)]
+    return [f"{JRE_IN_IMAGE}/bin/java", *request.jvm_options, *images.launch_arguments(image_app(request.app))]
 
 
 def jvm_defaults(jdk: Jdk) -> list[str]:
@@ -69,7 +95,7 @@ def jvm_defaults(jdk: Jdk) -> list[str]:
 
 def _runtime_layer(request: ContainerRequest, jre_dir: Path) -> oci.Layer:
     entries: dict[str, Entry] = {}
-    for name in ("dev", "proc", "sys", "run", "osv"):
+    for name in ("dev", "proc", "sys", "run", "osv", APP_ROOT.strip("/")):
         entries[name] = Entry.folder(name)
     entries["tmp"] = Entry.folder("tmp", 0o1777)
     for path, data in ETC_FILES.items():
@@ -87,8 +113,8 @@ def _runtime_layer(request: ContainerRequest, jre_dir: Path) -> oci.Layer:
 
 def _app_layer(request: ContainerRequest) -> oci.Layer:
     entries: dict[str, Entry] = {}
-    for app_path in request.app.all_paths():  # at their host paths, so Class-Path entries resolve
-        images.add_tree(entries, app_path, str(app_path))
+    for app_path in request.app.all_paths():
+        images.add_tree(entries, app_path, str(in_image(app_path)))
     for host, image_dir in request.extra_trees:
         images.add_tree(entries, host, image_dir)
     run = {"argv": jvm_argv(request), "supervisors": list(request.supervisors),
@@ -110,7 +136,7 @@ def image_config(request: ContainerRequest) -> dict[str, object]:
         "User": f"{USER_ID}:{USER_ID}",
         "Env": [f"{k}={v}" for k, v in env.items()],
         "Entrypoint": list(ENTRYPOINT),
-        "Cmd": list(request.args),
+        "Cmd": image_args(request),
         "WorkingDir": HOME,
         "StopSignal": "SIGTERM",
         "Labels": {"org.opencontainers.image.title": request.app.main_class,

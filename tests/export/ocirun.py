@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Runs in the new namespaces as their PID 1, then execs (through unshare --root) the entrypoint,
-# which so becomes PID 1 of the container. /tmp is the image's own (mode 1777), as `docker run`
-# gives it: a tmpfs over it would hide an app exported from a folder under /tmp (the image keeps the
-# app at its host path).
+# which so becomes PID 1 of the container. TMPFS=1 mounts a tmpfs on /tmp, as `docker run --tmpfs
+# /tmp` or a Kubernetes emptyDir there would; otherwise /tmp is the image's own.
 SETUP = r"""
 set -e
 R=$1; shift
@@ -25,6 +24,7 @@ mount --bind "$R" "$R"
 mount -t proc proc "$R/proc"
 mount --rbind /dev "$R/dev"
 mount --rbind /sys "$R/sys"
+if [ "$TMPFS" = 1 ]; then mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"; fi
 exec "$@"
 """
 
@@ -103,9 +103,9 @@ def memory_cgroup(limit_mb: int) -> Iterator[Path]:
 
 
 def command(bundle: Path, config: dict, args: list[str] | None = None,
-            extra_env: dict[str, str] | None = None) -> list[str]:
+            extra_env: dict[str, str] | None = None, tmpfs: bool = False) -> list[str]:
     """The command that runs the bundle's process (its args, or the entrypoint with `args` instead of
-    the image's Cmd)."""
+    the image's Cmd), with a tmpfs on /tmp when asked."""
     process = config["process"]
     argv = list(process["args"])
     if args is not None:
@@ -115,7 +115,8 @@ def command(bundle: Path, config: dict, args: list[str] | None = None,
     user = process["user"]
     inner = ["env", "-i", *env, shutil.which("unshare") or "unshare", f"--root={bundle / 'rootfs'}",
              f"--wd={process['cwd']}", "--setgid", str(user["gid"]), "--setuid", str(user["uid"]), "--", *argv]
-    return ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c", SETUP, "sh",
+    return ["env", f"TMPFS={int(tmpfs)}", "unshare", "--mount", "--pid", "--fork", "--kill-child", "--",
+            "/bin/sh", "-c", SETUP, "sh",
             str(bundle / "rootfs"), *inner]
 
 
@@ -127,8 +128,9 @@ def in_cgroup(cgroup: Path) -> Callable[[], None]:
 
 
 def run(bundle: Path, config: dict, cgroup: Path, args: list[str] | None = None,
-        extra_env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(command(bundle, config, args, extra_env), capture_output=True, timeout=timeout,
+        extra_env: dict[str, str] | None = None, timeout: float = 300,
+        tmpfs: bool = False) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(command(bundle, config, args, extra_env, tmpfs), capture_output=True, timeout=timeout,
                           preexec_fn=in_cgroup(cgroup), check=False)
 
 

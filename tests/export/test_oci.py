@@ -70,6 +70,27 @@ def test_unpacked_root_runs_the_app_under_a_memory_limit(oci_tools: None, oci_ex
     assert re.search(r"osv-java: container: memory cgroup v\d \S+: limit 384 MB", text(proc.stderr)), explain(proc)
 
 
+def test_an_app_exported_from_under_tmp_runs_with_a_tmpfs_on_tmp(oci_tools: None, export_osv: Osv,
+                                                                  tmp_path: Path) -> None:
+    # the app's folder is under /tmp here (pytest's tmp_path), as in a clone made there: the image
+    # keeps it below /app, and keeps the image's /tmp writable by all (the JVM's hsperfdata goes there)
+    app = tmp_path / "src" / "hello.jar"
+    app.parent.mkdir()
+    app.write_bytes((EXAMPLES / "hello" / "hello.jar").read_bytes())
+    layout = tmp_path / "layout"
+    proc = export_osv("export", str(app), "--jdk", str(JDK17_HOME), "--format", "oci", "-o", str(layout))
+    assert proc.returncode == 0, explain(proc)
+    config = ocirun.unpack(layout, "latest", tmp_path / "bundle")
+    rootfs = tmp_path / "bundle" / "rootfs"
+    assert (rootfs / "tmp").stat().st_mode & 0o7777 == 0o1777
+    assert (rootfs / "app" / str(app).lstrip("/")).is_file()
+    with ocirun.memory_cgroup(384) as cgroup:
+        runs = [ocirun.run(tmp_path / "bundle", config, cgroup, tmpfs=tmpfs) for tmpfs in (False, True)]
+    for run in runs:
+        assert run.returncode == 0, explain(run)
+        assert text(run.stdout).startswith("Hello from osv-java! Java 17"), explain(run)
+
+
 def test_exit_status_and_arguments_pass_through(oci_tools: None, oci_export: Export, tmp_path: Path) -> None:
     layout = oci_export(str(EXAMPLES / "exitcode" / "exitcode.jar"), "args", "baked")
     config = ocirun.unpack(layout, "latest", tmp_path / "bundle")
@@ -122,7 +143,7 @@ def test_dynamic_heap_steers_the_jvm_inside_the_container(oci_tools: None, oci_e
     layout = oci_export(str(EXAMPLES / "bursty" / "bursty.jar"), "1", "120", "3", "20")
     config = ocirun.unpack(layout, "latest", tmp_path / "bundle")
     with ocirun.memory_cgroup(768) as cgroup:
-        proc = ocirun.run(tmp_path / "bundle", config, cgroup, extra_env={"OSV_JAVA_VERBOSE": "1"})
+        proc = ocirun.run(tmp_path / "bundle", config, cgroup, extra_env={"OSV_JAVA_VERBOSE": "1"}, tmpfs=True)
     assert proc.returncode == 0, explain(proc)
     assert "DONE" in text(proc.stdout)
     decisions = re.findall(r"osv-java: dynamic-heap: (\w+)", text(proc.stderr))
