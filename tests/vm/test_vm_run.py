@@ -411,6 +411,40 @@ def test_own_kernel_with_its_modules_boots(osv: Osv, osv_cache: Path, examples_b
     assert text(proc.stdout) == "exiting with 7\n"
 
 
+def test_own_kernel_without_virtiofs_runs_apps_and_refuses_only_volumes(
+    osv: Osv, osv_cache: Path, examples_built: Path, tmp_path: Path
+) -> None:
+    """fuse and virtiofs are needed by -v alone: a kernel without them runs every other app, and a run
+    with -v gets one line saying what the kernel lacks, before anything is built."""
+    import json
+    import shutil
+
+    folder = Path(json.loads((osv_cache / "kernels" / "default.json").read_text())["folder"])
+    own = tmp_path / "kernel"
+    own.mkdir()
+    shutil.copy(folder / "vmlinuz", own / "vmlinuz")  # without the config beside it
+    modules = own / "modules"
+    shutil.copytree(folder / "modules", modules, ignore=lambda d, _: ["fuse"] if d.endswith("/kernel/fs") else [])
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    kernel = ["--kernel", str(own / "vmlinuz"), "--modules", str(modules)]
+    proc = osv("run", "--jdk", JDK17, *kernel, EXITCODE, "7")
+    assert proc.returncode == 7, explain(proc)
+    assert text(proc.stdout) == "exiting with 7\n"
+    proc = osv("run", "--jdk", JDK17, *kernel, "-v", f"{shared}:/data", EXITCODE, "7")
+    assert proc.returncode == 125, explain(proc)
+    assert (f"osv-java: error: -v needs virtiofs, which kernel {own / 'vmlinuz'} lacks (no fuse or virtiofs module"
+            f" under {modules})\nhint: ") in text(proc.stderr), explain(proc)
+    # With a config that says so, that config is what the error names.
+    (modules / "config").write_text(re.sub(r"^CONFIG_(FUSE_FS|VIRTIO_FS)=.*$", r"# CONFIG_\1 is not set",
+                                           (folder / "config").read_text(), flags=re.M))
+    proc = osv("run", "--jdk", JDK17, *kernel, "-v", f"{shared}:/data", EXITCODE, "7")
+    assert proc.returncode == 125, explain(proc)
+    assert text(proc.stderr).startswith(f"osv-java: error: kernel config {modules / 'config'} lacks: "
+                                        "CONFIG_FUSE_FS (-v/--volume folders"), explain(proc)
+    assert list(shared.iterdir()) == []
+
+
 def test_not_a_bzimage_is_refused_before_boot(osv: Osv, examples_built: Path, tmp_path: Path) -> None:
     fake = tmp_path / "vmlinuz"
     fake.write_bytes(b"\x7fELF" + b"\0" * 1000)
