@@ -8,10 +8,14 @@ io:    benchmarks/java/VolumeBench.java, timed inside the JVM (the boot is not c
 start: wall time of `osv-java run --cold-boot` of hello (volume runs always boot cold): without a
        volume; with an empty volume; with a 1 GiB volume (a 1 GiB file of real bytes); and without a
        volume but with the shared-memory backend and modern virtio that volume runs get (`memfd`),
-       which prices that part alone. The host's start: --target process with the 1 GiB volume.
+       which prices that part alone. The host's start: --target process with the 1 GiB volume. And
+       hello without a volume restored from its boot snapshot (`restored`, what a run without -v
+       does by default): volume runs cannot use a snapshot, so this is what -v costs a start.
 
-Starts are also given in CPU seconds (osv-java, QEMU and virtiofsd together, from the children's
-resource usage), which a loaded machine disturbs far less than wall time. Runs alternate so drift on
+Ratios: each io figure in the VM against the host's (time per operation, so > 1 is slower), and each
+start against the start without a volume (cold, and restored). Starts are also given in CPU seconds
+(osv-java, QEMU and virtiofsd together, from the children's resource usage), which a loaded machine
+disturbs far less than wall time. Runs alternate so drift on
 the machine hits all alike; medians. The last line is JSON.
 
     .venv/bin/python benchmarks/volumes.py [--runs 3] [--jdk 17] [--only io|start]
@@ -118,11 +122,15 @@ def main() -> None:
         io_run(args.jdk, classes, io_dir, "process")
         fresh(io_dir, given)
         osv("run", "--jdk", args.jdk, "--cold-boot", "-v", f"{empty}:/data", HELLO)
+        for _ in range(2):  # the first run of a machine notes it, the second saves its boot snapshot
+            osv("run", "--jdk", args.jdk, HELLO)
 
         io: dict[str, list[dict[str, float]]] = {"vm": [], "host": []}
-        starts = {"vm_no_volume": ([], HELLO, False), "vm_memfd_only": ([], HELLO, True),
-                  "vm_empty_volume": (["-v", f"{empty}:/data"], HELLO, False),
-                  "vm_1gib_volume": (["-v", f"{big}:/data"], HELLO, False)}
+        cold = ["--cold-boot"]
+        starts = {"vm_no_volume": (cold, False), "vm_memfd_only": (cold, True),
+                  "vm_empty_volume": ([*cold, "-v", f"{empty}:/data"], False),
+                  "vm_1gib_volume": ([*cold, "-v", f"{big}:/data"], False),
+                  "vm_no_volume_restored": ([], False)}
         start: dict[str, list[float]] = {k: [] for k in [*starts, "host_1gib_volume"]}
         start_cpu: dict[str, list[float]] = {k: [] for k in start}
         for i in range(args.runs):
@@ -133,8 +141,8 @@ def main() -> None:
                 print(f"run {i + 1}: io vm {io['vm'][-1]}  host {io['host'][-1]}", file=sys.stderr)
             if args.only == "io":
                 continue
-            for key, (volume, app, memfd) in starts.items():
-                wall, _, cpu = osv("run", "--jdk", args.jdk, "--cold-boot", *volume, app, memfd=memfd)
+            for key, (options, memfd) in starts.items():
+                wall, _, cpu = osv("run", "--jdk", args.jdk, *options, HELLO, memfd=memfd)
                 start[key].append(wall)
                 start_cpu[key].append(cpu)
             wall, _, cpu = osv("run", "--target", "process", "--jdk", args.jdk, "-v", f"{big}:/data", HELLO)
@@ -151,9 +159,13 @@ def main() -> None:
                 m[f"{target}_{key}"] = round(statistics.median(r[key] for r in runs), 3)
             m[f"{target}_write_mib_s"] = round(WRITE_MB / m[f"{target}_write_s"], 1)
             m[f"{target}_read_mib_s"] = round(WRITE_MB / m[f"{target}_read_s"], 1)
+        for key in ("write_s", "read_s", "files_s"):
+            m[f"ratio_vm_to_host_{key}"] = round(m[f"vm_{key}"] / m[f"host_{key}"], 2)
         print(f"virtiofs: write {m['vm_write_mib_s']} MiB/s, read {m['vm_read_mib_s']} MiB/s, "
               f"{SMALL_FILES} files {m['vm_files_s']}s; host: write {m['host_write_mib_s']} MiB/s, "
-              f"read {m['host_read_mib_s']} MiB/s, {SMALL_FILES} files {m['host_files_s']}s")
+              f"read {m['host_read_mib_s']} MiB/s, {SMALL_FILES} files {m['host_files_s']}s; "
+              f"vm/host time: write {m['ratio_vm_to_host_write_s']}x, read {m['ratio_vm_to_host_read_s']}x, "
+              f"files {m['ratio_vm_to_host_files_s']}x")
     if args.only != "io":
         for key, values in start.items():
             m[f"start_{key}_s"] = round(statistics.median(values), 3)
@@ -162,8 +174,17 @@ def main() -> None:
             lists[f"start_{key}_cpu_runs"] = [round(v, 3) for v in start_cpu[key]]
         for unit in ("s", "cpu_s"):
             m[f"memfd_cost_{unit}"] = round(m[f"start_vm_memfd_only_{unit}"] - m[f"start_vm_no_volume_{unit}"], 3)
-        print("start (cold boot, hello): " + ", ".join(
+        for key in ("vm_empty_volume", "vm_1gib_volume", "vm_memfd_only"):
+            m[f"ratio_{key}_to_no_volume"] = round(m[f"start_{key}_s"] / m["start_vm_no_volume_s"], 2)
+        m["ratio_1gib_to_empty_volume"] = round(m["start_vm_1gib_volume_s"] / m["start_vm_empty_volume_s"], 2)
+        m["ratio_1gib_volume_to_restored"] = round(m["start_vm_1gib_volume_s"] / m["start_vm_no_volume_restored_s"],
+                                                   2)
+        print("start (hello): " + ", ".join(
             f"{k} {m[f'start_{k}_s']}s ({m[f'start_{k}_cpu_s']} cpu s)" for k in start))
+        print(f"start ratios: 1 GiB volume / empty volume {m['ratio_1gib_to_empty_volume']}x, "
+              f"empty volume / no volume (cold) {m['ratio_vm_empty_volume_to_no_volume']}x, "
+              f"memfd only / no volume (cold) {m['ratio_vm_memfd_only_to_no_volume']}x, "
+              f"1 GiB volume / no volume restored from the snapshot {m['ratio_1gib_volume_to_restored']}x")
     result = {"runs": args.runs, "write_mib": WRITE_MB, "small_files": SMALL_FILES, **m, **lists,
               "cpus": os.cpu_count()}
     print(json.dumps(result))

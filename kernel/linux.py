@@ -44,13 +44,16 @@ REQUIRED_CONFIG = {
     "VIRTIO_MMIO": "microvm has virtio-mmio devices only",
     "VIRTIO_CONSOLE": "the app's stdin/stdout/stderr and the control channel",
     "VIRTIO_NET": "networking for -p/--publish",
-    "FUSE_FS": "-v/--volume folders (virtiofs is a FUSE transport)",
-    "VIRTIO_FS": "-v/--volume folders, shared live with the host",
     "EROFS_FS": "the JRE is an EROFS image",
     "X86_PMEM_LEGACY": "the JRE's image sits in guest memory marked persistent (memmap=SIZE!BASE)",
     "BLK_DEV_PMEM": "the JRE's image is mounted from /dev/pmem0",
     "PCI": "legacy persistent memory is registered during PCI resource setup",
     "SERIAL_8250_CONSOLE": "the kernel console log (shown when a boot fails)",
+}
+# What -v needs on top: a kernel without it still runs every app that has no volume.
+VOLUME_CONFIG = {
+    "FUSE_FS": "-v/--volume folders (virtiofs is a FUSE transport)",
+    "VIRTIO_FS": "-v/--volume folders, shared live with the host",
 }
 RECOMMENDED_CONFIG = {
     "VIRTIO_BALLOON": "dynamic memory",
@@ -100,13 +103,15 @@ def read_config(path: Path) -> dict[str, str]:
     return values
 
 
-def missing_config(config: dict[str, str]) -> tuple[list[str], list[str]]:
-    """(required options missing, recommended options missing), each as 'CONFIG_X (why)'."""
+def missing_config(config: dict[str, str], volumes: bool = False) -> tuple[list[str], list[str]]:
+    """(required options missing, recommended options missing), each as 'CONFIG_X (why)'; what -v
+    needs is required only for a run with `volumes`."""
     def absent(table: dict[str, str]) -> list[str]:
         return [f"CONFIG_{k} ({why})" for k, why in table.items() if config.get(k) not in ("y", "m")]
 
-    required = absent(REQUIRED_CONFIG)
-    return required, absent(RECOMMENDED_CONFIG)
+    if volumes:
+        return absent(REQUIRED_CONFIG) + absent(VOLUME_CONFIG), absent(RECOMMENDED_CONFIG)
+    return absent(REQUIRED_CONFIG), absent(RECOMMENDED_CONFIG) + absent(VOLUME_CONFIG)
 
 
 def modinfo(path: Path) -> dict[str, list[str]]:
@@ -176,6 +181,26 @@ def load_order(kernel: Kernel, wanted: tuple[str, ...]) -> list[tuple[str, Path]
     for name in wanted:
         visit(name, ())
     return order
+
+
+def volume_modules(kernel: Kernel) -> list[tuple[str, Path]] | None:
+    """fuse and virtiofs (with what they need) in load order; None when `kernel`'s modules lack them
+    (neither a module nor built in): such a kernel runs apps, but not with -v."""
+    try:
+        return load_order(kernel, VOLUME_MODULES)
+    except DependencyError:
+        return None
+
+
+def check_volume_support(kernel: Kernel) -> None:
+    """One clear error, before anything is built, when -v is asked of a kernel without virtiofs."""
+    if volume_modules(kernel) is None:
+        raise DependencyError(
+            f"-v needs virtiofs, which kernel {kernel.image} lacks (no fuse or virtiofs module under "
+            f"{kernel.modules})",
+            hint="use a kernel built with CONFIG_FUSE_FS and CONFIG_VIRTIO_FS (y or m) and its modules, "
+                 "or the default kernel",
+        )
 
 
 def _builtin_modules(modules: Path) -> set[str]:

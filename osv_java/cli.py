@@ -221,7 +221,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
 
     resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes)
     hooks = launch.hook_plan(settings, "vm", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
-    kernel = launch.kernel_for(kernel_path, modules_dir, verbose)
+    kernel = launch.kernel_for(kernel_path, modules_dir, verbose, volumes=bool(vols))
     archive = launch.startup_archive_for_image(resolved, user_env, list(jvm_opts)) if startup_archive else None
     image = launch.build_image(resolved, kernel, None, launch.image_hook_modules(resolved.jdk, hooks), archive)
     run_options = RunOptions(

@@ -132,7 +132,8 @@ def resolve(app_arg: str, args: list[str], classpath: str | None, jdk_spec: str 
     return target
 
 
-def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool) -> linux.Kernel:
+def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool,
+               volumes: bool = False) -> linux.Kernel:
     if kernel_path is None:
         if modules_dir is not None:
             raise UsageError("--modules goes with --kernel", hint="give --kernel PATH too, or drop --modules")
@@ -140,7 +141,7 @@ def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool
     else:
         kernel = linux.user_kernel(kernel_path, modules_dir)
     if kernel.config is not None:
-        missing, recommended = linux.missing_config(linux.read_config(kernel.config))
+        missing, recommended = linux.missing_config(linux.read_config(kernel.config), volumes)
         if missing:
             raise UsageError(
                 f"kernel config {kernel.config} lacks: {', '.join(missing)}",
@@ -151,6 +152,8 @@ def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool
     elif kernel_path is not None:
         print(f"osv-java: no config found for {kernel_path}; cannot check it has what the guest needs",
               file=sys.stderr)
+    if volumes:
+        linux.check_volume_support(kernel)
     return kernel
 
 

@@ -428,7 +428,9 @@ def _add_modules(entries: dict[str, Entry], request: BuildRequest
     on_runtime_disk: dict[str, Path | bytes] = {}
     loaded: set[str] = set()
     for group, wanted in groups.items():
-        for name, module in linux.load_order(kernel, wanted):
+        # A kernel without virtiofs still runs apps without -v (osv_java.launch refuses -v with it).
+        order = (linux.volume_modules(kernel) or []) if group == "fs_modules" else linux.load_order(kernel, wanted)
+        for name, module in order:
             if name in loaded:
                 continue
             loaded.add(name)

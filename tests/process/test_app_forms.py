@@ -121,6 +121,11 @@ def test_classpath_form_with_a_class_folder(osv: Osv, test_classes: Path, tmp_pa
         (["-p", "80", "examples/hello/hello.jar"], "-p '80' is not HOST:GUEST"),
         (["-e", "NOEQUALS", "examples/hello/hello.jar"], "-e 'NOEQUALS' is not KEY=VALUE"),
         (["--jdk", "/nonexistent", "examples/hello/hello.jar"], "JDK path /nonexistent is not a folder"),
+        (["-v", "/tmp", "examples/hello/hello.jar"], "volume '/tmp' is not HOST_DIR:GUEST_DIR[:ro]"),
+        (["-v", "/nonexistent:/data", "examples/hello/hello.jar"], "volume folder /nonexistent does not exist"),
+        (["-v", "examples/hello/hello.jar:/data", "examples/hello/hello.jar"],
+         "volume examples/hello/hello.jar is not a folder"),
+        (["-v", "/tmp:data", "examples/hello/hello.jar"], "volume guest path 'data' must be an absolute folder"),
     ],
 )
 def test_bad_input_is_one_line_and_125(osv: Osv, examples_built: Path, args: list[str], message: str) -> None:

@@ -68,3 +68,14 @@ def test_a_comma_in_the_folder_is_escaped_for_virtiofsd(tmp_path: Path) -> None:
     folder = tmp_path / "a,b"
     argv = volumes.virtiofsd_argv("/v", volumes.Volume(folder, "/data"), tmp_path / "s")
     assert f"source={tmp_path}/a\\,b" in argv
+
+
+def test_a_kernel_config_without_virtiofs_is_refused_only_for_runs_with_volumes() -> None:
+    from kernel import linux
+
+    config = {option: "y" for option in (*linux.REQUIRED_CONFIG, *linux.RECOMMENDED_CONFIG)}
+    required, recommended = linux.missing_config(config)
+    assert required == [] and [r.split()[0] for r in recommended] == ["CONFIG_FUSE_FS", "CONFIG_VIRTIO_FS"]
+    required, recommended = linux.missing_config(config, volumes=True)
+    assert [r.split()[0] for r in required] == ["CONFIG_FUSE_FS", "CONFIG_VIRTIO_FS"] and recommended == []
+    assert linux.missing_config({**config, "FUSE_FS": "m", "VIRTIO_FS": "y"}, volumes=True) == ([], [])

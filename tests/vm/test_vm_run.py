@@ -20,6 +20,7 @@ HELLO = "examples/hello/hello.jar"
 EXITCODE = "examples/exitcode/exitcode.jar"
 ECHO = "examples/echo/echo.jar"
 HTTPSERVER = "examples/httpserver/httpserver.jar"
+H2_JAR = "/usr/share/java/h2.jar"  # libh2-java (the Makefile installs it)
 
 
 def free_port() -> int:
@@ -158,6 +159,46 @@ def test_fsynced_writes_survive_a_killed_osv_java_and_virtiofsd_dies_with_it(
         for pid in _processes_with(needle):
             os.kill(pid, signal.SIGKILL)
     assert (shared / "bytes.bin").read_bytes() == bytes(i % 251 for i in range(size))
+
+
+def test_a_database_on_a_volume_keeps_every_committed_transaction_when_osv_java_is_killed(
+    osv: Osv, test_classes: Path, tmp_path: Path
+) -> None:
+    """H2 on a volume, one row per transaction, SIGKILL of osv-java mid-run: the host's copy of the
+    database has every row whose commit the app had reported, and no gap. WRITE_DELAY=0 is H2's own
+    "write at commit" (its default delays that by up to 500 ms, and loses those commits to a kill -9
+    of a host JVM too)."""
+    shared = tmp_path / "db"
+    shared.mkdir()
+    classpath = f"{test_classes}:{H2_JAR}"
+    run = _start_server(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", classpath,
+                        "Ledger", "write", "jdbc:h2:/data/ledger;WRITE_DELAY=0")
+    needle = f"source={shared}".encode()
+    last = 0
+    try:
+        assert run.stdout is not None
+        while last < 200:
+            line = run.stdout.readline()
+            assert line.startswith(b"committed "), line + (run.stderr.read() if run.stderr and run.poll() is not None
+                                                            else b"")
+            last = int(line.split()[1])
+        # The host sees the database while the app writes it.
+        assert (shared / "ledger.mv.db").stat().st_size > 0
+        run.kill()  # SIGKILL mid-run: QEMU and virtiofsd die with osv-java, nothing is written back
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        for pid in _processes_with(needle):
+            os.kill(pid, signal.SIGKILL)
+    # Opened on the host, by the host's JVM: every reported commit is there, in order, no holes.
+    count = subprocess.run(["java", "-cp", classpath, "Ledger", "count", f"jdbc:h2:{shared}/ledger"],
+                           capture_output=True, timeout=120)
+    assert count.returncode == 0, explain(count)
+    rows, highest = map(int, text(count.stdout).split())
+    assert highest >= last, f"the app reported commit {last}, the host's database ends at {highest}"
+    assert rows == highest, f"{rows} rows for ids up to {highest}: a committed transaction is missing"
 
 
 def test_a_file_the_host_writes_during_the_run_is_seen_by_the_app(
@@ -368,6 +409,40 @@ def test_own_kernel_with_its_modules_boots(osv: Osv, osv_cache: Path, examples_b
                EXITCODE, "7")
     assert proc.returncode == 7, explain(proc)
     assert text(proc.stdout) == "exiting with 7\n"
+
+
+def test_own_kernel_without_virtiofs_runs_apps_and_refuses_only_volumes(
+    osv: Osv, osv_cache: Path, examples_built: Path, tmp_path: Path
+) -> None:
+    """fuse and virtiofs are needed by -v alone: a kernel without them runs every other app, and a run
+    with -v gets one line saying what the kernel lacks, before anything is built."""
+    import json
+    import shutil
+
+    folder = Path(json.loads((osv_cache / "kernels" / "default.json").read_text())["folder"])
+    own = tmp_path / "kernel"
+    own.mkdir()
+    shutil.copy(folder / "vmlinuz", own / "vmlinuz")  # without the config beside it
+    modules = own / "modules"
+    shutil.copytree(folder / "modules", modules, ignore=lambda d, _: ["fuse"] if d.endswith("/kernel/fs") else [])
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    kernel = ["--kernel", str(own / "vmlinuz"), "--modules", str(modules)]
+    proc = osv("run", "--jdk", JDK17, *kernel, EXITCODE, "7")
+    assert proc.returncode == 7, explain(proc)
+    assert text(proc.stdout) == "exiting with 7\n"
+    proc = osv("run", "--jdk", JDK17, *kernel, "-v", f"{shared}:/data", EXITCODE, "7")
+    assert proc.returncode == 125, explain(proc)
+    assert (f"osv-java: error: -v needs virtiofs, which kernel {own / 'vmlinuz'} lacks (no fuse or virtiofs module"
+            f" under {modules})\nhint: ") in text(proc.stderr), explain(proc)
+    # With a config that says so, that config is what the error names.
+    (modules / "config").write_text(re.sub(r"^CONFIG_(FUSE_FS|VIRTIO_FS)=.*$", r"# CONFIG_\1 is not set",
+                                           (folder / "config").read_text(), flags=re.M))
+    proc = osv("run", "--jdk", JDK17, *kernel, "-v", f"{shared}:/data", EXITCODE, "7")
+    assert proc.returncode == 125, explain(proc)
+    assert text(proc.stderr).startswith(f"osv-java: error: kernel config {modules / 'config'} lacks: "
+                                        "CONFIG_FUSE_FS (-v/--volume folders"), explain(proc)
+    assert list(shared.iterdir()) == []
 
 
 def test_not_a_bzimage_is_refused_before_boot(osv: Osv, examples_built: Path, tmp_path: Path) -> None:
