@@ -250,7 +250,10 @@ def obtain(interface: str, budget: float = 4.0) -> Lease | None:
         message, wanted = build(DISCOVER, xid, mac), (OFFER,)
         attempt = 0
         while time.monotonic() < deadline:
-            sock.sendto(message, ("255.255.255.255", SERVER_PORT))
+            try:
+                sock.sendto(message, ("255.255.255.255", SERVER_PORT))
+            except OSError:
+                pass  # the link not ready yet, say: wait as for a lost packet, then send again
             wait = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
             reply = _receive(sock, min(deadline, time.monotonic() + wait), xid, mac, (*wanted, NAK))
             attempt += 1
