@@ -17,7 +17,7 @@ import sys
 
 from gc_hooks.runner import SupervisorRunner
 from gc_hooks.seam import HookEvent, SupervisorSpec
-from kernel.guest import disks, network, wire
+from kernel.guest import dhcp, disks, network, wire
 from kernel.guest.pid1 import (
     BOOT_FILE,
     MS_NODEV,
@@ -117,11 +117,16 @@ def main() -> None:
     mount_runtime(boot)
     network.loopback_up()
     try:
-        # QEMU user mode's addresses unless the request names others (KubeVirt's masquerade)
-        network.configure(boot.get("net_modules", []), load_module,
-                          address=wire.first(request, "net_address") or network.GUEST_ADDRESS,
-                          gateway=wire.first(request, "net_gateway") or network.GATEWAY,
-                          dns=wire.first(request, "net_dns", network.DNS) or None)
+        # QEMU user mode's addresses unless the request names others (KubeVirt's masquerade); with
+        # net_dhcp they are the fallback when no DHCP server answers
+        modules = boot.get("net_modules", [])
+        address = wire.first(request, "net_address") or network.GUEST_ADDRESS
+        gateway = wire.first(request, "net_gateway") or network.GATEWAY
+        dns = wire.first(request, "net_dns", network.DNS) or None
+        if wire.first(request, "net_dhcp") == "1":
+            say(network.configure_by_dhcp(modules, load_module, dhcp.obtain, address, gateway, dns))
+        else:
+            network.configure(modules, load_module, address=address, gateway=gateway, dns=dns)
     except OSError as exc:
         say(f"osv-java: networking not available: {exc}")
     apply_settings(request)

@@ -4,9 +4,10 @@ KubeVirt boots a kernel and initrd taken from a container image (spec.domain.fir
 q35 with virtio-pci, and takes extra disks from containerDisk images (files under /disk, owned by its
 qemu user 107). One OCI image serves both: /boot/vmlinuz, /boot/initramfs.img (the image's
 initramfs with the run request appended, as for libvirt) and /disk/runtime.img. The guest is the
-same as libvirt's (kernel.guest.standalone), with the addresses of KubeVirt's masquerade binding
-(10.0.2.2, gateway 10.0.2.1). A guest that powers off ends as Succeeded: the exit status is the
-`osv-java: exit status N` line on the serial console KubeVirt logs.
+same as libvirt's (kernel.guest.standalone): it takes its address, route and the pod's DNS servers and
+search domains by DHCP from virt-launcher, and falls back to the addresses of KubeVirt's masquerade
+binding (10.0.2.2, gateway 10.0.2.1) when no answer comes. A guest that powers off ends as
+Succeeded: the exit status is the `osv-java: exit status N` line on the serial console KubeVirt logs.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ INITRD_PATH = "/boot/initramfs.img"
 DISK_PATH = f"/disk/{RUNTIME_DISK}"
 MANIFEST = "virtualmachine.json"
 DISK_IMAGE = "containerdisk"  # the OCI layout's folder
-# KubeVirt's masquerade binding: the guest's address and gateway on the pod network. Its DNS servers
-# come by DHCP (the pod's); PID 1 has no DHCP client, so names resolve only through /etc/hosts.
+# KubeVirt's masquerade binding: the guest's address and gateway on the pod network, the fallback
+# when its DHCP server does not answer. The pod's DNS servers come only by DHCP: without an answer,
+# names resolve through /etc/hosts alone.
 MASQUERADE = {"net_address": "10.0.2.2", "net_gateway": "10.0.2.1", "net_dns": ""}
 MASQUERADE_QEMU = "net=10.0.2.0/24,host=10.0.2.1,dhcpstart=10.0.2.2"  # the same addresses under QEMU
 

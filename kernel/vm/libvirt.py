@@ -2,10 +2,11 @@
 
 libvirt 9.0 (Debian 12) has no usable microvm, so the exported machine is q35: the runtime image is a
 read-only virtio disk, the run request travels in a small cpio appended to the initramfs (the kernel
-unpacks both), and kernel.guest.standalone is PID 1. Nobody on the host talks to the guest: the app's
-output and then `osv-java: exit status N` are the serial console, which libvirt logs to a file
-beside the domain. Published ports use QEMU's user-mode network with host forwards, through
-libvirt's <qemu:commandline> (its own <portForward> needs passt, which Debian 12's libvirt lacks).
+unpacks both), and kernel.guest.standalone is PID 1, which takes its address and DNS servers by
+DHCP. Nobody on the host talks to the guest: the app's output and then `osv-java: exit status N`
+are the serial console, which libvirt logs to a file beside the domain. Published ports use QEMU's
+user-mode network with host forwards, through libvirt's <qemu:commandline> (its own <portForward>
+needs passt, which Debian 12's libvirt lacks).
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ class Machine:
 
 
 def run_request(machine: Machine, hooks: Plan, **network: str) -> bytes:
-    """The request kernel.guest.standalone reads; `network`: net_address, net_gateway, net_dns."""
+    """The request kernel.guest.standalone reads. The guest asks for its address by DHCP (QEMU's user
+    network answers, as KubeVirt's does); `network` (net_address, net_gateway, net_dns) are the static
+    addresses it falls back to, QEMU user mode's when not given."""
     return wire.encode(
         "run",
         argv=machine.argv,
@@ -55,6 +58,7 @@ def run_request(machine: Machine, hooks: Plan, **network: str) -> bytes:
         main_class=machine.main_class,
         setting=[f"{path}={value}" for path, value in hooks.guest_settings.items()],
         hook=[json.dumps(spec.fields(), sort_keys=True) for spec in hooks.supervisors],
+        net_dhcp=True,
         **network,
     )
 

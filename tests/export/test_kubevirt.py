@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 import urllib.request
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import guestconsole
 import libvirtd
 import ocirun
 import openapi
@@ -83,15 +85,19 @@ def test_the_container_disk_holds_kernel_initrd_and_disk_owned_by_qemu(
         assert (info.st_uid, info.st_gid) == (107, 107), path
 
 
-def boot_device_set(folder: Path, work: Path, name: str, publish: list[tuple[str, int, int]]) -> Path:
+def boot_device_set(folder: Path, work: Path, name: str, publish: list[tuple[str, int, int]],
+                    netdev: str | None = None) -> Path:
     """What virt-launcher would start from the manifest, as a local domain: the files come out of the
-    containerDisk image, the rest from the manifest. Returns the console log's path."""
+    containerDisk image, the rest from the manifest; the network QEMU's user mode with the masquerade
+    addresses unless `netdev` says otherwise. Returns the console log's path."""
     vm = manifest_of(folder)
     spec = vm["spec"]["template"]["spec"]
     domain = spec["domain"]
     boot = domain["firmware"]["kernelBoot"]
     ocirun.unpack(folder / kubevirt.DISK_IMAGE, "1.0", work / "bundle")
     rootfs = work / "bundle" / "rootfs"
+    for folder_made in (work / "bundle", rootfs):  # umoci makes them 0700: a machine's libvirtd runs
+        folder_made.chmod(0o755)  # QEMU as its own user (libvirt-qemu), which must reach the files
     volume = next(v for v in spec["volumes"] if v["name"] == domain["devices"]["disks"][0]["name"])
     # Here there is no KVM: TCG wants the TSC rate on the command line (KubeVirt's nodes have KVM).
     cmdline = " ".join([boot["kernelArgs"], f"tsc_early_khz={qemu.tsc_khz()}"])
@@ -102,11 +108,21 @@ def boot_device_set(folder: Path, work: Path, name: str, publish: list[tuple[str
     memory_mb = int(re.fullmatch(r"(\d+)Mi", domain["memory"]["guest"]).group(1))  # type: ignore[union-attr]
     xml = libvirt.domain_xml(name, memory_mb, domain["cpu"]["cores"], "tcg", files,
                              domain["devices"]["autoattachMemBalloon"],
-                             libvirt.netdev(publish, kubevirt.MASQUERADE_QEMU))
+                             netdev or libvirt.netdev(publish, kubevirt.MASQUERADE_QEMU))
     (work / "domain.xml").write_bytes(xml)
     created = libvirtd.virsh("create", str(work / "domain.xml"))
     assert created.returncode == 0, created.stderr
     return files.console_log
+
+
+def run_device_set(folder: Path, work: Path, name: str, netdev: str | None = None) -> str:
+    """Boot the device set until it powers off; the console it logged."""
+    console = boot_device_set(folder, work, name, [], netdev)
+    try:
+        assert libvirtd.wait_gone(name, BOOT_TIMEOUT), "the domain did not power off"
+    finally:
+        libvirtd.virsh("destroy", name)
+    return console.read_text(errors="replace")
 
 
 @pytest.mark.vm
@@ -115,12 +131,46 @@ def test_its_device_set_runs_hello_under_libvirt(oci_tools: None, libvirt_daemon
                                                  domain_dirs: Callable[[str], Path]) -> None:
     name = f"osv-kv-hello-{os.getpid()}"
     folder = kubevirt_export(name, str(EXAMPLES / "hello" / "hello.jar"))
-    console = boot_device_set(folder, domain_dirs("device-set"), name, [])
+    log = run_device_set(folder, domain_dirs("device-set"), name)
+    assert "Hello from osv-java! Java 17" in log
+    assert re.findall(r"^osv-java: exit status (\d+)\r?$", log, re.M) == ["0"], log
+    # the lease virt-launcher's DHCP server would give (QEMU's user network answers in its place)
+    assert guestconsole.network_by_dhcp(log) == "10.0.2.2/24 via 10.0.2.1, dns 10.0.2.3"
+
+
+RESOLVED_NAME = "pypi.org"  # `make venv` installs from it: a machine that runs these tests resolves it
+
+
+@pytest.mark.vm
+def test_its_guest_resolves_names_through_the_dns_server_of_its_lease(
+        oci_tools: None, libvirt_daemon: None, kubevirt_export: Callable[..., Path],
+        domain_dirs: Callable[[str], Path]) -> None:
+    """Under KubeVirt the pod's DNS servers reach the VM by DHCP alone. Here QEMU's DNS server
+    (10.0.2.3, from the lease) forwards to this host's resolver: the guest must get the host's answer."""
     try:
-        assert libvirtd.wait_gone(name, BOOT_TIMEOUT), "the domain did not power off"
-    finally:
-        libvirtd.virsh("destroy", name)
-    log = console.read_text(errors="replace")
+        expected = {info[4][0] for info in socket.getaddrinfo(RESOLVED_NAME, None, socket.AF_INET)}
+    except OSError as exc:
+        pytest.skip(f"this host cannot resolve {RESOLVED_NAME} ({exc}): the guest's DNS would forward to it")
+    name = f"osv-kv-dns-{os.getpid()}"
+    folder = kubevirt_export(name, str(EXAMPLES / "resolve" / "resolve.jar"), RESOLVED_NAME)
+    log = run_device_set(folder, domain_dirs("device-set"), name)
+    resolved = set(re.findall(rf"^resolved {re.escape(RESOLVED_NAME)} ([0-9.]+)\r?$", log, re.M))
+    assert resolved & expected, log
+    assert re.findall(r"^osv-java: exit status (\d+)\r?$", log, re.M) == ["0"], log
+
+
+@pytest.mark.vm
+def test_without_a_dhcp_answer_it_falls_back_to_the_masquerade_addresses(
+        oci_tools: None, libvirt_daemon: None, kubevirt_export: Callable[..., Path],
+        domain_dirs: Callable[[str], Path]) -> None:
+    """A NIC on a hub with nothing else on it: no DHCP server answers, PID 1 says so in one line, gives
+    eth0 the masquerade addresses and runs the app."""
+    name = f"osv-kv-nodhcp-{os.getpid()}"
+    folder = kubevirt_export(name, str(EXAMPLES / "hello" / "hello.jar"))
+    log = run_device_set(folder, domain_dirs("device-set"), name, netdev="hubport,id=osvnet,hubid=0")
+    found = re.findall(r"^osv-java: network: (.*)\r?$", log, re.M)
+    assert len(found) == 1 and re.fullmatch(
+        r"no DHCP answer in [0-9.]+ s; static 10\.0\.2\.2/24 via 10\.0\.2\.1, dns none", found[0]), log
     assert "Hello from osv-java! Java 17" in log
     assert re.findall(r"^osv-java: exit status (\d+)\r?$", log, re.M) == ["0"], log
 

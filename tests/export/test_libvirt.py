@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import guestconsole
 import libvirtd
 import pytest
 from exportenv import EXAMPLES, JDK17_HOME
@@ -51,6 +52,8 @@ def test_hello_runs_and_reports_its_exit_status(libvirt_daemon: None, libvirt_ex
     console = run_domain(folder, name)
     assert "Hello from osv-java! Java 17" in console
     assert exit_status(console) == 0
+    # the guest took QEMU user mode's lease by DHCP (a static fallback says so on its line)
+    assert guestconsole.network_by_dhcp(console) == "10.0.2.15/24 via 10.0.2.2, dns 10.0.2.3", console
 
 
 def test_a_failing_app_passes_its_status_and_arguments(libvirt_daemon: None, libvirt_export: Export) -> None:
