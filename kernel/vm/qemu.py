@@ -147,7 +147,10 @@ class MachineConfig:
             return ["-object", backend, "-machine", "memory-backend=ram"]
         if self.snapshot_ram is not None:
             share = "off" if self.snapshot_ram_private else "on"
-            backend = f"memory-backend-file,id=ram,size={memory_mb}M,mem-path={self.snapshot_ram},share={share}"
+            # 2 MB-aligned, so the host can map the RAM with 2 MB pages (huge pages of a shared mapping
+            # need the address and the file offset aligned alike; QEMU aligns a file's RAM to 4 KB only)
+            backend = (f"memory-backend-file,id=ram,size={memory_mb}M,mem-path={self.snapshot_ram},share={share},"
+                       "align=2M")
             return ["-object", backend, "-machine", "memory-backend=ram"]
         if not self.filesystems:
             return []
