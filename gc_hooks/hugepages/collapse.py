@@ -143,6 +143,7 @@ class CollapseResult:
     seconds: float = 0.0
     failed: int = 0  # bytes of steps the kernel refused
     error: str | None = None  # the first refusal, one line
+    unfinished: bool = False  # the pass ran out of its budget with blocks left
 
     def line(self) -> str:
         mb = 1 << 20
@@ -188,6 +189,7 @@ def collapse(pid: int, ranges: Sequence[tuple[int, int]], step: int = DEFAULT_ST
         failed_in_a_row = 0
         for lo, hi in runs:
             if budget is not None and time.monotonic() - began > budget:
+                result.unfinished = True
                 break
             result.requested += hi - lo
             for attempt in range(RETRIES + 1):

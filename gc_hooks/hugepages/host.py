@@ -8,7 +8,7 @@ says `never`). So every `interval` seconds the monitor reads QEMU's smaps, repor
 guest RAM on huge pages (an event: the bootchart shows it beside the guest heap's), and below the
 target collapses the resident 2 MB blocks from outside (MADV_COLLAPSE ignores `shmem_enabled`), in
 steps of `step` bytes so a vCPU that faults waits at most one step, and at most `budget` seconds a
-round. Host only (not in the guest's zip).
+round (with blocks left, the next round comes `again` seconds later). Host only (not in the guest's zip).
 """
 
 from __future__ import annotations
@@ -63,13 +63,15 @@ class GuestRamMonitor(HostMonitor):
     essential = False  # the guest's heap is on guest huge pages either way
 
     def __init__(self, memory_mb: int, interval: float = 10.0, first: float = 2.0, target: float = 0.9,
-                 step: int = collapsing.DEFAULT_STEP, budget: float = 2.0, retry: float = 60.0) -> None:
+                 step: int = collapsing.DEFAULT_STEP, budget: float = 2.0, again: float = 1.0,
+                 retry: float = 60.0) -> None:
         self.memory = memory_mb * MB
         self.interval = interval
         self.first = first
         self.target = target
         self.step_bytes = step
         self.budget = budget
+        self.again = again  # seconds to the next round when a collapse ran out of budget
         self.retry = retry
         self.pid = 0
         self.refused_until = 0.0
@@ -92,9 +94,8 @@ class GuestRamMonitor(HostMonitor):
     def _loop(self) -> None:
         wait = self.first
         while not self._stop.wait(wait):
-            wait = self.interval
             try:
-                self.step(time.monotonic())
+                wait = self.again if self.step(time.monotonic()) else self.interval
             except JvmError:
                 return  # QEMU has exited
             except Exception as exc:  # noqa: BLE001 - never the app's problem: said once
@@ -103,33 +104,35 @@ class GuestRamMonitor(HostMonitor):
     def ram(self) -> smaps.Mapping | None:
         return smaps.guest_ram(smaps.read(self.pid), self.memory)
 
-    def step(self, now: float) -> None:
+    def step(self, now: float) -> bool:
+        """Measure, and collapse below the target; True when a collapse left blocks for the next round."""
         ram = self.ram()
         if ram is None:
             self._warn(f"QEMU's guest RAM ({self.memory // MB} MB or more) was not found in /proc/{self.pid}/smaps")
-            return
+            return False
         share = ram.huge / ram.rss if ram.rss else 0.0
         self.report(HookEvent(POLICY, "host-ram", describe(ram), after=f"{share:.1%}"))
         if share >= self.target or ram.rss - ram.huge < 4 * self.step_bytes or now < self.refused_until:
-            return
+            return False
         why_not = not_collapsible(ram)
         if why_not:
             self.refused_until = float("inf")
             self._warn(f"{describe(ram)}: {why_not}")
-            return
+            return False
         try:
             result = collapsing.collapse(self.pid, [(ram.start, ram.end)], step=self.step_bytes, pause=0.005,
                                          budget=self.budget)
         except collapsing.CollapseError as exc:
             self.refused_until = now + self.retry
             self._warn(f"{describe(ram)}; external collapse of QEMU's RAM refused: {exc.message}")
-            return
+            return False
         if result.error:
             self.refused_until = now + self.retry
         after = self.ram()
         done = f"{after.huge / after.rss:.1%}" if after is not None and after.rss else "?"
         self.report(HookEvent(POLICY, "collapse", f"QEMU's guest RAM on the host: {result.line()}",
                               f"{share:.1%}", done))
+        return result.unfinished and not result.error
 
     def _warn(self, why: str) -> None:
         if why != self.said:  # again only when the cause changes

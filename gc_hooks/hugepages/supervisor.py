@@ -22,7 +22,8 @@ class HugePagesSupervisor(Supervisor):
     """Settings (from `Plan.settings`, all optional): mode, collapse, heap_kind, interval (seconds
     between measurements), first (seconds before the first), target (share), min_resident_mb (below
     it nothing is judged), collapse_min_mb (4 KB-backed heap worth a collapse), step_mb (bytes a
-    collapse call), budget (seconds of collapsing a tick), retry (seconds after a refused collapse)."""
+    collapse call), budget (seconds of collapsing a tick), again (seconds to the next tick when a
+    collapse ran out of budget), retry (seconds after a refused collapse)."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(settings)
@@ -37,6 +38,8 @@ class HugePagesSupervisor(Supervisor):
         self.step = int(float(settings.get("step_mb", collapsing.DEFAULT_STEP // MB)) * MB)
         self.budget = float(settings.get("budget", 1.0))
         self.retry = float(settings.get("retry", 60.0))
+        self.again = float(settings.get("again", 1.0))
+        self.unfinished = False
         self.pid = 0
         self.channel: Channel | None = None
         self.info: smaps.HeapInfo | None = None
@@ -82,12 +85,16 @@ class HugePagesSupervisor(Supervisor):
         small = pages.rss - pages.huge
         if self.do_collapse and small >= self.collapse_min and now >= self.refused_until:
             pages = self.repair(pages, now)
+            if self.unfinished:  # blocks left when the budget ran out: go on soon, judge once done
+                self.interval = self.again
+                return
         if pages.share < self.target:
             self.warn(pages)
         else:
             self.warned = ""
 
     def repair(self, pages: smaps.HeapPages, now: float) -> smaps.HeapPages:
+        self.unfinished = False
         ranges = [(m.start, m.end) for m in pages.mappings if m.rss > m.huge]
         try:
             result = collapsing.collapse(self.pid, ranges, step=self.step, pause=0.005, budget=self.budget)
@@ -97,6 +104,7 @@ class HugePagesSupervisor(Supervisor):
             return pages
         if result.error:
             self.refused_until = now + self.retry
+        self.unfinished = result.unfinished and not result.error
         try:
             after = self.measure()
         except JvmError:

@@ -290,3 +290,19 @@ def test_attach_hugepages_repairs_a_running_jvm(start) -> None:  # type: ignore[
     assert "hugepages: collapse" in proc.stderr, proc.stderr
     after = smaps.heap_pages(jvm.pid)
     assert after.share >= 0.9, after.describe()
+
+
+def test_a_collapse_out_of_budget_says_blocks_are_left() -> None:
+    import ctypes
+    import mmap
+
+    size = 16 * MB
+    region = mmap.mmap(-1, size + 2 * MB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    start = (base + 2 * MB - 1) // (2 * MB) * (2 * MB)
+    for offset in range(start - base, start - base + size, 4096):
+        region[offset] = 1
+    cut = collapse(os.getpid(), [(start, start + size)], budget=0.0)
+    assert cut.unfinished and cut.collapsed < size, cut.line()
+    whole = collapse(os.getpid(), [(start, start + size)])
+    assert not whole.unfinished and whole.collapsed == size, whole.line()
