@@ -306,3 +306,28 @@ def test_a_collapse_out_of_budget_says_blocks_are_left() -> None:
     assert cut.unfinished and cut.collapsed < size, cut.line()
     whole = collapse(os.getpid(), [(start, start + size)])
     assert not whole.unfinished and whole.collapsed == size, whole.line()
+
+
+def test_supervisor_collapses_again_what_the_gc_uncommitted_and_committed_again(start) -> None:  # type: ignore[no-untyped-def]
+    if thp_mode() == "always":
+        pytest.skip("THP is 'always' on this host: nothing to repair")
+    jvm = start(JDKS["17"] / "bin" / "java", "-Xms16m", "-Xmx512m")  # a heap G1 shrinks at a full GC
+    channel = Events()
+    with SupervisorRunner([supervisor_spec("auto", "attach")], channel) as runner:
+        runner.start(jvm.pid)
+        channel.wait("collapse", until=lambda e: float(e.after.rstrip("%")) >= 90)
+        jvm.say("drop")  # a full GC: G1 uncommits the empty regions (in the background since JDK 17)
+        for _ in range(100):
+            shrunk = smaps.heap_pages(jvm.pid)
+            if shrunk.rss < 200 * MB:
+                break
+            time.sleep(0.2)
+        assert shrunk.rss < 200 * MB, shrunk.describe()
+        with channel.lock:
+            seen = len(channel.events)
+        jvm.say("fill")  # committed again, on 4 KB pages: the JVM does not advise its heap
+        again = channel.wait("collapse", timeout=60, until=lambda e: e in channel.events[seen:]
+                             and float(e.after.rstrip("%")) >= 90)
+        assert float(again.before.rstrip("%")) < 90, again.line()
+    after = smaps.heap_pages(jvm.pid)
+    assert after.rss >= 350 * MB and after.share >= 0.9, after.describe()
