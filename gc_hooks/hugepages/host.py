@@ -126,7 +126,7 @@ class GuestRamMonitor(HostMonitor):
             self.refused_until = now + self.retry
             self._warn(f"{describe(ram)}; external collapse of QEMU's RAM refused: {exc.message}")
             return False
-        if result.error:
+        if result.error and not result.collapsed:  # refused throughout: wait before the next try
             self.refused_until = now + self.retry
         after = self.ram()
         done = f"{after.huge / after.rss:.1%}" if after is not None and after.rss else "?"

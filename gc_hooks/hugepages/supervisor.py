@@ -102,8 +102,8 @@ class HugePagesSupervisor(Supervisor):
             self.refused_until = now + self.retry
             self.emit("warning", f"external collapse refused: {exc.message}")
             return pages
-        if result.error:
-            self.refused_until = now + self.retry
+        if result.error and not result.collapsed:  # refused throughout: wait; a refused step among
+            self.refused_until = now + self.retry  # others is most often the GC changing that range
         self.unfinished = result.unfinished and not result.error
         try:
             after = self.measure()
