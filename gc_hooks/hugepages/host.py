@@ -99,7 +99,7 @@ class GuestRamMonitor(HostMonitor):
             except JvmError:
                 return  # QEMU has exited
             except Exception as exc:  # noqa: BLE001 - never the app's problem: said once
-                self._warn(f"guest RAM: {exc}")
+                self._say(f"guest RAM: {exc}")
 
     def ram(self) -> smaps.Mapping | None:
         return smaps.guest_ram(smaps.read(self.pid), self.memory)
@@ -108,7 +108,7 @@ class GuestRamMonitor(HostMonitor):
         """Measure, and collapse below the target; True when a collapse left blocks for the next round."""
         ram = self.ram()
         if ram is None:
-            self._warn(f"QEMU's guest RAM ({self.memory // MB} MB or more) was not found in /proc/{self.pid}/smaps")
+            self._say(f"QEMU's guest RAM ({self.memory // MB} MB or more) was not found in /proc/{self.pid}/smaps")
             return False
         share = ram.huge / ram.rss if ram.rss else 0.0
         self.report(HookEvent(POLICY, "host-ram", describe(ram), after=f"{share:.1%}"))
@@ -117,14 +117,14 @@ class GuestRamMonitor(HostMonitor):
         why_not = not_collapsible(ram)
         if why_not:
             self.refused_until = float("inf")
-            self._warn(f"{describe(ram)}: {why_not}")
+            self._say(f"{describe(ram)}: {why_not}")
             return False
         try:
             result = collapsing.collapse(self.pid, [(ram.start, ram.end)], step=self.step_bytes, pause=0.005,
                                          budget=self.budget)
         except collapsing.CollapseError as exc:
             self.refused_until = now + self.retry
-            self._warn(f"{describe(ram)}; external collapse of QEMU's RAM refused: {exc.message}")
+            self._say(f"{describe(ram)}; external collapse of QEMU's RAM refused: {exc.message}")
             return False
         if result.error and not result.collapsed:  # refused throughout: wait before the next try
             self.refused_until = now + self.retry
@@ -134,7 +134,9 @@ class GuestRamMonitor(HostMonitor):
                               f"{share:.1%}", done))
         return result.unfinished and not result.error
 
-    def _warn(self, why: str) -> None:
+    def _say(self, why: str) -> None:
+        # an event, not a warning on the app's stderr: the guest's heap is on huge pages either way, and
+        # a run that saves a snapshot, or a user without CAP_SYS_NICE, would hear it on every run
         if why != self.said:  # again only when the cause changes
             self.said = why
-            self.report(HookEvent(POLICY, "warning", why))
+            self.report(HookEvent(POLICY, "host-ram", why))

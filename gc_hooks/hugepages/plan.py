@@ -75,7 +75,8 @@ class Plan:
     def settings(self) -> dict[str, object]:
         """JSON-safe settings for the supervisor (SupervisorSpec.settings)."""
         return {"mode": self.chosen, "collapse": self.collapse, "heap_kind": self.heap_kind,
-                "collector": self.collector, "pool_pages": self.pool_pages}
+                "collector": self.collector, "pool_pages": self.pool_pages, "asked": self.mode, "why": self.why,
+                "notes": list(self.notes)}
 
 
 def parse_size(text: str) -> int | None:

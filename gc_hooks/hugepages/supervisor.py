@@ -28,6 +28,9 @@ class HugePagesSupervisor(Supervisor):
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(settings)
         self.mode = str(settings.get("mode", "thp"))
+        self.asked_mode = str(settings.get("asked", self.mode))
+        self.why = str(settings.get("why", ""))
+        self.notes = [str(note) for note in settings.get("notes", [])]
         self.do_collapse = bool(settings.get("collapse", False))
         self.expected_kind = str(settings.get("heap_kind", "anon"))
         self.period = float(settings.get("interval", 10.0))
@@ -58,7 +61,10 @@ class HugePagesSupervisor(Supervisor):
         self.channel = channel
         self.fallbacks0 = system.vmstat().get("thp_fault_fallback", 0)
         verb = "collapse what the kernel leaves on 4 KB pages" if self.do_collapse else "measure"
-        self.emit("start", f"huge pages {self.mode}: {verb} every {self.period:g}s")
+        said = "".join(f"; {text}" for text in (self.why, *self.notes) if text)
+        self.emit("start", f"huge pages {self.mode}: {verb} every {self.period:g}s{said}")
+        if self.asked_mode not in ("auto", self.mode):  # asked for a pool, got THP: say so without -v
+            self.emit("warning", f"--hugepages {self.asked_mode} not honoured: {self.why}")
 
     def measure(self) -> smaps.HeapPages:
         if self.info is None and not self.asked:

@@ -264,3 +264,31 @@ def test_the_host_side_watches_guest_ram_only_for_a_vm_with_huge_pages() -> None
     assert isinstance(monitor, GuestRamMonitor) and monitor.memory == 1024 * MB and not monitor.essential
     assert HugePages("off").host_monitor(machine("vm", 1024)) is None
     assert HugePages("auto").host_monitor(machine("process", None)) is None
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def emit(self, event: object) -> None:
+        self.events.append(event)
+
+    def send(self, policy: str, kind: str, data: str) -> None:
+        pass
+
+
+def test_the_plans_reason_is_said_and_a_pool_not_honoured_is_a_warning() -> None:
+    from gc_hooks.hugepages.supervisor import HugePagesSupervisor
+
+    rich = KernelPages(thp_enabled="madvise", pool_free_pages=100000)
+    fallback = plan("pool", machine("process", 512, "-Xmx400m"), kernel=rich)
+    assert fallback.chosen == "thp"
+    heard = Heard()
+    HugePagesSupervisor(fallback.settings()).start(1, heard)
+    warnings = [e for e in heard.events if getattr(e, "what", "") == "warning"]
+    assert len(warnings) == 1 and "--hugepages pool not honoured" in warnings[0].why  # type: ignore[attr-defined]
+    assert "more than 80% of the 512 MB machine" in warnings[0].why  # type: ignore[attr-defined]
+    heard = Heard()
+    HugePagesSupervisor(plan("auto", machine("process", None), kernel=rich).settings()).start(1, heard)
+    assert [getattr(e, "what", "") for e in heard.events] == ["start"]
+    assert "never a pool with the dynamic heap" in heard.events[0].why  # type: ignore[attr-defined]
