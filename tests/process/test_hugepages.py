@@ -331,3 +331,36 @@ def test_supervisor_collapses_again_what_the_gc_uncommitted_and_committed_again(
         assert float(again.before.rstrip("%")) < 90, again.line()
     after = smaps.heap_pages(jvm.pid)
     assert after.rss >= 350 * MB and after.share >= 0.9, after.describe()
+
+
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_osv_java_run_on_the_process_target_with_a_512m_heap(mode: str, examples_built: Path) -> None:
+    """As a user runs it: `osv-java run --target process` with no huge-page option puts the heap on
+    huge pages (smaps, while the app waits), `--hugepages off` puts none there."""
+    if mode == "off" and thp_mode() == "always":
+        pytest.skip("THP is 'always' on this host: every large anonymous mapping gets huge pages")
+    osv = str(Path(sys.executable).parent / "osv-java")
+    proc = subprocess.Popen(
+        [osv, "run", "--target", "process", "--bootchart", *(["--hugepages", "off"] if mode == "off" else []),
+         "--jvm-opt=-Xms512m", "--jvm-opt=-Xmx512m", "examples/tlb/tlb.jar", "--array-mb", "384", "--graph-mb", "0",
+         "--accesses", "1000", "--rounds", "1", "--wait"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        ready = proc.stdout.readline()
+        assert ready.startswith("READY "), ready
+        pages = smaps.heap_pages(int(ready.split()[1]))
+        assert pages.end - pages.start == 512 * MB and pages.rss >= 384 * MB, pages.describe()
+        if mode == "auto":
+            assert pages.share >= 0.9, pages.describe()
+        else:
+            assert pages.share < 0.05, pages.describe()
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and "RESULT ns_per_access=" in out, err
+    assert ("hugepages: start" in err) == (mode == "auto"), err
