@@ -89,10 +89,12 @@ def test_pool_in_a_vm_sizes_vm_nr_hugepages_and_backs_guest_ram_only_when_the_ho
     assert none.guest_settings == {NR_HUGEPAGES: str(256 + 8 + 120 + 8)}  # heap, bitmaps, code cache, slack
     assert none.jvm_options[0] == "-XX:+UseLargePages" and none.qemu_args == ()
     assert "-XX:-UseTransparentHugePages" not in none.jvm_options  # JDK 17 drops large pages with it
-    host = KernelPages(pool_free_pages=1024, hugetlbfs="/dev/hugepages")
+    host = KernelPages(pool_free_pages=1024 + 64, hugetlbfs="/dev/hugepages")  # the runtime image's range too
     backed = plan("pool", machine("vm", 2048, "-Xmx512m"), dynamic_heap=False, kernel=host)
     assert "memory-backend=osv-ram" in backed.qemu_args
-    assert any("mem-path=/dev/hugepages" in a for a in backed.qemu_args)
+    assert any("mem-path=/dev/hugepages" in a and "size={ram_mb}M" in a for a in backed.qemu_args)
+    short = KernelPages(pool_free_pages=1024, hugetlbfs="/dev/hugepages")
+    assert plan("pool", machine("vm", 2048, "-Xmx512m"), dynamic_heap=False, kernel=short).qemu_args == ()
     # explicit pool with the dynamic heap: granted, with the cost said
     assert any("cannot be given back" in n for n in plan("pool", machine("vm", 2048, "-Xmx512m")).notes)
 
