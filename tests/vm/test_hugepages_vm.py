@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,57 @@ def test_hugepages_off_puts_no_guest_heap_on_huge_pages(osv: Osv, examples_built
             proc.kill()
             proc.wait()
     assert proc.returncode == 0 and "RESULT ns_per_access=" in out, err
+
+
+@pytest.fixture
+def host_pool(tmp_path: Path) -> Iterator[Path]:
+    """A hugetlbfs mount and 2 MB pages reserved for one guest's RAM (given back after); root only."""
+    if os.geteuid() != 0:
+        pytest.skip("reserving huge pages and mounting hugetlbfs need root")
+    nr = Path("/proc/sys/vm/nr_hugepages")
+    before = int(nr.read_text())
+    pages = (MEMORY_MB + 128) // 2
+    mount = tmp_path / "hugetlbfs"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "none", str(mount)], check=True)
+    try:
+        nr.write_text(str(before + pages))
+        free = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                        if line.startswith("HugePages_Free:")))
+        if free < pages:
+            pytest.skip(f"only {free} of {pages} huge pages could be reserved on this host")
+        yield mount
+    finally:
+        nr.write_text(str(before))
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_pool_puts_the_guest_heap_on_the_guests_pool_and_the_guest_ram_on_the_hosts(
+        osv: Osv, examples_built: Path, host_pool: Path) -> None:
+    name = f"hugepages-test-pool-{os.getpid()}"
+    proc = subprocess.Popen(
+        [OSV, "run", "-m", str(MEMORY_MB), "--hugepages", "pool", "--dynamic-heap", "off", "--bootchart", "--name",
+         name, "--jvm-opt=-Xmx512m", *APP, "--array-mb", "256", "--wait"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=osv.env, cwd=ROOT)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        ready = proc.stdout.readline()
+        assert ready.startswith("READY"), ready
+        children = subprocess.run(["pgrep", "-P", str(proc.pid), "qemu"], capture_output=True, text=True).stdout
+        ram = guest_ram(int(children.split()[0]))
+        assert ram.path.startswith(str(host_pool)) and ram.hugetlb == ram.rss, (ram.path, ram.rss, ram.hugetlb)
+        stats = subprocess.run([OSV, "jvm", "stats", "--vm", name, "--json"], capture_output=True, text=True,
+                               env=osv.env, timeout=120)
+        assert stats.returncode == 0, stats.stderr
+        record = json.loads(stats.stdout)
+        assert record["heap_page_kind"] == "hugetlb" and record["heap_hugepage_share"] >= 0.9, record
+        assert record["guest_ram_host_hugepage_share"] == 1.0, record
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and "RESULT ns_per_access=" in out, err
+    assert "hugepages: warning" not in err, err
