@@ -16,8 +16,9 @@ time (waits for a CPU on a shared machine are not page costs). Configurations al
 round, in a rotated order, so drift hits all alike; speedups are medians of per-round ratios
 off/config of the geometric mean of the two workloads' ns per access; thp_gain_captured is
 (speedup_thp - 1) / (raw_thp_speedup - 1). Every JVM run holds /tmp/osv-bench.lock (shared with
-other benchmarks on this machine) while it runs: do not wrap the script in flock. JDK 17 and 25 when
-present. The last line is JSON; --from-log summarizes the whole rounds of an interrupted run.
+other benchmarks on this machine) while it runs (--hold-lock: the whole run): do not wrap the script
+in flock. JDK 17 and 25 when present. The last line is JSON; --from-log summarizes the whole rounds
+of an interrupted run.
 
 --vm (or --vm-only) adds the shares in a VM, booted cold and restored from its boot snapshot: the
 guest heap's and that of QEMU's guest RAM on the host's huge pages (shares only: under TCG times say
@@ -99,13 +100,26 @@ class Events:
         pass
 
 
+_held = 0  # depth of bench_lock in this process: --hold-lock takes it once around the whole run
+
+
 @contextlib.contextmanager
 def bench_lock() -> Iterator[None]:
-    with open(LOCK, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    global _held
+    if _held:
+        _held += 1
         try:
             yield
         finally:
+            _held -= 1
+        return
+    with open(LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        _held = 1
+        try:
+            yield
+        finally:
+            _held = 0
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
@@ -384,7 +398,15 @@ def main() -> None:
     parser.add_argument("--vm", action="store_true",
                         help="also the shares in a VM (guest heap, guest RAM; booted cold and restored)")
     parser.add_argument("--vm-only", action="store_true", help="only the shares in a VM")
+    parser.add_argument("--hold-lock", action="store_true",
+                        help=f"hold {LOCK} for the whole run, not one JVM at a time (a busy queue of other "
+                             "benchmarks then cannot come in between)")
     args = parser.parse_args()
+    with bench_lock() if args.hold_lock else contextlib.nullcontext():
+        measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
     vm = vm_shares() if args.vm or args.vm_only else None
     if args.vm_only:
         print(json.dumps(vm))
