@@ -6,7 +6,7 @@ memory that QEMU madvises for THP, but a machine saved as or restored from a boo
 in a memfd: shared memory, which gets huge pages only where the host's `shmem_enabled` allows (Debian
 says `never`). So every `interval` seconds the monitor reads QEMU's smaps, reports the share of the
 guest RAM on huge pages (an event: the bootchart shows it beside the guest heap's), and below the
-target collapses the resident 2 MB blocks from outside (MADV_COLLAPSE ignores `shmem_enabled`), in
+target collapses its wholly resident 2 MB blocks from outside (MADV_COLLAPSE ignores `shmem_enabled`), in
 steps of `step` bytes so a vCPU that faults waits at most one step, and at most `budget` seconds a
 round (with blocks left, the next round comes `again` seconds later). Host only (not in the guest's zip).
 """
@@ -120,14 +120,18 @@ class GuestRamMonitor(HostMonitor):
             self._say(f"{describe(ram)}: {why_not}")
             return False
         try:
+            # whole blocks only: a block with pages the balloon gave back, or the guest never touched,
+            # would come back into QEMU's resident set
             result = collapsing.collapse(self.pid, [(ram.start, ram.end)], step=self.step_bytes, pause=0.005,
-                                         budget=self.budget)
+                                         budget=self.budget, whole=True)
         except collapsing.CollapseError as exc:
             self.refused_until = now + self.retry
             self._say(f"{describe(ram)}; external collapse of QEMU's RAM refused: {exc.message}")
             return False
         if result.error and not result.collapsed:  # refused throughout: wait before the next try
             self.refused_until = now + self.retry
+        if not result.requested:
+            return False  # no block wholly resident on 4 KB pages: nothing to say
         after = self.ram()
         done = f"{after.huge / after.rss:.1%}" if after is not None and after.rss else "?"
         self.report(HookEvent(POLICY, "collapse", f"QEMU's guest RAM on the host: {result.line()}",

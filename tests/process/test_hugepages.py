@@ -364,3 +364,20 @@ def test_osv_java_run_on_the_process_target_with_a_512m_heap(mode: str, examples
             proc.wait()
     assert proc.returncode == 0 and "RESULT ns_per_access=" in out, err
     assert ("hugepages: start" in err) == (mode == "auto"), err
+
+
+def test_a_whole_blocks_collapse_leaves_partly_resident_blocks_alone() -> None:
+    import ctypes
+    import mmap
+
+    region = mmap.mmap(-1, 8 * MB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # as a VM's guest RAM
+    base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    start = (base + 2 * MB - 1) // (2 * MB) * (2 * MB)
+    first = start - base
+    for offset in range(first, first + 2 * MB, 4096):  # one block wholly resident
+        region[offset] = 1
+    region[first + 2 * MB] = 1  # and one page of the next (the rest given back, or never touched)
+    result = collapse(os.getpid(), [(start, start + 4 * MB)], whole=True)
+    assert result.requested == 2 * MB and result.collapsed == 2 * MB, result.line()
+    mine = [m for m in smaps.read("self") if m.start <= start < m.end]
+    assert mine and mine[0].rss <= 2 * MB + 64 * 1024 + 4096  # the partly resident block did not grow

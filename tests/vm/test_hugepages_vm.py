@@ -1,8 +1,8 @@
 """Huge pages in a VM, measured on both sides: the guest's supervisor reads the JVM's heap share from
 the guest's smaps (its events come back to the host, `jvm stats --vm` asks for it), and QEMU's guest
 RAM is on the host's huge pages (read from QEMU's own smaps while the app runs): on a cold boot QEMU
-madvises its anonymous RAM; a machine restored from a boot snapshot has its RAM in a memfd, which
-the policy's host side collapses (the host's shmem_enabled may say never)."""
+madvises its anonymous RAM; a machine restored from a boot snapshot has its RAM in a memfd, whose
+wholly used 2 MB blocks the policy's host side collapses (the host's shmem_enabled may say never)."""
 
 from __future__ import annotations
 
@@ -53,18 +53,25 @@ def test_a_512m_guest_heap_and_the_guest_ram_are_on_huge_pages(osv: Osv, example
         ram = guest_ram(qemu[0])
         assert ("memfd:osv-java-snapshot-ram" in ram.path) == (boot == "restored"), ram.path
         assert "hg" in ram.flags  # QEMU asked for THP on the guest's RAM
-        for _ in range(30):  # the host side collapses a restored machine's RAM every 10 s, 2 s at most a round
-            if ram.huge / ram.rss >= 0.9:
+        # a cold boot's anonymous RAM is on THP as the guest faults it in; the host side collapses a
+        # restored machine's memfd every 10 s (2 s at most a round), the 2 MB blocks the guest uses
+        # whole (the guest heap's huge pages among them), not those partly given back or untouched
+        for _ in range(30):
+            if ram.huge / ram.rss >= 0.9 or (boot == "restored" and ram.huge >= 256 * MB):
                 break
             time.sleep(2)
             ram = guest_ram(qemu[0])
-        assert ram.rss >= 256 * MB and ram.huge / ram.rss >= 0.9, (ram.rss, ram.huge)
+        assert ram.rss >= 256 * MB, ram.rss
+        if boot == "cold":
+            assert ram.huge / ram.rss >= 0.9, (ram.rss, ram.huge)
+        else:
+            assert ram.huge >= 256 * MB, (ram.rss, ram.huge)  # the app's 256 MB array, at least
         stats = subprocess.run([OSV, "jvm", "stats", "--vm", name, "--json"], capture_output=True, text=True,
                                env=osv.env, timeout=120)
         assert stats.returncode == 0, stats.stderr
         record = json.loads(stats.stdout)
         assert record["heap_hugepage_share"] >= 0.9 and record["heap_resident"] >= 256 * MB, record
-        assert record["guest_ram_host_hugepage_share"] >= 0.8, record  # the guest may touch more meanwhile
+        assert record["guest_ram_host_hugepage_share"] >= (0.8 if boot == "cold" else 0.5), record
         proc.stdin.write("\n")
         proc.stdin.flush()
         out, err = proc.communicate(timeout=300)
