@@ -16,10 +16,16 @@ time (waits for a CPU on a shared machine are not page costs). Configurations al
 round, in a rotated order, so drift hits all alike; speedups are medians of per-round ratios
 off/config of the geometric mean of the two workloads' ns per access; thp_gain_captured is
 (speedup_thp - 1) / (raw_thp_speedup - 1). Every JVM run holds /tmp/osv-bench.lock (shared with
-other benchmarks on this machine) while it runs: do not wrap the script in flock. JDK 17 and 25 when
-present. The last line is JSON; --from-log summarizes the whole rounds of an interrupted run.
+other benchmarks on this machine) while it runs (--hold-lock: the whole run): do not wrap the script
+in flock. JDK 17 and 25 when present. The last line is JSON; --from-log summarizes the whole rounds
+of an interrupted run.
 
-    .venv/bin/python benchmarks/hugepages.py [--runs 3] [--quick] [--jdk 17 --jdk 25] [--vm] [--from-log ERR]
+--vm (or --vm-only) adds the shares in a VM, booted cold and restored from its boot snapshot: the
+guest heap's and that of QEMU's guest RAM on the host's huge pages (shares only: under TCG times say
+nothing about TLBs).
+
+    .venv/bin/python benchmarks/hugepages.py [--runs 3] [--quick] [--jdk 17 --jdk 25] [--vm | --vm-only]
+        [--from-log ERR]
 """
 
 from __future__ import annotations
@@ -94,13 +100,26 @@ class Events:
         pass
 
 
+_held = 0  # depth of bench_lock in this process: --hold-lock takes it once around the whole run
+
+
 @contextlib.contextmanager
 def bench_lock() -> Iterator[None]:
-    with open(LOCK, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    global _held
+    if _held:
+        _held += 1
         try:
             yield
         finally:
+            _held -= 1
+        return
+    with open(LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        _held = 1
+        try:
+            yield
+        finally:
+            _held = 0
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
@@ -253,38 +272,60 @@ def from_log(path: Path) -> list[Run]:
     return kept
 
 
-def vm_shares(memory_mb: int = 1024, heap_mb: int = 384) -> dict[str, float]:
-    """The policy's default in a VM (`osv-java run`, no huge-page options): the guest heap's share (the
-    kernel services read the guest's smaps: `jvm stats --vm`) and the share of QEMU's guest RAM on the
-    host's huge pages (QEMU's smaps). Shares only: under TCG times say nothing about TLBs."""
+def vm_share(boot: str, memory_mb: int, heap_mb: int, settle: float) -> dict[str, object]:
+    """One VM run of the workload (`osv-java run`, no huge-page options; `boot` cold or restored from the
+    boot snapshot): the guest heap's share (the kernel services read the guest's smaps: `jvm stats --vm`)
+    and the share of QEMU's guest RAM on the host's huge pages (QEMU's smaps), `settle` seconds after the
+    data is built (the host side collapses a restored machine's RAM every 10 s)."""
     osv = str(Path(sys.executable).parent / "osv-java")
-    name = f"hugepages-bench-{os.getpid()}"
-    proc = subprocess.Popen(
-        [osv, "run", "-m", str(memory_mb), "--name", name, f"--jvm-opt=-Xms{heap_mb}m", f"--jvm-opt=-Xmx{heap_mb}m",
-         str(JAR), "--array-mb", str(heap_mb // 2), "--graph-mb", "0", "--accesses", "100000", "--rounds", "1",
-         "--wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert proc.stdin is not None and proc.stdout is not None
-        if not proc.stdout.readline().startswith("READY"):
-            raise SystemExit(f"the VM run did not start: {proc.communicate(timeout=60)[1][-800:]}")
-        time.sleep(3)
-        stats = json.loads(subprocess.run([osv, "jvm", "stats", "--vm", name, "--json"], capture_output=True,
-                                          text=True, check=True, timeout=180).stdout)
-        children = subprocess.run(["pgrep", "-P", str(proc.pid), "qemu"], capture_output=True, text=True).stdout
-        ram = smaps.mapping_of(smaps.read(int(children.split()[0])), memory_mb << 20, slack=128 << 20)
-        proc.stdin.write("\n")
-        proc.stdin.flush()
-        proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return {"heap_hugepage_fraction_vm": float(stats["heap_hugepage_share"]),
-            "guest_ram_hugepage_fraction_vm": round(ram.huge / ram.rss, 4) if ram and ram.rss else 0.0}
+    name = f"hugepages-bench-{boot}-{os.getpid()}"
+    app = [str(JAR), "--graph-mb", "0", "--accesses", "100000", "--rounds", "1"]
+    with bench_lock():
+        if boot == "restored":  # a machine's first run boots cold, its second saves the snapshot
+            for _ in range(2):
+                subprocess.run([osv, "run", "-m", str(memory_mb), *app, "--array-mb", "8"], cwd=ROOT, check=True,
+                               capture_output=True, timeout=600)
+        proc = subprocess.Popen(
+            [osv, "run", "-m", str(memory_mb), "--name", name, f"--jvm-opt=-Xms{heap_mb}m",
+             f"--jvm-opt=-Xmx{heap_mb}m", *(["--cold-boot"] if boot == "cold" else []), *app,
+             "--array-mb", str(heap_mb // 2), "--wait"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            if not proc.stdout.readline().startswith("READY"):
+                raise SystemExit(f"the VM run did not start: {proc.communicate(timeout=60)[1][-800:]}")
+            time.sleep(settle)
+            stats = json.loads(subprocess.run([osv, "jvm", "stats", "--vm", name, "--json"], capture_output=True,
+                                              text=True, check=True, timeout=180).stdout)
+            children = subprocess.run(["pgrep", "-P", str(proc.pid), "qemu"], capture_output=True, text=True).stdout
+            ram = smaps.mapping_of(smaps.read(int(children.split()[0])), memory_mb << 20, slack=128 << 20)
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return {"heap": float(stats["heap_hugepage_share"]),
+            "guest_ram": round(ram.huge / ram.rss, 4) if ram and ram.rss else 0.0,
+            "backing": "anonymous" if ram is not None and ram.anonymous else (ram.path if ram else "not found")}
+
+
+def vm_shares(memory_mb: int = 1024, heap_mb: int = 384, settle: float = 15.0) -> dict[str, object]:
+    """The policy's default in a VM, booted cold and restored from its boot snapshot (what every run
+    after a machine's second does): the lower of the two shares of each kind, and both."""
+    runs = {boot: vm_share(boot, memory_mb, heap_mb, settle) for boot in ("cold", "restored")}
+    for boot, seen in runs.items():
+        print(f"VM ({boot}, {seen['backing']}): guest heap on huge pages {seen['heap']:.1%}, QEMU's guest RAM on "
+              f"the host's huge pages {seen['guest_ram']:.1%} ({settle:g} s after the data was built)",
+              file=sys.stderr)
+    return {"heap_hugepage_fraction_vm": min(float(str(r["heap"])) for r in runs.values()),
+            "guest_ram_host_hugepage_fraction": min(float(str(r["guest_ram"])) for r in runs.values()),
+            "vm_by_boot": runs}
 
 
 def summarize(all_runs: list[Run], features: list[int], runs_per: int, quick: bool, sizes: Sizes,
-              thp_enabled: str, vm: dict[str, float] | None = None) -> None:
+              thp_enabled: str, vm: dict[str, object] | None = None) -> None:
     """Per-JDK figures on stderr, the JSON line on stdout."""
     by_jdk: dict[str, dict[str, object]] = {}
     for feature in features:
@@ -354,12 +395,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one round, smaller heap and data")
     parser.add_argument("--jdk", action="append", type=int, help="feature release (default: 17 and 25 where present)")
     parser.add_argument("--from-log", type=Path, metavar="STDERR", help="summarize the rounds an earlier run printed")
-    parser.add_argument("--vm", action="store_true", help="also the shares in a VM (one boot: guest heap, guest RAM)")
+    parser.add_argument("--vm", action="store_true",
+                        help="also the shares in a VM (guest heap, guest RAM; booted cold and restored)")
+    parser.add_argument("--vm-only", action="store_true", help="only the shares in a VM")
+    parser.add_argument("--hold-lock", action="store_true",
+                        help=f"hold {LOCK} for the whole run, not one JVM at a time (a busy queue of other "
+                             "benchmarks then cannot come in between)")
     args = parser.parse_args()
-    vm = vm_shares() if args.vm else None
-    if vm:
-        print(f"VM: guest heap on huge pages {vm['heap_hugepage_fraction_vm']:.1%}, QEMU's guest RAM on the host's "
-              f"huge pages {vm['guest_ram_hugepage_fraction_vm']:.1%}", file=sys.stderr)
+    with bench_lock() if args.hold_lock else contextlib.nullcontext():
+        measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
+    vm = vm_shares() if args.vm or args.vm_only else None
+    if args.vm_only:
+        print(json.dumps(vm))
+        return
     sizes = QUICK if args.quick else FULL
     runs_per = 1 if args.quick else args.runs
     if args.from_log is not None:

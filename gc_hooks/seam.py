@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 TARGETS = ("vm", "process", "attach")
+# In a qemu_args argument, the guest RAM's size in MB as QEMU gets it (`-m`: the memory asked for plus
+# the runtime image's persistent-memory range), known only when the command line is made.
+RAM_MB = "{ram_mb}"
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ class Policy:
         return []
 
     def qemu_args(self, machine: Machine) -> list[str]:
-        """Arguments for the host's QEMU (devices, memory backends)."""
+        """Arguments for the host's QEMU (devices, memory backends: size them with RAM_MB)."""
         return []
 
     def guest_settings(self, machine: Machine) -> dict[str, str]:

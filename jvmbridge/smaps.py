@@ -301,7 +301,14 @@ def _hsperf_max_heap(pid: int) -> int | None:
 
 
 def mapping_of(mappings: Sequence[Mapping], size: int, slack: int = 4 * HUGE) -> Mapping | None:
-    """The anonymous mapping of `size` bytes (give or take `slack`): a VM's guest RAM in QEMU."""
-    fits = [m for m in mappings if (m.anonymous or "memory-backend" in m.path or "hugepages" in m.path)
-            and abs(m.size - size) <= slack]
+    """The writable mapping of `size` bytes (give or take `slack`): a VM's guest RAM in QEMU, whatever backs
+    it (anonymous memory, a memfd of a boot snapshot, hugetlbfs, the snapshot's RAM file)."""
+    fits = [m for m in mappings if m.perms.startswith("rw") and abs(m.size - size) <= slack]
     return max(fits, key=lambda m: m.rss) if fits else None
+
+
+def guest_ram(mappings: Sequence[Mapping], at_least: int = 0) -> Mapping | None:
+    """QEMU's guest RAM: its largest writable, not executable mapping (TCG's code buffer is executable),
+    of `at_least` bytes; None when there is none."""
+    fits = [m for m in mappings if m.perms.startswith("rw") and m.perms[2] != "x" and m.size >= at_least]
+    return max(fits, key=lambda m: m.size) if fits else None

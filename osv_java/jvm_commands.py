@@ -102,7 +102,11 @@ def _pages_text(pages: HeapPagesSummary | str) -> str:
 def _memory_text(memory: registry.VmMemory) -> str:
     guest = "no balloon (--dynamic-heap off)" if memory.guest is None else f"{_mb(memory.guest)} after the balloon"
     rss = "unknown" if memory.qemu_rss is None else _mb(memory.qemu_rss)
-    return f"VM memory   guest {guest}; QEMU resident on the host {rss}"
+    text = f"VM memory   guest {guest}; QEMU resident on the host {rss}"
+    if memory.ram_share is not None and memory.ram_huge is not None and memory.ram_resident is not None:
+        text += (f"\nguest RAM   {_mb(memory.ram_huge)} of {_mb(memory.ram_resident)} resident on the host's huge pages"
+                 f" ({memory.ram_share:.1%})")
+    return text
 
 
 def _pages_json(pages: HeapPagesSummary | str) -> dict[str, object]:
@@ -129,7 +133,9 @@ def stats_command(pid: int | None, vm_name: str | None, watch: float | None, as_
             memory = jvm.machine_memory()
             if as_json:
                 named = {"vm": vm_name} if vm_name is not None else {}
-                machine = {} if memory is None else {"guest_memory": memory.guest, "qemu_rss": memory.qemu_rss}
+                machine = {} if memory is None else {
+                    "guest_memory": memory.guest, "qemu_rss": memory.qemu_rss,
+                    "guest_ram_host_hugepage_share": None if memory.ram_share is None else round(memory.ram_share, 4)}
                 click.echo(json.dumps({**named, **_stats_json(stats), **_pages_json(pages), **machine}))
             else:
                 click.echo((f"VM {vm_name}\n" if vm_name is not None else "") + _stats_text(stats) + "\n"

@@ -4,6 +4,7 @@
 - `system`: what the kernel offers and why a heap lacks huge pages;
 - `collapse`: external MADV_COLLAPSE of a running JVM's heap, in bounded steps;
 - `supervisor`: measures the heap's share beside the JVM, warns, repairs;
+- `host`: a VM's guest RAM on the host's huge pages, measured and repaired (host only);
 - `HugePages`: the policy at the seam (gc_hooks.seam).
 
 Standard library only (with jvmbridge's stdlib modules): PID 1 runs the supervisor in the guest.
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from gc_hooks.hugepages.plan import MODES, KernelPages, Plan, plan
-from gc_hooks.seam import Machine, Policy, SupervisorSpec
+from gc_hooks.seam import HostMonitor, Machine, Policy, SupervisorSpec
 
 __all__ = ["HugePages", "MODES", "KernelPages", "Plan", "plan"]
 
@@ -59,3 +60,11 @@ class HugePages(Policy):
         if chosen.chosen == "off":
             return None
         return SupervisorSpec(self.name, "gc_hooks.hugepages.supervisor", "HugePagesSupervisor", chosen.settings())
+
+    def host_monitor(self, machine: Machine) -> HostMonitor | None:
+        if machine.target != "vm" or machine.memory_mb is None or self.plan(machine).chosen == "off":
+            return None
+        # imported here: the module is the host's, and the guest's copy of this one stays small
+        from gc_hooks.hugepages.host import GuestRamMonitor
+
+        return GuestRamMonitor(machine.memory_mb)

@@ -114,9 +114,10 @@ def madvise_collapse(pidfd: int, pid: int, start: int, length: int) -> int:
     return int(done)
 
 
-def resident_chunks(pid: int, start: int, end: int, chunk: int = HUGE) -> list[int]:
-    """The `chunk`-aligned addresses in [start, end) with at least one resident (or swapped) page,
-    from /proc/PID/pagemap (present bits are readable with ptrace read access, no CAP_SYS_ADMIN)."""
+def resident_chunks(pid: int, start: int, end: int, chunk: int = HUGE, whole: bool = False) -> list[int]:
+    """The `chunk`-aligned addresses in [start, end) with at least one resident (or swapped) page, or
+    with `whole` every page resident, from /proc/PID/pagemap (present bits are readable with ptrace
+    read access, no CAP_SYS_ADMIN)."""
     first = start - start % chunk
     per = chunk // PAGE
     found: list[int] = []
@@ -126,7 +127,7 @@ def resident_chunks(pid: int, start: int, end: int, chunk: int = HUGE) -> list[i
             pagemap.seek(address // PAGE * 8)
             raw = pagemap.read(per * 8)
             entries = struct.unpack(f"<{len(raw) // 8}Q", raw)
-            if any(e & (PRESENT | SWAPPED) for e in entries):
+            if all(e & PRESENT for e in entries) if whole else any(e & (PRESENT | SWAPPED) for e in entries):
                 found.append(address)
             address += chunk
     return found
@@ -143,6 +144,7 @@ class CollapseResult:
     seconds: float = 0.0
     failed: int = 0  # bytes of steps the kernel refused
     error: str | None = None  # the first refusal, one line
+    unfinished: bool = False  # the pass ran out of its budget with blocks left
 
     def line(self) -> str:
         mb = 1 << 20
@@ -152,8 +154,12 @@ class CollapseResult:
 
 
 def collapse(pid: int, ranges: Sequence[tuple[int, int]], step: int = DEFAULT_STEP, pause: float = 0.0,
-             budget: float | None = None, strict: bool = False) -> CollapseResult:
+             budget: float | None = None, strict: bool = False, whole: bool = False) -> CollapseResult:
     """Collapse the resident parts of `ranges` of process `pid` into huge pages, `step` bytes a call.
+
+    A 2 MB block is collapsed when one of its pages is resident (the kernel fills in the rest), or
+    with `whole` only when all are: then the resident set does not grow by a page, and pages that
+    were given back (a VM's balloon) stay given back.
 
     `pause` seconds between steps leave the app room; `budget` bounds the whole pass (the rest waits
     for the next pass). A refusal that will not change (no permission, old kernel) raises
@@ -172,7 +178,7 @@ def collapse(pid: int, ranges: Sequence[tuple[int, int]], step: int = DEFAULT_ST
             hi -= hi % HUGE
             if hi > lo:
                 try:
-                    chunks += resident_chunks(pid, lo, hi)
+                    chunks += resident_chunks(pid, lo, hi, whole=whole)
                 except PermissionError as exc:
                     raise CollapseError(f"not allowed to read /proc/{pid}/pagemap; external collapse "
                                         "needs ptrace access to the JVM (run as root)") from exc
@@ -188,6 +194,7 @@ def collapse(pid: int, ranges: Sequence[tuple[int, int]], step: int = DEFAULT_ST
         failed_in_a_row = 0
         for lo, hi in runs:
             if budget is not None and time.monotonic() - began > budget:
+                result.unfinished = True
                 break
             result.requested += hi - lo
             for attempt in range(RETRIES + 1):

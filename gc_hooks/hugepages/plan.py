@@ -24,7 +24,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from gc_hooks.seam import Machine, user_sets
+from gc_hooks.seam import RAM_MB, Machine, user_sets
 
 MODES = ("auto", "thp", "pool", "off")
 THP = "/sys/kernel/mm/transparent_hugepage"
@@ -36,6 +36,7 @@ HUGE_MB = 2
 G1_AUTO_2M_FROM_MB = 4096  # G1 picks heap/2048 rounded down to a power of two, at least 1 MB
 POOL_CODE_PAGES = 120  # the code cache (ReservedCodeCacheSize 240 MB) goes to the pool too, reserved whole
 POOL_SLACK_PAGES = 8  # the JVM rounds the heap up and aligns it: a little more than the heap
+RUNTIME_IMAGE_MB = 128  # QEMU's RAM is the memory asked for plus the runtime image's range (about 50-100 MB)
 POOL_MAX_FRACTION = 0.8  # a pool larger than this share of the machine starves everything else
 SHMEM_OK = ("advise", "always", "within_size", "force")
 PAGE_FLAGS = ("-XX:+UseTransparentHugePages", "-XX:-UseTransparentHugePages", "-XX:+UseLargePages",
@@ -75,7 +76,8 @@ class Plan:
     def settings(self) -> dict[str, object]:
         """JSON-safe settings for the supervisor (SupervisorSpec.settings)."""
         return {"mode": self.chosen, "collapse": self.collapse, "heap_kind": self.heap_kind,
-                "collector": self.collector, "pool_pages": self.pool_pages}
+                "collector": self.collector, "pool_pages": self.pool_pages, "asked": self.mode, "why": self.why,
+                "notes": list(self.notes)}
 
 
 def parse_size(text: str) -> int | None:
@@ -185,8 +187,9 @@ def plan(mode: str, machine: Machine, dynamic_heap: bool = True, kernel: KernelP
             options.append("-XX:+UseLargePages")
         if in_vm:
             settings[NR_HUGEPAGES] = str(pool_pages)
-            if machine.memory_mb and kernel.hugetlbfs and kernel.pool_free_pages * HUGE_MB >= machine.memory_mb:
-                qemu += ["-object", f"memory-backend-file,id=osv-ram,size={machine.memory_mb}M,"
+            if (machine.memory_mb and kernel.hugetlbfs
+                    and kernel.pool_free_pages * HUGE_MB >= machine.memory_mb + RUNTIME_IMAGE_MB):
+                qemu += ["-object", f"memory-backend-file,id=osv-ram,size={RAM_MB}M,"
                          f"mem-path={kernel.hugetlbfs},share=off,prealloc=on",
                          "-machine", "memory-backend=osv-ram"]
                 notes.append(f"guest RAM on the host's hugetlbfs ({kernel.hugetlbfs})")

@@ -22,11 +22,15 @@ class HugePagesSupervisor(Supervisor):
     """Settings (from `Plan.settings`, all optional): mode, collapse, heap_kind, interval (seconds
     between measurements), first (seconds before the first), target (share), min_resident_mb (below
     it nothing is judged), collapse_min_mb (4 KB-backed heap worth a collapse), step_mb (bytes a
-    collapse call), budget (seconds of collapsing a tick), retry (seconds after a refused collapse)."""
+    collapse call), budget (seconds of collapsing a tick), again (seconds to the next tick when a
+    collapse ran out of budget), retry (seconds after a refused collapse)."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(settings)
         self.mode = str(settings.get("mode", "thp"))
+        self.asked_mode = str(settings.get("asked", self.mode))
+        self.why = str(settings.get("why", ""))
+        self.notes = [str(note) for note in settings.get("notes", [])]
         self.do_collapse = bool(settings.get("collapse", False))
         self.expected_kind = str(settings.get("heap_kind", "anon"))
         self.period = float(settings.get("interval", 10.0))
@@ -37,6 +41,8 @@ class HugePagesSupervisor(Supervisor):
         self.step = int(float(settings.get("step_mb", collapsing.DEFAULT_STEP // MB)) * MB)
         self.budget = float(settings.get("budget", 1.0))
         self.retry = float(settings.get("retry", 60.0))
+        self.again = float(settings.get("again", 1.0))
+        self.unfinished = False
         self.pid = 0
         self.channel: Channel | None = None
         self.info: smaps.HeapInfo | None = None
@@ -55,7 +61,10 @@ class HugePagesSupervisor(Supervisor):
         self.channel = channel
         self.fallbacks0 = system.vmstat().get("thp_fault_fallback", 0)
         verb = "collapse what the kernel leaves on 4 KB pages" if self.do_collapse else "measure"
-        self.emit("start", f"huge pages {self.mode}: {verb} every {self.period:g}s")
+        said = "".join(f"; {text}" for text in (self.why, *self.notes) if text)
+        self.emit("start", f"huge pages {self.mode}: {verb} every {self.period:g}s{said}")
+        if self.asked_mode not in ("auto", self.mode):  # asked for a pool, got THP: say so without -v
+            self.emit("warning", f"--hugepages {self.asked_mode} not honoured: {self.why}")
 
     def measure(self) -> smaps.HeapPages:
         if self.info is None and not self.asked:
@@ -82,12 +91,16 @@ class HugePagesSupervisor(Supervisor):
         small = pages.rss - pages.huge
         if self.do_collapse and small >= self.collapse_min and now >= self.refused_until:
             pages = self.repair(pages, now)
+            if self.unfinished:  # blocks left when the budget ran out: go on soon, judge once done
+                self.interval = self.again
+                return
         if pages.share < self.target:
             self.warn(pages)
         else:
             self.warned = ""
 
     def repair(self, pages: smaps.HeapPages, now: float) -> smaps.HeapPages:
+        self.unfinished = False
         ranges = [(m.start, m.end) for m in pages.mappings if m.rss > m.huge]
         try:
             result = collapsing.collapse(self.pid, ranges, step=self.step, pause=0.005, budget=self.budget)
@@ -95,8 +108,9 @@ class HugePagesSupervisor(Supervisor):
             self.refused_until = now + self.retry
             self.emit("warning", f"external collapse refused: {exc.message}")
             return pages
-        if result.error:
-            self.refused_until = now + self.retry
+        if result.error and not result.collapsed:  # refused throughout: wait; a refused step among
+            self.refused_until = now + self.retry  # others is most often the GC changing that range
+        self.unfinished = result.unfinished and not result.error
         try:
             after = self.measure()
         except JvmError:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gc_hooks.seam import RAM_MB
 from jvmbridge.errors import DependencyError
 from kernel import cache
 from kernel.build import poweroff
@@ -53,6 +54,11 @@ def tsc_khz() -> int:
     except (OSError, ValueError):
         pass
     return 2_000_000
+
+
+def brings_ram(extra_args: list[str]) -> bool:
+    """Whether these (a policy's) QEMU arguments give the guest RAM its backend (-machine memory-backend=)."""
+    return any(arg.startswith("memory-backend=") for arg in extra_args)
 
 
 @dataclass
@@ -123,7 +129,7 @@ class MachineConfig:
         for address, host_port, guest_port in self.forwards:
             netdev += f",hostfwd=tcp:{address}:{host_port}-:{guest_port}"
         args += ["-netdev", netdev, "-device", "virtio-net-device,netdev=net0"]
-        args += self.extra_args
+        args += [arg.replace(RAM_MB, str(memory_mb)) for arg in self.extra_args]
         for i, (fs_tag, sock) in enumerate(self.filesystems):
             args += ["-chardev", f"socket,id=fs{i},path={sock}"]
             args += ["-device", f"vhost-user-fs-device,chardev=fs{i},tag={fs_tag}"]
@@ -137,17 +143,28 @@ class MachineConfig:
             args += ["-qmp", f"unix:{self.qmp_socket},server=on,wait=off"]
         return args
 
+    @property
+    def own_ram(self) -> bool:
+        """Whether a policy brings the guest RAM's backend (`-machine memory-backend=` in extra_args):
+        then neither a boot snapshot's RAM nor virtiofs's shared memory can be had."""
+        return brings_ram(self.extra_args)
+
     def _shared_memory(self, memory_mb: int) -> list[str]:
         """Guest RAM that virtiofsd can map (vhost-user), only when there are file systems to share;
         or that a boot snapshot is saved from or restored into: then QEMU's migration stream leaves
         it out (x-ignore-shared) and the RAM travels as a file. Other runs keep QEMU's plain anonymous
         RAM and legacy virtio-mmio."""
+        if self.own_ram:  # a policy's backend (the host's hugetlbfs): QEMU takes one
+            return []
         if self.snapshot_ram == "memfd":
             backend = f"memory-backend-memfd,id=ram,size={memory_mb}M,share=on"
             return ["-object", backend, "-machine", "memory-backend=ram"]
         if self.snapshot_ram is not None:
             share = "off" if self.snapshot_ram_private else "on"
-            backend = f"memory-backend-file,id=ram,size={memory_mb}M,mem-path={self.snapshot_ram},share={share}"
+            # 2 MB-aligned, so the host can map the RAM with 2 MB pages (huge pages of a shared mapping
+            # need the address and the file offset aligned alike; QEMU aligns a file's RAM to 4 KB only)
+            backend = (f"memory-backend-file,id=ram,size={memory_mb}M,mem-path={self.snapshot_ram},share={share},"
+                       "align=2M")
             return ["-object", backend, "-machine", "memory-backend=ram"]
         if not self.filesystems:
             return []

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from jvmbridge import smaps
 from jvmbridge.errors import JvmError, UsageError
 from kernel import cache
 
@@ -117,10 +118,20 @@ class VmMemory:
 
     guest: int | None  # bytes the balloon leaves the guest; None without a balloon (--dynamic-heap off)
     qemu_rss: int | None  # QEMU's resident set on the host; None when it cannot be read
+    ram_resident: int | None = None  # of QEMU's guest RAM mapping (smaps); None when it cannot be read
+    ram_huge: int | None = None  # of that, on the host's huge pages
+
+    @property
+    def ram_share(self) -> float | None:
+        """The share of the guest RAM's resident memory on the host's huge pages."""
+        if self.ram_resident is None or self.ram_huge is None:
+            return None
+        return self.ram_huge / self.ram_resident if self.ram_resident else 0.0
 
 
 def fetch_memory(record: VmRecord, timeout: float = 15.0) -> VmMemory:
-    """The guest's memory after the balloon (QMP) and QEMU's resident set (/proc)."""
+    """The guest's memory after the balloon (QMP), QEMU's resident set (/proc) and its guest RAM on
+    the host's huge pages (QEMU's smaps)."""
     guest = None
     try:
         answer = request(record, "balloon", timeout).decode().split()
@@ -128,7 +139,12 @@ def fetch_memory(record: VmRecord, timeout: float = 15.0) -> VmMemory:
     except JvmError:
         pass  # no balloon device: the guest has its -m
     qemu = _qemu_child(record.pid)
-    return VmMemory(guest, _rss(qemu) if qemu is not None else None)
+    if qemu is None:
+        return VmMemory(guest, None)
+    ram = None
+    with contextlib.suppress(JvmError):
+        ram = smaps.guest_ram(smaps.read(qemu))
+    return VmMemory(guest, _rss(qemu), ram.rss if ram else None, ram.huge if ram else None)
 
 
 def _qemu_child(pid: int) -> int | None:

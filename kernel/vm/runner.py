@@ -27,7 +27,7 @@ from typing import Any
 from gc_hooks.host import HostSide
 from gc_hooks.policies import Plan
 from gc_hooks.seam import HookEvent, Machine
-from jvmbridge.errors import BootError
+from jvmbridge.errors import BootError, UsageError
 from kernel.build import launcher
 from kernel.build.image import Image
 from kernel.build.layout import INIT_ENV
@@ -207,8 +207,13 @@ class VirtualMachine:
         request = self._run_request(argv, main_class)
         runtime_key = self.image.runtime_key
         # QEMU cannot migrate a vhost-user file system (-v); an image made before snapshots were per
-        # runtime has no base initramfs.
-        if not options.snapshot or options.volumes or runtime_key is None:
+        # runtime has no base initramfs; a policy's own RAM backend (a pool's hugetlbfs) is not a
+        # snapshot's RAM file.
+        own_ram = qemu.brings_ram(self.hooks.qemu_args)
+        if own_ram and options.volumes:
+            raise UsageError("-v cannot share guest RAM that is on the host's hugetlbfs (--hugepages pool)",
+                             hint="drop -v, or use --hugepages thp")
+        if not options.snapshot or options.volumes or runtime_key is None or own_ram:
             self.file_servers.start()
             return self._boot_cold(accel, argv, request)
         config, _ = self._config(accel, argv, None)

@@ -89,10 +89,12 @@ def test_pool_in_a_vm_sizes_vm_nr_hugepages_and_backs_guest_ram_only_when_the_ho
     assert none.guest_settings == {NR_HUGEPAGES: str(256 + 8 + 120 + 8)}  # heap, bitmaps, code cache, slack
     assert none.jvm_options[0] == "-XX:+UseLargePages" and none.qemu_args == ()
     assert "-XX:-UseTransparentHugePages" not in none.jvm_options  # JDK 17 drops large pages with it
-    host = KernelPages(pool_free_pages=1024, hugetlbfs="/dev/hugepages")
+    host = KernelPages(pool_free_pages=1024 + 64, hugetlbfs="/dev/hugepages")  # the runtime image's range too
     backed = plan("pool", machine("vm", 2048, "-Xmx512m"), dynamic_heap=False, kernel=host)
     assert "memory-backend=osv-ram" in backed.qemu_args
-    assert any("mem-path=/dev/hugepages" in a for a in backed.qemu_args)
+    assert any("mem-path=/dev/hugepages" in a and "size={ram_mb}M" in a for a in backed.qemu_args)
+    short = KernelPages(pool_free_pages=1024, hugetlbfs="/dev/hugepages")
+    assert plan("pool", machine("vm", 2048, "-Xmx512m"), dynamic_heap=False, kernel=short).qemu_args == ()
     # explicit pool with the dynamic heap: granted, with the cost said
     assert any("cannot be given back" in n for n in plan("pool", machine("vm", 2048, "-Xmx512m")).notes)
 
@@ -215,3 +217,80 @@ def test_diagnose_names_the_cause() -> None:
 def test_bracketed() -> None:
     assert bracketed("always [madvise] never\n") == "madvise"
     assert bracketed("") == ""
+
+
+QEMU_SMAPS = """\
+7f71585ff000-7f719c9ff000 rw-s 00000000 00:01 1064 /memfd:memory-backend-memfd (deleted)
+Rss:              443904 kB
+ShmemPmdMapped:        0 kB
+VmFlags: rd wr sh mr mw me ms dc hg
+7f7200000000-7f7240000000 rwxp 00000000 00:00 0
+Rss:               65536 kB
+AnonHugePages:         0 kB
+VmFlags: rd wr ex mr mw me ac
+7f7300000000-7f7300200000 rw-p 00000000 00:00 0
+Rss:                2048 kB
+AnonHugePages:      2048 kB
+VmFlags: rd wr mr mw me ac
+"""
+
+
+def test_guest_ram_is_qemus_largest_writable_mapping_whatever_backs_it() -> None:
+    maps = smaps.parse(QEMU_SMAPS)
+    ram = smaps.guest_ram(maps, 1024 * MB)
+    assert ram is not None and ram.path.startswith("/memfd:memory-backend-memfd") and ram.huge == 0
+    assert smaps.guest_ram(maps, 2048 * MB) is None
+    assert smaps.guest_ram(maps[1:]) == maps[2]  # TCG's executable code buffer is never the RAM
+    assert smaps.mapping_of(maps, 1024 * MB, slack=128 * MB) == ram  # a snapshot's memfd is found too
+
+
+def test_guest_ram_collapse_is_refused_up_front_where_it_cannot_work() -> None:
+    from gc_hooks.hugepages.host import not_collapsible
+
+    header = "7f4154400000-7f4198600000 {perms} {offset} 00:01 1064 {path}\nRss: 4096 kB\n"
+    aligned = smaps.parse(header.format(perms="rw-s", offset="00000000", path="/memfd:osv-java-snapshot-ram"))[0]
+    assert not_collapsible(aligned) == ""  # a restored snapshot's memfd, mapped 2 MB-aligned
+    misaligned = smaps.parse(header.replace("7f4154400000", "7f41545ff000").format(
+        perms="rw-s", offset="00000000", path="/memfd:memory-backend-memfd"))[0]
+    assert "4 KB-aligned" in not_collapsible(misaligned)
+    private = smaps.parse(header.format(perms="rw-p", offset="00000000", path="/cache/snapshots/x/ram"))[0]
+    assert "private mapping of a file" in not_collapsible(private)
+    anonymous = smaps.parse("7f4154400000-7f4198600000 rw-p 00000000 00:00 0\nRss: 4096 kB\n")[0]
+    assert not_collapsible(anonymous) == ""
+
+
+def test_the_host_side_watches_guest_ram_only_for_a_vm_with_huge_pages() -> None:
+    from gc_hooks.hugepages.host import GuestRamMonitor
+
+    monitor = HugePages("auto").host_monitor(machine("vm", 1024))
+    assert isinstance(monitor, GuestRamMonitor) and monitor.memory == 1024 * MB and not monitor.essential
+    assert HugePages("off").host_monitor(machine("vm", 1024)) is None
+    assert HugePages("auto").host_monitor(machine("process", None)) is None
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def emit(self, event: object) -> None:
+        self.events.append(event)
+
+    def send(self, policy: str, kind: str, data: str) -> None:
+        pass
+
+
+def test_the_plans_reason_is_said_and_a_pool_not_honoured_is_a_warning() -> None:
+    from gc_hooks.hugepages.supervisor import HugePagesSupervisor
+
+    rich = KernelPages(thp_enabled="madvise", pool_free_pages=100000)
+    fallback = plan("pool", machine("process", 512, "-Xmx400m"), kernel=rich)
+    assert fallback.chosen == "thp"
+    heard = Heard()
+    HugePagesSupervisor(fallback.settings()).start(1, heard)
+    warnings = [e for e in heard.events if getattr(e, "what", "") == "warning"]
+    assert len(warnings) == 1 and "--hugepages pool not honoured" in warnings[0].why  # type: ignore[attr-defined]
+    assert "more than 80% of the 512 MB machine" in warnings[0].why  # type: ignore[attr-defined]
+    heard = Heard()
+    HugePagesSupervisor(plan("auto", machine("process", None), kernel=rich).settings()).start(1, heard)
+    assert [getattr(e, "what", "") for e in heard.events] == ["start"]
+    assert "never a pool with the dynamic heap" in heard.events[0].why  # type: ignore[attr-defined]

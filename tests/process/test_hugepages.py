@@ -290,3 +290,94 @@ def test_attach_hugepages_repairs_a_running_jvm(start) -> None:  # type: ignore[
     assert "hugepages: collapse" in proc.stderr, proc.stderr
     after = smaps.heap_pages(jvm.pid)
     assert after.share >= 0.9, after.describe()
+
+
+def test_a_collapse_out_of_budget_says_blocks_are_left() -> None:
+    import ctypes
+    import mmap
+
+    size = 16 * MB
+    region = mmap.mmap(-1, size + 2 * MB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    start = (base + 2 * MB - 1) // (2 * MB) * (2 * MB)
+    for offset in range(start - base, start - base + size, 4096):
+        region[offset] = 1
+    cut = collapse(os.getpid(), [(start, start + size)], budget=0.0)
+    assert cut.unfinished and cut.collapsed < size, cut.line()
+    whole = collapse(os.getpid(), [(start, start + size)])
+    assert not whole.unfinished and whole.collapsed == size, whole.line()
+
+
+def test_supervisor_collapses_again_what_the_gc_uncommitted_and_committed_again(start) -> None:  # type: ignore[no-untyped-def]
+    if thp_mode() == "always":
+        pytest.skip("THP is 'always' on this host: nothing to repair")
+    jvm = start(JDKS["17"] / "bin" / "java", "-Xms16m", "-Xmx512m")  # a heap G1 shrinks at a full GC
+    channel = Events()
+    with SupervisorRunner([supervisor_spec("auto", "attach")], channel) as runner:
+        runner.start(jvm.pid)
+        channel.wait("collapse", until=lambda e: float(e.after.rstrip("%")) >= 90)
+        jvm.say("drop")  # a full GC: G1 uncommits the empty regions (in the background since JDK 17)
+        for _ in range(100):
+            shrunk = smaps.heap_pages(jvm.pid)
+            if shrunk.rss < 200 * MB:
+                break
+            time.sleep(0.2)
+        assert shrunk.rss < 200 * MB, shrunk.describe()
+        with channel.lock:
+            seen = len(channel.events)
+        jvm.say("fill")  # committed again, on 4 KB pages: the JVM does not advise its heap
+        again = channel.wait("collapse", timeout=60, until=lambda e: e in channel.events[seen:]
+                             and float(e.after.rstrip("%")) >= 90)
+        assert float(again.before.rstrip("%")) < 90, again.line()
+    after = smaps.heap_pages(jvm.pid)
+    assert after.rss >= 350 * MB and after.share >= 0.9, after.describe()
+
+
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_osv_java_run_on_the_process_target_with_a_512m_heap(mode: str, examples_built: Path) -> None:
+    """As a user runs it: `osv-java run --target process` with no huge-page option puts the heap on
+    huge pages (smaps, while the app waits), `--hugepages off` puts none there."""
+    if mode == "off" and thp_mode() == "always":
+        pytest.skip("THP is 'always' on this host: every large anonymous mapping gets huge pages")
+    osv = str(Path(sys.executable).parent / "osv-java")
+    proc = subprocess.Popen(
+        [osv, "run", "--target", "process", "--bootchart", *(["--hugepages", "off"] if mode == "off" else []),
+         "--jvm-opt=-Xms512m", "--jvm-opt=-Xmx512m", "examples/tlb/tlb.jar", "--array-mb", "384", "--graph-mb", "0",
+         "--accesses", "1000", "--rounds", "1", "--wait"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        ready = proc.stdout.readline()
+        assert ready.startswith("READY "), ready
+        pages = smaps.heap_pages(int(ready.split()[1]))
+        assert pages.end - pages.start == 512 * MB and pages.rss >= 384 * MB, pages.describe()
+        if mode == "auto":
+            assert pages.share >= 0.9, pages.describe()
+        else:
+            assert pages.share < 0.05, pages.describe()
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and "RESULT ns_per_access=" in out, err
+    assert ("hugepages: start" in err) == (mode == "auto"), err
+
+
+def test_a_whole_blocks_collapse_leaves_partly_resident_blocks_alone() -> None:
+    import ctypes
+    import mmap
+
+    region = mmap.mmap(-1, 8 * MB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # as a VM's guest RAM
+    base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    start = (base + 2 * MB - 1) // (2 * MB) * (2 * MB)
+    first = start - base
+    for offset in range(first, first + 2 * MB, 4096):  # one block wholly resident
+        region[offset] = 1
+    region[first + 2 * MB] = 1  # and one page of the next (the rest given back, or never touched)
+    result = collapse(os.getpid(), [(start, start + 4 * MB)], whole=True)
+    assert result.requested == 2 * MB and result.collapsed == 2 * MB, result.line()
+    mine = [m for m in smaps.read("self") if m.start <= start < m.end]
+    assert mine and mine[0].rss <= 2 * MB + 64 * 1024 + 4096  # the partly resident block did not grow
