@@ -279,7 +279,7 @@ def flat_row(record: RunRecord, config: Config, app_names: Sequence[str]) -> dic
 
 def run_json(record: RunRecord) -> dict[str, Any]:
     data = asdict(record)
-    data["gc"] = {k: v for k, v in data["gc"].items() if k not in ("pause_ms", "heap_timeline")}
+    data["gc"] = {k: v for k, v in data["gc"].items() if k not in ("pause_ms", "stall_ms", "heap_timeline")}
     return data
 
 
