@@ -53,7 +53,10 @@ def summary(name: str, data: dict) -> dict:
     imp = judged.get("improvement_pct")
     return {"workload": name, "objective": objective, "metric": metric, "default": default, "best": best_key,
             "best_value": best, "ratio": ratio, "significant": judged.get("significant", False),
-            "improvement_pct": imp, "recommendation": data["recommendation"]}
+            "improvement_pct": imp, "recommendation": data["recommendation"],
+            # other work on the machine widens every interval: the figures need it beside them
+            "load_max": data["meta"].get("load_max"), "cpus": data["meta"].get("cpus"),
+            "seconds": data["meta"].get("seconds")}
 
 
 def main() -> None:
@@ -76,7 +79,8 @@ def main() -> None:
         span = f" (95 % CI {imp['low']:+.0f}–{imp['high']:+.0f} %)" if imp else ""
         ratio = f"{row['ratio']:.2f}x" if row["ratio"] else "–"
         print(f"{name:<11} {row['metric']:<16} default {row['default']:.4g}  best {row['best']} "
-              f"{row['best_value']:.4g}  ratio {ratio}{span}{'' if row['significant'] else ' (within noise)'}")
+              f"{row['best_value']:.4g}  ratio {ratio}{span}{'' if row['significant'] else ' (within noise)'}"
+              f"  load up to {row['load_max']} on {row['cpus']} CPUs")
     print(json.dumps({"workloads": rows, "reports": str(base)}))
 
 
