@@ -111,6 +111,24 @@ def pause_rows(report: Report) -> list[PauseRow]:
     return rows
 
 
+ABOVE, BELOW = (7, 5), (7, -13)  # a point's name, in points from it
+
+
+def label_offsets(points: dict[str, tuple[float, float]]) -> dict[str, tuple[int, int]]:
+    """Where each point's name goes: below the point when its nearest neighbour (on axes scaled to
+    their spans) sits above it, else above, so that two close points do not write over each other."""
+    if len(points) < 2:
+        return {key: ABOVE for key in points}
+    xs, ys = [p[0] for p in points.values()], [p[1] for p in points.values()]
+    dx, dy = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    out = {}
+    for key, (x, y) in points.items():
+        nearest = min((other for other in points if other != key),
+                      key=lambda o: math.hypot((points[o][0] - x) / dx, (points[o][1] - y) / dy))
+        out[key] = BELOW if points[nearest][1] > y else ABOVE
+    return out
+
+
 def axis_label(m: Metric, better: bool = True) -> str:
     """`title (unit) — more is better`; an app figure's unit is read from its name (`_per_s`, `_ms`)."""
     unit = m.unit
@@ -221,9 +239,7 @@ def _tradeoff(plt: Any, report: Report) -> Any:
     names = short_names(report.configs, report.default_key)
     look = styles(report.configs, report.default_key)
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    # neighbours along x get their names above and below in turn, so that two close points stay readable
-    by_x = sorted(points, key=lambda r: r.metrics[x_name].median)
-    offsets = {r.config.key: (7, 5) if i % 2 == 0 else (7, -13) for i, r in enumerate(by_x)}
+    offsets = label_offsets({r.config.key: (r.metrics[x_name].median, r.metrics[y_name].median) for r in points})
     for r in points:
         x, y = r.metrics[x_name], r.metrics[y_name]
         default = r.config.key == report.default_key

@@ -86,3 +86,9 @@ def test_the_three_plots_are_drawn(tmp_path: Path) -> None:
     assert plots.draw(tmp_path, rep) == [plots.PAUSES, plots.HEAP, plots.TRADEOFF]
     for name in (plots.PAUSES, plots.HEAP, plots.TRADEOFF):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_close_points_put_their_names_apart() -> None:
+    offsets = plots.label_offsets({"g1-64m": (92.0, 137.0), "parallel-64m": (93.0, 119.0), "default": (660.0, 67.0)})
+    assert offsets["g1-64m"] == plots.ABOVE and offsets["parallel-64m"] == plots.BELOW
+    assert plots.label_offsets({"only": (1.0, 1.0)}) == {"only": plots.ABOVE}
