@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gc_hooks.experiment.report import pct_range
+
 ROOT = Path(__file__).resolve().parent.parent
 OSV = str(Path(sys.executable).parent / "osv-java")
 
@@ -76,7 +78,7 @@ def main() -> None:
         row = summary(name, json.loads((folder / "results.json").read_text()))
         rows.append(row)
         imp = row["improvement_pct"]
-        span = f" (95 % CI {imp['low']:+.0f}–{imp['high']:+.0f} %)" if imp else ""
+        span = f" (95 % CI {pct_range(imp['low'], imp['high'])})" if imp else ""
         ratio = f"{row['ratio']:.2f}x" if row["ratio"] else "–"
         print(f"{name:<11} {row['metric']:<16} default {row['default']:.4g}  best {row['best']} "
               f"{row['best_value']:.4g}  ratio {ratio}{span}{'' if row['significant'] else ' (within noise)'}"
