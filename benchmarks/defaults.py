@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gc_hooks.experiment.report import pct_range
+
 ROOT = Path(__file__).resolve().parent.parent
 OSV = str(Path(sys.executable).parent / "osv-java")
 
@@ -53,7 +55,10 @@ def summary(name: str, data: dict) -> dict:
     imp = judged.get("improvement_pct")
     return {"workload": name, "objective": objective, "metric": metric, "default": default, "best": best_key,
             "best_value": best, "ratio": ratio, "significant": judged.get("significant", False),
-            "improvement_pct": imp, "recommendation": data["recommendation"]}
+            "improvement_pct": imp, "recommendation": data["recommendation"],
+            # other work on the machine widens every interval: the figures need it beside them
+            "load_max": data["meta"].get("load_max"), "cpus": data["meta"].get("cpus"),
+            "seconds": data["meta"].get("seconds")}
 
 
 def main() -> None:
@@ -73,10 +78,11 @@ def main() -> None:
         row = summary(name, json.loads((folder / "results.json").read_text()))
         rows.append(row)
         imp = row["improvement_pct"]
-        span = f" (95 % CI {imp['low']:+.0f}–{imp['high']:+.0f} %)" if imp else ""
+        span = f" (95 % CI {pct_range(imp['low'], imp['high'])})" if imp else ""
         ratio = f"{row['ratio']:.2f}x" if row["ratio"] else "–"
         print(f"{name:<11} {row['metric']:<16} default {row['default']:.4g}  best {row['best']} "
-              f"{row['best_value']:.4g}  ratio {ratio}{span}{'' if row['significant'] else ' (within noise)'}")
+              f"{row['best_value']:.4g}  ratio {ratio}{span}{'' if row['significant'] else ' (within noise)'}"
+              f"  load up to {row['load_max']} on {row['cpus']} CPUs")
     print(json.dumps({"workloads": rows, "reports": str(base)}))
 
 

@@ -49,7 +49,8 @@ class DynamicHeap(Policy):
         if _chosen(user, "-XX:+UseZGC") and not user_sets(user, "-XX:ZUncommitDelay="):
             options.append(f"-XX:ZUncommitDelay={UNCOMMIT_DELAY_S}")
         if _chosen(user, "-XX:+UseShenandoahGC") and not user_sets(user, "-XX:ShenandoahUncommitDelay="):
-            options.append(f"-XX:ShenandoahUncommitDelay={UNCOMMIT_DELAY_S * 1000}")
+            # an experimental flag on 17 and 25: without the unlock before it the JVM refuses to start
+            options += ["-XX:+UnlockExperimentalVMOptions", f"-XX:ShenandoahUncommitDelay={UNCOMMIT_DELAY_S * 1000}"]
         return options
 
     def qemu_args(self, machine: Machine) -> list[str]:

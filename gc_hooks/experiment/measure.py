@@ -91,6 +91,7 @@ class GcSummary:
     gc_share_pct: float | None = None  # pause time / uptime
     heap_committed_mb: float | None = None  # the largest heap capacity the log shows
     pause_ms: list[float] = field(default_factory=list)
+    stall_ms: list[float] = field(default_factory=list)
     heap_timeline: list[tuple[float, float, float | None]] = field(default_factory=list)  # (s, used MB, capacity MB)
 
     def figures(self) -> dict[str, float | None]:
@@ -143,6 +144,7 @@ def summarize(text: str) -> GcSummary:
         summary.pause_p99_ms = percentile(pauses, 0.99)
         summary.pause_max_ms = max(pauses)
     stalls = [e.duration * 1e3 for e in events if e.kind == STALL]
+    summary.stall_ms = stalls
     summary.stalls, summary.stall_total_ms = len(stalls), sum(stalls)
     if pauses or stalls:
         summary.stop_p99_ms = percentile(pauses + stalls, 0.99)

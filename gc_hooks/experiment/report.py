@@ -181,6 +181,13 @@ def compare(result: ConfigResult, default: ConfigResult, name: str) -> Compariso
     return Comparison(pct, pct.low > 0 and enough)
 
 
+def pct_range(low: float, high: float) -> str:
+    """`19–27 %`, but `-8 to +242 %` once a bound is negative: `-8–242 %` reads as a minus range."""
+    if low < 0 or high < 0:
+        return f"{low:+.0f} to {high:+.0f} %"
+    return f"{low:.0f}–{high:.0f} %"
+
+
 PHRASES = {"throughput": "more throughput", "latency": "lower latency", "footprint": "less memory"}
 
 
@@ -209,7 +216,7 @@ def judge(objective: str, results: Sequence[ConfigResult], default_key: str, ove
     comparison = compare(best, default, name)
     imp = comparison.improvement
     assert imp is not None
-    span = f"95 % CI {imp.low:.0f}–{imp.high:.0f} %" if imp.low != imp.high else "a single run each"
+    span = f"95 % CI {pct_range(imp.low, imp.high)}" if imp.low != imp.high else "a single run each"
     if comparison.significant and not m.higher_better and imp.median >= 50:
         # "99.9 % less" reads badly: say how many times less (default / best)
         def times(pct: float) -> str:
@@ -279,7 +286,7 @@ def flat_row(record: RunRecord, config: Config, app_names: Sequence[str]) -> dic
 
 def run_json(record: RunRecord) -> dict[str, Any]:
     data = asdict(record)
-    data["gc"] = {k: v for k, v in data["gc"].items() if k not in ("pause_ms", "heap_timeline")}
+    data["gc"] = {k: v for k, v in data["gc"].items() if k not in ("pause_ms", "stall_ms", "heap_timeline")}
     return data
 
 

@@ -220,3 +220,24 @@ def test_zgc_committed_heap_is_read_live_from_its_heap_file(start_holder: StartH
         assert wait_for(lambda: heap_info_capacity() < 400 * MB, 20)  # the uncommitter ran (in steps)
         assert wait_for(lambda: abs(perf.stats().heap_capacity - heap_info_capacity()) <= 4 * MB, 10), (
             perf.stats().heap_capacity, heap_info_capacity())
+
+
+JDKS = {17: Path("/usr/lib/jvm/java-17-openjdk-amd64"), 25: Path("/usr/lib/jvm/temurin-25-jdk-amd64")}
+
+
+@pytest.mark.parametrize("jdk", sorted(JDKS))
+@pytest.mark.parametrize("collector", ["-XX:+UseG1GC", "-XX:+UseParallelGC", "-XX:+UseSerialGC", "-XX:+UseZGC",
+                                       "-XX:+UseShenandoahGC"])
+def test_every_collector_starts_with_the_launch_flags(jdk: int, collector: str) -> None:
+    """The flags the policy adds must be ones the JDK accepts: Shenandoah's uncommit delay is experimental."""
+    java = JDKS[jdk] / "bin" / "java"
+    if not java.exists():
+        pytest.skip(f"JDK {jdk} not installed at {JDKS[jdk]}")
+    options = [*DynamicHeap().jvm_options(Machine("process", None, 2, jdk, (collector,))), collector]
+    proc = subprocess.run([str(java), *options, "-XX:+PrintFlagsFinal", "-version"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    if collector == "-XX:+UseShenandoahGC":
+        assert re.search(r"ShenandoahUncommitDelay\s+= 1000 ", proc.stdout)
+    if collector == "-XX:+UseZGC":
+        assert re.search(r"ZUncommitDelay\s+= 1 ", proc.stdout)

@@ -247,3 +247,10 @@ def test_the_best_on_one_objective_shows_its_cost_on_the_others() -> None:
     assert len(trades) == 1 and trades[0].startswith("`-XX:+UseParallelGC -Xmx512m` (best on throughput): ")
     assert "footprint -50 % [-50–-50]" in trades[0], trades[0]  # 300 MB against the default's 200
     assert "What each best configuration costs" in rep.markdown()
+
+
+def test_an_interval_across_zero_is_said_with_signs() -> None:
+    assert report.pct_range(19.2, 27.4) == "19–27 %"
+    assert report.pct_range(-8.3, 242.4) == "-8 to +242 %"
+    rep = _report([100, 120, 90, 110, 95], [104, 92, 125, 99, 111])
+    assert re.search(r"\(95 % CI -\d+ to \+\d+ %\)$", rep.recommendation), rep.recommendation
