@@ -48,30 +48,19 @@ sys.path.insert(0, str(ROOT))
 
 from gc_hooks.dynamic_heap.policy import DynamicHeap  # noqa: E402
 from gc_hooks.runner import SupervisorRunner  # noqa: E402
-from gc_hooks.seam import HookEvent, Machine  # noqa: E402
+from gc_hooks.seam import Machine  # noqa: E402
 from jvmbridge import jdk as jdks  # noqa: E402
 from jvmbridge.errors import JvmError  # noqa: E402
 from jvmbridge.hsperf import PerfData  # noqa: E402
 from kernel.vm import registry  # noqa: E402
 from tests import memcg  # noqa: E402
+from tests.hookevents import Events  # noqa: E402
+from tests.osvtest import stop  # noqa: E402
 
 JAR = ROOT / "examples" / "bursty" / "bursty.jar"
 MB = 1024 * 1024
 CONFIGS = ("default", "static", "dynamic")
 COLLECTORS = {"G1": "-XX:+UseG1GC", "ZGC": "-XX:+UseZGC"}
-
-
-class Events:
-    """The supervisor's channel: counts decisions."""
-
-    def __init__(self) -> None:
-        self.events: list[HookEvent] = []
-
-    def emit(self, event: HookEvent) -> None:
-        self.events.append(event)
-
-    def send(self, policy: str, kind: str, data: str) -> None:
-        pass
 
 
 @dataclass
@@ -286,12 +275,7 @@ def vm_return(dynamic: bool, live_mb: int = 150, after_s: float = 30.0) -> dict[
             time.sleep(1)
         rss, heap = memcg.qemu_rss(proc.pid), _guest_committed(name)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 60)
     if None in (peak_rss, peak_heap, rss, heap):
         raise SystemExit(f"could not read the VM's memory: QEMU RSS {peak_rss} -> {rss}, heap {peak_heap} -> {heap}")
     assert peak_rss is not None and peak_heap is not None and rss is not None and heap is not None

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from heaptest import MB, Events, Holder, wait_for
+from heaptest import MB, Holder, wait_for
+from hookevents import Events
 
 from gc_hooks.dynamic_heap.actuate import flag_value
 from gc_hooks.dynamic_heap.policy import DynamicHeap

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import memcg
 import pytest
-from osvtest import JDK17, OSV, ROOT, Osv, explain
+from osvtest import JDK17, OSV, ROOT, Osv, explain, stop
 
 from gc_hooks.dynamic_heap import signals
 
@@ -72,12 +72,7 @@ def test_heap_goes_back_to_the_host_and_update_resizes_the_vm(osv: Osv, examples
         bad = osv("update", "no-such-vm-here", "--memory", "512M")
         assert bad.returncode == 125 and "no running VM named 'no-such-vm-here'" in bad.stderr.decode()
     finally:
-        proc.terminate()  # osv-java stops QEMU on its way out
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop(proc, 30)
 
 
 def test_host_pressure_inflates_the_balloon_and_the_app_lives_on(osv: Osv, examples_built: Path) -> None:
@@ -121,10 +116,5 @@ def test_host_pressure_inflates_the_balloon_and_the_app_lives_on(osv: Osv, examp
         oom = (folder / "memory.oom_control").read_text()
         assert "oom_kill 0" in oom, oom
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop(proc, 60)
         memcg.remove(folder)
