@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -160,23 +162,31 @@ def test_fsynced_writes_survive_a_killed_osv_java_and_virtiofsd_dies_with_it(
     assert (shared / "bytes.bin").read_bytes() == bytes(i % 251 for i in range(size))
 
 
+@contextlib.contextmanager
+def _awaiting(osv: Osv, test_classes: Path, shared: Path, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A run of VolumeTool that waits in the guest for `name` to appear in the volume `shared` (at
+    /data), once it says it is ready; killed after the block if it is still running."""
+    run = _start_server(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
+                        "VolumeTool", "await", f"/data/{name}")
+    try:
+        assert run.stdout is not None
+        assert run.stdout.readline() == b"ready\n"
+        yield run
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+
 def test_a_file_the_host_writes_during_the_run_is_seen_by_the_app(
     osv: Osv, test_classes: Path, tmp_path: Path
 ) -> None:
     shared = tmp_path / "live"
     shared.mkdir()
-    run = _start_server(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
-                        "VolumeTool", "await", "/data/note.txt")
-    try:
-        assert run.stdout is not None
-        assert run.stdout.readline() == b"ready\n"
+    with _awaiting(osv, test_classes, shared, "note.txt") as run:
         (shared / ".note.tmp").write_text("written on the host while the app ran\n")
         (shared / ".note.tmp").rename(shared / "note.txt")
         out, err = run.communicate(timeout=120)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
     assert run.returncode == 0, err.decode()
     assert out == b"written on the host while the app ran\n"
 
@@ -186,18 +196,10 @@ def test_a_virtiofsd_that_dies_during_the_run_is_an_error_not_a_hang(
 ) -> None:
     shared = tmp_path / "lost"
     shared.mkdir()
-    run = _start_server(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
-                        "VolumeTool", "await", "/data/never.txt")
-    try:
-        assert run.stdout is not None
-        assert run.stdout.readline() == b"ready\n"
+    with _awaiting(osv, test_classes, shared, "never.txt") as run:
         for pid in _processes_with(f"source={shared}".encode()):
             os.kill(pid, signal.SIGKILL)
         out, err = run.communicate(timeout=120)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
     assert run.returncode == 125, err.decode()
     assert f"osv-java: error: virtiofsd serving {shared} exited while the app ran" in err.decode(), err.decode()
 
