@@ -95,9 +95,7 @@ def terminate_when_ready(osv: Osv, *args: str, timeout: float = 300) -> subproce
         out, err = proc.communicate(timeout=timeout)
         return subprocess.CompletedProcess(proc.args, proc.returncode, first + out, err)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_if_running(proc)
 
 
 def first_page(url: str, timeout: float) -> str:
@@ -125,3 +123,10 @@ def stop(proc: subprocess.Popen[Any], grace: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def kill_if_running(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL and reap a process a test leaves behind (one that failed before it could end it)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
