@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -142,6 +142,17 @@ def _processes_with(*needles: bytes) -> list[int]:
     return found
 
 
+def _left_after_kill(run: subprocess.Popen[bytes], find: Callable[[], list[int]]) -> list[int]:
+    """SIGKILL osv-java (no chance to clean up), then what `find` still finds 10 s later: the helpers
+    it started must die with it, however it ends."""
+    run.kill()
+    run.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while find() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return find()
+
+
 def test_fsynced_writes_survive_a_killed_osv_java_and_virtiofsd_dies_with_it(
     osv: Osv, test_classes: Path, shared: Path
 ) -> None:
@@ -154,12 +165,8 @@ def test_fsynced_writes_survive_a_killed_osv_java_and_virtiofsd_dies_with_it(
         line = run.stdout.readline()
         assert line == b"synced\n", line + (run.stderr.read() if run.stderr and run.poll() is not None else b"")
         assert _processes_with(needle), "virtiofsd should be serving the folder"
-        run.kill()  # SIGKILL: osv-java cannot clean up, nor write anything back
-        run.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while _processes_with(needle) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _processes_with(needle), "virtiofsd outlived the osv-java that started it"
+        # SIGKILL: osv-java cannot clean up, nor write anything back
+        assert not _left_after_kill(run, lambda: _processes_with(needle)), "virtiofsd outlived the osv-java"
     finally:
         kill_if_running(run)
         for pid in _processes_with(needle):
@@ -399,12 +406,7 @@ def test_qemu_dies_with_a_killed_osv_java(osv: Osv, examples_built: Path) -> Non
     try:
         _wait_listening(server)
         assert _qemu_for_port(port), "QEMU should be running"
-        server.kill()  # SIGKILL: no chance to clean up
-        server.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while _qemu_for_port(port) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _qemu_for_port(port), "QEMU outlived the osv-java that started it"
+        assert not _left_after_kill(server, lambda: _qemu_for_port(port)), "QEMU outlived the osv-java"
     finally:
         for pid in _qemu_for_port(port):
             os.kill(pid, signal.SIGKILL)
