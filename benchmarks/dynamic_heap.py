@@ -47,31 +47,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gc_hooks.dynamic_heap.policy import DynamicHeap  # noqa: E402
-from gc_hooks.dynamic_heap.signals import memory_cgroup  # noqa: E402
 from gc_hooks.runner import SupervisorRunner  # noqa: E402
-from gc_hooks.seam import HookEvent, Machine  # noqa: E402
+from gc_hooks.seam import Machine  # noqa: E402
 from jvmbridge import jdk as jdks  # noqa: E402
 from jvmbridge.errors import JvmError  # noqa: E402
 from jvmbridge.hsperf import PerfData  # noqa: E402
 from kernel.vm import registry  # noqa: E402
+from tests import memcg  # noqa: E402
+from tests.hookevents import Events  # noqa: E402
+from tests.osvtest import stop  # noqa: E402
 
 JAR = ROOT / "examples" / "bursty" / "bursty.jar"
 MB = 1024 * 1024
 CONFIGS = ("default", "static", "dynamic")
 COLLECTORS = {"G1": "-XX:+UseG1GC", "ZGC": "-XX:+UseZGC"}
-
-
-class Events:
-    """The supervisor's channel: counts decisions."""
-
-    def __init__(self) -> None:
-        self.events: list[HookEvent] = []
-
-    def emit(self, event: HookEvent) -> None:
-        self.events.append(event)
-
-    def send(self, policy: str, kind: str, data: str) -> None:
-        pass
 
 
 @dataclass
@@ -251,16 +240,6 @@ def geomean(values: list[float]) -> float | None:
 
 # -- memory back to the host from a VM --------------------------------------------------------------
 
-def _qemu_rss(osv_pid: int) -> int | None:
-    found = subprocess.run(["pgrep", "-P", str(osv_pid), "qemu"], capture_output=True, text=True).stdout.split()
-    if not found:
-        return None
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        status = Path(f"/proc/{found[0]}/status").read_text().splitlines()
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
-    return None
-
-
 def _guest_committed(name: str) -> int | None:
     with contextlib.suppress(JvmError, OSError, ValueError):
         record = registry.lookup(name, missing_ok=True)
@@ -290,18 +269,13 @@ def vm_return(dynamic: bool, live_mb: int = 150, after_s: float = 30.0) -> dict[
                 break
         else:
             raise SystemExit(f"the VM run ended early: {proc.communicate(timeout=60)[1][-800:]}")
-        peak_rss, peak_heap = _qemu_rss(proc.pid), _guest_committed(name)
+        peak_rss, peak_heap = memcg.qemu_rss(proc.pid), _guest_committed(name)
         deadline = time.monotonic() + after_s
         while time.monotonic() < deadline:
             time.sleep(1)
-        rss, heap = _qemu_rss(proc.pid), _guest_committed(name)
+        rss, heap = memcg.qemu_rss(proc.pid), _guest_committed(name)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 60)
     if None in (peak_rss, peak_heap, rss, heap):
         raise SystemExit(f"could not read the VM's memory: QEMU RSS {peak_rss} -> {rss}, heap {peak_heap} -> {heap}")
     assert peak_rss is not None and peak_heap is not None and rss is not None and heap is not None
@@ -314,11 +288,10 @@ def vm_return(dynamic: bool, live_mb: int = 150, after_s: float = 30.0) -> dict[
 # -- density ---------------------------------------------------------------------------------------
 
 def make_cgroup(limit: int) -> Path:
-    own = memory_cgroup(os.getpid())
-    if own is None or not os.access(own.path, os.W_OK):
+    own = memcg.own_memory_cgroup()
+    if own is None:
         raise SystemExit("density needs a writable memory cgroup (run as root)")
-    folder = own.path / f"osv-bench-density-{os.getpid()}-{time.monotonic_ns()}"
-    folder.mkdir()
+    folder = memcg.make_child(own.path, "osv-bench-density")
     if own.version == 1:
         (folder / "memory.limit_in_bytes").write_text(str(limit))
         with contextlib.suppress(OSError):
@@ -336,20 +309,6 @@ def oom_kills(folder: Path) -> int:
                 if line.startswith("oom_kill "):
                     return int(line.split()[1])
     return 0
-
-
-def remove_cgroup(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        for pid in (folder / "cgroup.procs").read_text().split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            folder.rmdir()
-            return
-        except OSError:
-            time.sleep(0.2)
 
 
 def density(java: Path, feature: int, config: str, copies: int, stagger: float, limit: int, live_mb: int,
@@ -370,7 +329,7 @@ def density(java: Path, feature: int, config: str, copies: int, stagger: float, 
         for run in runs:
             if run.proc.poll() is None:
                 run.proc.kill()
-        remove_cgroup(folder)
+        memcg.remove(folder)
     return {"config": config, "copies": copies, "completed": completed, "oom_kills": kills,
             "killed": sum(1 for s in statuses if s == -signal.SIGKILL), "largest_pss_mb": round(peak / MB, 1)}
 

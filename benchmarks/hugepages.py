@@ -53,9 +53,10 @@ from gc_hooks.hugepages import HugePages, KernelPages  # noqa: E402
 from gc_hooks.hugepages.supervisor import once  # noqa: E402
 from gc_hooks.hugepages.system import meminfo, read_kernel  # noqa: E402
 from gc_hooks.runner import SupervisorRunner  # noqa: E402
-from gc_hooks.seam import HookEvent, Machine, SupervisorSpec  # noqa: E402
+from gc_hooks.seam import Machine, SupervisorSpec  # noqa: E402
 from jvmbridge import smaps  # noqa: E402
 from jvmbridge.jdk import find_all  # noqa: E402
+from tests.hookevents import Events  # noqa: E402
 
 JAR = ROOT / "examples" / "tlb" / "tlb.jar"
 LOCK = "/tmp/osv-bench.lock"
@@ -87,17 +88,6 @@ class Run:
     collapse_s: float | None = None
     longest_step_ms: float | None = None
     events: list[str] = field(default_factory=list)
-
-
-class Events:
-    def __init__(self) -> None:
-        self.events: list[HookEvent] = []
-
-    def emit(self, event: HookEvent) -> None:
-        self.events.append(event)
-
-    def send(self, policy: str, kind: str, data: str) -> None:
-        pass
 
 
 _held = 0  # depth of bench_lock in this process: --hold-lock takes it once around the whole run

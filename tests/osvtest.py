@@ -7,6 +7,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OSV = str(Path(sys.executable).parent / "osv-java")
@@ -94,6 +95,38 @@ def terminate_when_ready(osv: Osv, *args: str, timeout: float = 300) -> subproce
         out, err = proc.communicate(timeout=timeout)
         return subprocess.CompletedProcess(proc.args, proc.returncode, first + out, err)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_if_running(proc)
+
+
+def first_page(url: str, timeout: float) -> str:
+    """The body of the first answer to GET `url` within `timeout` seconds ("" when none came): a
+    server in a machine that is still booting refuses connections until it listens."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.read().decode()
+        except OSError:
+            time.sleep(1)
+    return ""
+
+
+def stop(proc: subprocess.Popen[Any], grace: float) -> None:
+    """Stop as `docker stop` does: SIGTERM (osv-java then stops its JVM and QEMU), and SIGKILL when it
+    has not ended `grace` seconds later."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def kill_if_running(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL and reap a process a test leaves behind (one that failed before it could end it)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()

@@ -20,6 +20,7 @@ import sys
 
 from gc_hooks.runner import SupervisorRunner
 from gc_hooks.seam import HookEvent, SupervisorSpec
+from kernel.guest.spawn import spawn
 
 RUN_FILE = "/osv/run.json"
 VERBOSE_ENV = "OSV_JAVA_VERBOSE"
@@ -85,16 +86,8 @@ def exit_status(wait_status: int) -> int:
 
 
 def start_jvm(argv: list[str]) -> int:
-    pid = os.fork()
-    if pid == 0:
-        try:
-            for sig in FORWARDED:
-                signal.signal(sig, signal.SIG_DFL)
-            os.execv(argv[0], argv)
-        except BaseException as exc:  # noqa: BLE001 - report anything, then leave the child
-            os.write(2, f"osv-java: cannot start {argv[0]}: {exc}\n".encode())
-        os._exit(127)
-    return pid
+    """The JVM in our session and folder, with our environment and stdio (the engine's)."""
+    return spawn(argv, new_session=False, default_signals=FORWARDED)
 
 
 def wait_for(pid: int) -> int:

@@ -25,6 +25,7 @@ import time
 
 from kernel.guest import disks, libc, network, wire
 from kernel.guest.control import Control, now, write_all
+from kernel.guest.spawn import spawn
 
 TYPE_CHECKING = False  # typing's own costs an import at boot
 if TYPE_CHECKING:
@@ -109,27 +110,8 @@ def start_jvm(request: wire.Message) -> tuple[int, int, int, int]:
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    argv = request["argv"]
     env = dict(item.split("=", 1) for item in request.get("env", []))
-    cwd = wire.first(request, "cwd") or "/"
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setsid()
-            os.dup2(in_r, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            try:  # the host's working folder, so relative paths mean what they meant there
-                os.makedirs(cwd, exist_ok=True)
-                os.chdir(cwd)
-            except OSError:
-                os.chdir("/")
-            for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGPIPE, _signal.SIGCHLD):
-                _signal.signal(sig, _signal.SIG_DFL)
-            os.execve(argv[0], argv, env)
-        except BaseException as exc:  # noqa: BLE001 - report anything, then leave the child
-            os.write(2, f"osv-java: cannot start {argv[0]}: {exc}\n".encode())
-        os._exit(127)
+    pid = spawn(request["argv"], env, wire.first(request, "cwd") or "/", lambda: (in_r, out_w, err_w))
     for fd in (in_r, out_w, err_w):
         os.close(fd)
     os.set_blocking(in_w, False)

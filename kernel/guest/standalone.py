@@ -10,7 +10,6 @@ tell its engine how the app ended). Then it powers off. Standard library only, l
 
 from __future__ import annotations
 
-import _signal
 import json
 import os
 import sys
@@ -29,6 +28,7 @@ from kernel.guest.pid1 import (
     mount,
     power_off,
 )
+from kernel.guest.spawn import spawn
 
 RUN_FILE = "/osv/run.txt"
 RUNTIME_DEVICE = "/dev/vda"
@@ -65,30 +65,14 @@ def mount_runtime(boot: wire.Message) -> None:
 
 def start_jvm(request: wire.Message) -> int:
     """Fork and exec the JVM with the console as its stdout and stderr, nothing on stdin."""
-    argv = request["argv"]
+
+    def stdio() -> tuple[int, int, int]:  # in this order: the first free fds may be 0 and 1
+        null = os.open("/dev/null", os.O_RDONLY)
+        console = os.open(CONSOLE, os.O_WRONLY | os.O_NOCTTY)
+        return null, console, console
+
     env = dict(item.split("=", 1) for item in request.get("env", []))
-    cwd = wire.first(request, "cwd") or "/"
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setsid()
-            null = os.open("/dev/null", os.O_RDONLY)
-            console = os.open(CONSOLE, os.O_WRONLY | os.O_NOCTTY)
-            os.dup2(null, 0)
-            os.dup2(console, 1)
-            os.dup2(console, 2)
-            try:
-                os.makedirs(cwd, exist_ok=True)
-                os.chdir(cwd)
-            except OSError:
-                os.chdir("/")
-            for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGPIPE, _signal.SIGCHLD):
-                _signal.signal(sig, _signal.SIG_DFL)
-            os.execve(argv[0], argv, env)
-        except BaseException as exc:  # noqa: BLE001 - report anything, then leave the child
-            os.write(2, f"osv-java: cannot start {argv[0]}: {exc}\n".encode())
-        os._exit(127)
-    return pid
+    return spawn(request["argv"], env, wire.first(request, "cwd") or "/", stdio)
 
 
 def wait_for(pid: int) -> int:

@@ -1,18 +1,11 @@
-"""HTTP probing of a cell that serves: a free port to publish, and waiting for its first page."""
+"""HTTP probing of a cell that serves: waiting for its first page (the port comes from kernel.vm.monitor.free_port)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_page(url: str, proc: subprocess.Popen[bytes], deadline: float) -> tuple[int, str] | str:

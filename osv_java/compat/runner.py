@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from jvmbridge.errors import OsvJavaError
+from kernel.vm.monitor import free_port
 from osv_java.compat.judge import (
     console_lines,
     judge_example,
@@ -32,7 +33,7 @@ from osv_java.compat.model import (
     CompatError,
     load_expected,
 )
-from osv_java.compat.probe import free_port, wait_for_page
+from osv_java.compat.probe import wait_for_page
 from osv_java.compat.processes import Runs, stop
 
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import memcg
+
 # Runs in the new namespaces as their PID 1, then execs (through unshare --root) the entrypoint,
 # which so becomes PID 1 of the container. TMPFS=1 mounts a tmpfs on /tmp, as `docker run --tmpfs
 # /tmp` or a Kubernetes emptyDir there would; otherwise /tmp is the image's own.
@@ -83,23 +85,10 @@ def memory_cgroup(limit_mb: int) -> Iterator[Path]:
     if found is None:
         raise RuntimeError("no writable memory cgroup (v2 or v1) to make a child in")
     root, version = found
-    folder = root / f"osv-export-test-{os.getpid()}-{time.monotonic_ns()}"
-    folder.mkdir()
-    try:
+    with memcg.child(root, "osv-export-test") as folder:
         limit_file = "memory.max" if version == 2 else "memory.limit_in_bytes"
         (folder / limit_file).write_text(str(limit_mb << 20))
         yield folder
-    finally:
-        for pid in (folder / "cgroup.procs").read_text().split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), 9)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                folder.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
 
 
 def command(bundle: Path, config: dict, args: list[str] | None = None,

@@ -14,8 +14,6 @@ import re
 import shutil
 import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ import ocirun
 import openapi
 import pytest
 from exportenv import EXAMPLES, JDK17_HOME
-from osvtest import ROOT, Osv, explain, text
+from osvtest import ROOT, Osv, explain, first_page, text
 
 from kernel.vm import kubevirt, libvirt, qemu
 
@@ -185,14 +183,7 @@ def test_its_masquerade_addresses_serve_a_port(oci_tools: None, libvirt_daemon: 
     guest_port = manifest_of(folder)["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"][0]["ports"][0]
     console = boot_device_set(folder, domain_dirs("device-set"), name, [("127.0.0.1", port, guest_port["port"])])
     try:
-        body = ""
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while time.monotonic() < deadline and not body:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/kv", timeout=5) as response:
-                    body = response.read().decode()
-            except OSError:
-                time.sleep(1)
+        body = first_page(f"http://127.0.0.1:{port}/kv", BOOT_TIMEOUT)
         assert "Hello over HTTP from osv-java" in body, console.read_text(errors="replace")
     finally:
         libvirtd.virsh("destroy", name)

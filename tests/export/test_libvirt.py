@@ -8,8 +8,6 @@ import hashlib
 import os
 import re
 import shutil
-import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import guestconsole
 import libvirtd
 import pytest
 from exportenv import EXAMPLES, JDK17_HOME
-from osvtest import Osv, explain, text
+from osvtest import Osv, explain, first_page, text
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -71,14 +69,7 @@ def test_a_published_port_answers(libvirt_daemon: None, libvirt_export: Export) 
     created = libvirtd.virsh("create", str(folder / "domain.xml"))
     assert created.returncode == 0, created.stderr
     try:
-        body = ""
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while time.monotonic() < deadline and not body:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as response:
-                    body = response.read().decode()
-            except OSError:
-                time.sleep(1)
+        body = first_page(f"http://127.0.0.1:{port}/ping", BOOT_TIMEOUT)
         assert "Hello over HTTP from osv-java" in body, (folder / "console.log").read_text(errors="replace")
     finally:
         libvirtd.virsh("destroy", name)

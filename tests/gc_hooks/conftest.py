@@ -4,12 +4,12 @@ JVM killed after its test, and memory cgroups (v1) made for a test and removed a
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import memcg
 import pytest
 from heaptest import Holder
 
@@ -58,33 +58,10 @@ def start_holder(holder_classes: Path) -> Iterator[object]:
         holder.proc.wait(timeout=30)
 
 
-def _memory_root() -> Path | None:
-    """Our own v1 memory cgroup, where a child can be made."""
-    from gc_hooks.dynamic_heap.signals import memory_cgroup
-
-    cg = memory_cgroup(os.getpid())
-    if cg is None or cg.version != 1 or not os.access(cg.path, os.W_OK):
-        return None
-    return cg.path
-
-
 @pytest.fixture
 def memory_cgroup_v1() -> Iterator[Path]:
-    root = _memory_root()
-    if root is None:
+    own = memcg.own_memory_cgroup(version=1)
+    if own is None:
         pytest.skip("no writable cgroup v1 memory controller")
-    folder = root / f"osv-test-{os.getpid()}-{time.monotonic_ns()}"
-    folder.mkdir()
-    try:
+    with memcg.child(own.path, "osv-test") as folder:
         yield folder
-    finally:
-        for pid in (folder / "cgroup.procs").read_text().split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), 9)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                folder.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)

@@ -1,36 +1,15 @@
-"""Helpers of the dynamic heap's real-JVM tests: a Channel that keeps events, a HeapHolder JVM, polling."""
+"""Helpers of the dynamic heap's real-JVM tests: a HeapHolder JVM, polling."""
 
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gc_hooks.seam import HookEvent
 from jvmbridge.hsperf import PerfData
 
 MB = 1024 * 1024
-
-
-class Events:
-    """A Channel that keeps what the supervisor says."""
-
-    def __init__(self) -> None:
-        self.events: list[HookEvent] = []
-        self.lock = threading.Lock()
-
-    def emit(self, event: HookEvent) -> None:
-        with self.lock:
-            self.events.append(event)
-
-    def send(self, policy: str, kind: str, data: str) -> None:
-        pass
-
-    def whats(self) -> list[str]:
-        with self.lock:
-            return [e.what for e in self.events]
 
 
 @dataclass

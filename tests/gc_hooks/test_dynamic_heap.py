@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from heaptest import MB, Events, Holder, wait_for
+from heaptest import MB, Holder, wait_for
+from hookevents import Events
 
 from gc_hooks.dynamic_heap.actuate import flag_value
 from gc_hooks.dynamic_heap.policy import DynamicHeap
@@ -174,15 +175,20 @@ def test_detaching_puts_the_flags_back(start_holder: StartHolder) -> None:
     assert events.whats()[-1] == "restore"
 
 
+def attach_failure(pid: int) -> str:
+    """Why the supervisor's start on `pid` failed, as its first "failed" event says ("" if none)."""
+    events = Events()
+    runner = SupervisorRunner([spec("attach")], events)
+    runner.start(pid)
+    runner.stop(exited=False)
+    failed = [e for e in events.events if e.what == "failed"]
+    return failed[0].why if failed else ""
+
+
 def test_attach_to_a_process_that_is_not_a_jvm_says_so() -> None:
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        events = Events()
-        runner = SupervisorRunner([spec("attach")], events)
-        runner.start(sleeper.pid)
-        runner.stop(exited=False)
-        failed = [e for e in events.events if e.what == "failed"]
-        assert failed and "not a JVM" in failed[0].why
+        assert "not a JVM" in attach_failure(sleeper.pid)
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -190,12 +196,7 @@ def test_attach_to_a_process_that_is_not_a_jvm_says_so() -> None:
 
 def test_attach_to_a_jvm_that_refuses_attach_says_so(start_holder: StartHolder) -> None:
     jvm = start_holder("-XX:+DisableAttachMechanism")
-    events = Events()
-    runner = SupervisorRunner([spec("attach")], events)
-    runner.start(jvm.pid)
-    runner.stop(exited=False)
-    failed = [e for e in events.events if e.what == "failed"]
-    assert failed and "does not accept attach" in failed[0].why
+    assert "does not accept attach" in attach_failure(jvm.pid)
 
 
 def test_zgc_committed_heap_is_read_live_from_its_heap_file(start_holder: StartHolder) -> None:

@@ -78,11 +78,16 @@ def backends(osv: Osv, tmp: Path, sock: str, ports: dict[str, int],
             wait_http(port)
         yield procs
     finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.wait(timeout=30)
+        stop_groups(procs)
+
+
+def stop_groups(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every run's process group at once (they stop in parallel), then wait for each."""
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        proc.wait(timeout=30)
 
 
 def load(front: int, seconds: float, errors: list[str]) -> int:
@@ -235,11 +240,7 @@ def test_a_group_never_runs_two_of_its_collections_at_once(osv: Osv, examples_bu
         for loader in loaders:
             loader.join()
     finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.wait(timeout=30)
+        stop_groups(procs)
     assert errors == []
     first, second = (induced_pauses(tmp_path / f"j{i}.gc.log") for i in range(2))
     assert first and second, [(tmp_path / f"j{i}.err").read_text()[-2000:] for i in range(2)]

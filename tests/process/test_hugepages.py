@@ -9,19 +9,19 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hookevents import Events
 
 from gc_hooks.hugepages import HugePages
 from gc_hooks.hugepages.collapse import collapse
 from gc_hooks.hugepages.system import bracketed
 from gc_hooks.runner import SupervisorRunner
-from gc_hooks.seam import HookEvent, Machine, SupervisorSpec
+from gc_hooks.seam import Machine, SupervisorSpec
 from jvmbridge import smaps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,29 +160,6 @@ def test_collapse_of_a_process_that_is_gone_is_one_line() -> None:
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 125 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("osv-java: error: no process 999999999"), proc.stderr
-
-
-class Events:
-    def __init__(self) -> None:
-        self.events: list[HookEvent] = []
-        self.lock = threading.Lock()
-
-    def emit(self, event: HookEvent) -> None:
-        with self.lock:
-            self.events.append(event)
-
-    def send(self, policy: str, kind: str, data: str) -> None:
-        pass
-
-    def wait(self, what: str, timeout: float = 20.0, until: Callable[[HookEvent], bool] = bool) -> HookEvent:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                found = [e for e in self.events if e.what == what and until(e)]
-            if found:
-                return found[-1]
-            time.sleep(0.1)
-        raise AssertionError(f"no {what!r} event in {timeout}s: {[e.line() for e in self.events]}")
 
 
 def supervisor_spec(mode: str, target: str, **extra: object) -> SupervisorSpec:

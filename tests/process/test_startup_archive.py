@@ -12,17 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+import startup_archives as archives
 from osvtest import ROOT, Osv, compile_java, explain, jar_of, text
-from startup_archives import (
-    ARCHIVE_WARNINGS,
-    app_lines,
-    archive_of,
-    damage,
-    from_archive,
-    greeter_jar,
-    jdk_or_skip,
-    sources,
-)
 
 FEATURES = ["17", "25"]
 LOG = "--jvm-opt=-Xlog:class+load=info"
@@ -36,7 +27,7 @@ def run(osv: Osv, feature: str, *args: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("feature", FEATURES)
 def test_the_archive_is_used_and_the_output_is_the_same(osv: Osv, feature: str) -> None:
-    jdk_or_skip(feature)
+    archives.jdk_or_skip(feature)
     expected = json.loads((CLOJURE / "expected.json").read_text())
     app = ["-e", "GREETING=Hello", str(CLOJURE / "main.clj"), "world"]
     trained = run(osv, feature, *app)  # the first run trains, then runs with the archive
@@ -45,54 +36,54 @@ def test_the_archive_is_used_and_the_output_is_the_same(osv: Osv, feature: str) 
     assert with_archive == (expected["exit"], expected["stdout"], expected["stderr"]), with_archive
     assert trained == with_archive == without
     status, logged, _ = run(osv, feature, LOG, *app)
-    assert status == expected["exit"] and app_lines(logged) == expected["stdout"]
-    assert from_archive(logged, "clojure.main"), sources(logged).get("clojure.main")
-    assert not any(w in logged for w in ARCHIVE_WARNINGS), logged[-2000:]
+    assert status == expected["exit"] and archives.app_lines(logged) == expected["stdout"]
+    assert archives.from_archive(logged, "clojure.main"), archives.sources(logged).get("clojure.main")
+    assert not any(w in logged for w in archives.ARCHIVE_WARNINGS), logged[-2000:]
     _, plain, _ = run(osv, feature, "--no-startup-archive", LOG, *app)
-    assert not from_archive(plain, "clojure.main"), sources(plain).get("clojure.main")
+    assert not archives.from_archive(plain, "clojure.main"), archives.sources(plain).get("clojure.main")
 
 
 @pytest.mark.parametrize("feature", FEATURES)
 def test_an_archive_made_for_one_jar_is_not_used_for_another(osv: Osv, tmp_path: Path, feature: str) -> None:
-    jdk_or_skip(feature)
-    alpha = greeter_jar(tmp_path, "Alpha", tmp_path / "alpha" / "app.jar")
-    beta = greeter_jar(tmp_path, "Beta", tmp_path / "beta" / "app.jar")
+    archives.jdk_or_skip(feature)
+    alpha = archives.greeter_jar(tmp_path, "Alpha", tmp_path / "alpha" / "app.jar")
+    beta = archives.greeter_jar(tmp_path, "Beta", tmp_path / "beta" / "app.jar")
     for jar, name in ((alpha, "Alpha"), (beta, "Beta")):
         status, out, err = run(osv, feature, LOG, str(jar), "x")
-        assert status == 0 and app_lines(out) == f"{name} says hi [x]\n", out + err
-        assert from_archive(out, name), sources(out).get(name)
+        assert status == 0 and archives.app_lines(out) == f"{name} says hi [x]\n", out + err
+        assert archives.from_archive(out, name), archives.sources(out).get(name)
     # Another jar at the same path: the archive made for Alpha there must not be used.
     shutil.copyfile(beta, alpha)
     status, out, err = run(osv, feature, LOG, str(alpha), "y")
-    assert status == 0 and app_lines(out) == "Beta says hi [y]\n", out + err
-    assert from_archive(out, "Beta") and "Alpha" not in sources(out), sources(out)
-    assert not any(w in out + err for w in ARCHIVE_WARNINGS), out + err
+    assert status == 0 and archives.app_lines(out) == "Beta says hi [y]\n", out + err
+    assert archives.from_archive(out, "Beta") and "Alpha" not in archives.sources(out), archives.sources(out)
+    assert not any(w in out + err for w in archives.ARCHIVE_WARNINGS), out + err
 
 
 @pytest.mark.parametrize("feature", FEATURES)
 def test_a_damaged_archive_is_made_again_with_a_warning(osv: Osv, osv_cache: Path, tmp_path: Path,
                                                         feature: str) -> None:
-    jdk_or_skip(feature)
-    jar = greeter_jar(tmp_path, "Gamma", tmp_path / "gamma.jar")
+    archives.jdk_or_skip(feature)
+    jar = archives.greeter_jar(tmp_path, "Gamma", tmp_path / "gamma.jar")
     first = osv("run", "--target", "process", "--jdk", feature, "--startup-archive", str(jar))
     assert first.returncode == 0, explain(first)
-    archive = archive_of(osv_cache, str(jar.resolve()))
-    damage(archive)
+    archive = archives.archive_of(osv_cache, str(jar.resolve()))
+    archives.damage(archive)
     status, out, err = run(osv, feature, LOG, str(jar), "z")
-    assert status == 0 and app_lines(out) == "Gamma says hi [z]\n", out + err
+    assert status == 0 and archives.app_lines(out) == "Gamma says hi [z]\n", out + err
     assert "warning: the start-up archive" in err and "is damaged" in err and "making it again" in err, err
-    assert from_archive(out, "Gamma"), sources(out).get("Gamma")
+    assert archives.from_archive(out, "Gamma"), archives.sources(out).get("Gamma")
     status, out, err = run(osv, feature, str(jar))
     assert (status, out, err) == (0, "Gamma says hi []\n", ""), "the new archive is whole: no warning"
 
 
 def test_a_class_folder_runs_without_an_archive_and_quietly(osv: Osv, tmp_path: Path) -> None:
-    jdk_or_skip("17")
-    jar = greeter_jar(tmp_path, "Delta", tmp_path / "delta.jar")
+    archives.jdk_or_skip("17")
+    jar = archives.greeter_jar(tmp_path, "Delta", tmp_path / "delta.jar")
     classes = tmp_path / "classes" / "delta"
     status, out, err = run(osv, "17", LOG, "-cp", str(classes), "Delta")
-    assert (status, app_lines(out), err) == (0, "Delta says hi []\n", ""), out + err
-    assert not from_archive(out, "Delta") and jar.exists()
+    assert (status, archives.app_lines(out), err) == (0, "Delta says hi []\n", ""), out + err
+    assert not archives.from_archive(out, "Delta") and jar.exists()
 
 
 @pytest.mark.parametrize("feature", FEATURES)
@@ -100,19 +91,19 @@ def test_a_run_without_compressed_oops_gets_an_archive_of_its_own_layout(osv: Os
                                                                           feature: str) -> None:
     """ZGC turns compressed oops off: an archive made for G1 cannot be mapped (JDK 17 ignores it, 25
     prints an error on the app's stdout), so a ZGC run trains its own, on the JDK's nocoops base archive."""
-    jdk_or_skip(feature)
-    jar = greeter_jar(tmp_path, "Zeta", tmp_path / "zeta.jar")
+    archives.jdk_or_skip(feature)
+    jar = archives.greeter_jar(tmp_path, "Zeta", tmp_path / "zeta.jar")
     assert run(osv, feature, str(jar))[0] == 0  # the G1 archive first
     for _ in range(2):  # the first ZGC run trains, the second finds the archive
         status, out, err = run(osv, feature, "--jvm-opt=-XX:+UseZGC", LOG, str(jar))
-        assert (status, app_lines(out), err) == (0, "Zeta says hi []\n", ""), out[-2000:] + err
-        assert not any(w in out for w in ARCHIVE_WARNINGS), out[-2000:]
-        assert from_archive(out, "Zeta"), sources(out).get("Zeta")
+        assert (status, archives.app_lines(out), err) == (0, "Zeta says hi []\n", ""), out[-2000:] + err
+        assert not any(w in out for w in archives.ARCHIVE_WARNINGS), out[-2000:]
+        assert archives.from_archive(out, "Zeta"), archives.sources(out).get("Zeta")
 
 
 def test_a_jar_changed_without_its_size_or_mtime_changing_runs_its_new_code(osv: Osv, tmp_path: Path) -> None:
     """CDS checks a jar's size and mtime only: an archive of the old bytes would run the old code."""
-    jdk_or_skip("17")
+    archives.jdk_or_skip("17")
     jars = []
     for version in ("one", "two"):
         classes = compile_java(tmp_path / version, "same",
@@ -122,10 +113,11 @@ def test_a_jar_changed_without_its_size_or_mtime_changing_runs_its_new_code(osv:
     old, new = jars
     assert old.stat().st_size == new.stat().st_size
     status, out, _ = run(osv, "17", LOG, str(old))
-    assert status == 0 and app_lines(out) == "version one\n" and from_archive(out, "Same"), out[-2000:]
+    assert status == 0 and archives.app_lines(out) == "version one\n", out[-2000:]
+    assert archives.from_archive(out, "Same"), out[-2000:]
     mtime = old.stat().st_mtime_ns
     old.write_bytes(new.read_bytes())
     os.utime(old, ns=(mtime, mtime))
     status, out, err = run(osv, "17", LOG, str(old))
-    assert status == 0 and app_lines(out) == "version two\n", out[-2000:] + err
-    assert from_archive(out, "Same"), "an archive of the new bytes was made and used"
+    assert status == 0 and archives.app_lines(out) == "version two\n", out[-2000:] + err
+    assert archives.from_archive(out, "Same"), "an archive of the new bytes was made and used"

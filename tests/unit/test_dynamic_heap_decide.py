@@ -36,10 +36,12 @@ def heap(committed: int, live: int, used: int | None = None, busy: bool = False,
                        gc_share=gc, busy=busy, collections=collections)
 
 
-def run_quiet(h: HeapSignals, host: HostSignals = CALM, seconds: int = 5) -> list:
-    """Tick once a second for `seconds` seconds with the same signals; the decisions."""
-    state, out = State(), []
-    for t in range(seconds):
+def run_quiet(h: HeapSignals, host: HostSignals = CALM, seconds: int = 5, state: State | None = None,
+              start: int = 0) -> list:
+    """Tick once a second for `seconds` seconds from second `start` (and `state`) with the same
+    signals; the decisions."""
+    state, out = state if state is not None else State(), []
+    for t in range(start, start + seconds):
         d = decide(float(t), h, host, state, S)
         state = d.state
         out.append(d)
@@ -86,10 +88,7 @@ def test_an_app_that_works_hard_gets_the_collectors_sizing_until_it_goes_quiet()
     assert d.target >= 100 * MB
     # the burst ends: its collections are still in the window, but the app is quiet, so the lean target
     # comes back within quiet_s
-    state = d.state
-    for t in range(2, 5):
-        d = decide(float(t), heap(committed=2 * GB, live=60 * MB, collections=20), CALM, state, S)
-        state = d.state
+    d = run_quiet(heap(committed=2 * GB, live=60 * MB, collections=20), seconds=3, state=d.state, start=2)[-1]
     assert d.what == "shrink" and d.target < 200 * MB
 
 
@@ -106,10 +105,7 @@ def test_gc_time_below_the_limit_does_not_back_off() -> None:
 
 def test_back_off_ends_when_the_app_goes_quiet() -> None:
     d = decide(0.0, heap(committed=3 * GB, live=400 * MB, busy=True, gc=0.2), CALM, State(), S)
-    state = d.state
-    for t in range(1, 6):
-        d = decide(float(t), heap(committed=3 * GB, live=400 * MB, gc=0.2), CALM, state, S)
-        state = d.state
+    d = run_quiet(heap(committed=3 * GB, live=400 * MB, gc=0.2), state=d.state, start=1)[-1]
     assert d.what == "shrink" and d.target < 1 * GB
 
 
@@ -309,17 +305,9 @@ def test_an_idle_heap_is_compacted_once_after_a_concurrent_cycle() -> None:
 
 
 def test_no_compaction_of_a_large_live_set_or_a_busy_app() -> None:
-    big = heap(committed=8 * GB, live=3 * GB)
-    state = State()
-    for t in range(12):
-        d = decide(float(t), big, CALM, state, S)
-        state = d.state
-        assert not d.compact
-    state = State()
-    for t in range(12):
-        d = decide(float(t), heap(committed=3 * GB, live=400 * MB, busy=True), CALM, state, S)
-        state = d.state
-        assert not d.compact and not d.collect
+    assert not any(d.compact for d in run_quiet(heap(committed=8 * GB, live=3 * GB), seconds=12))
+    busy = run_quiet(heap(committed=3 * GB, live=400 * MB, busy=True), seconds=12)
+    assert not any(d.compact or d.collect for d in busy)
 
 
 def test_an_idle_spell_gets_one_collection_even_when_the_estimate_says_no_shrink_is_due() -> None:

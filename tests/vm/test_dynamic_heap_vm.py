@@ -3,7 +3,6 @@ the host (virtio-balloon free page reporting), and `osv-java update NAME --memor
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -11,8 +10,9 @@ import threading
 import time
 from pathlib import Path
 
+import memcg
 import pytest
-from osvtest import JDK17, OSV, ROOT, Osv, explain
+from osvtest import JDK17, OSV, ROOT, Osv, explain, stop
 
 from gc_hooks.dynamic_heap import signals
 
@@ -20,28 +20,10 @@ pytestmark = [pytest.mark.vm, pytest.mark.slow]
 MB = 1024 * 1024
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def _qemu_rss(osv_pid: int) -> int:
-    for child in _children(osv_pid):
-        try:
-            status = Path(f"/proc/{child}/status").read_text()
-        except OSError:
-            continue
-        if "qemu-system" in status.splitlines()[0]:
-            return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
-    raise AssertionError(f"no QEMU under osv-java {osv_pid}")
+    rss = memcg.qemu_rss(osv_pid)
+    assert rss is not None, f"no QEMU under osv-java {osv_pid}"
+    return rss
 
 
 def test_heap_goes_back_to_the_host_and_update_resizes_the_vm(osv: Osv, examples_built: Path) -> None:
@@ -90,29 +72,16 @@ def test_heap_goes_back_to_the_host_and_update_resizes_the_vm(osv: Osv, examples
         bad = osv("update", "no-such-vm-here", "--memory", "512M")
         assert bad.returncode == 125 and "no running VM named 'no-such-vm-here'" in bad.stderr.decode()
     finally:
-        proc.terminate()  # osv-java stops QEMU on its way out
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-
-
-def _memory_cgroup_v1() -> signals.CgroupMemory | None:
-    own = signals.memory_cgroup(os.getpid())
-    if own is None or own.version != 1 or not os.access(own.path, os.W_OK):
-        return None
-    return own
+        stop(proc, 30)
 
 
 def test_host_pressure_inflates_the_balloon_and_the_app_lives_on(osv: Osv, examples_built: Path) -> None:
     """The VM's memory cgroup runs short: the host side inflates the balloon by the VM's share, the guest
     shrinks its heap under the pressure that follows, QEMU's resident set falls, and nothing is killed."""
-    own = _memory_cgroup_v1()
+    own = memcg.own_memory_cgroup(version=1)
     if own is None:
         pytest.skip("needs a writable cgroup v1 memory controller")
-    folder = own.path / f"osv-test-balloon-{os.getpid()}"
-    folder.mkdir()
+    folder = memcg.make_child(own.path, "osv-test-balloon")
     name = f"pressure-{os.getpid()}"
     lines: list[str] = []
     proc = subprocess.Popen(["sh", "-c", f'echo $$ > {folder}/cgroup.procs && exec "$@"', "sh", OSV, "run",
@@ -147,19 +116,5 @@ def test_host_pressure_inflates_the_balloon_and_the_app_lives_on(osv: Osv, examp
         oom = (folder / "memory.oom_control").read_text()
         assert "oom_kill 0" in oom, oom
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-        for pid in (folder / "cgroup.procs").read_text().split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), 9)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                folder.rmdir()
-                break
-            except OSError:
-                time.sleep(0.2)
+        stop(proc, 60)
+        memcg.remove(folder)

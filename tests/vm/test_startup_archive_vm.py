@@ -8,17 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+import startup_archives as archives
 from osvtest import JDK17, ROOT, Osv, compile_java, explain, jar_of, text
-from startup_archives import (
-    ARCHIVE_WARNINGS,
-    app_lines,
-    archive_of,
-    damage,
-    from_archive,
-    greeter_jar,
-    jdk_or_skip,
-    sources,
-)
 
 pytestmark = [pytest.mark.vm]
 
@@ -33,13 +24,14 @@ def run(osv: Osv, feature: str, *args: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("feature", ["17", "25"])
 def test_the_guest_maps_the_archive_and_the_output_is_the_same(osv: Osv, feature: str) -> None:
-    jdk_or_skip(feature)
+    archives.jdk_or_skip(feature)
     expected = json.loads((CLOJURE / "expected.json").read_text())
     app = ["-e", "GREETING=Hello", str(CLOJURE / "main.clj"), "world"]
     status, logged, err = run(osv, feature, LOG, *app)
-    assert (status, app_lines(logged), err) == (expected["exit"], expected["stdout"], expected["stderr"]), logged
-    assert from_archive(logged, "clojure.main"), sources(logged).get("clojure.main")
-    assert not any(w in logged for w in ARCHIVE_WARNINGS), logged[-2000:]
+    shown = (status, archives.app_lines(logged), err)
+    assert shown == (expected["exit"], expected["stdout"], expected["stderr"]), logged
+    assert archives.from_archive(logged, "clojure.main"), archives.sources(logged).get("clojure.main")
+    assert not any(w in logged for w in archives.ARCHIVE_WARNINGS), logged[-2000:]
     with_archive = run(osv, feature, *app)
     without = run(osv, feature, "--no-startup-archive", *app)
     assert with_archive == without == (expected["exit"], expected["stdout"], expected["stderr"]), without
@@ -47,22 +39,22 @@ def test_the_guest_maps_the_archive_and_the_output_is_the_same(osv: Osv, feature
 
 def test_a_changed_jar_gets_its_own_archive_and_a_damaged_one_is_made_again(osv: Osv, osv_cache: Path,
                                                                              tmp_path: Path) -> None:
-    alpha = greeter_jar(tmp_path, "Alpha", tmp_path / "app" / "app.jar")
-    beta = greeter_jar(tmp_path, "Beta", tmp_path / "beta.jar")
+    alpha = archives.greeter_jar(tmp_path, "Alpha", tmp_path / "app" / "app.jar")
+    beta = archives.greeter_jar(tmp_path, "Beta", tmp_path / "beta.jar")
     status, out, err = run(osv, JDK17, LOG, str(alpha), "x")
-    assert status == 0 and app_lines(out) == "Alpha says hi [x]\n", out + err
-    assert from_archive(out, "Alpha"), sources(out).get("Alpha")
+    assert status == 0 and archives.app_lines(out) == "Alpha says hi [x]\n", out + err
+    assert archives.from_archive(out, "Alpha"), archives.sources(out).get("Alpha")
     # Another jar at the same path: the image and its archive are made for it, Alpha's is not used.
     shutil.copyfile(beta, alpha)
     status, out, err = run(osv, JDK17, LOG, str(alpha), "y")
-    assert status == 0 and app_lines(out) == "Beta says hi [y]\n", out + err
-    assert from_archive(out, "Beta") and "Alpha" not in sources(out), sources(out)
-    assert not any(w in out + err for w in ARCHIVE_WARNINGS), out + err
-    damage(archive_of(osv_cache, str(alpha.resolve())))
+    assert status == 0 and archives.app_lines(out) == "Beta says hi [y]\n", out + err
+    assert archives.from_archive(out, "Beta") and "Alpha" not in archives.sources(out), archives.sources(out)
+    assert not any(w in out + err for w in archives.ARCHIVE_WARNINGS), out + err
+    archives.damage(archives.archive_of(osv_cache, str(alpha.resolve())))
     status, out, err = run(osv, JDK17, LOG, str(alpha), "z")
-    assert status == 0 and app_lines(out) == "Beta says hi [z]\n", explain_text(out, err)
+    assert status == 0 and archives.app_lines(out) == "Beta says hi [z]\n", explain_text(out, err)
     assert "warning: the start-up archive" in err and "is damaged" in err, err
-    assert from_archive(out, "Beta"), sources(out).get("Beta")
+    assert archives.from_archive(out, "Beta"), archives.sources(out).get("Beta")
 
 
 def test_a_manifest_class_path_through_a_symlink_resolves_in_the_guest_as_on_the_host(osv: Osv,
@@ -78,9 +70,9 @@ def test_a_manifest_class_path_through_a_symlink_resolves_in_the_guest_as_on_the
                         " System.out.println(Dep.hi()); } }", classpath=str(classes))
     app = jar_of(main, tmp_path / "app" / "app.jar", "Main-Class: Main\nClass-Path: lib/dep.jar\n")
     status, out, err = run(osv, JDK17, LOG, str(app))
-    assert status == 0 and app_lines(out) == "dep says hi\n", explain_text(out, err)
-    assert not any(w in out for w in ARCHIVE_WARNINGS), out[-2000:]
-    assert from_archive(out, "Main") and from_archive(out, "Dep"), sources(out)
+    assert status == 0 and archives.app_lines(out) == "dep says hi\n", explain_text(out, err)
+    assert not any(w in out for w in archives.ARCHIVE_WARNINGS), out[-2000:]
+    assert archives.from_archive(out, "Main") and archives.from_archive(out, "Dep"), archives.sources(out)
 
 
 def explain_text(out: str, err: str) -> str:
@@ -88,7 +80,7 @@ def explain_text(out: str, err: str) -> str:
 
 
 def test_build_carries_the_archive_and_can_leave_it_out(osv: Osv, tmp_path: Path) -> None:
-    jar = greeter_jar(tmp_path, "Epsilon", tmp_path / "epsilon.jar")
+    jar = archives.greeter_jar(tmp_path, "Epsilon", tmp_path / "epsilon.jar")
     built = osv("build", "--jdk", JDK17, "--startup-archive", str(jar), "-o", str(tmp_path / "with"), "--json")
     assert built.returncode == 0, explain(built)
     manifest = json.loads((tmp_path / "with" / "image.json").read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -9,10 +10,11 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from osvtest import JDK17, OSV, Osv, explain, make_jar_with_class_path, terminate_when_ready, text
+from osvtest import JDK17, OSV, Osv, explain, kill_if_running, make_jar_with_class_path, terminate_when_ready, text
 
 pytestmark = [pytest.mark.vm]
 
@@ -119,7 +121,16 @@ def test_volume_is_the_host_folder_itself(osv: Osv, test_classes: Path, tmp_path
         assert (made.stat().st_uid, made.stat().st_gid) == (os.getuid(), os.getgid()), made
 
 
-def _processes_with(needle: bytes) -> list[int]:
+@pytest.fixture
+def shared(tmp_path: Path) -> Path:
+    """An empty host folder for a test to share with the guest as a volume."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    return folder
+
+
+def _processes_with(*needles: bytes) -> list[int]:
+    """The processes whose command line holds every one of `needles`."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -127,16 +138,25 @@ def _processes_with(needle: bytes) -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if needle in cmdline:
+            if all(needle in cmdline for needle in needles):
                 found.append(int(entry.name))
     return found
 
 
+def _left_after_kill(run: subprocess.Popen[bytes], find: Callable[[], list[int]]) -> list[int]:
+    """SIGKILL osv-java (no chance to clean up), then what `find` still finds 10 s later: the helpers
+    it started must die with it, however it ends."""
+    run.kill()
+    run.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while find() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return find()
+
+
 def test_fsynced_writes_survive_a_killed_osv_java_and_virtiofsd_dies_with_it(
-    osv: Osv, test_classes: Path, tmp_path: Path
+    osv: Osv, test_classes: Path, shared: Path
 ) -> None:
-    shared = tmp_path / "kept"
-    shared.mkdir()
     size = 3 << 20
     run = _start_server(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
                         "VolumeTool", "sync", "/data/bytes.bin", str(size))
@@ -146,16 +166,10 @@ def test_fsynced_writes_survive_a_killed_osv_java_and_virtiofsd_dies_with_it(
         line = run.stdout.readline()
         assert line == b"synced\n", line + (run.stderr.read() if run.stderr and run.poll() is not None else b"")
         assert _processes_with(needle), "virtiofsd should be serving the folder"
-        run.kill()  # SIGKILL: osv-java cannot clean up, nor write anything back
-        run.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while _processes_with(needle) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _processes_with(needle), "virtiofsd outlived the osv-java that started it"
+        # SIGKILL: osv-java cannot clean up, nor write anything back
+        assert not _left_after_kill(run, lambda: _processes_with(needle)), "virtiofsd outlived the osv-java"
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+        kill_if_running(run)
         for pid in _processes_with(needle):
             os.kill(pid, signal.SIGKILL)
     assert (shared / "bytes.bin").read_bytes() == bytes(i % 251 for i in range(size))
@@ -187,9 +201,7 @@ def test_a_database_on_a_volume_keeps_every_committed_transaction_when_osv_java_
         run.kill()  # SIGKILL mid-run: QEMU and virtiofsd die with osv-java, nothing is written back
         run.wait(timeout=30)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+        kill_if_running(run)
         for pid in _processes_with(needle):
             os.kill(pid, signal.SIGKILL)
     # Opened on the host, by the host's JVM: every reported commit is there, in order, no holes.
@@ -201,53 +213,45 @@ def test_a_database_on_a_volume_keeps_every_committed_transaction_when_osv_java_
     assert rows == highest, f"{rows} rows for ids up to {highest}: a committed transaction is missing"
 
 
-def test_a_file_the_host_writes_during_the_run_is_seen_by_the_app(
-    osv: Osv, test_classes: Path, tmp_path: Path
-) -> None:
-    shared = tmp_path / "live"
-    shared.mkdir()
+@contextlib.contextmanager
+def _awaiting(osv: Osv, test_classes: Path, shared: Path, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A run of VolumeTool that waits in the guest for `name` to appear in the volume `shared` (at
+    /data), once it says it is ready; killed after the block if it is still running."""
     run = _start_server(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
-                        "VolumeTool", "await", "/data/note.txt")
+                        "VolumeTool", "await", f"/data/{name}")
     try:
         assert run.stdout is not None
         assert run.stdout.readline() == b"ready\n"
+        yield run
+    finally:
+        kill_if_running(run)
+
+
+def test_a_file_the_host_writes_during_the_run_is_seen_by_the_app(
+    osv: Osv, test_classes: Path, shared: Path
+) -> None:
+    with _awaiting(osv, test_classes, shared, "note.txt") as run:
         (shared / ".note.tmp").write_text("written on the host while the app ran\n")
         (shared / ".note.tmp").rename(shared / "note.txt")
         out, err = run.communicate(timeout=120)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
     assert run.returncode == 0, err.decode()
     assert out == b"written on the host while the app ran\n"
 
 
 def test_a_virtiofsd_that_dies_during_the_run_is_an_error_not_a_hang(
-    osv: Osv, test_classes: Path, tmp_path: Path
+    osv: Osv, test_classes: Path, shared: Path
 ) -> None:
-    shared = tmp_path / "lost"
-    shared.mkdir()
-    run = _start_server(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
-                        "VolumeTool", "await", "/data/never.txt")
-    try:
-        assert run.stdout is not None
-        assert run.stdout.readline() == b"ready\n"
+    with _awaiting(osv, test_classes, shared, "never.txt") as run:
         for pid in _processes_with(f"source={shared}".encode()):
             os.kill(pid, signal.SIGKILL)
         out, err = run.communicate(timeout=120)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
     assert run.returncode == 125, err.decode()
     assert f"osv-java: error: virtiofsd serving {shared} exited while the app ran" in err.decode(), err.decode()
 
 
-def test_a_big_volume_is_not_copied(osv: Osv, test_classes: Path, tmp_path: Path) -> None:
+def test_a_big_volume_is_not_copied(osv: Osv, test_classes: Path, tmp_path: Path, shared: Path) -> None:
     """A 2 GB folder (sparse) on a 512 MB VM: nothing is copied into the run's work folder (TMPDIR),
     and the app sees the file's full size."""
-    shared = tmp_path / "big"
-    shared.mkdir()
     with open(shared / "big.bin", "wb") as f:
         f.truncate(2 << 30)
     work = tmp_path / "tmp"
@@ -266,16 +270,12 @@ def test_a_big_volume_is_not_copied(osv: Osv, test_classes: Path, tmp_path: Path
         run.stdin.close()
         assert run.wait(timeout=120) == 0
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+        kill_if_running(run)
 
 
 def test_read_only_volume_refuses_writes_and_leaves_the_host_alone(
-    osv: Osv, test_classes: Path, tmp_path: Path
+    osv: Osv, test_classes: Path, shared: Path
 ) -> None:
-    shared = tmp_path / "ro"
-    shared.mkdir()
     (shared / "in.txt").write_text("read me\n")
     proc = osv("run", "--jdk", JDK17, "-v", f"{shared}:/data:ro", "-cp", str(test_classes), "FileTool",
                "read", "/data/in.txt", "write", "/data/out.txt", "nope")
@@ -311,9 +311,7 @@ def test_published_port_answers_http_from_the_host(osv: Osv, examples_built: Pat
             assert reply.status == 200
         assert server.wait(timeout=120) == 0
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        kill_if_running(server)
 
 
 @pytest.mark.parametrize("publish", [True, False], ids=["started-by-pid1", "started-by-init"])
@@ -327,9 +325,7 @@ def test_ctrl_c_stops_the_vm_cleanly_with_130(osv: Osv, examples_built: Path, pu
         # One Ctrl-C only: the JVM's own handler must end it (a JVM that ignored SIGINT would run on).
         assert server.wait(timeout=120) == 130
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        kill_if_running(server)
     # QEMU is gone: the published port is free again.
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
@@ -345,10 +341,8 @@ def test_sigterm_runs_the_apps_shutdown_hooks_and_exits_143(osv: Osv, test_class
 
 
 def test_what_a_shutdown_hook_writes_to_a_volume_on_sigterm_is_on_the_host(
-    osv: Osv, test_classes: Path, tmp_path: Path
+    osv: Osv, test_classes: Path, shared: Path
 ) -> None:
-    shared = tmp_path / "hooked"
-    shared.mkdir()
     proc = terminate_when_ready(osv, "run", "--jdk", JDK17, "-v", f"{shared}:/data", "-cp", str(test_classes),
                                 "Stoppable", "/data/bye.txt")
     assert proc.returncode == 143, explain(proc)
@@ -476,16 +470,7 @@ def test_jvm_killed_by_a_signal_exits_128_plus_signal(osv: Osv, tmp_path: Path) 
 
 
 def _qemu_for_port(port: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"qemu-system" in cmdline and f"hostfwd=tcp:127.0.0.1:{port}-".encode() in cmdline:
-                found.append(int(entry.name))
-    return found
+    return _processes_with(b"qemu-system", f"hostfwd=tcp:127.0.0.1:{port}-".encode())
 
 
 def test_qemu_dies_with_a_killed_osv_java(osv: Osv, examples_built: Path) -> None:
@@ -494,12 +479,7 @@ def test_qemu_dies_with_a_killed_osv_java(osv: Osv, examples_built: Path) -> Non
     try:
         _wait_listening(server)
         assert _qemu_for_port(port), "QEMU should be running"
-        server.kill()  # SIGKILL: no chance to clean up
-        server.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while _qemu_for_port(port) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _qemu_for_port(port), "QEMU outlived the osv-java that started it"
+        assert not _left_after_kill(server, lambda: _qemu_for_port(port)), "QEMU outlived the osv-java"
     finally:
         for pid in _qemu_for_port(port):
             os.kill(pid, signal.SIGKILL)
@@ -531,9 +511,7 @@ def test_host_sees_the_guest_jvm_counters(osv: Osv, examples_built: Path) -> Non
         gone = osv("jvm", "stats", "--vm", name)
         assert gone.returncode == 125 and f"no running VM named '{name}'" in text(gone.stderr), explain(gone)
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        kill_if_running(server)
 
 
 def test_outbound_network_without_publish(osv: Osv, tmp_path: Path) -> None:
