@@ -130,3 +130,11 @@ def kill_if_running(proc: subprocess.Popen[Any]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+def release_waiting(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """Let an app started with --wait (it holds until a line on stdin) finish; its stdout and stderr."""
+    assert proc.stdin is not None
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    return proc.communicate(timeout=timeout)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from hookevents import Events
+from osvtest import kill_if_running, release_waiting
 
 from gc_hooks.hugepages import HugePages
 from gc_hooks.hugepages.collapse import collapse
@@ -332,13 +333,9 @@ def test_osv_java_run_on_the_process_target_with_a_512m_heap(mode: str, examples
             assert pages.share >= 0.9, pages.describe()
         else:
             assert pages.share < 0.05, pages.describe()
-        proc.stdin.write("\n")
-        proc.stdin.flush()
-        out, err = proc.communicate(timeout=120)
+        out, err = release_waiting(proc, 120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_if_running(proc)
     assert proc.returncode == 0 and "RESULT ns_per_access=" in out, err
     assert ("hugepages: start" in err) == (mode == "auto"), err
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from osvtest import OSV, ROOT, Osv
+from osvtest import OSV, ROOT, Osv, kill_if_running, release_waiting
 
 from jvmbridge import smaps
 
@@ -23,6 +23,14 @@ pytestmark = [pytest.mark.vm]
 MEMORY_MB = 1024
 MB = 1 << 20
 APP = ["examples/tlb/tlb.jar", "--graph-mb", "0", "--accesses", "100000", "--rounds", "1"]
+
+
+def vm_stats(osv: Osv, name: str) -> dict:
+    """`osv-java jvm stats --vm NAME --json`, as a user would ask it."""
+    stats = subprocess.run([OSV, "jvm", "stats", "--vm", name, "--json"], capture_output=True, text=True,
+                           env=osv.env, timeout=120)
+    assert stats.returncode == 0, stats.stderr
+    return json.loads(stats.stdout)
 
 
 def guest_ram(qemu: int) -> smaps.Mapping:
@@ -66,19 +74,12 @@ def test_a_512m_guest_heap_and_the_guest_ram_are_on_huge_pages(osv: Osv, example
             assert ram.huge / ram.rss >= 0.9, (ram.rss, ram.huge)
         else:
             assert ram.huge >= 256 * MB, (ram.rss, ram.huge)  # the app's 256 MB array, at least
-        stats = subprocess.run([OSV, "jvm", "stats", "--vm", name, "--json"], capture_output=True, text=True,
-                               env=osv.env, timeout=120)
-        assert stats.returncode == 0, stats.stderr
-        record = json.loads(stats.stdout)
+        record = vm_stats(osv, name)
         assert record["heap_hugepage_share"] >= 0.9 and record["heap_resident"] >= 256 * MB, record
         assert record["guest_ram_host_hugepage_share"] >= (0.8 if boot == "cold" else 0.5), record
-        proc.stdin.write("\n")
-        proc.stdin.flush()
-        out, err = proc.communicate(timeout=300)
+        out, err = release_waiting(proc, 300)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_if_running(proc)
     assert proc.returncode == 0, err
     assert "RESULT ns_per_access=" in out
     shares = [float(s) for s in re.findall(r"hugepages: measure\s+-> ([\d.]+)%", err)]
@@ -100,18 +101,11 @@ def test_hugepages_off_puts_no_guest_heap_on_huge_pages(osv: Osv, examples_built
         assert proc.stdout is not None and proc.stdin is not None
         ready = proc.stdout.readline()
         assert ready.startswith("READY"), ready
-        stats = subprocess.run([OSV, "jvm", "stats", "--vm", name, "--json"], capture_output=True, text=True,
-                               env=osv.env, timeout=120)
-        assert stats.returncode == 0, stats.stderr
-        record = json.loads(stats.stdout)
+        record = vm_stats(osv, name)
         assert record["heap_resident"] >= 256 * MB and record["heap_hugepage_share"] < 0.05, record
-        proc.stdin.write("\n")
-        proc.stdin.flush()
-        out, err = proc.communicate(timeout=300)
+        out, err = release_waiting(proc, 300)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_if_running(proc)
     assert proc.returncode == 0 and "RESULT ns_per_access=" in out, err
 
 
@@ -152,18 +146,11 @@ def test_pool_puts_the_guest_heap_on_the_guests_pool_and_the_guest_ram_on_the_ho
         children = subprocess.run(["pgrep", "-P", str(proc.pid), "qemu"], capture_output=True, text=True).stdout
         ram = guest_ram(int(children.split()[0]))
         assert ram.path.startswith(str(host_pool)) and ram.hugetlb == ram.rss, (ram.path, ram.rss, ram.hugetlb)
-        stats = subprocess.run([OSV, "jvm", "stats", "--vm", name, "--json"], capture_output=True, text=True,
-                               env=osv.env, timeout=120)
-        assert stats.returncode == 0, stats.stderr
-        record = json.loads(stats.stdout)
+        record = vm_stats(osv, name)
         assert record["heap_page_kind"] == "hugetlb" and record["heap_hugepage_share"] >= 0.9, record
         assert record["guest_ram_host_hugepage_share"] == 1.0, record
-        proc.stdin.write("\n")
-        proc.stdin.flush()
-        out, err = proc.communicate(timeout=300)
+        out, err = release_waiting(proc, 300)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_if_running(proc)
     assert proc.returncode == 0 and "RESULT ns_per_access=" in out, err
     assert "hugepages: warning" not in err, err
