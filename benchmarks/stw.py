@@ -256,8 +256,10 @@ def phase(name: str, args: argparse.Namespace) -> dict[str, float]:
             result = asyncio.run(run())
             t1 = time.monotonic()
             if args.keep:
-                (tmp / "slow.txt").write_text("".join(f"{i - t0:.3f} {lat * 1e3:.1f}\n" for i, lat in result.slow
-                                                      if lat > 0.1))
+                # seconds after t0 (CLOCK_MONOTONIC, as the GC logs' nanosecond stamps), latency in ms
+                (tmp / "slow.txt").write_text(f"# t0 {t0:.6f}\n" + "".join(
+                    f"{i - t0:.3f} {lat * 1e3:.1f}\n" for i, lat in result.slow
+                                                      if lat * 1e3 > args.slow_ms))
             per_backend = {k: [(s, d) for s, d in v if t0 <= s <= t1] for k, v in pauses(tmp).items()}
             stw = [p for v in per_backend.values() for p in v]
             events = sum(1 for p in tmp.glob("*.err") for line in p.read_text(errors="replace").splitlines()
@@ -282,6 +284,8 @@ def main() -> None:
     parser.add_argument("--backends", type=int, default=3)
     parser.add_argument("--phases", default="off,on,kill")
     parser.add_argument("--keep", metavar="DIR", help="keep each phase's logs in DIR/PHASE")
+    parser.add_argument("--slow-ms", type=float, default=100.0,
+                        help="with --keep: requests slower than this go to DIR/PHASE/slow.txt (default 100)")
     args = parser.parse_args()
     if not JAR.exists():
         subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
