@@ -35,7 +35,17 @@ from gc_hooks.cpu_yield import LOWEST, lowest_priority
 from gc_hooks.haproxy import HaproxyError, Runtime, parse_target
 from gc_hooks.lease import Lease
 from gc_hooks.pauses import HeapSample, Prediction, Predictor
-from gc_hooks.seam import Channel, HookEvent, HostMonitor, Machine, Policy, Supervisor, SupervisorSpec, VmSide
+from gc_hooks.seam import (
+    Channel,
+    HookEvent,
+    HostMonitor,
+    Machine,
+    Policy,
+    Supervisor,
+    SupervisorSpec,
+    VmSide,
+    user_sets,
+)
 from jvmbridge.errors import JvmError, UsageError
 
 NAME = "stw-lb"
@@ -361,6 +371,16 @@ class StwLoadBalancer(Policy):
                 raise UsageError(f"--stw-lb {exc}", hint="e.g. --stw-lb haproxy:/run/haproxy/admin.sock:web/app1") \
                     from None
         self.group = group
+
+    def jvm_options(self, machine: Machine) -> list[str]:
+        # The collections we induce stand in for the collector's own, so they must feed its sizing:
+        # Parallel's adaptive size policy ignores explicit ones by default, so an old generation the
+        # live set had outgrown never grew (our full collection always came before its own would have),
+        # and a backend took a full collection every second
+        flag = "UseAdaptiveSizePolicyWithSystemGC"
+        if user_sets(machine.user_jvm_options, f"-XX:+{flag}", f"-XX:-{flag}"):
+            return []
+        return [f"-XX:+{flag}"]
 
     def supervisor(self, machine: Machine) -> SupervisorSpec | None:
         if machine.target == "vm":

@@ -22,6 +22,8 @@ from osvtest import JDK17, OSV, ROOT, Osv, explain, text
 from gc_hooks.cpu_yield import LOWEST, lowest_priority
 from gc_hooks.haproxy import Runtime
 from gc_hooks.lease import Lease
+from gc_hooks.seam import Machine
+from gc_hooks.stw import StwLoadBalancer
 
 JAR = ROOT / "examples" / "gcservice" / "gcservice.jar"
 # small heap and eden: collections come every second or so under light load
@@ -303,3 +305,24 @@ def test_a_drained_collection_runs_at_the_lowest_priority_and_the_nice_values_co
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("jdk", ["/usr/lib/jvm/java-17-openjdk-amd64", "/usr/lib/jvm/temurin-25-jdk-amd64"])
+def test_induced_collections_feed_parallels_sizing_unless_the_user_says_otherwise(jdk: str) -> None:
+    """Our induced full collections come before Parallel's own would; unless its adaptive size policy
+    counts them, an old generation the live set outgrew never grows and a full collection is due
+    again at once (seen by hand: a backend collected every second, 9 % of its time)."""
+    java = Path(jdk) / "bin" / "java"
+    if not java.exists():
+        pytest.skip(f"no JDK at {jdk}")
+
+    def flag_in(user: tuple[str, ...]) -> str:
+        options = StwLoadBalancer(None, "group").jvm_options(Machine("process", None, 2, 17, user))
+        proc = subprocess.run([str(java), *options, *user, "-XX:+PrintFlagsFinal", "-version"],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        line = next(line for line in proc.stdout.splitlines() if " UseAdaptiveSizePolicyWithSystemGC " in line)
+        return line.split("=")[1].split()[0]
+
+    assert flag_in(("-XX:+UseParallelGC",)) == "true"
+    assert flag_in(("-XX:+UseParallelGC", "-XX:-UseAdaptiveSizePolicyWithSystemGC")) == "false"
