@@ -124,12 +124,13 @@ def test_gc_time_past_the_limit_backs_off(start_holder: StartHolder) -> None:
     jvm = start_holder(*launch_options("-Xmx400m", "-XX:+UseG1GC"))
     jvm.say("live 150")
     events = Events()
-    # the rule under test alone: without the one that hands sizing to the collector while the app works
-    with SupervisorRunner([spec(work_collections=0)], events) as runner:
+    # the rule under test alone: without the one that hands sizing to the collector while the app works;
+    # a 2 % limit: the churn's GC time depends on the machine (a fresh-clone run reached only 3.3 %)
+    with SupervisorRunner([spec(work_collections=0, gc_limit=0.02)], events) as runner:
         runner.start(jvm.pid)
         assert wait_for(lambda: flag(jvm.pid, "MaxHeapFreeRatio") < 70, 10)  # quiet: shrinking
         jvm.say("spin 40")
-        jvm.say("old 150")  # heavy old-generation churn in a small heap: GC time well past 5 %
+        jvm.say("old 150")  # heavy old-generation churn in a small heap: GC time past the limit
         jvm.say("churn 300")
         assert wait_for(lambda: "backoff" in events.whats(), 15), [e.line() for e in events.events]
         backoff = next(e for e in events.events if e.what == "backoff")
