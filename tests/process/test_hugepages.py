@@ -356,7 +356,7 @@ def test_a_whole_blocks_collapse_leaves_partly_resident_blocks_alone() -> None:
     assert result.requested == 2 * MB and result.collapsed == 2 * MB, result.line()
     # the partly resident block did not grow (counted in pagemap: smaps would count the whole VMA,
     # which the kernel may have merged with a neighbouring anonymous mapping)
-    assert resident_pages(start + 2 * MB, start + 4 * MB) < 256
+    assert resident_pages(start + 2 * MB, start + 4 * MB) <= 17  # its one page, and no more than 64 KB
     assert resident_pages(start, start + 2 * MB) == 512
 
 
