@@ -97,9 +97,9 @@ class MachineConfig:
             "-M",
             "microvm,pit=on,rtc=on,pcie=on",
             "-accel",
-            self.accel,
+            tcg_accel() if self.accel == "tcg" else self.accel,
             "-cpu",
-            "host" if self.accel == "kvm" else TCG_CPU,
+            "host" if self.accel == "kvm" else tcg_cpu(),
             "-m",
             f"{memory_mb}M",
             *self._shared_memory(memory_mb),
@@ -220,6 +220,22 @@ TCG_CPU = "qemu64,+rdrand"
 # for long hot loops (the same for 40 s: 0.3x-0.6x the rounds once C2's code is in place).
 TCG_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1",)
 TCG_JVM_OPTIONS_ENV = "OSV_JAVA_TCG_JVM_OPTIONS"  # "off": without them, for benchmarks/emulation_crashes.py
+
+
+# For the experiments of benchmarks/emulation_crashes.py only: another guest CPU under TCG
+# (OSV_JAVA_TCG_CPU=max) and TCG's own options (OSV_JAVA_TCG_ACCEL=thread=single). Both are part of
+# the machine's shape, so a boot snapshot made without them is never restored with them.
+TCG_CPU_ENV = "OSV_JAVA_TCG_CPU"
+TCG_ACCEL_ENV = "OSV_JAVA_TCG_ACCEL"
+
+
+def tcg_cpu() -> str:
+    return os.environ.get(TCG_CPU_ENV) or TCG_CPU
+
+
+def tcg_accel() -> str:
+    extra = os.environ.get(TCG_ACCEL_ENV)
+    return f"tcg,{extra}" if extra else "tcg"
 
 
 def tcg_jvm_options() -> list[str]:
