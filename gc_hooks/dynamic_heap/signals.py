@@ -18,8 +18,12 @@ from jvmbridge.hsperf import PerfData
 PROC = Path("/proc")
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # GC worker threads by name (comm): their CPU is GC work even when no pause runs (ZGC, Shenandoah).
-GC_THREAD_PREFIXES = ("GC Thread", "G1 ", "ZWorker", "ZDriver", "ZDirector", "ZUnmapper", "XWorker",
+# The collectors' threads, by name (/proc/PID/task/TID/comm, cut at 15 characters). ZGC's uncommitter
+# counts: after a burst it gives gigabytes back, and its CPU taken for the app's made a quiet JVM look busy.
+GC_THREAD_PREFIXES = ("GC Thread", "G1 ", "ZWorker", "ZDriver", "ZDirector", "ZUnmapper", "ZUncommitter",
+                      "ZStat", "XWorker", "XDriver", "XDirector", "XUnmapper", "XUncommitter", "XStat",
                       "Shenandoah", "Parallel GC", "VM Thread")
+GC_THREAD_RESCAN_S = 2.0  # HotSpot starts GC workers as it needs them (UseDynamicNumberOfGCThreads)
 ALLOCATING = 1024 * 1024  # heap use growing by more than this in a tick means the app allocates
 UNLIMITED = 1 << 60  # cgroup v1 says 9223372036854771712 for "no limit"
 
@@ -248,7 +252,7 @@ class JvmReader:
         base = self.proc / str(self.pid)
         cpu = _stat_cpu(base / "stat")
         now = time.monotonic()
-        if now - self._last_thread_scan > 30:  # GC threads are few and start early: rescan now and then
+        if now - self._last_thread_scan > GC_THREAD_RESCAN_S:
             self._last_thread_scan = now
             tids = set()
             try:

@@ -15,7 +15,7 @@ from hookevents import Events
 
 from gc_hooks.dynamic_heap.actuate import flag_value
 from gc_hooks.dynamic_heap.policy import DynamicHeap
-from gc_hooks.dynamic_heap.signals import memory_cgroup
+from gc_hooks.dynamic_heap.signals import JvmReader, Window, memory_cgroup
 from gc_hooks.dynamic_heap.supervisor import DynamicHeapSupervisor
 from gc_hooks.runner import SupervisorRunner
 from gc_hooks.seam import Machine, SupervisorSpec
@@ -243,3 +243,32 @@ def test_every_collector_starts_with_the_launch_flags(jdk: int, collector: str) 
         assert re.search(r"ShenandoahUncommitDelay\s+= 1000 ", proc.stdout)
     if collector == "-XX:+UseZGC":
         assert re.search(r"ZUncommitDelay\s+= 1 ", proc.stdout)
+
+
+def test_a_quiet_zgc_giving_memory_back_does_not_look_busy(start_holder: StartHolder) -> None:
+    """ZGC's uncommitter takes CPU for a second or more after a burst (gigabytes given back): that is
+    the collector's, not the app's, or a quiet JVM looks busy and the controller backs off mid-shrink."""
+    jvm = start_holder("-Xmx3g", "-XX:+UseZGC", "-XX:ZUncommitDelay=1")
+    jvm.say("live 1500")
+    jvm.say("live 0")
+    attach(jvm.pid).jcmd("GC.run")
+    time.sleep(2)  # what the burst left to compile, and the collection, are over
+    reader = JvmReader(jvm.pid)
+    try:
+        before = reader.sample()
+        attach(jvm.pid).setflag("SoftMaxHeapSize", 64 * MB)
+        attach(jvm.pid).jcmd("GC.run")
+        window = Window()
+        window.add(reader.sample())
+        ticks = []
+        for _ in range(12):
+            time.sleep(0.5)
+            window.add(reader.sample())
+            ticks.append(window.busy())
+        after = window.samples[-1]
+    finally:
+        reader.close()
+    assert before.committed - after.committed >= 1000 * MB, "the uncommitter gave back too little to test"
+    gc_cpu = after.gc_cpu_time - before.gc_cpu_time
+    app_cpu = after.cpu_time - before.cpu_time - gc_cpu
+    assert not any(ticks), f"busy ticks {ticks}; app CPU {app_cpu:.2f} s, GC CPU {gc_cpu:.2f} s"
