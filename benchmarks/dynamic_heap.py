@@ -24,6 +24,10 @@ the kernel's OOM killer ended.
 The last line is JSON. Run timing benchmarks alone:
 
     flock /tmp/osv-bench.lock .venv/bin/python benchmarks/dynamic_heap.py [--quick]
+    flock /tmp/osv-bench.lock .venv/bin/python benchmarks/dynamic_heap.py --repeat 3 --no-vm --no-density
+
+With --repeat N each process case runs N rounds (the three configurations interleaved in each), and
+its throughput is the median of all its bursts: one 5 s burst on a 2-core machine swings by 2x.
 """
 
 from __future__ import annotations
@@ -343,6 +347,10 @@ def main() -> None:
     parser.add_argument("--no-density", action="store_true")
     parser.add_argument("--no-vm", action="store_true", help="leave out the VM case (QEMU's RSS after a burst)")
     parser.add_argument("--only-vm", action="store_true", help="the VM case alone")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of the process cases, interleaved (throughput in 5 s bursts is noisy: 3+)")
+    parser.add_argument("--collectors", default=",".join(COLLECTORS), help="of G1,ZGC")
+    parser.add_argument("--jdks", default="17,25", help="feature releases, where installed")
     args = parser.parse_args()
 
     subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
@@ -350,7 +358,9 @@ def main() -> None:
     bursts, burst_s, quiet_s = (2, 4, 16) if args.quick else (3, 5, 20)
     workload = [str(bursts), str(live_mb), str(burst_s), str(quiet_s)]
     found = {j.feature: j for j in jdks.find_all()}
-    features = [17] if args.quick else [f for f in (17, 25) if f in found]
+    wanted = [int(f) for f in args.jdks.split(",")]
+    features = [17] if args.quick else [f for f in wanted if f in found]
+    collectors = {name: COLLECTORS[name] for name in args.collectors.split(",")}
     if args.only_vm:
         features, args.no_density, args.no_vm = [], True, False
     if 17 not in found:
@@ -358,12 +368,13 @@ def main() -> None:
     results: list[CaseResult] = []
     for feature in features:
         java = found[feature].tool("java")
-        for gc, flag in COLLECTORS.items():
+        for gc, flag in collectors.items():
             pair = []
-            for config in CONFIGS:  # interleaved: drift on the machine hits all three alike
-                run = launch(java, config, flag, live_mb, workload, feature)
-                status = finish(run, timeout=bursts * (burst_s + quiet_s) * 4 + 60)
-                pair.append(summarize(run, status, feature, gc))
+            for _ in range(args.repeat):
+                for config in CONFIGS:  # interleaved: drift on the machine hits all three alike
+                    run = launch(java, config, flag, live_mb, workload, feature)
+                    status = finish(run, timeout=bursts * (burst_s + quiet_s) * 4 + 60)
+                    pair.append(summarize(run, status, feature, gc))
             # the live set between bursts is the workload's, whatever the configuration: the least
             # heap in use any of them showed in a quiet phase (after a full collection, the true one)
             live_between = min(r.quiet_min_used_mb for r in pair if r.quiet_min_used_mb > 0)
@@ -377,28 +388,28 @@ def main() -> None:
                       f"oom {result.oom}; decisions {result.decisions}; live between bursts {live_between} MB",
                       file=sys.stderr)
 
-    def pairs(metric: str) -> list[float]:
+    def pooled(feature: int, gc: str, config: str, metric: str) -> float:
+        """One figure per case over its rounds: mean PSS averaged, throughput the median of all bursts."""
+        cases = [r for r in results if r.jdk == feature and r.gc == gc and r.config == config]
+        if metric == "pss":
+            return statistics.fmean(r.mean_pss_mb for r in cases)
+        values = [v for r in cases for v in (r.ops_per_s if metric == "ops" else r.ops_per_cpu_s)]
+        return statistics.median(values) if values else 0.0
+
+    def pairs(metric: str, config: str = "dynamic") -> list[float]:
         ratios = []
         for feature in features:
-            for gc in COLLECTORS:
-                by = {r.config: r for r in results if r.jdk == feature and r.gc == gc}
-                base, dyn = by["default"], by["dynamic"]
-                if metric == "pss" and base.mean_pss_mb:
-                    ratios.append(dyn.mean_pss_mb / base.mean_pss_mb)
-                if metric == "ops" and base.ops_per_s and dyn.ops_per_s:
-                    ratios.append(statistics.median(dyn.ops_per_s) / statistics.median(base.ops_per_s))
-                if metric == "ops_cpu" and base.ops_per_cpu_s and dyn.ops_per_cpu_s:
-                    ratios.append(statistics.median(dyn.ops_per_cpu_s) / statistics.median(base.ops_per_cpu_s))
+            for gc in collectors:
+                base, other = pooled(feature, gc, "default", metric), pooled(feature, gc, config, metric)
+                if base and other:
+                    ratios.append(other / base)
         return ratios
 
     reclaims = [s for r in results if r.config == "dynamic" for s in r.reclaim_s]
     measured = [s for s in reclaims if s is not None]
     summary: dict[str, object] = {
         "mean_pss_ratio_dynamic_vs_default": geomean(pairs("pss")),
-        "mean_pss_ratio_static_vs_default": geomean([
-            next(r for r in results if r.jdk == f and r.gc == g and r.config == "static").mean_pss_mb
-            / next(r for r in results if r.jdk == f and r.gc == g and r.config == "default").mean_pss_mb
-            for f in features for g in COLLECTORS]),
+        "mean_pss_ratio_static_vs_default": geomean(pairs("pss", "static")),
         "reclaim_seconds_after_burst": max(measured) if measured and len(measured) == len(reclaims) else None,
         "reclaim_seconds_median": statistics.median(measured) if measured else None,
         "reclaim_bursts_not_reclaimed": len(reclaims) - len(measured),
@@ -437,7 +448,13 @@ def main() -> None:
             "density_cgroup_mb": args.cgroup_mb,
         })
     summary["cases"] = [r.fields() for r in results]
-    summary["workload"] = {"bursts": bursts, "live_mb": live_mb, "burst_s": burst_s, "quiet_s": quiet_s}
+    summary["workload"] = {"bursts": bursts, "live_mb": live_mb, "burst_s": burst_s, "quiet_s": quiet_s,
+                           "rounds": args.repeat}
+    for feature in features:
+        for gc in collectors:
+            ops = {config: round(pooled(feature, gc, config, "ops")) for config in CONFIGS}
+            print(f"JDK {feature} {gc}: throughput in bursts, median of {args.repeat} round(s): dynamic "
+                  f"{ops['dynamic']} ops/s vs default {ops['default']} (static {ops['static']})", file=sys.stderr)
     summary["cpus"] = os.cpu_count()
     print(json.dumps(summary))
 
