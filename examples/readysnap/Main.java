@@ -20,6 +20,19 @@ import java.util.concurrent.ThreadLocalRandom;
  * "starting" before it listens (output a restored run does not repeat) and a line per request.
  */
 public class Main {
+    /** ThreadLocalRandom's next value on a thread started now (its seed comes from a static generator). */
+    static String newThreadDraw() {
+        long[] drawn = new long[1];
+        Thread thread = new Thread(() -> drawn[0] = ThreadLocalRandom.current().nextLong());
+        thread.start();
+        try {
+            thread.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        return Long.toString(drawn[0]);
+    }
+
     public static void main(String[] args) throws Exception {
         int port = args.length > 0 ? Integer.parseInt(args[0]) : 8080;
         System.out.println("starting on port " + port);
@@ -39,6 +52,7 @@ public class Main {
             Map<String, String> values = new TreeMap<>(early);
             values.put("now_millis", Long.toString(System.currentTimeMillis()));
             values.put("now_threadlocalrandom", Long.toString(ThreadLocalRandom.current().nextLong()));
+            values.put("now_new_thread_threadlocalrandom", newThreadDraw());
             values.put("now_splittablerandom", Long.toString(new SplittableRandom().nextLong()));
             values.put("now_math_random", Double.toString(Math.random()));
             values.put("now_uuid", UUID.randomUUID().toString());

@@ -242,9 +242,19 @@ class AppRelay:
         if not readiness.is_ready(port, path):
             return
         self.ready_watch = None
+        self._drain_outputs()  # what the app wrote before it was ready is the saving run's, not a restore's
         self.holding = True
         stdout_bytes, stderr_bytes = self.counts.values()  # in the order of `outputs`: stdout, stderr
         self.control.send("app-ready", t=now(), stdout_bytes=stdout_bytes, stderr_bytes=stderr_bytes)
+
+    def _drain_outputs(self) -> None:
+        """Relay all the output waiting in the app's pipes now, without waiting for more."""
+        while self.open_pipes:
+            readable = select.select(list(self.open_pipes), [], [], 0)[0]
+            if not readable:
+                return
+            for fd in readable:
+                self._readable(fd)
 
     def _resume(self, message: wire.Message) -> None:
         """The host has saved the machine (or this is a restore of it): renew the clock and the
