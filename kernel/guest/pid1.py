@@ -174,6 +174,7 @@ class AppRelay:
         self.pid = pid
         self.ready_watch = ready  # None once the ready point is reached (or never asked for)
         self.holding = False  # output waits in the pipes while the host saves the machine
+        self.ready_next = 0.0  # when to look again (a busy app's output must not make us look more often)
         self.control = control
         self.watched: dict = {}  # fd -> callable, see kernel.guest.services
         self.port_in, self.pipe_in = stdin
@@ -227,17 +228,16 @@ class AppRelay:
             return None  # only the host's "resume" ends the hold
         if self.status is None:
             if self.ready_watch is not None:
-                from kernel.guest.readiness import READY_POLL
-
-                return READY_POLL
+                return max(0.0, self.ready_next - now())
             return None
         return max(0.0, self.drain_deadline - now())
 
     def _watch_ready(self) -> None:
-        if self.ready_watch is None or self.status is not None:
+        if self.ready_watch is None or self.status is not None or now() < self.ready_next:
             return
         from kernel.guest import readiness
 
+        self.ready_next = now() + readiness.READY_POLL
         port, path = self.ready_watch
         if not readiness.is_ready(port, path):
             return

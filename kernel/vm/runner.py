@@ -10,6 +10,7 @@ output. A watchdog turns a hung boot into an error carrying the console tail.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import json
 import os
@@ -399,7 +400,8 @@ class VirtualMachine:
             say(f"saved the ready snapshot ({size >> 20} MB) once the app {self.options.ready_point.describe()}: "
                 "the next runs with the same app, arguments and options start there")
         finally:
-            talk.control.send("resume", **_renewal())
+            with contextlib.suppress(OSError):  # a QEMU gone meanwhile is seen by the wait for the exit
+                talk.control.send("resume", **_renewal())
 
     def _converse(self, talk: Conversation, pumps: tuple[OutputPump, OutputPump], stdin: socket.socket,
                   request: dict[str, object] | None, t_qemu: float, restored: bool, save: Path | None,

@@ -161,3 +161,14 @@ def test_a_damaged_ready_snapshot_falls_back_to_starting_the_app(osv: Osv, examp
     assert _saved(fallback) and not _restored(fallback), "a good snapshot replaces the damaged one"
     again = serve(osv, feature)
     assert _restored(again) and again.answer["early_uuid"] == fallback.answer["early_uuid"], again.stderr
+
+
+def test_an_app_that_never_gets_ready_runs_as_without_the_option(osv: Osv, examples_built: Path,
+                                                                 osv_cache: Path) -> None:
+    folder = osv_cache / "snapshots"
+    before = set(folder.glob("ready-*")) if folder.exists() else set()
+    proc = osv("run", "--jdk", "17", "-m", MEMORY["17"], "--snapshot-when-ready", "/tmp/never",
+               "examples/hello/hello.jar", env={"OSV_JAVA_PROGRESS": "1"})
+    assert proc.returncode == 0 and text(proc.stdout).startswith("Hello from osv-java!"), text(proc.stderr)
+    assert "ready snapshot" not in text(proc.stderr) and "warning" not in text(proc.stderr), text(proc.stderr)
+    assert (set(folder.glob("ready-*")) if folder.exists() else set()) == before
