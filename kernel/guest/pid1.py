@@ -30,6 +30,7 @@ from kernel.guest.spawn import spawn
 TYPE_CHECKING = False  # typing's own costs an import at boot
 if TYPE_CHECKING:
     from gc_hooks.runner import SupervisorRunner
+    from kernel.guest.readiness import Watch
 
 # Imported after the JVM has started; listed so the image builder zips them too.
 LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach", "kernel.guest.services", "kernel.guest.renew",
@@ -172,7 +173,11 @@ class AppRelay:
     def __init__(self, pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Control,
                  ready: tuple[int | None, str | None] | None = None) -> None:
         self.pid = pid
-        self.ready_watch = ready  # None once the ready point is reached (or never asked for)
+        self.ready_watch: Watch | None = None  # None once the ready point is reached (or never asked for)
+        if ready is not None:
+            from kernel.guest.readiness import Watch
+
+            self.ready_watch = Watch(*ready)
         self.holding = False  # output waits in the pipes while the host saves the machine
         self.ready_next = 0.0  # when to look again (a busy app's output must not make us look more often)
         self.control = control
@@ -235,11 +240,10 @@ class AppRelay:
     def _watch_ready(self) -> None:
         if self.ready_watch is None or self.status is not None or now() < self.ready_next:
             return
-        from kernel.guest import readiness
+        from kernel.guest.readiness import READY_POLL
 
-        self.ready_next = now() + readiness.READY_POLL
-        port, path = self.ready_watch
-        if not readiness.is_ready(port, path):
+        self.ready_next = now() + READY_POLL
+        if not self.ready_watch.ready(now()):
             return
         self.ready_watch = None
         self._drain_outputs()  # what the app wrote before it was ready is the saving run's, not a restore's

@@ -36,7 +36,7 @@ from kernel.guest import wire
 from kernel.progress import say, warn
 from kernel.vm import qemu, ready, registry, snapshot, volumes
 from kernel.vm.conversation import ControlChannel, Conversation, OutputPump, keep_crash_log, seconds, stdin_pump
-from kernel.vm.monitor import MonitorError
+from kernel.vm.monitor import Monitor, MonitorError, add_forward
 from kernel.vm.qemu_process import QemuProcess
 from kernel.vm.relay import Relay
 from kernel.vm.timeline import Measured, boot_timeline
@@ -289,6 +289,8 @@ class VirtualMachine:
                        copy: bool = False) -> RunResult:
         """Restore the snapshot at `path` and see the run through (see _boot). Its RAM file is mapped
         when the machine allows (snapshot.can_map) and `copy` is not asked, else copied into a memfd."""
+        if resumed is not None:  # published once the machine runs (_publish_late)
+            config = dataclasses.replace(config, forwards=[])
         if snapshot.can_map(config) and not copy:
             restoring = dataclasses.replace(config, incoming=path, snapshot_ram=str(snapshot.ram_file(path)),
                                             snapshot_ram_private=True)
@@ -345,6 +347,8 @@ class VirtualMachine:
             snapshot.wait_restored(self.qmp_socket, self.qemu.proc, restore)
             restored_at = time.monotonic() - t_qemu
             snapshot.touch(restore)
+            if resumed is not None:
+                self._publish_late()
         # Answer `osv-java jvm ... --vm NAME` and `osv-java shell --vm NAME` (see kernel.vm.relay).
         self.relay = Relay(self.relay_socket, control, self.qmp_socket)
         self.relay.listen()
@@ -365,6 +369,18 @@ class VirtualMachine:
         timeline = boot_timeline(dataclasses.replace(measured, restored_at=restored_at))
         return RunResult(status=int(seconds(exited, "status")), timeline=timeline,
                          console_log=self.qemu.console_tail(200), hook_events=list(self.host.events))
+
+    def _publish_late(self) -> None:
+        """A ready snapshot's -p forwards, added once its machine runs: a connection QEMU took while the
+        machine was still being restored reached a stopped guest, and waited for user-mode
+        networking to send its SYN again (seconds), where one refused is retried at once."""
+        try:
+            with Monitor(self.qmp_socket) as monitor:
+                for address, host_port, guest_port in self.options.publish:
+                    add_forward(monitor, host_port, guest_port, address)
+        except MonitorError as exc:
+            # not a BootError: the snapshot is sound and stays for the next run
+            raise UsageError(str(exc), hint="publish on another host port with -p") from exc
 
     def _save_snapshot(self, talk: Conversation, target: Path) -> None:
         """Have PID 1 make ready what every run needs, then save the machine as it is (kernel.vm.snapshot).

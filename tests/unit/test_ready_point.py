@@ -21,23 +21,43 @@ TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retr
 TCP6 = """  sl  local_address                         remote_address                        st tx_queue rx_queue
    0: 00000000000000000000000000000000:2382 00000000000000000000000000000000:0000 0A 00000000:00000000
 """
+# a connection to the listener on 8080 under way (SYN_RECV), and one over (TIME_WAIT)
+BUSY = """  sl  local_address rem_address   st
+   0: 00000000:1F90 00000000:0000 0A 00000000:00000000
+   1: 0F02000A:1F90 0202000A:D432 03 00000000:00000000
+   2: 0F02000A:1F90 0202000A:D433 06 00000000:00000000
+"""
 
 
-def test_only_listening_sockets_count_on_either_table(tmp_path: Path) -> None:
-    assert readiness.listening_ports(TCP) == {8080}
-    assert readiness.listening_ports(TCP6) == {9090}
-    (tmp_path / "tcp").write_text(TCP)
-    (tmp_path / "tcp6").write_text(TCP6)
-    tables = (str(tmp_path / "tcp"), str(tmp_path / "tcp6"), str(tmp_path / "missing"))
-    assert readiness.listens(8080, tables) and readiness.listens(9090, tables)
-    assert not readiness.listens(8081, tables)  # a connection's local port, not a listener
+def _tables(tmp_path: Path, tcp: str, tcp6: str = TCP6) -> tuple[str, ...]:
+    (tmp_path / "tcp").write_text(tcp)
+    (tmp_path / "tcp6").write_text(tcp6)
+    return str(tmp_path / "tcp"), str(tmp_path / "tcp6"), str(tmp_path / "missing")
+
+
+def test_a_port_is_ready_once_it_listens_on_either_table(tmp_path: Path) -> None:
+    assert readiness.socket_states(TCP, 8080) == ["0A"] and readiness.socket_states(TCP6, 9090) == ["0A"]
+    tables = _tables(tmp_path, TCP)
+    assert readiness.Watch(8080, None, tables).ready(0.0) and readiness.Watch(9090, None, tables).ready(0.0)
+    assert not readiness.Watch(8081, None, tables).ready(0.0)  # a connection's local port, not a listener
+
+
+def test_a_busy_port_waits_for_its_connections_a_while(tmp_path: Path) -> None:
+    tables = _tables(tmp_path, BUSY)
+    watch = readiness.Watch(8080, None, tables)
+    assert not watch.ready(10.0)  # a connection is being set up: it would be in the snapshot
+    assert not watch.ready(10.0 + readiness.IDLE_WAIT / 2)
+    assert watch.ready(10.0 + readiness.IDLE_WAIT)  # busy all along: saved all the same
+    _tables(tmp_path, BUSY.replace(" 03 ", " 06 "))  # only connections that are over
+    assert readiness.Watch(8080, None, tables).ready(0.0)
 
 
 def test_a_file_ready_point(tmp_path: Path) -> None:
     marker = tmp_path / "ready"
-    assert not readiness.is_ready(None, str(marker))
+    watch = readiness.Watch(None, str(marker))
+    assert not watch.ready(0.0)
     marker.touch()
-    assert readiness.is_ready(None, str(marker))
+    assert watch.ready(0.0)
 
 
 def test_the_key_follows_the_app_its_command_line_environment_folder_and_condition(tmp_path: Path) -> None:
