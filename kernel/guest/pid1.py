@@ -252,8 +252,11 @@ class AppRelay:
         self.control.send("app-ready", t=now(), stdout_bytes=stdout_bytes, stderr_bytes=stderr_bytes)
 
     def _drain_outputs(self) -> None:
-        """Relay all the output waiting in the app's pipes now, without waiting for more."""
-        while self.open_pipes:
+        """Relay the output waiting in the app's pipes now, without waiting for more (and at most a
+        few reads each: an app that never stops writing must not keep us here)."""
+        for _ in range(16):
+            if not self.open_pipes:
+                return
             readable = select.select(list(self.open_pipes), [], [], 0)[0]
             if not readable:
                 return
