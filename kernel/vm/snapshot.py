@@ -27,6 +27,9 @@ The newest KEEP snapshots are kept. To keep one-off machines from costing a save
 machine boots cold and only notes it was seen, the second saves the snapshot, and the runs after it
 start from there. Runs with volumes boot cold (their disk is part of the machine), and so does
 `osv-java run --cold-boot`.
+
+Ready-point snapshots (kernel/vm/ready.py: a service's machine saved once the app is ready) are
+saved and restored by the same functions, live in the same folder and count against the same KEEP.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from kernel.vm import qemu
 from kernel.vm.monitor import Monitor, MonitorError
 
 FORMAT = 2  # of the snapshot's files and what PID 1 does between "snapshot" and "run"
-KEEP = 8  # snapshots kept in the cache (each holds the machine's used memory: about 150 to 250 MB)
+KEEP = 8  # snapshots kept in the cache, boot and ready ones (each holds the machine's used memory: 150 MB and up)
 SUFFIX = ".snapshot"  # a folder: STATE and RAM
 STATE = "state"
 RAM = "ram"
