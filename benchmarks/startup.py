@@ -18,10 +18,13 @@ restore:  how a boot snapshot's RAM reaches the machine, timed from QEMU's start
           privately, no copy (not used: QEMU 7.2's balloon would punch holes into the file, see
           kernel/vm/snapshot.py).
 
+services: with --services, time to the first HTTP answer of examples/httpserver and Jetty, started
+          as usual and restored from a ready-point snapshot (benchmarks/first_answer.py, after the rest).
+
 Runs alternate (floor, cold, first, repeat, emulated, ...) so drift on the machine hits all alike;
 medians of --runs. The last line is JSON. Hold the bench lock on a shared machine:
 
-    flock /tmp/osv-bench.lock .venv/bin/python benchmarks/startup.py [--runs 5] [--jdk 17]
+    flock /tmp/osv-bench.lock .venv/bin/python benchmarks/startup.py [--runs 5] [--jdk 17] [--services]
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import first_answer  # noqa: E402
 from benchmarks.boot import floor_boot  # noqa: E402
 from kernel import linux  # noqa: E402
 from kernel.build import poweroff  # noqa: E402
@@ -204,6 +208,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--jdk", default="17")
+    parser.add_argument("--services", action="store_true",
+                        help="also time services' first HTTP answer, started and from a ready-point snapshot")
     args = parser.parse_args()
     if shutil.which("qemu-x86_64") is None:
         raise SystemExit("qemu-x86_64 is missing: apt-get install qemu-user (or `make deps`)")
@@ -245,6 +251,7 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
+    services = first_answer.measure(args.jdk, args.runs) if args.services else {}
     medians = {name: median(values) for name, values in runs.items()}
     floor, emulated = medians["floor"], medians["emulated"]
     print("medians: " + "  ".join(f"{name} {value:.3f}s" for name, value in medians.items()))
@@ -260,6 +267,7 @@ def main() -> None:
         "repeat_run_without_balloon_ratio_to_emulated_java": round(medians["mapped"] / emulated, 3),
         "restore_copy_vs_stream": round(medians["copy"] / medians["stream"], 3),
         "restore_map_vs_stream": round(medians["map"] / medians["stream"], 3),
+        **services,
         "medians_s": medians,
         "runs_s": {name: [round(v, 3) for v in values] for name, values in runs.items()},
         "snapshot_ram_bytes": ram.stat().st_blocks * 512 if ram.exists() else None,

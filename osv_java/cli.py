@@ -170,6 +170,10 @@ def common_app_options(func: F) -> F:
               help="Steer the committed heap to the live set and the memory the machine has, and give the rest back.")
 @click.option("--hugepages", type=click.Choice(["auto", "thp", "pool", "off"]), default="auto", show_default=True,
               help="The heap on 2 MB pages: transparent huge pages, a reserved pool, or none (auto chooses).")
+@click.option("--snapshot-when-ready", "snapshot_when_ready", metavar="PORT|FILE",
+              help="Save the VM once the app listens on guest TCP PORT (a number) or has created FILE (an absolute "
+                   "guest path); later runs of the same app, arguments and options restore it there, the service "
+                   "already running. See the README for what restores share.")
 @NO_STARTUP_ARCHIVE
 def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
         with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, memory: str,
@@ -177,7 +181,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, stop_timeout: float,
         verbose: bool, bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None,
         stw_lb: str | None, stw_group: str | None, dynamic_heap: str, hugepages: str,
-        startup_archive: bool) -> None:
+        startup_archive: bool, snapshot_when_ready: str | None) -> None:
     """Build (cached) and boot APP; the exit status is the app's.
 
     APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
@@ -191,6 +195,10 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         options.check_port_free(address, host_port)
     user_env = dict(options.env_pair(e) for e in env)
     vols = [volume_specs.parse(v) for v in volume]
+    point = None
+    if snapshot_when_ready is not None:
+        point = options.ready_point(snapshot_when_ready)
+        options.check_ready_point(cold_boot, bool(vols), target)
     if timeout is not None and timeout <= 0:
         raise click.BadParameter("must be positive", param_hint="--timeout")
     if stop_timeout < 0:
@@ -228,6 +236,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         env=launch.guest_env(user_env), memory_mb=memory_mb, cpus=cpu_count, accel=accel, publish=published,
         volumes=vols, timeout=timeout, stop_timeout=stop_timeout, verbose=verbose, bootchart=bootchart,
         cwd=launch.guest_cwd(), boot_timeout=launch.boot_timeout(), snapshot=not cold_boot, hooks=hooks,
+        ready_point=point,
     )
     argv = launch.guest_argv(image, list(jvm_opts), resolved.args, bootchart, hooks.jvm_options)
     with VirtualMachine(image, run_options) as vm, \
@@ -241,8 +250,9 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
 
 
 TIMELINE_ORDER = ("qemu_start", "snapshot_restored", "kernel_start", "pid1_start", "snapshot_saved", "jvm_exec",
-                  "main_entered", "app_exit", "vm_gone")
-OPTIONAL_EVENTS = ("qemu_start", "snapshot_restored", "kernel_start", "pid1_start", "snapshot_saved", "vm_gone")
+                  "main_entered", "app_ready", "ready_saved", "app_exit", "vm_gone")
+OPTIONAL_EVENTS = ("qemu_start", "snapshot_restored", "kernel_start", "pid1_start", "snapshot_saved", "app_ready",
+                   "ready_saved", "vm_gone")
 
 
 def print_timeline(timeline: dict[str, float], hook_events: list[HookEvent]) -> None:
@@ -253,9 +263,13 @@ def print_timeline(timeline: dict[str, float], hook_events: list[HookEvent]) -> 
             at = timeline[name]
             click.echo(f"  {name:<17} {at:8.3f}  (+{at - previous:.3f})", err=True)
             previous = at
-    if "snapshot_restored" in timeline:
+    resumed = "snapshot_restored" in timeline and "jvm_exec" not in timeline
+    if resumed:
+        click.echo("  (the app started and got ready before its ready snapshot was saved: restored there)", err=True)
+    elif "snapshot_restored" in timeline:
         click.echo("  (kernel and PID 1 started when the boot snapshot was saved; --cold-boot times them)", err=True)
-    missing = [n for n in TIMELINE_ORDER if n not in timeline and n not in OPTIONAL_EVENTS]
+    missing = [n for n in TIMELINE_ORDER if n not in timeline and n not in OPTIONAL_EVENTS
+               and not (resumed and n in ("jvm_exec", "main_entered"))]
     if missing:
         click.echo(f"  not measured: {', '.join(missing)}", err=True)
     if hook_events:

@@ -8,6 +8,7 @@ import re
 import socket
 
 from jvmbridge.errors import UsageError
+from kernel.vm.ready import MAX_PORT, ReadyPoint
 
 MIN_MEMORY_MB = 128
 MAX_CPUS = 255
@@ -78,3 +79,32 @@ def env_pair(spec: str) -> tuple[str, str]:
     if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise UsageError(f"-e {spec!r} is not KEY=VALUE", hint="e.g. -e GREETING=hello")
     return name, value
+
+
+def ready_point(value: str) -> ReadyPoint:
+    """--snapshot-when-ready: a number is a TCP port in the guest (1-65535), anything else an absolute
+    file path in the guest."""
+    text = value.strip()
+    if text.isdigit():
+        if not 1 <= int(text) <= MAX_PORT:
+            raise UsageError(f"--snapshot-when-ready {value!r} is not a port from 1 to {MAX_PORT}",
+                             hint="give the TCP port the app listens on in the guest, e.g. --snapshot-when-ready 8080")
+        return ReadyPoint(port=int(text))
+    if not text.startswith("/") or "\0" in text or text.rstrip("/") == "":
+        raise UsageError(f"--snapshot-when-ready {value!r} is neither a port number nor an absolute file path",
+                         hint="give a TCP port (e.g. 8080) or the absolute path of a file the app creates once "
+                              "ready (e.g. /tmp/ready)")
+    return ReadyPoint(path=text)
+
+
+def check_ready_point(cold_boot: bool, volumes: bool, target: str) -> None:
+    """UsageError where a ready-point snapshot cannot work."""
+    if target == "process":
+        raise UsageError("--snapshot-when-ready saves a VM: it does not go with --target process",
+                         hint="drop --target process, or drop --snapshot-when-ready")
+    if cold_boot:
+        raise UsageError("--snapshot-when-ready restores a saved machine: it does not go with --cold-boot",
+                         hint="drop --cold-boot, or drop --snapshot-when-ready")
+    if volumes:
+        raise UsageError("--snapshot-when-ready cannot save a VM with -v volumes (QEMU cannot migrate vhost-user-fs)",
+                         hint="drop -v (put the files in the app's class path or image), or drop --snapshot-when-ready")

@@ -30,10 +30,11 @@ from kernel.guest.spawn import spawn
 TYPE_CHECKING = False  # typing's own costs an import at boot
 if TYPE_CHECKING:
     from gc_hooks.runner import SupervisorRunner
+    from kernel.guest.readiness import Watch
 
 # Imported after the JVM has started; listed so the image builder zips them too.
 LATE_IMPORTS = ("kernel.guest.volumes", "jvmbridge.attach", "kernel.guest.services", "kernel.guest.renew",
-                "kernel.guest.hooks", "kernel.guest.standalone", "kernel.guest.unpack")
+                "kernel.guest.hooks", "kernel.guest.standalone", "kernel.guest.unpack", "kernel.guest.readiness")
 
 
 MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
@@ -161,10 +162,24 @@ class AppRelay:
     port (signals, and the services of kernel.guest.services) are served meanwhile; a service may
     add fds to `watched`, each with what to call when it is readable. SIGCHLD wakes the loop through
     a pipe, so the exit is seen at once.
+
+    With `ready` (a port, a file: kernel/guest/readiness.py) it also watches for the app's ready point;
+    once there it tells the host ("app-ready", with the output relayed so far) and holds the app's
+    output in its pipes until the host says "resume": the host saves the machine meanwhile, and a
+    machine restored from that snapshot hears "resume" from its own host, whose terminal then gets
+    the output that follows, not what came before.
     """
 
-    def __init__(self, pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Control) -> None:
+    def __init__(self, pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Control,
+                 ready: tuple[int | None, str | None] | None = None) -> None:
         self.pid = pid
+        self.ready_watch: Watch | None = None  # None once the ready point is reached (or never asked for)
+        if ready is not None:
+            from kernel.guest.readiness import Watch
+
+            self.ready_watch = Watch(*ready)
+        self.holding = False  # output waits in the pipes while the host saves the machine
+        self.ready_next = 0.0  # when to look again (a busy app's output must not make us look more often)
         self.control = control
         self.watched: dict = {}  # fd -> callable, see kernel.guest.services
         self.port_in, self.pipe_in = stdin
@@ -189,17 +204,16 @@ class AppRelay:
                 done, wait_status = os.waitpid(self.pid, os.WNOHANG)
                 if done == self.pid:
                     self._exited(wait_status)
-            if self.status is not None and now() >= self.drain_deadline:
+            if self.status is not None and now() >= self.drain_deadline and not self.holding:
                 break
-            reads = [*self.open_pipes, self.control.fd, wake_r, *self.watched]
+            reads = [*([] if self.holding else self.open_pipes), self.control.fd, wake_r, *self.watched]
             writes = []
             if self.pipe_in >= 0:
                 if self.pending:
                     writes.append(self.pipe_in)
                 elif self.port_in >= 0:
                     reads.append(self.port_in)
-            timeout = None if self.status is None else max(0.0, self.drain_deadline - now())
-            readable, writable, _ = select.select(reads, writes, [], timeout)
+            readable, writable, _ = select.select(reads, writes, [], self._timeout())
             for fd in readable:
                 if fd == wake_r:
                     os.read(wake_r, 512)
@@ -209,9 +223,57 @@ class AppRelay:
                 self._feed_stdin()
             self._close_stdin_when_done()
             self._reap()
+            self._watch_ready()
         _signal.set_wakeup_fd(-1)
         assert self.status is not None
         return self.status, self.counts
+
+    def _timeout(self) -> float | None:
+        if self.holding:
+            return None  # only the host's "resume" ends the hold
+        if self.status is None:
+            if self.ready_watch is not None:
+                return max(0.0, self.ready_next - now())
+            return None
+        return max(0.0, self.drain_deadline - now())
+
+    def _watch_ready(self) -> None:
+        if self.ready_watch is None or self.status is not None or now() < self.ready_next:
+            return
+        from kernel.guest.readiness import READY_POLL
+
+        self.ready_next = now() + READY_POLL
+        if not self.ready_watch.ready(now()):
+            return
+        self.ready_watch = None
+        self._drain_outputs()  # what the app wrote before it was ready is the saving run's, not a restore's
+        self.holding = True
+        stdout_bytes, stderr_bytes = self.counts.values()  # in the order of `outputs`: stdout, stderr
+        self.control.send("app-ready", t=now(), stdout_bytes=stdout_bytes, stderr_bytes=stderr_bytes)
+
+    def _drain_outputs(self) -> None:
+        """Relay the output waiting in the app's pipes now, without waiting for more (and at most a
+        few reads each: an app that never stops writing must not keep us here)."""
+        for _ in range(16):
+            if not self.open_pipes:
+                return
+            readable = select.select(list(self.open_pipes), [], [], 0)[0]
+            if not readable:
+                return
+            for fd in readable:
+                self._readable(fd)
+
+    def _resume(self, message: wire.Message) -> None:
+        """The host has saved the machine (or this is a restore of it): renew the clock and the
+        kernel's random state, as for any run from a snapshot, and relay the output again."""
+        from kernel.guest import renew
+
+        renew.apply(wire.first(message, "epoch_ns"), wire.first(message, "entropy"))
+        if wire.first(message, "restored") == "1":
+            self.stdin_read, self.stdin_total = 0, None  # a new host, whose stdin starts afresh
+        self.holding = False
+        if self.status is not None:  # the app ended during the hold: its output is still to drain
+            self.drain_deadline = max(self.drain_deadline, now() + 0.5)
 
     def _exited(self, wait_status: int) -> None:
         self.status = wait_status
@@ -243,6 +305,8 @@ class AppRelay:
                 os.killpg(self.pid, int(wire.first(message, "signal") or 15))
             except ProcessLookupError:
                 pass
+        elif op == "resume" and self.holding:
+            self._resume(message)
         elif op == "stdin-eof":
             self.stdin_total = int(wire.first(message, "bytes") or 0)
         elif op == "hooks" and self.supervisors is None and self.status is None:
@@ -439,13 +503,22 @@ def main() -> None:
         except OSError as exc:
             print(f"osv-java pid1: networking not available: {exc}", file=sys.stderr, flush=True)
     load_hook_modules(boot)
-    relay = AppRelay(pid, (stdin_port, in_pipe), {out_pipe: stdout_fd, err_pipe: stderr_fd}, control)
+    relay = AppRelay(pid, (stdin_port, in_pipe), {out_pipe: stdout_fd, err_pipe: stderr_fd}, control,
+                     ready_condition(request))
     status, counts = relay.run()
     t_exit = now()
     if relay.supervisors is not None:
         relay.supervisors.stop(exited=True)  # their last words go out before the exit status
     report_exit(control, request, pid, status, t_exit, counts[stdout_fd], counts[stderr_fd])
     power_off()
+
+
+def ready_condition(request: wire.Message) -> tuple[int | None, str | None] | None:
+    """The app's ready point, when the host wants a snapshot there (kernel/vm/ready.py)."""
+    port, path = wire.first(request, "ready_port"), wire.first(request, "ready_file")
+    if not port and not path:
+        return None
+    return (int(port) if port else None), path or None
 
 
 def start_early(request: wire.Message | None, boot: wire.Message

@@ -181,6 +181,8 @@ class Conversation:
         self.stop_deadline: float | None = None  # SIGTERM came: the VM is stopped at this time
         self.stop_timeout = 10.0
         self.helpers_failed: Callable[[], str | None] = lambda: None  # the VM's helper processes (virtiofsd)
+        # PID 1's "app-ready" (a ready-point snapshot is wanted: kernel.vm.ready) and when it arrived
+        self.on_app_ready: Callable[[wire.Message, float], None] | None = None
 
     def signal_app(self, signum: int) -> None:
         """Deliver `signum` to the app's JVM (its process group), now or as soon as it runs."""
@@ -233,6 +235,9 @@ class Conversation:
                 message, at = got
                 if wire.first(message, "op") == op:
                     return message, at
+                if wire.first(message, "op") == "app-ready" and self.on_app_ready is not None:
+                    self.on_app_ready(message, at)
+                    continue
                 self._hand_on(message)
                 continue
             if not self.qemu.running():

@@ -10,6 +10,7 @@ output. A watchdog turns a hung boot into an error carrying the console tail.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import json
 import os
@@ -33,12 +34,18 @@ from kernel.build.image import Image
 from kernel.build.layout import INIT_ENV
 from kernel.guest import wire
 from kernel.progress import say, warn
-from kernel.vm import qemu, registry, snapshot, volumes
+from kernel.vm import qemu, ready, registry, snapshot, volumes
 from kernel.vm.conversation import ControlChannel, Conversation, OutputPump, keep_crash_log, seconds, stdin_pump
-from kernel.vm.monitor import MonitorError
+from kernel.vm.monitor import Monitor, MonitorError, add_forward
 from kernel.vm.qemu_process import QemuProcess
 from kernel.vm.relay import Relay
 from kernel.vm.timeline import Measured, boot_timeline
+
+
+def _renewal() -> dict[str, object]:
+    """The host's clock and fresh entropy, for PID 1 to renew a restored machine's (kernel/guest/renew.py)."""
+    return {"epoch_ns": time.time_ns(), "entropy": os.urandom(32).hex()}
+
 
 PORTS = (wire.CONTROL_PORT, wire.STDIN_PORT, wire.STDOUT_PORT, wire.STDERR_PORT)
 
@@ -61,6 +68,7 @@ class RunOptions:
     cwd: str = "/"
     snapshot: bool = True  # start from the machine's boot snapshot, saving one first if need be
     hooks: Plan | None = None  # the run's policies (gc_hooks)
+    ready_point: ready.ReadyPoint | None = None  # save the machine there, or restore it (kernel.vm.ready)
 
 
 @dataclass
@@ -213,6 +221,16 @@ class VirtualMachine:
         if own_ram and options.volumes:
             raise UsageError("-v cannot share guest RAM that is on the host's hugetlbfs (--hugepages pool)",
                              hint="drop -v, or use --hugepages thp")
+        if options.ready_point is not None:
+            why_not = None if options.snapshot and not options.volumes else "it goes with neither --cold-boot nor -v"
+            if runtime_key is None:
+                why_not = "this image was built before boot snapshots: rebuild it (delete it from the cache)"
+            elif own_ram:
+                why_not = "the guest's RAM is on the host's hugetlbfs (--hugepages pool): use --hugepages thp"
+            if why_not is None:
+                assert runtime_key is not None
+                return self._run_ready(accel, argv, request, runtime_key, options.ready_point)
+            warn(f"no ready-point snapshot: {why_not}")
         if not options.snapshot or options.volumes or runtime_key is None or own_ram:
             self.file_servers.start()
             return self._boot_cold(accel, argv, request)
@@ -220,17 +238,7 @@ class VirtualMachine:
         path = snapshot.path_for(snapshot.key(runtime_key, config))
         if path.exists():
             try:
-                if snapshot.can_map(config):
-                    restoring = dataclasses.replace(config, incoming=path, snapshot_ram=str(snapshot.ram_file(path)),
-                                                    snapshot_ram_private=True)
-                    return self._boot(restoring, request, restore=path)
-                memfd = snapshot.ram_copy(path)
-                try:
-                    restoring = dataclasses.replace(config, incoming=path,
-                                                    snapshot_ram=f"/proc/{os.getpid()}/fd/{memfd}")
-                    return self._boot(restoring, request, restore=path)
-                finally:
-                    os.close(memfd)  # QEMU maps it (or has ended): its memory lives as long as the machine
+                return self._from_snapshot(config, path, request)
             except snapshot.SnapshotError as exc:  # the app has not started: boot afresh instead
                 snapshot.remove(path)
                 warn(f"{exc}; booting afresh")
@@ -241,6 +249,58 @@ class VirtualMachine:
         elif not snapshot.seen_before(path):  # a first run: boot cold, the fastest way without a snapshot
             return self._boot_cold(accel, argv, request)
         return self._boot(dataclasses.replace(config, snapshot_ram="memfd"), request, save=path)
+
+    def _run_ready(self, accel: str, argv: list[str], request: dict[str, object], runtime_key: str,
+                   point: ready.ReadyPoint) -> RunResult:
+        """A run with --snapshot-when-ready: restore the app's ready snapshot; or run the app (from the
+        boot snapshot when there is one) and save that snapshot once the app is ready (kernel.vm.ready).
+        The machine boots without the app either way, as for a boot snapshot, so that both restore alike."""
+        config, _ = self._config(accel, argv, None)
+        boot_path = snapshot.path_for(snapshot.key(runtime_key, config))
+        env = [f"{k}={v}" for k, v in self.options.env.items()]
+        path = snapshot.path_for(ready.key(boot_path.stem, self.image.app_archive, argv, env, self.options.cwd, point))
+        if path.exists():
+            try:
+                before = ready.output_before(path)
+                return self._from_snapshot(config, path, None, resumed=before)
+            except snapshot.SnapshotError as exc:  # QEMU refused it: the app has not run, start it afresh
+                snapshot.remove(path)
+                warn(f"{exc}; starting the app afresh")
+                self._reset()
+            except BootError:  # the restored app may have run: no second try, the next run starts afresh
+                snapshot.remove(path)
+                raise
+        request = {**request, **point.request_fields()}
+        if boot_path.exists():
+            try:  # a copy of the RAM, not a mapping of the file: the ready snapshot is saved from it
+                return self._from_snapshot(config, boot_path, request, ready_save=path, copy=True)
+            except snapshot.SnapshotError as exc:
+                snapshot.remove(boot_path)
+                warn(f"{exc}; booting afresh")
+                self._reset()
+            except BootError:
+                snapshot.remove(boot_path)
+                raise
+        save = boot_path if snapshot.seen_before(boot_path) else None
+        return self._boot(dataclasses.replace(config, snapshot_ram="memfd"), request, save=save, ready_save=path)
+
+    def _from_snapshot(self, config: qemu.MachineConfig, path: Path, request: dict[str, object] | None,
+                       ready_save: Path | None = None, resumed: tuple[int, int] | None = None,
+                       copy: bool = False) -> RunResult:
+        """Restore the snapshot at `path` and see the run through (see _boot). Its RAM file is mapped
+        when the machine allows (snapshot.can_map) and `copy` is not asked, else copied into a memfd."""
+        if resumed is not None:  # published once the machine runs (_publish_late)
+            config = dataclasses.replace(config, forwards=[])
+        if snapshot.can_map(config) and not copy:
+            restoring = dataclasses.replace(config, incoming=path, snapshot_ram=str(snapshot.ram_file(path)),
+                                            snapshot_ram_private=True)
+            return self._boot(restoring, request, restore=path, ready_save=ready_save, resumed=resumed)
+        memfd = snapshot.ram_copy(path)
+        try:
+            restoring = dataclasses.replace(config, incoming=path, snapshot_ram=f"/proc/{os.getpid()}/fd/{memfd}")
+            return self._boot(restoring, request, restore=path, ready_save=ready_save, resumed=resumed)
+        finally:
+            os.close(memfd)  # QEMU maps it (or has ended): its memory lives as long as the machine
 
     def _boot_cold(self, accel: str, argv: list[str], request: dict[str, object]) -> RunResult:
         """Boot without a snapshot, the run request on the kernel command line when it fits."""
@@ -257,11 +317,14 @@ class VirtualMachine:
             stale.unlink(missing_ok=True)
 
     def _boot(self, config: qemu.MachineConfig, request: dict[str, object] | None,
-              restore: Path | None = None, save: Path | None = None) -> RunResult:
+              restore: Path | None = None, save: Path | None = None, ready_save: Path | None = None,
+              resumed: tuple[int, int] | None = None) -> RunResult:
         """Start QEMU with `config` and see the run through; `request` is sent unless it was on the
         command line. With `restore`, QEMU reads that boot snapshot; with `save`, one is written
         there once PID 1 is ready, before the request is sent. Both machines boot without the app,
-        whose files go with the request."""
+        whose files go with the request. With `ready_save`, a ready snapshot is saved there once the
+        app is ready; with `resumed` (the output bytes the app wrote before), `restore` is a ready
+        snapshot and the app runs already (kernel.vm.ready)."""
         command = config.argv()
         self.qemu.listen(config.chardevs)
         if self.options.verbose:
@@ -284,6 +347,8 @@ class VirtualMachine:
             snapshot.wait_restored(self.qmp_socket, self.qemu.proc, restore)
             restored_at = time.monotonic() - t_qemu
             snapshot.touch(restore)
+            if resumed is not None:
+                self._publish_late()
         # Answer `osv-java jvm ... --vm NAME` and `osv-java shell --vm NAME` (see kernel.vm.relay).
         self.relay = Relay(self.relay_socket, control, self.qmp_socket)
         self.relay.listen()
@@ -296,7 +361,7 @@ class VirtualMachine:
         previous_term = signal.signal(signal.SIGTERM, lambda *_: talk.terminate())
         try:
             measured, exited = self._converse(talk, pumps, conns[wire.STDIN_PORT], request, t_qemu,
-                                              restore is not None, save)
+                                              restore is not None, save, ready_save, resumed)
         finally:
             signal.signal(signal.SIGINT, previous)
             signal.signal(signal.SIGTERM, previous_term)
@@ -304,6 +369,18 @@ class VirtualMachine:
         timeline = boot_timeline(dataclasses.replace(measured, restored_at=restored_at))
         return RunResult(status=int(seconds(exited, "status")), timeline=timeline,
                          console_log=self.qemu.console_tail(200), hook_events=list(self.host.events))
+
+    def _publish_late(self) -> None:
+        """A ready snapshot's -p forwards, added once its machine runs: a connection QEMU took while the
+        machine was still being restored reached a stopped guest, and waited for user-mode
+        networking to send its SYN again (seconds), where one refused is retried at once."""
+        try:
+            with Monitor(self.qmp_socket) as monitor:
+                for address, host_port, guest_port in self.options.publish:
+                    add_forward(monitor, host_port, guest_port, address)
+        except MonitorError as exc:
+            # not a BootError: the snapshot is sound and stays for the next run
+            raise UsageError(str(exc), hint="publish on another host port with -p") from exc
 
     def _save_snapshot(self, talk: Conversation, target: Path) -> None:
         """Have PID 1 make ready what every run needs, then save the machine as it is (kernel.vm.snapshot).
@@ -321,11 +398,41 @@ class VirtualMachine:
             return
         say(f"saved this machine's boot snapshot ({size >> 20} MB): its next runs start from there")
 
+    def _save_ready(self, talk: Conversation, pumps: tuple[OutputPump, OutputPump], target: Path,
+                    message: wire.Message) -> None:
+        """The app is ready and PID 1 holds its output: once all output before reached us, save the
+        machine (kernel.vm.ready), then let PID 1 go on. A failure costs only the snapshot."""
+        assert self.qemu.proc is not None and self.relay is not None and self.options.ready_point is not None
+        proc = self.qemu.proc
+        before = (int(seconds(message, "stdout_bytes")), int(seconds(message, "stderr_bytes")))
+        try:
+            if not all(pump.wait_for(count, 30.0) for pump, count in zip(pumps, before, strict=True)):
+                raise snapshot.SnapshotError("the app's output before its ready point did not all arrive")
+            size = self.relay.with_monitor(lambda monitor: snapshot.save(
+                monitor, proc, target, extra=ready.output_file(before), what="the ready snapshot"))
+        except (snapshot.SnapshotError, MonitorError) as exc:
+            warn(f"{exc}; the app goes on without it")
+        else:
+            say(f"saved the ready snapshot ({size >> 20} MB) once the app {self.options.ready_point.describe()}: "
+                "the next runs with the same app, arguments and options start there")
+        finally:
+            with contextlib.suppress(OSError):  # a QEMU gone meanwhile is seen by the wait for the exit
+                talk.control.send("resume", **_renewal())
+
     def _converse(self, talk: Conversation, pumps: tuple[OutputPump, OutputPump], stdin: socket.socket,
                   request: dict[str, object] | None, t_qemu: float, restored: bool, save: Path | None,
+                  ready_save: Path | None = None, resumed: tuple[int, int] | None = None,
                   ) -> tuple[Measured, wire.Message]:
         """From PID 1's hello (none when restored: it said it before the snapshot) to the VM's end."""
         options = self.options
+        ready_times: list[float] = []  # the app was ready, its snapshot saved (seconds after QEMU's start)
+        if ready_save is not None:
+            def on_ready(message: wire.Message, at: float) -> None:
+                ready_times.append(at - t_qemu)
+                self._save_ready(talk, pumps, ready_save, message)
+                ready_times.append(time.monotonic() - t_qemu)
+
+            talk.on_app_ready = on_ready
         hello = None
         if not restored:
             hello = talk.wait_for("hello", options.boot_timeout, "the guest's kernel services to start")
@@ -335,22 +442,27 @@ class VirtualMachine:
             saved_at = time.monotonic() - t_qemu
         if request is not None:
             # The clock and fresh entropy: a restored machine would replay the snapshot's (kernel.vm.snapshot).
-            fields = {**request, "epoch_ns": time.time_ns(), "entropy": os.urandom(32).hex()}
-            if restored or save is not None:  # a machine booted without the app: its files follow
+            fields = {**request, **_renewal()}
+            if restored or save is not None or ready_save is not None:  # booted without the app: its files follow
                 talk.control.send_with_payload("run", self.image.app_archive.read_bytes(), **fields)
             else:
                 talk.control.send("run", **fields)
-        started = talk.wait_for("started", options.boot_timeout, "the JVM to start")
-        if self.hooks.supervisors:  # not in the run request: it must stay short enough for the command line
-            specs = [json.dumps(spec.fields(), sort_keys=True) for spec in self.hooks.supervisors]
-            talk.control.send("hooks", hook=specs)
+        started = None
+        if resumed is not None:  # a ready snapshot's app runs already; PID 1 holds its output for us
+            talk.control.send("resume", restored=True, **_renewal())
+        else:
+            started = talk.wait_for("started", options.boot_timeout, "the JVM to start")
+            if self.hooks.supervisors:  # not in the run request: it must stay short enough for the command line
+                specs = [json.dumps(spec.fields(), sort_keys=True) for spec in self.hooks.supervisors]
+                talk.control.send("hooks", hook=specs)
         talk.app_started()  # a signal that came during the boot goes to the app now
         # Only now: QEMU drops what arrives on a port the guest has not opened yet.
         threading.Thread(target=stdin_pump, args=(stdin, talk.control), daemon=True).start()
         exited = talk.wait_for("exit", options.timeout, "the app to finish", app_timeout=True)
         out_pump, err_pump = pumps
-        complete = out_pump.wait_for(int(seconds(exited[0], "stdout_bytes")), 30.0) and err_pump.wait_for(
-            int(seconds(exited[0], "stderr_bytes")), 30.0
+        out_before, err_before = resumed or (0, 0)  # a ready snapshot's app wrote these before, to another host
+        complete = out_pump.wait_for(int(seconds(exited[0], "stdout_bytes")) - out_before, 30.0) and err_pump.wait_for(
+            int(seconds(exited[0], "stderr_bytes")) - err_before, 30.0
         )
         talk.control.send("ack")
         keep_crash_log(exited[0])
@@ -359,5 +471,7 @@ class VirtualMachine:
         if not self.qemu.wait(30.0):
             self.qemu.stop()
         measured = Measured(t_qemu=t_qemu, t_gone=time.monotonic(), hello=hello, started=started, exited=exited,
-                            saved_at=saved_at)
+                            saved_at=saved_at, ready_at=ready_times[0] if ready_times else None,
+                            ready_saved_at=ready_times[1] if len(ready_times) > 1 else None,
+                            resumed=resumed is not None)
         return measured, exited[0]

@@ -27,6 +27,9 @@ The newest KEEP snapshots are kept. To keep one-off machines from costing a save
 machine boots cold and only notes it was seen, the second saves the snapshot, and the runs after it
 start from there. Runs with volumes boot cold (their disk is part of the machine), and so does
 `osv-java run --cold-boot`.
+
+Ready-point snapshots (kernel/vm/ready.py: a service's machine saved once the app is ready) are
+saved and restored by the same functions, live in the same folder and count against the same KEEP.
 """
 
 from __future__ import annotations
@@ -48,12 +51,13 @@ from kernel.vm import qemu
 from kernel.vm.monitor import Monitor, MonitorError
 
 FORMAT = 2  # of the snapshot's files and what PID 1 does between "snapshot" and "run"
-KEEP = 8  # snapshots kept in the cache (each holds the machine's used memory: about 150 to 250 MB)
+KEEP = 8  # snapshots kept in the cache, boot and ready ones (each holds the machine's used memory: 150 MB and up)
 SUFFIX = ".snapshot"  # a folder: STATE and RAM
 STATE = "state"
 RAM = "ram"
 SEEN_SUFFIX = ".seen"  # an empty file: the machine has booted once (the next run saves its snapshot)
 KEEP_SEEN = 256
+RAM_COPY = "osv-java-snapshot-ram"  # the name of a restore's memfd (ram_copy)
 CAPABILITIES = [{"capability": "x-ignore-shared", "state": True}]
 
 
@@ -177,18 +181,21 @@ def write_sparse(source: int, target: int, page: int = 4096) -> int:
 
 
 def _qemu_ram(pid: int) -> Path:
-    """QEMU's guest RAM, a memfd (MachineConfig.snapshot_ram == "memfd"), as /proc shows its fd."""
+    """QEMU's guest RAM, a memfd, as /proc shows its fd: QEMU's own (MachineConfig.snapshot_ram ==
+    "memfd"), or the copy of a snapshot's RAM it restored into (ram_copy)."""
     folder = Path(f"/proc/{pid}/fd")
     for fd in folder.iterdir():
         with contextlib.suppress(OSError):
-            if os.readlink(fd).startswith("/memfd:memory-backend-memfd"):
+            if os.readlink(fd).startswith(("/memfd:memory-backend-memfd", f"/memfd:{RAM_COPY}")):
                 return fd
     raise SnapshotError(f"QEMU (pid {pid}) has no memfd for its guest RAM")
 
 
-def save(monitor: Monitor, proc: subprocess.Popen[bytes], target: Path, timeout: float = 120.0) -> int:
-    """Pause the machine, write it and its RAM to the folder `target` (renamed into place whole),
-    resume it; returns the snapshot's size (the RAM's data and the stream)."""
+def save(monitor: Monitor, proc: subprocess.Popen[bytes], target: Path, timeout: float = 120.0,
+         extra: dict[str, bytes] | None = None, what: str = "the boot snapshot") -> int:
+    """Pause the machine, write it and its RAM to the folder `target` (renamed into place whole, with
+    the `extra` files: name -> bytes), resume it; returns the snapshot's size (the RAM's data and the
+    stream)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         tmp.mkdir()
@@ -196,7 +203,7 @@ def save(monitor: Monitor, proc: subprocess.Popen[bytes], target: Path, timeout:
         try:
             monitor.execute("migrate-set-capabilities", capabilities=CAPABILITIES)
             monitor.execute("migrate", uri=f"exec:cat > {shlex.quote(str(state_for(tmp)))}")
-            _wait_migration(monitor, proc, "saving the boot snapshot", timeout)
+            _wait_migration(monitor, proc, f"saving {what}", timeout)
             # The guest is stopped: its RAM is what the stream's devices expect.
             source = os.open(_qemu_ram(proc.pid), os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -204,6 +211,8 @@ def save(monitor: Monitor, proc: subprocess.Popen[bytes], target: Path, timeout:
                     size = write_sparse(source, out.fileno()) + state_for(tmp).stat().st_size
             finally:
                 os.close(source)
+            for name, data in (extra or {}).items():
+                (tmp / name).write_bytes(data)
             try:
                 os.rename(tmp, target)
             except OSError as exc:
@@ -212,7 +221,7 @@ def save(monitor: Monitor, proc: subprocess.Popen[bytes], target: Path, timeout:
         finally:
             monitor.execute("cont")
     except (MonitorError, OSError) as exc:
-        raise SnapshotError(f"saving the boot snapshot failed: {exc}") from exc
+        raise SnapshotError(f"saving {what} failed: {exc}") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     prune()
@@ -235,7 +244,7 @@ def ram_copy(snapshot: Path) -> int:
         source = os.open(ram_for(snapshot), os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise SnapshotError(f"the boot snapshot's RAM is missing ({exc})") from exc
-    memfd = os.memfd_create("osv-java-snapshot-ram", os.MFD_CLOEXEC)
+    memfd = os.memfd_create(RAM_COPY, os.MFD_CLOEXEC)
     try:
         copy_data(source, memfd)
     except OSError as exc:

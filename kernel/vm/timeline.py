@@ -20,10 +20,13 @@ class Measured:
     t_qemu: float  # host time QEMU started
     t_gone: float  # host time QEMU had exited
     hello: Arrival | None  # PID 1's hello; None for a restored machine (it said hello before the snapshot)
-    started: Arrival
+    started: Arrival | None  # None for a ready snapshot's machine (its JVM started before the snapshot)
     exited: Arrival
     restored_at: float | None = None  # seconds after QEMU's start the snapshot was loaded
     saved_at: float | None = None  # seconds after QEMU's start a snapshot was saved
+    ready_at: float | None = None  # seconds after QEMU's start the app was ready (kernel.vm.ready)
+    ready_saved_at: float | None = None  # ... and its ready snapshot saved
+    resumed: bool = False  # the machine was a ready snapshot's: the app ran already
 
 
 def _offset(arrival: Arrival) -> float:
@@ -38,7 +41,11 @@ def boot_timeline(m: Measured) -> dict[str, float]:
         timeline["snapshot_restored"] = m.restored_at
     if m.saved_at is not None:
         timeline["snapshot_saved"] = m.saved_at
-    run_offsets = [_offset(m.started), _offset(m.exited)]
+    if m.ready_at is not None:
+        timeline["app_ready"] = m.ready_at
+    if m.ready_saved_at is not None:
+        timeline["ready_saved"] = m.ready_saved_at
+    run_offsets = [_offset(arrival) for arrival in (m.started, m.exited) if arrival is not None]
     boot_offsets = [_offset(m.hello)] if m.hello is not None else []
     if m.saved_at is None:
         boot_offsets += run_offsets  # one clock throughout: take the best-measured offset
@@ -47,10 +54,15 @@ def boot_timeline(m: Measured) -> dict[str, float]:
         timeline["kernel_start"] = kernel_start
         timeline["pid1_start"] = kernel_start + float(wire.number(m.hello[0], "t_pid1") or 0.0)
     offset = min(boot_offsets if m.saved_at is None else run_offsets) - m.t_qemu
-    for key, name in (("t_exec", "jvm_exec"), ("t_main", "main_entered"), ("t_exit", "app_exit")):
-        for message, _ in (m.started, m.exited):
+    # A ready snapshot's JVM started and entered main before the snapshot: only its exit is this run's.
+    events = (("t_exit", "app_exit"),) if m.resumed else (
+        ("t_exec", "jvm_exec"), ("t_main", "main_entered"), ("t_exit", "app_exit"))
+    for key, name in events:
+        for message, _ in [arrival for arrival in (m.started, m.exited) if arrival is not None]:
             value = wire.number(message, key)
             if value is not None:
-                timeline[name] = offset + value
+                # the guest's clock stood still while a ready snapshot was saved: the exit has its own offset
+                own = m.ready_saved_at is not None and message is m.exited[0]
+                timeline[name] = (_offset(m.exited) - m.t_qemu if own else offset) + value
     timeline["vm_gone"] = m.t_gone - m.t_qemu
     return timeline

@@ -50,3 +50,21 @@ def test_a_restored_run_has_no_kernel_or_pid1_start() -> None:
     assert "kernel_start" not in timeline and "pid1_start" not in timeline
     assert timeline["snapshot_restored"] == 0.3
     assert timeline["jvm_exec"] == pytest.approx(0.5)
+
+
+def test_a_ready_snapshot_save_and_restore() -> None:
+    # the save: the guest clock stood still for the 0.5 s of the save, so the exit has its own offset
+    m = Measured(t_qemu=100.0, t_gone=110.0,
+                 hello=(msg("hello", t=1.5, t_pid1=1.2), 102.55),
+                 started=(msg("started", t=2.0, t_exec=1.9), 103.05),
+                 exited=(msg("exit", t=6.0, t_exit=5.9), 107.55),
+                 ready_at=4.0, ready_saved_at=4.5)
+    timeline = boot_timeline(m)
+    assert timeline["app_ready"] == 4.0 and timeline["ready_saved"] == 4.5
+    assert timeline["jvm_exec"] == pytest.approx(2.95) and timeline["app_exit"] == pytest.approx(7.45)
+    # a restore of it: the JVM ran already, only its exit belongs to this run
+    restored = boot_timeline(Measured(t_qemu=200.0, t_gone=203.0, hello=None, started=None,
+                                      exited=(msg("exit", t=50.0, t_exit=49.9), 202.5),
+                                      restored_at=0.1, resumed=True))
+    assert list(restored) == ["qemu_start", "snapshot_restored", "app_exit", "vm_gone"]
+    assert restored["app_exit"] == pytest.approx(2.4)

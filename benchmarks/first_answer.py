@@ -1,0 +1,123 @@
+"""Time to a service's first HTTP answer through `osv-java run`: the app started as usual against the
+app restored from its ready-point snapshot (`--snapshot-when-ready`), in one run.
+
+started:  `osv-java run -p H:8080 APP` with a warm cache (image built, the machine's boot snapshot
+          saved), so the machine restores its boot snapshot and the JVM starts the service.
+ready:    `osv-java run --snapshot-when-ready 8080 -p H:8080 APP` once its ready snapshot is saved (a
+          warm-up run saves it): the machine restores the service already listening.
+
+Each is timed from spawning osv-java until the first answer to GET / (asked every 20 ms), then the
+service is stopped and its exit waited for (not timed). Services: examples/httpserver (the JDK's
+HTTP server) and Jetty 9 (Debian's jetty9, as in `osv-java compat --apps`; its configuration folder
+on the class path, so no volume is needed), when installed. Runs alternate so drift on the machine
+hits both alike; medians of --runs. The last line is JSON. Hold the bench lock on a shared machine:
+
+    flock /tmp/osv-bench.lock .venv/bin/python benchmarks/first_answer.py [--runs 3] [--jdk 17]
+
+benchmarks/startup.py runs the same phase with its own (--services).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kernel.vm.monitor import free_port  # noqa: E402
+
+OSV = str(Path(sys.executable).parent / "osv-java")
+HTTPSERVER = ROOT / "examples/httpserver/httpserver.jar"
+JETTY_JARS = ("jetty9-server", "jetty9-util", "jetty9-http", "jetty9-io", "jetty9-xml")
+JETTY_CONFIG = ROOT / "examples/apps/jetty"
+SHARE_JAVA = Path("/usr/share/java")
+
+
+def services() -> dict[str, list[str]]:
+    """Name -> the app's words on the osv-java command line (Jetty only where it is installed)."""
+    found = {"httpserver": [str(HTTPSERVER)]}
+    jars = [SHARE_JAVA / f"{name}.jar" for name in JETTY_JARS] + [SHARE_JAVA / "servlet-api.jar"]
+    if all(jar.exists() for jar in jars):
+        classpath = ":".join([*(str(jar) for jar in jars), str(JETTY_CONFIG)])
+        found["jetty"] = ["-cp", classpath, "org.eclipse.jetty.xml.XmlConfiguration",
+                          str((JETTY_CONFIG / "jetty.xml").relative_to(ROOT))]
+    else:
+        print("Jetty skipped: Debian's jetty9 is not installed (apt-get install jetty9)", file=sys.stderr)
+    return found
+
+
+def first_answer(jdk: str, app: list[str], *options: str, timeout: float = 300.0) -> float:
+    """Seconds from spawning `osv-java run OPTIONS APP` until GET / answers; then stop it."""
+    port = free_port()
+    command = [OSV, "run", "--jdk", jdk, "-p", f"{port}:8080", *options, *app]
+    start = time.monotonic()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"{' '.join(command)} ended ({proc.returncode}) before it answered: "
+                                 f"{proc.stderr.read().decode()[-800:] if proc.stderr else ''}")
+            if time.monotonic() - start > timeout:
+                raise SystemExit(f"{' '.join(command)} did not answer within {timeout:g} s")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+                    response.read()
+                    elapsed = time.monotonic() - start
+                    break
+            except OSError:
+                time.sleep(0.02)
+        proc.terminate()
+        proc.communicate(timeout=120)
+        return elapsed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def measure(jdk: str, runs: int) -> dict[str, object]:
+    """The phase: warm-ups, then `runs` alternating rounds; medians and ratios per service."""
+    subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
+    apps = services()
+    print("warming up: images, the boot snapshot, the ready snapshots", file=sys.stderr)
+    for app in apps.values():
+        for _ in range(2):  # the second run of a machine saves its boot snapshot
+            first_answer(jdk, app)
+        first_answer(jdk, app, "--snapshot-when-ready", "8080")  # saves the ready snapshot
+    times: dict[str, list[float]] = {f"{name}_{way}": [] for name in apps for way in ("started", "ready")}
+    for i in range(runs):
+        for name, app in apps.items():
+            times[f"{name}_started"].append(first_answer(jdk, app))
+            times[f"{name}_ready"].append(first_answer(jdk, app, "--snapshot-when-ready", "8080"))
+        print(f"round {i + 1}: " + "  ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()), file=sys.stderr)
+    medians = {name: round(statistics.median(values), 3) for name, values in times.items()}
+    ratios = {f"{name}_first_answer_ready_snapshot_vs_cold": round(medians[f"{name}_started"]
+                                                                  / medians[f"{name}_ready"], 2)
+              for name in apps}
+    for name in apps:
+        print(f"{name}: first answer {medians[f'{name}_started']:.3f}s started, "
+              f"{medians[f'{name}_ready']:.3f}s from the ready snapshot "
+              f"({ratios[f'{name}_first_answer_ready_snapshot_vs_cold']:.2f}x sooner)")
+    return {**ratios, "first_answer_medians_s": medians,
+            "first_answer_runs_s": {k: [round(v, 3) for v in values] for k, values in times.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--jdk", default="17")
+    args = parser.parse_args()
+    result = measure(args.jdk, args.runs)
+    print(json.dumps({**result, "jdk": args.jdk, "cpus": os.cpu_count()}))
+
+
+if __name__ == "__main__":
+    main()

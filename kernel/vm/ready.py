@@ -1,0 +1,75 @@
+"""Ready-point snapshots: a service's machine saved once the app is ready, so later runs start there.
+
+`osv-java run --snapshot-when-ready PORT|FILE` saves the machine when the app listens on PORT in the
+guest or has created FILE (PID 1 watches: kernel/guest/readiness.py); a later run of the same image,
+arguments and options restores the running service instead of starting it. The snapshot is a boot
+snapshot's folder (kernel.vm.snapshot: the RAM and the stream, renamed into place whole) plus the
+file OUTPUT, the app's output bytes relayed before the save: a restored run's terminal gets only
+what the app writes after it, and the exit message's byte counts include what came before.
+
+The key is the boot snapshot's (runtime, QEMU, machine shape without port forwards: a restore
+publishes the new run's -p ports) plus everything the app's state can depend on: the app's files
+(the image's app archive), the JVM's full command line, the environment, the working folder, and
+the ready condition. Ready snapshots share the snapshots cache and its bound (snapshot.KEEP, the
+most recently used kept) with boot snapshots; they are bigger, holding the app's heap too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernel.guest import wire
+from kernel.vm import snapshot
+
+FORMAT = 1  # of OUTPUT and of the guest's "app-ready"/"resume" exchange
+OUTPUT = "output"  # in the snapshot's folder: the stdout and stderr bytes relayed before the save
+MAX_PORT = 65535
+
+
+@dataclass(frozen=True)
+class ReadyPoint:
+    """When the app is ready: it listens on TCP `port` in the guest, or it has created `path`."""
+
+    port: int | None = None
+    path: str | None = None
+
+    def describe(self) -> str:
+        return f"listens on port {self.port}" if self.port is not None else f"has created {self.path}"
+
+    def request_fields(self) -> dict[str, object]:
+        """The fields of the run request that make PID 1 watch for it."""
+        return {"ready_port": self.port, "ready_file": self.path}
+
+
+def key(machine_key: str, app_archive: Path, argv: list[str], env: list[str], cwd: str, point: ReadyPoint) -> str:
+    """The ready snapshot's key: its machine's boot snapshot key (snapshot.key) and what the app's
+    state at its ready point depends on."""
+    digest = hashlib.sha256()
+    with open(app_archive, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    parts = [f"ready-format={FORMAT}", f"machine={machine_key}", f"app={digest.hexdigest()}",
+             *(f"argv={arg}" for arg in argv), *(f"env={item}" for item in sorted(env)), f"cwd={cwd}",
+             f"port={point.port}", f"file={point.path}"]
+    return "ready-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def output_file(data: tuple[int, int]) -> dict[str, bytes]:
+    """The OUTPUT file saved with the snapshot, from (stdout bytes, stderr bytes)."""
+    stdout_bytes, stderr_bytes = data
+    return {OUTPUT: wire.encode("output", stdout_bytes=stdout_bytes, stderr_bytes=stderr_bytes)}
+
+
+def output_before(folder: Path) -> tuple[int, int]:
+    """The stdout and stderr bytes the app wrote before the snapshot was saved; SnapshotError when
+    the file is missing or damaged (the snapshot is then dropped)."""
+    try:
+        message = wire.decode((folder / OUTPUT).read_bytes())
+        stdout_bytes, stderr_bytes = wire.number(message, "stdout_bytes"), wire.number(message, "stderr_bytes")
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise snapshot.SnapshotError(f"the ready snapshot's {OUTPUT} file is unreadable ({exc})") from exc
+    if stdout_bytes is None or stderr_bytes is None:
+        raise snapshot.SnapshotError(f"the ready snapshot's {folder / OUTPUT} is damaged")
+    return int(stdout_bytes), int(stderr_bytes)
