@@ -211,13 +211,20 @@ TCG_CPU = "qemu64,+rdrand"
 # drops its translations of the bytes and then stores them, and a vCPU that translates the entry in
 # between reads the instruction a field at a time (opcode, ModRM, SIB, displacement). Old opcode and
 # ModRM with the jump's bytes after them decode as a store to a wild address, and that translation
-# stays: the JVM died with SIGSEGV or SIGILL at a C1 method's entry in 5 of 6 runs of
-# examples/jitstress (JDK 17; JDK 25: 4 of 10). With C1 alone no method is replaced by C2, and C1's
-# code has no speculative traps to deoptimise it: 0 crashes (benchmarks/emulation_crashes.py), with
-# both vCPUs kept (-accel tcg,thread=single also gives 0, but runs all vCPUs on one host thread).
-# The price is C2's code: under emulation each C2 compile costs seconds of emulated CPU, so C1 alone
-# wins for short runs (examples/compute for 6 s: 1.6x the rounds, hello's boot unchanged) and loses
-# for long hot loops (the same for 40 s: 0.3x-0.6x the rounds once C2's code is in place).
+# stays: the JVM died with SIGSEGV or SIGILL at a compiled method's verified entry (the hs_err frame's
+# pc at +0x20..0x25 of the nmethod). benchmarks/emulation_crashes.py: examples/jitstress without these
+# options crashed in 10 of 15 runs on JDK 17 and 11 of 15 on JDK 25; with C1 alone no method is
+# replaced by C2 and C1's code has no speculative traps: 0 crashes in 200 runs on each JDK (jitstress,
+# examples/compute, the Scala compiler), both vCPUs kept. Experiments (--experiments: jitstress, 6 runs
+# each, JDK 17, on a machine loaded by other work): without OSR 6/6 crashes (a C2 method among them),
+# one code heap 2/6; TieredStopAtLevel=3, C2 alone, one vCPU, -cpu max and thread=single 0/6, but so
+# was the unchanged JVM in that series (10 of 15 in the benchmark): six runs rule out none of them.
+# By the mechanism, C2 alone still patches the methods it deoptimises; one vCPU or thread=single
+# leave no second vCPU to translate during the store, at the price of the second CPU.
+# The price (same benchmark run): hello from its boot snapshot 0.95x the time; a 4 s compute run 1.58x
+# the rounds on JDK 17, 0.73x on 25; a 40 s one 0.61x / 0.51x, once C2's code would be in place. The
+# safe alternative with C2, -accel tcg,thread=single, did worse still on that 40 s run (0.80x / 0.98x
+# of C1 alone's rounds), so C1 alone is the cheapest fix measured.
 TCG_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1",)
 TCG_JVM_OPTIONS_ENV = "OSV_JAVA_TCG_JVM_OPTIONS"  # "off": without them, for benchmarks/emulation_crashes.py
 
