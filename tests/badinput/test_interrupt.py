@@ -48,6 +48,8 @@ def test_interrupted_build(sig: signal.Signals, phase: str, tmp_path: Path, cach
         env=env,
         cwd=helpers.ROOT,
         start_new_session=True,
+        # a shell's background job starts with SIGINT ignored, and Python keeps it so: Ctrl-C's default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
