@@ -32,11 +32,13 @@ class BuildError(OsvJavaError):
 
 
 class BootError(OsvJavaError):
-    """The VM did not boot or did not report back; carries the console log tail."""
+    """The VM did not boot or did not report back; carries the console log tail, and for a guest that
+    hung, where its vCPUs were (kernel.vm.vcpus)."""
 
     def __init__(self, message: str, hint: str | None = None, console_tail: str = "") -> None:
         super().__init__(message, hint)
         self.console_tail = console_tail
+        self.vcpus = ""
 
 
 class AppTimeout(OsvJavaError):

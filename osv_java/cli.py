@@ -84,6 +84,9 @@ class ToolGroup(click.Group):
             tail = getattr(exc, "console_tail", "")
             if tail:
                 click.echo("--- console (last lines) ---\n" + tail + "\n--- end of console ---", err=True)
+            vcpus = getattr(exc, "vcpus", "")
+            if vcpus:
+                click.echo("--- the guest's vCPUs when it was given up on ---\n" + vcpus, err=True)
             sys.exit(EXIT_OSV_FAILURE)
         except StopTimeout as exc:
             click.echo(f"osv-java: {exc}", err=True)

@@ -34,7 +34,7 @@ from kernel.build.image import Image
 from kernel.build.layout import INIT_ENV
 from kernel.guest import wire
 from kernel.progress import say, warn
-from kernel.vm import qemu, ready, registry, snapshot, volumes
+from kernel.vm import qemu, ready, registry, snapshot, vcpus, volumes
 from kernel.vm.conversation import ControlChannel, Conversation, OutputPump, keep_crash_log, seconds, stdin_pump
 from kernel.vm.monitor import Monitor, MonitorError, add_forward
 from kernel.vm.qemu_process import QemuProcess
@@ -362,6 +362,9 @@ class VirtualMachine:
         try:
             measured, exited = self._converse(talk, pumps, conns[wire.STDIN_PORT], request, t_qemu,
                                               restore is not None, save, ready_save, resumed)
+        except BootError as exc:
+            exc.vcpus = self._vcpu_picture()
+            raise
         finally:
             signal.signal(signal.SIGINT, previous)
             signal.signal(signal.SIGTERM, previous_term)
@@ -369,6 +372,15 @@ class VirtualMachine:
         timeline = boot_timeline(dataclasses.replace(measured, restored_at=restored_at))
         return RunResult(status=int(seconds(exited, "status")), timeline=timeline,
                          console_log=self.qemu.console_tail(200), hook_events=list(self.host.events))
+
+    def _vcpu_picture(self) -> str:
+        """Where a guest that is given up on has its vCPUs (kernel.vm.vcpus); "" once QEMU is gone."""
+        if not self.qemu.running() or self.relay is None:
+            return ""
+        try:
+            return self.relay.with_monitor(vcpus.picture)
+        except MonitorError as exc:
+            return f"(QEMU's monitor did not say: {exc})"
 
     def _publish_late(self) -> None:
         """A ready snapshot's -p forwards, added once its machine runs: a connection QEMU took while the

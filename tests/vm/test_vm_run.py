@@ -378,6 +378,9 @@ def test_watchdog_turns_a_hung_boot_into_an_error_with_the_console(osv: Osv, exa
     err = text(proc.stderr)
     assert err.startswith("osv-java: error: timed out after"), err
     assert "--- console (last lines) ---" in err and "--- end of console ---" in err
+    # where the guest's vCPUs were, read from QEMU's monitor before it was stopped
+    assert re.search(r"^--- the guest's vCPUs when it was given up on ---\nQEMU run state: running\nvCPU 0: ", err,
+                     re.M), err
     assert "Traceback" not in err
 
 
