@@ -21,7 +21,7 @@ import click
 
 from gc_hooks.policies import HookSettings
 from gc_hooks.seam import HookEvent
-from jvmbridge.errors import OsvJavaError, StopTimeout
+from jvmbridge.errors import OsvJavaError, StopTimeout, UsageError
 from kernel import linux
 from kernel.build import image as images
 from kernel.vm import registry
@@ -142,7 +142,29 @@ def common_app_options(func: F) -> F:
     return func
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+class AppCommand(click.Command):
+    """A command whose APP comes after its own options: a JVM option put where `java` takes it
+    (`osv-java run -Xmx1g app.jar`) is refused with the way to pass it, where click would read
+    `-Xmx1g` as a cluster of one-letter options and complain about one of them."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {name for param in self.params if isinstance(param, click.Option) and not param.is_flag
+                       for name in (*param.opts, *param.secondary_opts)}
+        expecting_value = False
+        for arg in args:
+            if expecting_value:
+                expecting_value = False
+            elif arg.startswith(("-X", "-D")) and len(arg) > 2:
+                raise UsageError(f"{arg} is a JVM option, not one of osv-java {ctx.info_name}'s",
+                                 hint=f"pass it as --jvm-opt={arg} (what follows APP goes to the app)")
+            elif arg in takes_value:
+                expecting_value = True
+            elif arg == "--" or not arg.startswith("-"):
+                break  # APP: what follows is the app's
+        return super().parse_args(ctx, args)
+
+
+@cli.command(cls=AppCommand, context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("app")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @common_app_options

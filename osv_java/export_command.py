@@ -17,7 +17,7 @@ from gc_hooks.policies import HookSettings
 from gc_hooks.seam import Machine
 from jvmbridge.errors import UsageError
 from osv_java import launch, options
-from osv_java.cli import common_app_options
+from osv_java.cli import AppCommand, common_app_options
 from osv_java.export_options import (
     IMAGE_REF,
     K8S_NAME,
@@ -32,7 +32,7 @@ from osv_java.export_options import (
 )
 
 
-@click.command("export", context_settings={"ignore_unknown_options": True})
+@click.command("export", cls=AppCommand, context_settings={"ignore_unknown_options": True})
 @click.argument("app")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @common_app_options

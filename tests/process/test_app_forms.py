@@ -126,6 +126,8 @@ def test_classpath_form_with_a_class_folder(osv: Osv, test_classes: Path, tmp_pa
         (["-v", "examples/hello/hello.jar:/data", "examples/hello/hello.jar"],
          "volume examples/hello/hello.jar is not a folder"),
         (["-v", "/tmp:data", "examples/hello/hello.jar"], "volume guest path 'data' must be an absolute folder"),
+        (["-Xmx1g", "examples/hello/hello.jar"], "-Xmx1g is a JVM option, not one of osv-java run's"),
+        (["-m", "1G", "-Dgreeting=hi", "examples/hello/hello.jar"], "-Dgreeting=hi is a JVM option"),
     ],
 )
 def test_bad_input_is_one_line_and_125(osv: Osv, examples_built: Path, args: list[str], message: str) -> None:
@@ -134,6 +136,13 @@ def test_bad_input_is_one_line_and_125(osv: Osv, examples_built: Path, args: lis
     lines = text(proc.stderr).splitlines()
     assert lines[0].startswith("osv-java: error: ") and message in lines[0], explain(proc)
     assert all(line.startswith("hint: ") for line in lines[1:]), explain(proc)
+
+
+def test_jvm_like_arguments_after_the_app_are_the_apps(osv: Osv, tmp_path: Path) -> None:
+    app = make_jar_with_class_path(tmp_path)
+    proc = osv("run", "--target", "process", "--jdk", JDK17, "-m", "1G", str(app), "-Xmx1g", "-Dx=1")
+    assert proc.returncode == 0, explain(proc)
+    assert text(proc.stdout).endswith("args: [-Xmx1g, -Dx=1]\n"), explain(proc)
 
 
 def test_process_app_timeout_is_the_same_error_as_in_a_vm(osv: Osv, examples_built: Path) -> None:
