@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kernel import cache  # noqa: E402
 from kernel.vm.monitor import free_port  # noqa: E402
 
 OSV = str(Path(sys.executable).parent / "osv-java")
@@ -54,8 +55,16 @@ def services() -> dict[str, list[str]]:
     return found
 
 
-def first_answer(jdk: str, app: list[str], *options: str, timeout: float = 300.0) -> float:
-    """Seconds from spawning `osv-java run OPTIONS APP` until GET / answers; then stop it."""
+def ready_snapshots() -> set[Path]:
+    folder = cache.root() / "snapshots"
+    return set(folder.glob("ready-*.snapshot")) if folder.exists() else set()
+
+
+def first_answer(jdk: str, app: list[str], *options: str, timeout: float = 300.0, until_saved: bool = False) -> float:
+    """Seconds from spawning `osv-java run OPTIONS APP` until GET / answers; then stop it. With
+    `until_saved`, stop it only once a new ready snapshot is in the cache: a run stopped before its
+    ready point saves none (the first answer can come before the port has been idle long enough)."""
+    saved_before = ready_snapshots()
     port = free_port()
     command = [OSV, "run", "--jdk", jdk, "-p", f"{port}:8080", *options, *app]
     start = time.monotonic()
@@ -74,6 +83,10 @@ def first_answer(jdk: str, app: list[str], *options: str, timeout: float = 300.0
                     break
             except OSError:
                 time.sleep(0.02)
+        while until_saved and ready_snapshots() <= saved_before:
+            if proc.poll() is not None or time.monotonic() - start > timeout:
+                raise SystemExit(f"{' '.join(command)} saved no ready snapshot")
+            time.sleep(0.1)
         proc.terminate()
         proc.communicate(timeout=120)
         return elapsed
@@ -91,7 +104,7 @@ def measure(jdk: str, runs: int) -> dict[str, object]:
     for app in apps.values():
         for _ in range(2):  # the second run of a machine saves its boot snapshot
             first_answer(jdk, app)
-        first_answer(jdk, app, "--snapshot-when-ready", "8080")  # saves the ready snapshot
+        first_answer(jdk, app, "--snapshot-when-ready", "8080", until_saved=True)  # saves the ready snapshot
     times: dict[str, list[float]] = {f"{name}_{way}": [] for name in apps for way in ("started", "ready")}
     for i in range(runs):
         for name, app in apps.items():

@@ -177,7 +177,11 @@ class Conversation:
         self.host = host
         self.interrupts = 0
         self.started = False  # PID 1 has started the JVM (and relays signals to it)
-        self.pending_signals: list[int] = []  # arrived before that: sent once it has
+        self.pending_signals: list[int] = []  # arrived before that (or during a save): sent once it may
+        # a ready snapshot is being saved: a signal sent now would be in the guest's queue when the
+        # machine is saved, and every restore of that snapshot would deliver it again
+        self.holding_signals = False
+        self.signalled = False  # the app was sent (or is due) a signal: it may be on its way out
         self.stop_deadline: float | None = None  # SIGTERM came: the VM is stopped at this time
         self.stop_timeout = 10.0
         self.helpers_failed: Callable[[], str | None] = lambda: None  # the VM's helper processes (virtiofsd)
@@ -186,7 +190,8 @@ class Conversation:
 
     def signal_app(self, signum: int) -> None:
         """Deliver `signum` to the app's JVM (its process group), now or as soon as it runs."""
-        if not self.started:
+        self.signalled = True
+        if not self.started or self.holding_signals:
             self.pending_signals.append(signum)
             return
         with contextlib.suppress(OSError):
@@ -194,9 +199,21 @@ class Conversation:
 
     def app_started(self) -> None:
         self.started = True
-        for signum in self.pending_signals:
+        self._send_pending()
+
+    def hold_signals(self) -> None:
+        """Keep signals for the app back (a ready snapshot is being saved) until release_signals."""
+        self.holding_signals = True
+
+    def release_signals(self) -> None:
+        self.holding_signals = False
+        self.signalled = False  # the app was sent (or is due) a signal: it may be on its way out
+        self._send_pending()
+
+    def _send_pending(self) -> None:
+        pending, self.pending_signals = self.pending_signals, []
+        for signum in pending:
             self.signal_app(signum)
-        self.pending_signals.clear()
 
     def terminate(self) -> None:
         """SIGTERM (as `docker stop`): the app gets SIGTERM and --stop-timeout seconds to end (its

@@ -289,8 +289,7 @@ class VirtualMachine:
                        copy: bool = False) -> RunResult:
         """Restore the snapshot at `path` and see the run through (see _boot). Its RAM file is mapped
         when the machine allows (snapshot.can_map) and `copy` is not asked, else copied into a memfd."""
-        if resumed is not None:  # published once the machine runs (_publish_late)
-            config = dataclasses.replace(config, forwards=[])
+        config = dataclasses.replace(config, forwards=[])  # -p is published once it runs (_publish_late)
         if snapshot.can_map(config) and not copy:
             restoring = dataclasses.replace(config, incoming=path, snapshot_ram=str(snapshot.ram_file(path)),
                                             snapshot_ram_private=True)
@@ -347,8 +346,7 @@ class VirtualMachine:
             snapshot.wait_restored(self.qmp_socket, self.qemu.proc, restore)
             restored_at = time.monotonic() - t_qemu
             snapshot.touch(restore)
-            if resumed is not None:
-                self._publish_late()
+            self._publish_late()
         # Answer `osv-java jvm ... --vm NAME` and `osv-java shell --vm NAME` (see kernel.vm.relay).
         self.relay = Relay(self.relay_socket, control, self.qmp_socket)
         self.relay.listen()
@@ -383,9 +381,11 @@ class VirtualMachine:
             return f"(QEMU's monitor did not say: {exc})"
 
     def _publish_late(self) -> None:
-        """A ready snapshot's -p forwards, added once its machine runs: a connection QEMU took while the
+        """A restored machine's -p forwards, added once it runs: a connection QEMU took while the
         machine was still being restored reached a stopped guest, and waited for user-mode
         networking to send its SYN again (seconds), where one refused is retried at once."""
+        if not self.options.publish:
+            return
         try:
             with Monitor(self.qmp_socket) as monitor:
                 for address, host_port, guest_port in self.options.publish:
@@ -417,7 +417,11 @@ class VirtualMachine:
         assert self.qemu.proc is not None and self.relay is not None and self.options.ready_point is not None
         proc = self.qemu.proc
         before = (int(seconds(message, "stdout_bytes")), int(seconds(message, "stderr_bytes")))
+        talk.hold_signals()  # a Ctrl-C or SIGTERM now reaches the app after the save, not in the snapshot
         try:
+            if talk.signalled:  # a JVM on its way out can still listen: every restore would end as it did
+                raise snapshot.SnapshotError("the app was sent a signal before it got ready, so no ready "
+                                             "snapshot is saved")
             if not all(pump.wait_for(count, 30.0) for pump, count in zip(pumps, before, strict=True)):
                 raise snapshot.SnapshotError("the app's output before its ready point did not all arrive")
             size = self.relay.with_monitor(lambda monitor: snapshot.save(
@@ -430,6 +434,7 @@ class VirtualMachine:
         finally:
             with contextlib.suppress(OSError):  # a QEMU gone meanwhile is seen by the wait for the exit
                 talk.control.send("resume", **_renewal())
+            talk.release_signals()
 
     def _converse(self, talk: Conversation, pumps: tuple[OutputPump, OutputPump], stdin: socket.socket,
                   request: dict[str, object] | None, t_qemu: float, restored: bool, save: Path | None,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import startup_archives as archives
-from osvtest import OSV, ROOT, Osv, first_page, kill_if_running, text
+from osvtest import OSV, ROOT, Osv, first_page, kill_if_running, terminate_when_ready, text
 
 from kernel.vm.monitor import free_port
 
@@ -171,4 +171,19 @@ def test_an_app_that_never_gets_ready_runs_as_without_the_option(osv: Osv, examp
                "examples/hello/hello.jar", env={"OSV_JAVA_PROGRESS": "1"})
     assert proc.returncode == 0 and text(proc.stdout).startswith("Hello from osv-java!"), text(proc.stderr)
     assert "ready snapshot" not in text(proc.stderr) and "warning" not in text(proc.stderr), text(proc.stderr)
+    assert (set(folder.glob("ready-*")) if folder.exists() else set()) == before
+
+
+def test_an_app_asked_to_stop_before_its_ready_point_saves_no_snapshot(osv: Osv, test_classes: Path,
+                                                                       osv_cache: Path) -> None:
+    # The hook of a JVM that got SIGTERM makes the ready FILE: a snapshot taken then would restore a JVM
+    # on its way out, and every later run would end at once with 143.
+    folder = osv_cache / "snapshots"
+    before = set(folder.glob("ready-*")) if folder.exists() else set()
+    ready_file = "/tmp/osv-late-ready"
+    proc = terminate_when_ready(osv, "run", "--jdk", "17", "-m", MEMORY["17"], "--snapshot-when-ready", ready_file,
+                                "-cp", str(test_classes), "LateReady", ready_file)
+    assert proc.returncode == 143 and text(proc.stdout) == "ready\nhook ran\n", text(proc.stderr)
+    assert "the app was sent a signal before it got ready, so no ready snapshot is saved" in text(proc.stderr), \
+        text(proc.stderr)
     assert (set(folder.glob("ready-*")) if folder.exists() else set()) == before

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -71,6 +72,27 @@ def test_a_damaged_snapshot_is_replaced_by_a_cold_boot(osv: Osv, examples_built:
     assert re.search(r"osv-java: warning: .*snapshot.*; booting afresh", text(proc.stderr)), explain(proc)
     assert "snapshot_saved" in _timeline(proc.stderr), "a good snapshot replaces the damaged one"
     again = osv("run", "--jdk", JDK17, "-m", "768M", "--bootchart", HELLO)
+    assert again.returncode == 0 and "snapshot_restored" in _timeline(again.stderr), explain(again)
+
+
+def test_a_published_port_in_use_is_one_line_and_keeps_the_snapshot(osv: Osv, examples_built: Path,
+                                                                     osv_cache: Path) -> None:
+    for _ in range(2):  # the second run saves this machine's boot snapshot
+        proc = osv("run", "--jdk", JDK17, "-m", "800M", HELLO)
+        assert proc.returncode == 0, explain(proc)
+    saved = sorted((osv_cache / "snapshots").glob("*.snapshot"), key=lambda p: p.stat().st_mtime)[-1]
+    with socket.socket() as held:  # the host port is taken: QEMU cannot forward it
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        proc = osv("run", "--jdk", JDK17, "-m", "800M", "-p", f"{port}:8080", HELLO)
+    assert proc.returncode == 125, explain(proc)
+    lines = text(proc.stderr).splitlines()
+    assert lines[0].startswith("osv-java: error: ") and str(port) in lines[0], explain(proc)
+    assert lines[1].startswith("hint: ") and "publish on another" in lines[1], explain(proc)
+    assert "booting afresh" not in text(proc.stderr), explain(proc)
+    assert saved.exists(), "a port in use is no fault of the snapshot: it stays"
+    again = osv("run", "--jdk", JDK17, "-m", "800M", "--bootchart", HELLO)
     assert again.returncode == 0 and "snapshot_restored" in _timeline(again.stderr), explain(again)
 
 
