@@ -207,7 +207,6 @@ class Conversation:
 
     def release_signals(self) -> None:
         self.holding_signals = False
-        self.signalled = False  # the app was sent (or is due) a signal: it may be on its way out
         self._send_pending()
 
     def _send_pending(self) -> None:

@@ -30,7 +30,7 @@ def test_a_signal_during_a_save_reaches_the_app_after_it() -> None:
     talk.signal_app(15)
     assert control.sent == [] and talk.signalled
     talk.release_signals()
-    assert control.sent == [("signal", {"signal": 15})]
+    assert control.sent == [("signal", {"signal": 15})] and talk.signalled
 
 
 def test_signals_go_at_once_outside_a_save_and_none_is_sent_twice() -> None:
