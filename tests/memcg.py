@@ -54,9 +54,9 @@ def child(root: Path, prefix: str) -> Iterator[Path]:
         remove(folder)
 
 
-def qemu_rss(osv_pid: int) -> int | None:
-    """The resident set, in bytes, of the QEMU that the osv-java process `osv_pid` started, or None
-    while (or once) it has none."""
+def qemu_of(osv_pid: int) -> int | None:
+    """The pid of the QEMU that the osv-java process `osv_pid` started, or None while (or once) it
+    has none."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -67,5 +67,16 @@ def qemu_rss(osv_pid: int) -> int | None:
             continue
         parent = int(stat.rpartition(")")[2].split()[1])
         if parent == osv_pid and status and "qemu-system" in status[0]:
-            return next((int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:")), None)
+            return int(entry.name)
     return None
+
+
+def qemu_rss(osv_pid: int) -> int | None:
+    """The resident set, in bytes, of the QEMU that the osv-java process `osv_pid` started, or None
+    while (or once) it has none."""
+    pid = qemu_of(osv_pid)
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines() if pid is not None else []
+    except OSError:
+        return None
+    return next((int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:")), None)

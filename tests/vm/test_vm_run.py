@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import memcg
 import pytest
 from osvtest import JDK17, OSV, Osv, explain, kill_if_running, make_jar_with_class_path, terminate_when_ready, text
 
@@ -472,13 +473,6 @@ def test_jvm_killed_by_a_signal_exits_128_plus_signal(osv: Osv, tmp_path: Path) 
     assert "A fatal error has been detected by the Java Runtime Environment" in reports[0].read_text()
 
 
-def _parent(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def test_qemu_dies_with_a_killed_osv_java(osv: Osv, examples_built: Path) -> None:
     # QEMU is found as osv-java's child while both run (a restored machine's -p forwards are added
     # through the monitor, so its command line need not name the port), then by its pid
@@ -491,8 +485,9 @@ def test_qemu_dies_with_a_killed_osv_java(osv: Osv, examples_built: Path) -> Non
 
     try:
         _wait_listening(server)
-        qemus.extend(pid for pid in _processes_with(b"qemu-system") if _parent(pid) == server.pid)
-        assert qemus, "QEMU should be running"
+        qemu = memcg.qemu_of(server.pid)
+        assert qemu is not None, "QEMU should be running"
+        qemus.append(qemu)
         assert not _left_after_kill(server, alive), "QEMU outlived the osv-java"
     finally:
         for pid in alive():
