@@ -95,9 +95,12 @@ class Monitor:
             except OSError as exc:
                 raise MonitorError(f"QEMU's monitor failed during {command}: {exc}") from exc
 
-    def human(self, command_line: str) -> str:
-        """A human-monitor command; its printed output, stripped."""
-        said = self.execute("human-monitor-command", **{"command-line": command_line})
+    def human(self, command_line: str, cpu: int | None = None) -> str:
+        """A human-monitor command (on vCPU `cpu` where it reads guest state); its printed output, stripped."""
+        arguments: dict[str, object] = {"command-line": command_line}
+        if cpu is not None:
+            arguments["cpu-index"] = cpu
+        said = self.execute("human-monitor-command", **arguments)
         return str(said or "").strip()
 
     def close(self) -> None:

@@ -376,7 +376,8 @@ class VirtualMachine:
         if not self.qemu.running() or self.relay is None:
             return ""
         try:
-            return self.relay.with_monitor(vcpus.picture)
+            pid = self.qemu.pid
+            return self.relay.with_monitor(lambda monitor: vcpus.picture(monitor, pid))
         except MonitorError as exc:
             return f"(QEMU's monitor did not say: {exc})"
 

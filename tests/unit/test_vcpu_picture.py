@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kernel.vm.vcpus import parse_registers, summarise
+import os
+
+from kernel.vm.vcpus import code_words, parse_registers, summarise, thread_usage
 
 SAMPLE = """CPU#0
 RAX=000000000b830cf7 RBX=ffff88800f832640 RCX=0000000000000008 RDX=0000000000000000
@@ -33,3 +35,26 @@ def test_the_summary_says_whether_a_vcpu_moves_or_waits() -> None:
 def test_output_without_registers_gives_no_vcpu() -> None:
     assert parse_registers("") == []
     assert summarise([]) == ""
+
+
+def test_the_stack_rsp_is_read_with_the_registers() -> None:
+    text = SAMPLE.replace("RDX=0000000000000000\nRIP=ffffffff8103a866",
+                          "RDX=0000000000000000\nRSI=0 RDI=0 RBP=0 RSP=ffffc90000013e58\nRIP=ffffffff8103a866")
+    assert parse_registers(text)[0].rsp == 0xFFFFC90000013E58
+    assert parse_registers(SAMPLE)[0].rsp == 0  # not in the output: no stack is read
+
+
+def test_only_words_that_point_into_kernel_text_are_kept_from_a_stack_dump() -> None:
+    dump = ("ffffc90000013e58: 0xffffffff81c00ba0 0x0000000000000246\n"
+            "ffffc90000013e68: 0xffff88800f832640 0xffffffffc03a1b2c\n"
+            "ffffc90000013e78: 0x00007f00deadbeef 0xffffffff819fadc0")
+    assert code_words(dump) == [0xFFFFFFFF81C00BA0, 0xFFFFFFFFC03A1B2C, 0xFFFFFFFF819FADC0]
+    assert code_words("") == []
+
+
+def test_thread_usage_gives_each_vcpu_thread_its_state_and_share_of_a_cpu() -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    before = {"CPU 0/TCG": ("R", 1000), "CPU 1/TCG": ("S", 500)}
+    after = {"CPU 0/TCG": ("R", 1000 + ticks // 2), "CPU 1/TCG": ("S", 500)}
+    assert thread_usage(before, after, 0.5) == "host threads (state, CPU used): CPU 0/TCG R 100%, CPU 1/TCG S 0%"
+    assert thread_usage({}, {}, 0.5) == ""
