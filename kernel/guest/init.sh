@@ -16,6 +16,15 @@ mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
 read -r OSV_T_INIT _ </proc/uptime
 export OSV_T_INIT
 
+# Under software emulation the kernel boots on one vCPU (maxcpus=1, see kernel.vm.qemu.base_cmdline),
+# so that no other vCPU runs the code it patches while it starts; the others come online here,
+# before anything else runs, so that the JVM sees them all.
+for cpu in /sys/devices/system/cpu/cpu[0-9]*; do
+    online=1
+    [ -e "$cpu/online" ] && read -r online <"$cpu/online"
+    [ "$online" = 0 ] && echo 1 >"$cpu/online"
+done
+
 runtime_mounted() {
     [ -e /osv/run.txt ] && return 1  # an exported machine: its PID 1 mounts the runtime disk
     for module in @DISK_MODULES@; do

@@ -109,6 +109,8 @@ class MachineConfig:
             "-no-user-config",
             "-nographic",
             "-no-reboot",
+            "-name",
+            "osv-java,debug-threads=on",  # vCPU threads named "CPU n/TCG": a hung boot's report reads them
             "-kernel",
             str(self.kernel),
             "-initrd",
@@ -276,6 +278,20 @@ def ram_with_pmem(memory_mb: int, pmem_size: int, initrd_size: int) -> int:
     return max(memory_mb << 20, PMEM_BASE + initrd + INITRD_HEADROOM) + pmem_size
 
 
+# Under TCG the kernel starts on one vCPU and /init (kernel/guest/init.sh) brings the others online.
+# The kernel patches its own code as it starts (static keys: int3 on the first byte, the new tail, the
+# new first byte, each followed by a sync IPI). QEMU 7.2's multi-threaded TCG can translate a patched
+# page on another vCPU between dropping the page's translations and storing the new byte, and keeps
+# that translation: int3 with the new tail. That vCPU then traps there for ever: the kernel's int3
+# handler finds no patch in progress and the byte in memory no int3 any more, so it re-runs the
+# instruction, which QEMU runs from the same stale translation. Both vCPUs spinning with interrupts
+# off, one at asm_exc_int3 and the other at the patched site, with memory holding the new jump, is
+# what such hangs show. Booting on one vCPU leaves no other vCPU to translate mid-patch; onlining the
+# second costs about 0.15 s of guest time, only on cold boots (snapshots are saved after it).
+# noreplace-smp keeps the SMP code: a one-CPU boot would otherwise patch the lock prefixes out and
+# back in when the second vCPU comes online (0.25 s).
+ONE_VCPU_BOOT = ("maxcpus=1", "noreplace-smp")
+
 # The x86 kernel keeps 2048 bytes of command line (COMMAND_LINE_SIZE), NUL included; stay well under.
 MAX_CMDLINE = 2000
 
@@ -288,6 +304,7 @@ def base_cmdline(accel: str, verbose: bool) -> list[str]:
     args.append("loglevel=7" if verbose else "quiet")
     if accel == "tcg":
         args.append(f"tsc_early_khz={tsc_khz()}")
+        args += ONE_VCPU_BOOT
     return args
 
 

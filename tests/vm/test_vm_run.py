@@ -48,6 +48,17 @@ def test_hello_prints_its_greeting_from_inside_the_vm(osv: Osv, examples_built: 
     assert "reboot: Power down" in console
 
 
+def test_a_cold_boot_starts_the_kernel_on_one_vcpu_and_the_jvm_sees_them_all(osv: Osv, examples_built: Path) -> None:
+    # Under TCG the kernel patches its code on one vCPU (kernel.vm.qemu.ONE_VCPU_BOOT); /init brings
+    # the rest online before the JVM starts, which must count every one of them.
+    proc = osv("run", "--jdk", JDK17, "--cold-boot", "--verbose", "-c", "3", HELLO)
+    assert proc.returncode == 0, explain(proc)
+    assert re.match(r"Hello from osv-java! Java 17\.\S+, 3 CPUs, ", text(proc.stdout)), explain(proc)
+    err = text(proc.stderr)
+    assert "maxcpus=1" in err and "Brought up 1 node, 1 CPU" in err, explain(proc)
+    assert len(re.findall(r"smpboot: Booting Node 0 Processor \d+ APIC", err)) == 2, explain(proc)
+
+
 def test_the_smallest_memory_boots(osv: Osv, examples_built: Path) -> None:
     """-m 128M, the least accepted: the runtime image and the initrd must still both fit."""
     proc = osv("run", "--jdk", JDK17, "-m", "128M", HELLO)
@@ -382,6 +393,8 @@ def test_watchdog_turns_a_hung_boot_into_an_error_with_the_console(osv: Osv, exa
     # where the guest's vCPUs were, read from QEMU's monitor before it was stopped
     assert re.search(r"^--- the guest's vCPUs when it was given up on ---\nQEMU run state: running\nvCPU 0: ", err,
                      re.M), err
+    # and how much host CPU each vCPU thread burnt meanwhile: spinning, or blocked inside QEMU
+    assert re.search(r"^host threads \(state, CPU used\): CPU 0/TCG [A-Z] \d+%", err, re.M), err
     assert "Traceback" not in err
 
 
