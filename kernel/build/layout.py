@@ -28,7 +28,7 @@ STARTUP_ARCHIVE_IN_IMAGE = "/osv/startup"
 INIT_TEMPLATE = GUEST_SOURCES / "init.sh"  # /init, run by busybox; it execs PID 1's Python
 BUSYBOX_IN_IMAGE = "/bin/busybox"
 # The busybox commands /init and the JVM's start (kernel.build.launcher) use, as links in /bin.
-BUSYBOX_COMMANDS = ("base64", "env", "hostname", "insmod", "ip", "mkdir", "mkfifo", "mount", "usleep")
+BUSYBOX_COMMANDS = ("base64", "env", "hostname", "insmod", "ip", "mkdir", "mkfifo", "mount", "nc", "usleep")
 # Guest environment for PID 1, passed on the kernel command line (the kernel hands unknown
 # key=value parameters to init as its environment).
 INIT_ENV = {

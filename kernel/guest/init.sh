@@ -16,14 +16,35 @@ mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
 read -r OSV_T_INIT _ </proc/uptime
 export OSV_T_INIT
 
-# Under software emulation the kernel boots on one vCPU (maxcpus=1, see kernel.vm.qemu.base_cmdline),
-# so that no other vCPU runs the code it patches while it starts; the others come online here,
-# before anything else runs, so that the JVM sees them all.
-for cpu in /sys/devices/system/cpu/cpu[0-9]*; do
-    online=1
-    [ -e "$cpu/online" ] && read -r online <"$cpu/online"
-    [ "$online" = 0 ] && echo 1 >"$cpu/online"
-done
+# Under software emulation the kernel boots on one vCPU (maxcpus=1, see kernel.vm.qemu.ONE_VCPU_BOOT),
+# so that no other vCPU runs the code it patches; the others come online here, before the JVM starts,
+# so that it sees them all. First a loopback TCP connection over IPv4 and one over IPv6: the kernel
+# draws the secrets of its socket hashes on first use and then patches out the static keys that
+# guarded the draw; done here, on one vCPU, that patching is over before any app connects, in this
+# run and in every run restored from its snapshot (an app's first connection still switches one key).
+loopback_connection() {  # to $1, from a client of its family, on an IPv6 listener (as the JVM's)
+    nc -l -p 9 </dev/null >/dev/null 2>&1 &
+    tries=0
+    until nc "$1" 9 </dev/null >/dev/null 2>&1 || [ "$tries" -ge 50 ]; do
+        usleep 1000
+        tries=$((tries + 1))
+    done
+    kill $! 2>/dev/null
+}
+
+offline=
+read -r offline </sys/devices/system/cpu/offline
+if [ -n "$offline" ]; then
+    ip link set lo up
+    loopback_connection 127.0.0.1
+    loopback_connection ::1
+    usleep 2000  # the patching is left to a kernel worker: on one vCPU it runs while we sleep
+    for cpu in /sys/devices/system/cpu/cpu[0-9]*; do
+        online=1
+        [ -e "$cpu/online" ] && read -r online <"$cpu/online"
+        [ "$online" = 0 ] && echo 1 >"$cpu/online"
+    done
+fi
 
 runtime_mounted() {
     [ -e /osv/run.txt ] && return 1  # an exported machine: its PID 1 mounts the runtime disk
