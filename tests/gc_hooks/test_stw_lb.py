@@ -162,7 +162,9 @@ def test_drain_collect_ready_one_server_at_a_time(osv: Osv, examples_built: Path
     assert not [state for state in seen if sum(s.endswith("=DRAIN") for s in state) > 1], seen
     for name, log in logs.items():
         events = [line.split(": ")[2].split()[0] for line in log.splitlines() if line.startswith("osv-java: stw-lb: ")]
-        assert "collect" in events, log
+        # both servers' events and HAProxy's states: a server that never collected may have been held
+        # back by the other's lease at every turn
+        assert "collect" in events, f"{name} never collected; HAProxy showed {seen[:20]}; {logs}"
         first = events.index("drain")
         assert events[first:first + 4] == ["drain", "drained", "collect", "ready"], log
         # drained, the JVM collected at the lowest CPU priority (as root, nice values can be put back)
