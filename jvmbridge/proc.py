@@ -15,6 +15,14 @@ from pathlib import Path
 from jvmbridge.errors import JvmError
 
 PROC = Path("/proc")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def stat_cpu_seconds(stat: str) -> float:
+    """utime + stime from the text of a /proc/PID/stat or /proc/PID/task/TID/stat file, in seconds.
+    The fields are counted after the command name's closing parenthesis: the name may hold spaces."""
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 @dataclass(frozen=True)

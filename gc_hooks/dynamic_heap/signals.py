@@ -14,9 +14,9 @@ from pathlib import Path
 
 from jvmbridge.errors import JvmError
 from jvmbridge.hsperf import PerfData
+from jvmbridge.proc import stat_cpu_seconds
 
 PROC = Path("/proc")
-CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # GC worker threads by name (comm): their CPU is GC work even when no pause runs (ZGC, Shenandoah).
 # The collectors' threads, by name (/proc/PID/task/TID/comm, cut at 15 characters). ZGC's uncommitter
 # counts: after a burst it gives gigabytes back, and its CPU taken for the app's made a quiet JVM look busy.
@@ -271,9 +271,8 @@ def _stat_cpu(path: Path) -> float:
     raw = _read(path)
     if not raw:
         return 0.0
-    fields = raw.rpartition(")")[2].split()
     try:
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return stat_cpu_seconds(raw)
     except (IndexError, ValueError):
         return 0.0
 

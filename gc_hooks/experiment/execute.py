@@ -23,10 +23,10 @@ from typing import Any
 
 from gc_hooks.experiment import measure
 from gc_hooks.experiment.design import Run
+from jvmbridge.proc import stat_cpu_seconds
 
 SAMPLE_EVERY = 0.1
 GRACE = 15.0  # seconds between SIGINT and SIGKILL when a run outlives its time limit
-_TICKS = os.sysconf("SC_CLK_TCK")
 _RUNNING: set[int] = set()  # process groups of the runs going now, for stop_all
 _RUNNING_LOCK = threading.Lock()
 _STOPPING = threading.Event()
@@ -102,8 +102,7 @@ def _own_cpu(pid: int) -> float | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rfind(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    return stat_cpu_seconds(stat)
 
 
 def _memory_kb(pid: int, field_name: str) -> int | None:

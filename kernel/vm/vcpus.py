@@ -14,12 +14,12 @@ addresses can be looked up in the System.map of Debian's matching -dbg package.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from jvmbridge.proc import stat_cpu_seconds
 from kernel.vm.monitor import Monitor
 
 _CPU = re.compile(r"^CPU#(\d+)", re.M)
@@ -66,8 +66,8 @@ def code_words(memory_dump: str) -> list[int]:
     return [w for w in words if KERNEL_TEXT[0] <= w < KERNEL_TEXT[1]]
 
 
-def vcpu_threads(qemu_pid: int) -> dict[str, tuple[str, int]]:
-    """QEMU's vCPU threads ("CPU 0/TCG" ...): name -> (scheduler state, CPU time in clock ticks)."""
+def vcpu_threads(qemu_pid: int) -> dict[str, tuple[str, float]]:
+    """QEMU's vCPU threads ("CPU 0/TCG" ...): name -> (scheduler state, CPU seconds used)."""
     threads = {}
     for task in Path(f"/proc/{qemu_pid}/task").glob("*"):
         try:
@@ -77,18 +77,16 @@ def vcpu_threads(qemu_pid: int) -> dict[str, tuple[str, int]]:
             continue  # a thread that ended meanwhile
         if not name.startswith("CPU "):
             continue
-        fields = stat.rpartition(")")[2].split()  # after "pid (comm)": state is field 3, utime/stime 14/15
-        threads[name] = (fields[0], int(fields[11]) + int(fields[12]))
+        threads[name] = (stat.rpartition(")")[2].split()[0], stat_cpu_seconds(stat))  # state: after "(comm)"
     return threads
 
 
-def thread_usage(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int]], seconds: float) -> str:
+def thread_usage(before: dict[str, tuple[str, float]], after: dict[str, tuple[str, float]], seconds: float) -> str:
     """One line: each vCPU thread's state and the share of a host CPU it used between the two readings."""
-    ticks = os.sysconf("SC_CLK_TCK")
     parts = []
     for name in sorted(after):
         state, used = after[name]
-        share = (used - before.get(name, (state, used))[1]) / ticks / seconds if seconds > 0 else 0.0
+        share = (used - before.get(name, (state, used))[1]) / seconds if seconds > 0 else 0.0
         parts.append(f"{name} {state} {share:.0%}")
     return "host threads (state, CPU used): " + ", ".join(parts) if parts else ""
 
