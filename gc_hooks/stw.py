@@ -146,13 +146,18 @@ class Coordinator:
     def coordinate(self, why: str, now: float) -> bool:
         """Drain, wait, collect, restore; False when a lease or HAProxy says not now."""
         leases = [lease for lease in (self.group_lease, self.backend_lease) if lease is not None]
-        taken = []
+        taken: list[Lease] = []
+        for lease in leases:
+            if not lease.try_acquire():
+                # held back: try again at the next tick, not after MIN_GAP. Waiting MIN_GAP would lock
+                # this JVM in phase with the holder, whose next turn also comes MIN_GAP after its last:
+                # it would find the lease taken every time and never collect.
+                self._hold(why, f"another JVM holds lease {lease.name}")
+                for held in taken:
+                    held.release()
+                return False
+            taken.append(lease)
         try:
-            for lease in leases:
-                if not lease.try_acquire():
-                    self._hold(why, f"another JVM holds lease {lease.name}")
-                    return False
-                taken.append(lease)
             began = time.monotonic()
             if self.lb is not None and self.runtime is not None:
                 reason = choose_server(self.runtime.stats(self.lb.backend), self.lb.server)
