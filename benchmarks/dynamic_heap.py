@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import math
+import mmap
 import os
 import signal
 import statistics
@@ -193,6 +195,7 @@ class CaseResult:
     status: int
     decisions: int
     quiet_min_used_mb: float  # the least heap in use in the quiet phases: the live set between bursts
+    committed_afresh_mb: list[float] = field(default_factory=list)  # heap committed during each burst
     heap: list[tuple[float, int, int]] = field(default_factory=list, repr=False)
     ends: list[float] = field(default_factory=list, repr=False)
 
@@ -224,6 +227,10 @@ def summarize(run: Run, status: int, jdk: int, gc: str) -> CaseResult:
         later = [(t, c) for t, c, _ in run.heap if t >= end + 10]
         if later:
             committed_after.append(round(later[0][1] / MB, 1))
+    afresh = []  # every rise of the committed heap inside a burst: memory the JVM had to fault in again
+    for start, end in zip(starts, ends, strict=False):
+        inside = [c for t, c, _ in run.heap if start <= t <= end]
+        afresh.append(round(sum(max(0, b - a) for a, b in zip(inside, inside[1:], strict=False)) / MB, 1))
     quiet_used = [u for t, _, u in run.heap if any(e <= t and not any(e < b <= t for b in starts) for e in ends)]
     pss = [p for _, p in run.pss]
     text = "\n".join(line for _, line in run.lines)
@@ -234,12 +241,40 @@ def summarize(run: Run, status: int, jdk: int, gc: str) -> CaseResult:
                       oom="OutOfMemoryError" in text or status == -signal.SIGKILL, status=status,
                       decisions=len(run.events.events) if run.events else 0,
                       quiet_min_used_mb=round(min(quiet_used) / MB, 1) if quiet_used else 0.0,
+                      committed_afresh_mb=afresh,
                       heap=list(run.heap), ends=ends)
+
+
+def later_bursts_afresh_gb(results: list[CaseResult], feature: int, gc: str, config: str) -> float:
+    """GB of heap a case committed afresh per burst after the first (which commits its heap afresh in
+    every configuration)."""
+    values = [v for r in results if (r.jdk, r.gc, r.config) == (feature, gc, config) for v in r.committed_afresh_mb[1:]]
+    return statistics.fmean(values) / 1024 if values else 0.0
 
 
 def geomean(values: list[float]) -> float | None:
     good = [v for v in values if v > 0]
     return round(math.exp(statistics.fmean(math.log(v) for v in good)), 3) if good else None
+
+
+# -- what a heap pays for memory it commits afresh -------------------------------------------
+
+def fault_in_seconds(size: int) -> float:
+    """Seconds to write every page of `size` fresh anonymous bytes (4 KB pages, as the JVMs here use)."""
+    area = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        pointer = ctypes.addressof(ctypes.c_char.from_buffer(area))
+        began = time.perf_counter()
+        ctypes.memset(pointer, 1, size)
+        return time.perf_counter() - began
+    finally:
+        area.close()
+
+
+def fault_in_price(size_mb: int = 512, rounds: int = 3) -> float:
+    """CPU seconds per GB to fault in fresh anonymous memory here (median of `rounds`): what a heap pays
+    for every GB it commits afresh, after it gave memory back or grew past what it had."""
+    return round(statistics.median(fault_in_seconds(size_mb * MB) for _ in range(rounds)) * 1024 / size_mb, 3)
 
 
 # -- memory back to the host from a VM --------------------------------------------------------------
@@ -450,11 +485,19 @@ def main() -> None:
     summary["cases"] = [r.fields() for r in results]
     summary["workload"] = {"bursts": bursts, "live_mb": live_mb, "burst_s": burst_s, "quiet_s": quiet_s,
                            "rounds": args.repeat}
+    price = fault_in_price() if features else None
     for feature in features:
         for gc in collectors:
             ops = {config: round(pooled(feature, gc, config, "ops")) for config in CONFIGS}
             print(f"JDK {feature} {gc}: throughput in bursts, median of {args.repeat} round(s): dynamic "
                   f"{ops['dynamic']} ops/s vs default {ops['default']} (static {ops['static']})", file=sys.stderr)
+            if price:  # bursts after the first: the first one commits its heap afresh in every configuration
+                afresh = {config: later_bursts_afresh_gb(results, feature, gc, config) for config in CONFIGS}
+                print(f"JDK {feature} {gc}: heap committed afresh per later burst: "
+                      + ", ".join(f"{config} {gb:.2f} GB ({gb * price:.1f} CPU s)" for config, gb in afresh.items())
+                      + f"; fresh memory costs {price:.2f} CPU s per GB to fault in here", file=sys.stderr)
+    if price:
+        summary["fault_in_cpu_s_per_gb"] = price
     summary["cpus"] = os.cpu_count()
     print(json.dumps(summary))
 
