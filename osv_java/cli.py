@@ -120,8 +120,8 @@ def cli(debug: bool) -> None:
 NO_STARTUP_ARCHIVE = click.option(
     "--startup-archive/--no-startup-archive", "startup_archive", default=False,
     help="A start-up archive for the app (an AOT cache or AppCDS archive), made the first time by a training "
-         "run of the app on this host. Off by default: that run is the app itself, with its side effects, "
-         "its files and its ports, stopped after 10 s.")
+         "run of the app on this host, in a sandbox (its own ports, nothing written), stopped once it has "
+         "started. Off by default: the first run of each new jar waits for that training run.")
 
 
 def common_app_options(func: F) -> F:

@@ -13,7 +13,11 @@ ignores a mismatched one without a word (or prints a warning on the app's stdout
 
 Training runs the app on this host, with the same JRE and class path the real run uses: for a VM
 the image's jlinked JRE and the jars as the image shows them (guest_view), which CDS cannot tell
-from the guest's (the JRE's location is not recorded; jar paths, sizes and mtimes are).
+from the guest's (the JRE's location is not recorded; jar paths, sizes and mtimes are). It runs in a
+sandbox (kernel.build.sandbox): ports of its own, nothing written outside its folder, so a server
+trained beside a running copy of itself clashes with nothing and an app's files are written once.
+It ends when the app exits, or once its class count has stood still for a while (a server waiting
+for requests), at the latest after TRAINING_TIMEOUT_S.
 """
 
 from __future__ import annotations
@@ -26,12 +30,15 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jvmbridge.errors import JvmError
+from jvmbridge.hsperf import PerfData
 from kernel import cache
-from kernel.build import guest_view
+from kernel.build import guest_view, sandbox
 from kernel.progress import say, warn
 
 FORMAT = 1
@@ -46,8 +53,11 @@ COMPRESSED_OOPS_LIMIT = 32 << 30  # a larger heap turns compressed oops off
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 # then SIGTERM (a server never ends by itself), on which the JVM writes the archive as it exits. The
 # archive is for the start-up: 10 s of the app on this host's CPUs covers the start-ups we know of (the
-# Clojure hello trains in 1.3 s), and a server's first run waits no longer than that
+# Clojure hello trains in 1.3 s), and a server's first run waits no longer than that; a run whose
+# class count stands still for SETTLED_S has started (a server waits for requests) and ends sooner
 TRAINING_TIMEOUT_S = 10.0
+SETTLED_S = 1.5
+POLL_S = 0.1
 DUMP_GRACE_S = 120.0
 
 
@@ -213,7 +223,7 @@ def make(training: Training, folder: Path, label: str) -> Archive | None:
     with tempfile.TemporaryDirectory(prefix="osv-java-train-") as scratch_name:
         scratch = Path(scratch_name)
         pairs = guest_view.stage(list(training.classpath), scratch) if training.guest_view else []
-        preexec = guest_view.binder(pairs) if pairs else None
+        preexec = sandbox.isolating(pairs, scratch)
         made = scratch / name
         reason = _train(training, made, scratch / "training.log", preexec)
         if reason is None:
@@ -259,13 +269,41 @@ def _train(training: Training, out: Path, log: Path, preexec: Callable[[], None]
     return None
 
 
-def _wait_for_training(proc: subprocess.Popen[bytes]) -> int | None:
-    """The training run's exit status; a run still going after TRAINING_TIMEOUT_S (a server) gets
-    SIGTERM, on which the JVM writes the archive as it exits; None when even that did not end it."""
+def _classes_loaded(pid: int, perf: list[PerfData]) -> int | None:
+    """Classes the training JVM has loaded so far (its hsperfdata, in the sandbox's /tmp), None
+    before it publishes them or when it does not (-XX:-UsePerfData)."""
     try:
-        return proc.wait(TRAINING_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)
+        if not perf:
+            perf.append(PerfData.open(pid))
+        loaded = perf[0].long("java.cls.loadedClasses") + perf[0].long("java.cls.sharedLoadedClasses")
+        return loaded or None  # no counters (yet): not a count that stands still
+    except (JvmError, OSError, ValueError):
+        return None
+
+
+def _wait_for_training(proc: subprocess.Popen[bytes]) -> int | None:
+    """The training run's exit status. A run still going once its class count has not moved for
+    SETTLED_S (a server waiting for requests, or work past its start-up), or after TRAINING_TIMEOUT_S,
+    gets SIGTERM, on which the JVM writes the archive as it exits; None when even that did not end it."""
+    began = time.monotonic()
+    perf: list[PerfData] = []
+    loaded, since = None, began
+    try:
+        while True:
+            try:
+                return proc.wait(POLL_S)
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            count = _classes_loaded(proc.pid, perf)
+            if count is not None and count != loaded:
+                loaded, since = count, now
+            if (loaded is not None and now - since >= SETTLED_S) or now - began >= TRAINING_TIMEOUT_S:
+                break
+    finally:
+        for opened in perf:
+            opened.close()
+    os.killpg(proc.pid, signal.SIGTERM)
     try:
         return proc.wait(DUMP_GRACE_S)
     except subprocess.TimeoutExpired:
