@@ -32,15 +32,22 @@ SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 _LEFT_AS_THEY_ARE = ("autofs",)
 
 
-def mount_points(mountinfo: str) -> list[tuple[str, str]]:
-    """(mount point, file system type) of each line of /proc/self/mountinfo, in its order."""
+# a remount keeps what it does not name: the flags of each mount are named again (in a user namespace
+# the kernel refuses a remount that would drop the ones locked by the namespace's owner)
+_KEPT_FLAGS = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21,
+               "strictatime": 1 << 24}
+
+
+def mount_points(mountinfo: str) -> list[tuple[str, str, int]]:
+    """(mount point, file system type, its flags to keep) of each line of /proc/self/mountinfo."""
     points = []
     for line in mountinfo.splitlines():
         fields = line.split()
-        if " - " not in line or len(fields) < 5:
+        if " - " not in line or len(fields) < 6:
             continue
         fstype = line.split(" - ", 1)[1].split()[0]
-        points.append((_unescape(fields[4]), fstype))
+        flags = sum(_KEPT_FLAGS.get(option, 0) for option in fields[5].split(","))
+        points.append((_unescape(fields[4]), fstype, flags))
     return points
 
 
@@ -88,11 +95,11 @@ def isolating(pairs: list[tuple[Path, Path]], writable: Path) -> Callable[[], No
                f"bind {writable} to itself")
         with open("/proc/self/mountinfo") as f:
             points = mount_points(f.read())
-        for point, fstype in reversed(points[:-1]):  # deepest first; the last one is the folder's own
+        for point, fstype, flags in reversed(points[:-1]):  # deepest first; the last is the folder's own
             if fstype in _LEFT_AS_THEY_ARE:
                 continue
             # MS_BIND: this mount's flags only, never the file system's (which the host shares)
-            _check(libc.mount(None, point.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None),
+            _check(libc.mount(None, point.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags, None),
                    f"make {point} read-only")
         _check(libc.mount(b"tmpfs", str(perf).encode(), b"tmpfs", 0, b"mode=755"),
                f"mount a tmpfs on {perf}")

@@ -61,9 +61,11 @@ def test_the_sandbox_gives_its_own_ports_and_perf_folder_and_keeps_the_rest_read
     assert not outside.exists() and not (sandbox.perf_folder() / "osv-sandbox-probe").exists(), "nothing else"
 
 
-def test_mountinfo_paths_are_unescaped() -> None:
+def test_mountinfo_paths_are_unescaped_and_mount_flags_kept() -> None:
     line = r"36 25 0:32 / /mnt/with\040space rw,relatime shared:1 - tmpfs tmpfs rw"
-    assert sandbox.mount_points(line + "\n") == [("/mnt/with space", "tmpfs")]
+    assert sandbox.mount_points(line + "\n") == [("/mnt/with space", "tmpfs", 1 << 21)]
+    line = "22 1 0:21 / /dev/shm rw,nosuid,nodev shared:2 - tmpfs tmpfs rw"
+    assert sandbox.mount_points(line) == [("/dev/shm", "tmpfs", 2 | 4)], "nosuid and nodev are kept"
 
 
 @pytest.mark.parametrize("feature", ["17", "25"])
