@@ -14,6 +14,7 @@ import ctypes
 import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 from kernel.formats.cpio import IMAGE_MTIME
 
@@ -34,7 +35,7 @@ def stage(files: list[Path], folder: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     os.write(2, f"osv-java: {message}\n".encode())
     os._exit(125)
 

@@ -95,8 +95,12 @@ def isolating(pairs: list[tuple[Path, Path]], writable: Path) -> Callable[[], No
                f"bind {writable} to itself")
         with open("/proc/self/mountinfo") as f:
             points = mount_points(f.read())
-        for point, fstype, flags in reversed(points[:-1]):  # deepest first; the last is the folder's own
-            if fstype in _LEFT_AS_THEY_ARE:
+        where = os.path.realpath(writable)  # as mountinfo shows it
+        own = max((i for i, (point, _, _) in enumerate(points) if point == where), default=-1)  # the newest
+        if own < 0:
+            guest_view.fail(f"training sandbox: {where} is not among the mounts after binding it")
+        for index, (point, fstype, flags) in reversed(list(enumerate(points))):  # deepest first
+            if index == own or fstype in _LEFT_AS_THEY_ARE:
                 continue
             # MS_BIND: this mount's flags only, never the file system's (which the host shares)
             _check(libc.mount(None, point.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags, None),
