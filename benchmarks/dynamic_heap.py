@@ -292,7 +292,8 @@ def _guest_committed(name: str) -> int | None:
 
 
 def vm_return(dynamic: bool, live_mb: int = 150, after_s: float = 30.0) -> dict[str, float | None]:
-    """One burst in a VM (`osv-java run -m 1G`, JDK 17, G1; a live set that fits the JDK's own maximum,
+    """One burst in a VM (`osv-java run -m 1G`, JDK 17, the collector HotSpot picks there: Serial, since a
+    machine under 1792 MB is not server-class; a live set that fits the JDK's own maximum,
     a quarter of the guest's memory, so the baseline runs too), then quiet: how much of the heap the guest
     JVM gave up within `after_s` of the burst's end, and how much of QEMU's resident set went back to
     the host in the same time. Under TCG: shares, not times."""
