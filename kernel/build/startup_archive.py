@@ -284,7 +284,9 @@ def _classes_loaded(pid: int, perf: list[PerfData]) -> int | None:
 def _wait_for_training(proc: subprocess.Popen[bytes]) -> int | None:
     """The training run's exit status. A run still going once its class count has not moved for
     SETTLED_S (a server waiting for requests, or work past its start-up), or after TRAINING_TIMEOUT_S,
-    gets SIGTERM, on which the JVM writes the archive as it exits; None when even that did not end it."""
+    gets SIGTERM, on which the JVM writes the archive as it exits; None when even that did not end it.
+    A JVM that removed its counters is exiting already, writing the archive (JDK 25 in a child JVM of
+    the same process group): it is left to finish."""
     began = time.monotonic()
     perf: list[PerfData] = []
     loaded, since = None, began
@@ -294,6 +296,8 @@ def _wait_for_training(proc: subprocess.Popen[bytes]) -> int | None:
                 return proc.wait(POLL_S)
             except subprocess.TimeoutExpired:
                 pass
+            if perf and not perf[0].path.exists():
+                return _wait_or_kill(proc)
             now = time.monotonic()
             count = _classes_loaded(proc.pid, perf)
             if count is not None and count != loaded:
@@ -304,6 +308,11 @@ def _wait_for_training(proc: subprocess.Popen[bytes]) -> int | None:
         for opened in perf:
             opened.close()
     os.killpg(proc.pid, signal.SIGTERM)
+    return _wait_or_kill(proc)
+
+
+def _wait_or_kill(proc: subprocess.Popen[bytes]) -> int | None:
+    """The exit status within DUMP_GRACE_S; else the run is killed and None."""
     try:
         return proc.wait(DUMP_GRACE_S)
     except subprocess.TimeoutExpired:
