@@ -270,7 +270,7 @@ def _train(training: Training, out: Path, log: Path, preexec: Callable[[], None]
 
 
 def _classes_loaded(pid: int, perf: list[PerfData]) -> int | None:
-    """Classes the training JVM has loaded so far (its hsperfdata, in the sandbox's /tmp), None
+    """Classes the training JVM has loaded so far (its hsperfdata, on the sandbox's own tmpfs), None
     before it publishes them or when it does not (-XX:-UsePerfData)."""
     try:
         if not perf:
