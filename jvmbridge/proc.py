@@ -26,6 +26,35 @@ def stat_cpu_seconds(stat: str) -> float:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """One line of /proc/PID/mountinfo; paths with mountinfo's octal escapes undone."""
+
+    root: str  # the mounted path within its file system
+    point: str  # where it is mounted
+    options: str  # this mount's own options (ro, nosuid, relatime, ...)
+    fstype: str
+    super_options: str  # the file system's options
+
+
+def mounts(mountinfo: str) -> list[Mount]:
+    """Each well-formed line of a mountinfo text, in its order."""
+    found = []
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields, rfields = left.split(), right.split()
+        if len(fields) >= 6 and len(rfields) >= 3:
+            found.append(Mount(_unescape(fields[3]), _unescape(fields[4]), fields[5], rfields[0], rfields[2]))
+    return found
+
+
+def _unescape(path: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        path = path.replace(code, char)
+    return path
+
+
+@dataclass(frozen=True)
 class ProcessInfo:
     """A process as seen from here: host pid, namespace pid, effective owner, its filesystem root."""
 

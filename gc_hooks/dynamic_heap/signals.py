@@ -14,6 +14,7 @@ from pathlib import Path
 
 from jvmbridge.errors import JvmError
 from jvmbridge.hsperf import PerfData
+from jvmbridge.proc import mounts as proc_mounts
 from jvmbridge.proc import stat_cpu_seconds
 
 PROC = Path("/proc")
@@ -116,13 +117,8 @@ def _kv(path: Path) -> dict[str, int]:
 
 def _mounts(mountinfo: Path) -> list[tuple[str, Path, str, str]]:
     """(root within the fs, mount point, fs type, super options) of each cgroup mount."""
-    found = []
-    for line in (_read(mountinfo) or "").splitlines():
-        left, _, right = line.partition(" - ")
-        fields, rfields = left.split(), right.split()
-        if len(fields) >= 5 and len(rfields) >= 3 and rfields[0] in ("cgroup", "cgroup2"):
-            found.append((fields[3], Path(fields[4]), rfields[0], rfields[2]))
-    return found
+    return [(m.root, Path(m.point), m.fstype, m.super_options) for m in proc_mounts(_read(mountinfo) or "")
+            if m.fstype in ("cgroup", "cgroup2")]
 
 
 def memory_cgroup(pid: int | str = "self", proc: Path = PROC) -> CgroupMemory | None:

@@ -23,6 +23,7 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
+from jvmbridge.proc import mounts
 from kernel.build import guest_view
 
 CLONE_NEWNET = 0x40000000
@@ -30,8 +31,6 @@ MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 # mounts a remount would wake (autofs: it would mount what it stands for)
 _LEFT_AS_THEY_ARE = ("autofs",)
-
-
 # a remount keeps what it does not name: the flags of each mount are named again (in a user namespace
 # the kernel refuses a remount that would drop the ones locked by the namespace's owner)
 _KEPT_FLAGS = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21,
@@ -40,22 +39,8 @@ _KEPT_FLAGS = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratim
 
 def mount_points(mountinfo: str) -> list[tuple[str, str, int]]:
     """(mount point, file system type, its flags to keep) of each line of /proc/self/mountinfo."""
-    points = []
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        if " - " not in line or len(fields) < 6:
-            continue
-        fstype = line.split(" - ", 1)[1].split()[0]
-        flags = sum(_KEPT_FLAGS.get(option, 0) for option in fields[5].split(","))
-        points.append((_unescape(fields[4]), fstype, flags))
-    return points
-
-
-def _unescape(path: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as octal escapes."""
-    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-        path = path.replace(code, char)
-    return path
+    return [(m.point, m.fstype, sum(_KEPT_FLAGS.get(option, 0) for option in m.options.split(",")))
+            for m in mounts(mountinfo)]
 
 
 def _check(result: int, what: str) -> None:
