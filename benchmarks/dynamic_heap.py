@@ -6,8 +6,10 @@ phase follows). Cases, interleaved per JDK and collector (G1 and ZGC, JDK 17 and
 
   default  the JDK's own sizing
   static   -Xmx set by hand to twice the burst's live set
-  dynamic  the dynamic-heap policy: its launch flags and its supervisor beside the JVM (as
-           --target process and `osv-java attach` run it: gc_hooks.runner.SupervisorRunner)
+  dynamic  what `osv-java run --target process` applies by default: the dynamic heap and huge pages,
+           their launch flags and their supervisors beside the JVM (gc_hooks.runner.SupervisorRunner)
+  dynamic-heap  the dynamic heap alone (`--hugepages off`)          } only with --configs: what each
+  hugepages     huge pages alone (`--dynamic-heap off`)             } of the two brings
 
 Per case: peak and mean PSS (/proc/PID/smaps_rollup, sampled every 0.25 s), committed heap 10 s
 after each burst, seconds from a burst's end until the committed heap is back within
@@ -52,7 +54,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gc_hooks.dynamic_heap.policy import DynamicHeap  # noqa: E402
+from gc_hooks import policies  # noqa: E402
 from gc_hooks.runner import SupervisorRunner  # noqa: E402
 from gc_hooks.seam import Machine  # noqa: E402
 from jvmbridge import jdk as jdks  # noqa: E402
@@ -66,6 +68,9 @@ from tests.osvtest import stop  # noqa: E402
 JAR = ROOT / "examples" / "bursty" / "bursty.jar"
 MB = 1024 * 1024
 CONFIGS = ("default", "static", "dynamic")
+HUGE = ("dynamic", "hugepages")  # the configurations whose heap is on 2 MB pages (THP)
+HOOKS = {"dynamic": policies.HookSettings(), "dynamic-heap": policies.HookSettings(hugepages="off"),
+         "hugepages": policies.HookSettings(dynamic_heap=False)}
 COLLECTORS = {"G1": "-XX:+UseG1GC", "ZGC": "-XX:+UseZGC"}
 
 
@@ -120,21 +125,20 @@ def launch(java: Path, config: str, collector: str, live_mb: int, workload: list
     if config == "static":
         user.append(f"-Xmx{2 * live_mb}m")
     options = list(user)
-    policy = DynamicHeap()
-    machine = Machine("process", None, os.cpu_count(), feature, tuple(user))
-    if config == "dynamic":
-        options = [*policy.jvm_options(machine), *user]
+    hooks = None
+    if config in HOOKS:  # as `osv-java run --target process` plans them: the policies' flags before the user's
+        machine = Machine("process", None, None, feature, tuple(user))
+        hooks = policies.plan(policies.choose(HOOKS[config], machine), machine)
+        options = [*hooks.jvm_options, *user]
     argv = [str(java), *options, "-jar", str(JAR), *workload]
     if cgroup is not None:
         argv = ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "sh", *argv]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     run = Run(config, proc, time.monotonic())
     threading.Thread(target=_read, args=(run,), daemon=True).start()
-    if config == "dynamic":
-        spec = policy.supervisor(machine)
-        assert spec is not None
+    if hooks is not None and hooks.supervisors:
         run.events = Events()
-        run.runner = SupervisorRunner([spec], run.events)
+        run.runner = SupervisorRunner(hooks.supervisors, run.events)
         run.runner.start(proc.pid)
     threading.Thread(target=_sample, args=(run,), daemon=True).start()
     return run
@@ -239,7 +243,7 @@ def summarize(run: Run, status: int, jdk: int, gc: str) -> CaseResult:
                       mean_pss_mb=round(statistics.fmean(pss) / MB, 1) if pss else 0.0,
                       committed_10s_after_mb=committed_after, reclaim_s=[], ops_per_s=ops, ops_per_cpu_s=ops_per_cpu,
                       oom="OutOfMemoryError" in text or status == -signal.SIGKILL, status=status,
-                      decisions=len(run.events.events) if run.events else 0,
+                      decisions=sum(1 for e in run.events.events if e.policy == "dynamic-heap") if run.events else 0,
                       quiet_min_used_mb=round(min(quiet_used) / MB, 1) if quiet_used else 0.0,
                       committed_afresh_mb=afresh,
                       heap=list(run.heap), ends=ends)
@@ -259,10 +263,13 @@ def geomean(values: list[float]) -> float | None:
 
 # -- what a heap pays for memory it commits afresh -------------------------------------------
 
-def fault_in_seconds(size: int) -> float:
-    """Seconds to write every page of `size` fresh anonymous bytes (4 KB pages, as the JVMs here use)."""
+def fault_in_seconds(size: int, huge: bool = False) -> float:
+    """Seconds to write every page of `size` fresh anonymous bytes: on 4 KB pages, or with `huge` on the
+    2 MB pages a JVM asks for with -XX:+UseTransparentHugePages (madvise)."""
     area = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     try:
+        if huge:
+            area.madvise(mmap.MADV_HUGEPAGE)
         pointer = ctypes.addressof(ctypes.c_char.from_buffer(area))
         began = time.perf_counter()
         ctypes.memset(pointer, 1, size)
@@ -271,10 +278,18 @@ def fault_in_seconds(size: int) -> float:
         area.close()
 
 
-def fault_in_price(size_mb: int = 512, rounds: int = 3) -> float:
-    """CPU seconds per GB to fault in fresh anonymous memory here (median of `rounds`): what a heap pays
-    for every GB it commits afresh, after it gave memory back or grew past what it had."""
-    return round(statistics.median(fault_in_seconds(size_mb * MB) for _ in range(rounds)) * 1024 / size_mb, 3)
+def fault_in_price(size_mb: int = 512, rounds: int = 2, huge: bool = False, idle_s: float = 10.0) -> float:
+    """CPU seconds per GB to fault in anonymous memory that was freed `idle_s` before (median of
+    `rounds`): what a heap pays for every GB it commits again in a burst after a quiet phase. The
+    wait matters on a machine whose kernel reports free memory to its hypervisor (virtio-balloon free
+    page reporting, as in our own VMs): the 2 MB blocks reported meanwhile cost the hypervisor's
+    faults as well when they come back."""
+    seconds = []
+    for _ in range(rounds):
+        fault_in_seconds(size_mb * MB, huge)
+        time.sleep(idle_s)
+        seconds.append(fault_in_seconds(size_mb * MB, huge))
+    return round(statistics.median(seconds) * 1024 / size_mb, 3)
 
 
 # -- memory back to the host from a VM --------------------------------------------------------------
@@ -385,6 +400,8 @@ def main() -> None:
     parser.add_argument("--only-vm", action="store_true", help="the VM case alone")
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds of the process cases, interleaved (throughput in 5 s bursts is noisy: 3+)")
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help="of default,static,dynamic,dynamic-heap,hugepages (each policy alone)")
     parser.add_argument("--collectors", default=",".join(COLLECTORS), help="of G1,ZGC")
     parser.add_argument("--jdks", default="17,25", help="feature releases, where installed")
     args = parser.parse_args()
@@ -397,6 +414,10 @@ def main() -> None:
     wanted = [int(f) for f in args.jdks.split(",")]
     features = [17] if args.quick else [f for f in wanted if f in found]
     collectors = {name: COLLECTORS[name] for name in args.collectors.split(",")}
+    configs = [c for c in args.configs.split(",") if c]
+    unknown = [c for c in configs if c not in (*CONFIGS, *HOOKS)]
+    if unknown or "default" not in configs:
+        parser.error(f"--configs {args.configs!r}: give default and any of static, dynamic, dynamic-heap, hugepages")
     if args.only_vm:
         features, args.no_density, args.no_vm = [], True, False
     if 17 not in found:
@@ -407,7 +428,7 @@ def main() -> None:
         for gc, flag in collectors.items():
             pair = []
             for _ in range(args.repeat):
-                for config in CONFIGS:  # interleaved: drift on the machine hits all three alike
+                for config in configs:  # interleaved: drift on the machine hits all three alike
                     run = launch(java, config, flag, live_mb, workload, feature)
                     status = finish(run, timeout=bursts * (burst_s + quiet_s) * 4 + 60)
                     pair.append(summarize(run, status, feature, gc))
@@ -427,6 +448,8 @@ def main() -> None:
     def pooled(feature: int, gc: str, config: str, metric: str) -> float:
         """One figure per case over its rounds: mean PSS averaged, throughput the median of all bursts."""
         cases = [r for r in results if r.jdk == feature and r.gc == gc and r.config == config]
+        if not cases:
+            return 0.0
         if metric == "pss":
             return statistics.fmean(r.mean_pss_mb for r in cases)
         values = [v for r in cases for v in (r.ops_per_s if metric == "ops" else r.ops_per_cpu_s)]
@@ -451,6 +474,8 @@ def main() -> None:
         "reclaim_bursts_not_reclaimed": len(reclaims) - len(measured),
         "throughput_ratio_dynamic_vs_default": geomean(pairs("ops")),
         "throughput_per_cpu_ratio_dynamic_vs_default": geomean(pairs("ops_cpu")),
+        **{f"throughput_ratio_{config.replace('-', '_')}_alone_vs_default": geomean(pairs("ops", config))
+           for config in ("dynamic-heap", "hugepages") if config in configs},
         "oom_dynamic": sum(1 for r in results if r.config == "dynamic" and r.oom),
     }
     if not args.no_vm:
@@ -487,18 +512,22 @@ def main() -> None:
     summary["workload"] = {"bursts": bursts, "live_mb": live_mb, "burst_s": burst_s, "quiet_s": quiet_s,
                            "rounds": args.repeat}
     price = fault_in_price() if features else None
+    huge_price = fault_in_price(huge=True) if features else None
     for feature in features:
         for gc in collectors:
-            ops = {config: round(pooled(feature, gc, config, "ops")) for config in CONFIGS}
-            print(f"JDK {feature} {gc}: throughput in bursts, median of {args.repeat} round(s): dynamic "
-                  f"{ops['dynamic']} ops/s vs default {ops['default']} (static {ops['static']})", file=sys.stderr)
+            ops = {config: round(pooled(feature, gc, config, "ops")) for config in configs}
+            print(f"JDK {feature} {gc}: throughput in bursts, median of {args.repeat} round(s): "
+                  + ", ".join(f"{config} {value} ops/s" for config, value in ops.items()), file=sys.stderr)
             if price:  # bursts after the first: the first one commits its heap afresh in every configuration
-                afresh = {config: later_bursts_afresh_gb(results, feature, gc, config) for config in CONFIGS}
+                afresh = {config: later_bursts_afresh_gb(results, feature, gc, config) for config in configs}
                 print(f"JDK {feature} {gc}: heap committed afresh per later burst: "
-                      + ", ".join(f"{config} {gb:.2f} GB ({gb * price:.1f} CPU s)" for config, gb in afresh.items())
-                      + f"; fresh memory costs {price:.2f} CPU s per GB to fault in here", file=sys.stderr)
+                      + ", ".join(f"{config} {gb:.2f} GB ({gb * (huge_price if config in HUGE else price):.1f} CPU s)"
+                                  for config, gb in afresh.items())
+                      + f"; memory freed 10 s before costs {price:.2f} CPU s per GB to fault in again here on "
+                      f"4 KB pages, {huge_price} on 2 MB pages", file=sys.stderr)
     if price:
         summary["fault_in_cpu_s_per_gb"] = price
+        summary["fault_in_cpu_s_per_gb_huge_pages"] = huge_price
     summary["cpus"] = os.cpu_count()
     print(json.dumps(summary))
 
