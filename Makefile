@@ -11,7 +11,7 @@ APT_PACKAGES += scala clojure groovy jruby kotlin rhino jython
 APT_PACKAGES += libh2-java ant checkstyle libsaxonhe-java jetty9 haproxy
 APT_PACKAGES += skopeo umoci libvirt-daemon-system libvirt-clients
 
-.PHONY: run test check deps apt venv kernel examples fuzz clean
+.PHONY: run test check deps apt venv bytecode kernel examples fuzz clean
 
 run: deps examples
 	$(OSV) run examples/hello/hello.jar
@@ -23,7 +23,7 @@ check: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-deps: apt venv kernel
+deps: apt venv bytecode kernel
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -40,6 +40,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+# Every osv-java command imports these: compiled once here, it starts sooner, also where
+# PYTHONDONTWRITEBYTECODE is set (as in many container images) and Python would compile them at each run.
+bytecode: venv
+	$(PY) -m compileall -q -j 0 osv_java gc_hooks jvmbridge kernel
 
 kernel: venv
 	$(OSV) kernel fetch

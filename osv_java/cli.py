@@ -22,8 +22,6 @@ import click
 from gc_hooks.policies import HookSettings
 from gc_hooks.seam import HookEvent
 from jvmbridge.errors import OsvJavaError, StopTimeout, UsageError
-from kernel import linux
-from kernel.build import image as images
 from kernel.vm import registry
 from kernel.vm import volumes as volume_specs
 from osv_java import launch, options
@@ -313,6 +311,8 @@ def build(app: str, classpath: str | None, jdk_spec: str | None, lang: str | Non
           kernel_path: Path | None, modules_dir: Path | None, output: Path, as_json: bool,
           startup_archive: bool) -> None:
     """Build an image of APP into OUTPUT without running it (its start-up archive is trained without arguments)."""
+    from kernel.build import image as images
+
     images.check_output(output)
     resolved = launch.resolve(app, [], classpath, jdk_spec, lang, with_runtimes)
     kernel = launch.kernel_for(kernel_path, modules_dir, verbose=False)
@@ -341,6 +341,8 @@ def kernel() -> None:
 @kernel.command("fetch")
 def kernel_fetch() -> None:
     """Download Debian's cloud kernel into the cache (done on first run otherwise)."""
+    from kernel import linux
+
     k = linux.fetch_debian_kernel(progress=True)
     click.echo(f"{k.image} ({k.release})")
 

@@ -14,15 +14,16 @@ from gc_hooks.policies import HookSettings
 from gc_hooks.seam import Machine
 from jvmbridge import jdk as jdks
 from jvmbridge.errors import UsageError
-from kernel import linux
 from kernel.build import app as apps
-from kernel.build import image as images
-from kernel.build import jre, startup_archive
 from kernel.build.app import AppSpec
-from kernel.build.image import BuildRequest
 from kernel.build.layout import JRE_IN_IMAGE
-from kernel.guest.wire import CLASS_INIT_LOG
 from kernel.progress import say
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the VM path's modules: a --target process run starts sooner without importing them
+    from kernel import linux
+    from kernel.build import image as images
+    from kernel.build import startup_archive
 
 GUEST_ENV = {"PATH": f"{JRE_IN_IMAGE}/bin", "HOME": "/root", "LANG": "C.UTF-8", "USER": "root"}
 
@@ -120,6 +121,8 @@ def resolve(app_arg: str, args: list[str], classpath: str | None, jdk_spec: str 
     target = RunInputs(app=spec, args=resolved.args, jdk=jdk, extra_trees=resolved.trees,
                        extra_jvm_options=resolved.options, host_jvm_options=resolved.host_options)
     if link_modules:
+        from kernel.build import jre
+
         found = None if resolved.needs_all_modules else jre.app_modules(jdk, [*spec.classpath, *spec.runtime])
         if found is None:
             target.modules = jre.FALLBACK_MODULES
@@ -134,6 +137,8 @@ def resolve(app_arg: str, args: list[str], classpath: str | None, jdk_spec: str 
 
 def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool,
                volumes: bool = False) -> linux.Kernel:
+    from kernel import linux
+
     if kernel_path is None:
         if modules_dir is not None:
             raise UsageError("--modules goes with --kernel", hint="give --kernel PATH too, or drop --modules")
@@ -159,7 +164,9 @@ def kernel_for(kernel_path: Path | None, modules_dir: Path | None, verbose: bool
 
 def build_image(target: RunInputs, kernel: linux.Kernel, output: Path | None,
                 hook_modules: tuple[str, ...], archive: startup_archive.Archive | None = None) -> images.Image:
-    request = BuildRequest(app=target.app, jdk=target.jdk, kernel=kernel, modules=target.modules,
+    from kernel.build import image as images
+
+    request = images.BuildRequest(app=target.app, jdk=target.jdk, kernel=kernel, modules=target.modules,
                            extra_trees=target.extra_trees, extra_jvm_options=target.extra_jvm_options,
                            hook_modules=hook_modules, startup_archive=archive)
     return images.build(request, output=output, notes=target.notes)
@@ -173,6 +180,8 @@ def startup_archive_for_image(target: RunInputs, user_env: dict[str, str],
                               jvm_options: list[str]) -> startup_archive.Archive | None:
     """The start-up archive a VM image of `target` carries, for the JRE linked for it and the image's
     view of its class path (trained on this host, in a private mount namespace)."""
+    from kernel.build import jre, startup_archive
+
     if not startup_archive.supported(target.jdk.feature):
         say(f"no start-up archive: {target.jdk.describe()} has none before JDK {startup_archive.FIRST_FEATURE}")
         return None
@@ -185,7 +194,7 @@ def startup_archive_for_image(target: RunInputs, user_env: dict[str, str],
     training = startup_archive.Training(
         jre=jre_dir, feature=target.jdk.feature,
         options=(*target.host_jvm_options, *startup_archive.layout_options(jvm_options)),
-        launch=tuple(images.launch_arguments(target.app)), args=tuple(target.args),
+        launch=tuple(apps.launch_arguments(target.app)), args=tuple(target.args),
         classpath=(*target.app.classpath, *target.app.runtime), guest_view=True, env=env, cwd=os.getcwd())
     return startup_archive.ensure(training, _app_label(target.app), before_training=lambda: _check_app(target))
 
@@ -200,13 +209,15 @@ def _check_app(target: RunInputs) -> None:
 def startup_archive_for_host(target: RunInputs, user_env: dict[str, str],
                              jvm_options: list[str]) -> startup_archive.Archive | None:
     """The start-up archive of a --target process run: for the host JDK and the host's class path files."""
+    from kernel.build import startup_archive
+
     if not startup_archive.supported(target.jdk.feature):
         say(f"no start-up archive: {target.jdk.describe()} has none before JDK {startup_archive.FIRST_FEATURE}")
         return None
     training = startup_archive.Training(
         jre=target.jdk.home, feature=target.jdk.feature,
         options=(*target.extra_jvm_options, *startup_archive.layout_options(jvm_options)),
-        launch=tuple(images.launch_arguments(target.app)), args=tuple(target.args),
+        launch=tuple(apps.launch_arguments(target.app)), args=tuple(target.args),
         classpath=(*target.app.classpath, *target.app.runtime), guest_view=False, env=host_env(user_env),
         cwd=os.getcwd())
     return startup_archive.ensure(training, _app_label(target.app))
@@ -216,6 +227,8 @@ def guest_argv(image: images.Image, jvm_options: list[str], args: list[str], boo
                hook_options: list[str]) -> list[str]:
     """The guest JVM's command line: the image's defaults and start-up archive, the policies' options,
     then the user's."""
+    from kernel.guest.wire import CLASS_INIT_LOG
+
     command = list(image.manifest["jvm_command"])
     archive = image.manifest.get("startup_archive") or {}
     extra = [*image.manifest.get("jvm_defaults", []), *archive.get("jvm_options", []), *hook_options, *jvm_options]
@@ -238,7 +251,7 @@ def host_argv(target: RunInputs, jvm_options: list[str], memory_mb: int | None, 
     if cpus is not None:
         argv.append(f"-XX:ActiveProcessorCount={cpus}")
     argv += [*hook_options, *jvm_options]
-    return [*argv, *images.launch_arguments(app), *target.args]
+    return [*argv, *apps.launch_arguments(app), *target.args]
 
 
 def image_hook_modules(jdk: jdks.Jdk, hooks: policies.Plan | None = None) -> tuple[str, ...]:

@@ -57,10 +57,12 @@ class DynamicHeap(Policy):
         return ["-device", BALLOON] if machine.target == "vm" else []
 
     def host_monitor(self, machine: Machine) -> HostMonitor | None:
+        if machine.target != "vm":
+            return None
         # imported here: the module is the host's, and the guest's copy of this one stays small
         from gc_hooks.dynamic_heap.balloon import BalloonMonitor
 
-        return BalloonMonitor() if machine.target == "vm" else None
+        return BalloonMonitor()
 
     def supervisor(self, machine: Machine) -> SupervisorSpec | None:
         settings: dict[str, object] = {"interval": self.interval, "target": machine.target}

@@ -217,6 +217,18 @@ def manifest_classpath(jar: Path, attributes: dict[str, str]) -> list[Path]:
     return entries
 
 
+def launch_arguments(app: AppSpec) -> list[str]:
+    """What follows the JVM options: `-jar JAR` like java, or `-cp PATH MAIN`.
+
+    A jar plus runtimes (--with scala) cannot use -jar, which ignores -cp: it runs as
+    `-cp JAR:ITS-CLASS-PATH:RUNTIMES Main-Class` instead.
+    """
+    if app.kind == "jar" and not app.runtime:
+        assert app.jar is not None
+        return ["-jar", str(app.jar)]
+    return ["-cp", ":".join(str(p) for p in (*app.classpath, *app.runtime)), app.main_class]
+
+
 def manifest_links(paths: tuple[Path, ...] | list[Path]) -> dict[str, Path]:
     """Class-Path entries of the jars in `paths` that name one of `paths` through a symlink: literal
     path -> the file it resolves to. The image holds them as symlinks, so each entry exists in the

@@ -24,7 +24,7 @@ from pathlib import Path
 from jvmbridge.errors import BuildError, DependencyError
 from jvmbridge.jdk import Jdk
 from kernel import cache, linux
-from kernel.build.app import AppSpec, manifest_links
+from kernel.build.app import AppSpec, launch_arguments, manifest_links
 from kernel.build.layout import (
     BUSYBOX_COMMANDS,
     BUSYBOX_IN_IMAGE,
@@ -223,18 +223,6 @@ def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
         f"startup_archive={request.startup_archive.sha256 if request.startup_archive else 'none'}",
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
-
-
-def launch_arguments(app: AppSpec) -> list[str]:
-    """What follows the JVM options: `-jar JAR` like java, or `-cp PATH MAIN`.
-
-    A jar plus runtimes (--with scala) cannot use -jar, which ignores -cp: it runs as
-    `-cp JAR:ITS-CLASS-PATH:RUNTIMES Main-Class` instead.
-    """
-    if app.kind == "jar" and not app.runtime:
-        assert app.jar is not None
-        return ["-jar", str(app.jar)]
-    return ["-cp", ":".join(str(p) for p in (*app.classpath, *app.runtime)), app.main_class]
 
 
 def guest_jvm_defaults(jdk: Jdk) -> list[str]:

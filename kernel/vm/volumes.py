@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jvmbridge.errors import BootError, DependencyError, UsageError
-from kernel.vm import qemu
 
 TAG_PREFIX = "osvvol"  # the N-th volume's virtiofs tag is osvvolN
 VIRTIOFSD_PLACES = ("/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd")
@@ -123,6 +122,8 @@ class FileServers:
         """Start every virtiofsd and wait until each listens on its socket."""
         if not self.volumes:
             return
+        from kernel.vm import qemu  # here: a --target process run parses volumes and starts sooner without it
+
         binary = virtiofsd_binary()
         for volume, (_, sock) in zip(self.volumes, self.sockets(), strict=True):
             sock.unlink(missing_ok=True)
