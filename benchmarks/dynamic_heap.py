@@ -428,7 +428,7 @@ def main() -> None:
         for gc, flag in collectors.items():
             pair = []
             for _ in range(args.repeat):
-                for config in configs:  # interleaved: drift on the machine hits all three alike
+                for config in configs:  # interleaved: drift on the machine hits them all alike
                     run = launch(java, config, flag, live_mb, workload, feature)
                     status = finish(run, timeout=bursts * (burst_s + quiet_s) * 4 + 60)
                     pair.append(summarize(run, status, feature, gc))

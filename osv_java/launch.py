@@ -167,8 +167,8 @@ def build_image(target: RunInputs, kernel: linux.Kernel, output: Path | None,
     from kernel.build import image as images
 
     request = images.BuildRequest(app=target.app, jdk=target.jdk, kernel=kernel, modules=target.modules,
-                           extra_trees=target.extra_trees, extra_jvm_options=target.extra_jvm_options,
-                           hook_modules=hook_modules, startup_archive=archive)
+                                  extra_trees=target.extra_trees, extra_jvm_options=target.extra_jvm_options,
+                                  hook_modules=hook_modules, startup_archive=archive)
     return images.build(request, output=output, notes=target.notes)
 
 
