@@ -68,7 +68,6 @@ from tests.osvtest import stop  # noqa: E402
 JAR = ROOT / "examples" / "bursty" / "bursty.jar"
 MB = 1024 * 1024
 CONFIGS = ("default", "static", "dynamic")
-HUGE = ("dynamic", "hugepages")  # the configurations whose heap is on 2 MB pages (THP)
 HOOKS = {"dynamic": policies.HookSettings(), "dynamic-heap": policies.HookSettings(hugepages="off"),
          "hugepages": policies.HookSettings(dynamic_heap=False)}
 COLLECTORS = {"G1": "-XX:+UseG1GC", "ZGC": "-XX:+UseZGC"}
@@ -142,6 +141,11 @@ def launch(java: Path, config: str, collector: str, live_mb: int, workload: list
         run.runner.start(proc.pid)
     threading.Thread(target=_sample, args=(run,), daemon=True).start()
     return run
+
+
+def on_huge_pages(config: str) -> bool:
+    """Whether the configuration's heap is on 2 MB pages: the huge-pages policy is among its hooks."""
+    return config in HOOKS and HOOKS[config].hugepages != "off"
 
 
 def _read(run: Run) -> None:
@@ -520,9 +524,10 @@ def main() -> None:
                   + ", ".join(f"{config} {value} ops/s" for config, value in ops.items()), file=sys.stderr)
             if price:  # bursts after the first: the first one commits its heap afresh in every configuration
                 afresh = {config: later_bursts_afresh_gb(results, feature, gc, config) for config in configs}
+                cost = {config: gb * (huge_price if on_huge_pages(config) and huge_price else price)
+                        for config, gb in afresh.items()}
                 print(f"JDK {feature} {gc}: heap committed afresh per later burst: "
-                      + ", ".join(f"{config} {gb:.2f} GB ({gb * (huge_price if config in HUGE else price):.1f} CPU s)"
-                                  for config, gb in afresh.items())
+                      + ", ".join(f"{config} {gb:.2f} GB ({cost[config]:.1f} CPU s)" for config, gb in afresh.items())
                       + f"; memory freed 10 s before costs {price:.2f} CPU s per GB to fault in again here on "
                       f"4 KB pages, {huge_price} on 2 MB pages", file=sys.stderr)
     if price:
