@@ -25,6 +25,7 @@ from gc_hooks.policies import Plan
 from gc_hooks.runner import SupervisorRunner
 from gc_hooks.seam import HookEvent
 from jvmbridge.errors import AppTimeout, StopTimeout, UsageError
+from kernel.exit_wait import wait_exit
 from kernel.guest.pid1 import main_entered
 from kernel.vm.volumes import Volume
 
@@ -140,8 +141,7 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float | None, stopper: _Stoppe
             raise StopTimeout(stopper.grace)
         if deadline is not None and now > deadline:
             break
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=0.1)
+        wait_exit(proc, 0.1)
     proc.terminate()
     try:
         proc.wait(timeout=5)

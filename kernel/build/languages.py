@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import glob
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from jvmbridge.errors import DependencyError, UsageError
+from kernel.formats.zip_entry import ZipEntryError, read_entry
 
 SHARE_JAVA = "/usr/share/java"
 
@@ -282,10 +284,14 @@ def detect(path: Path, lang: str | None = None) -> Language:
 def _manifest_class_path(jar: Path) -> list[Path]:
     """The jars a jar's manifest Class-Path names, relative to the jar's folder; [] when none."""
     try:
-        with zipfile.ZipFile(jar) as zf:
-            raw = zf.read("META-INF/MANIFEST.MF").decode("utf-8", errors="replace")
-    except (KeyError, OSError, zipfile.BadZipFile):
+        data = read_entry(jar, "META-INF/MANIFEST.MF")
+    except ZipEntryError:  # one the quick reader leaves to zipfile
+        data = _manifest_by_zipfile(jar)
+    except OSError:
         return []
+    if data is None:
+        return []
+    raw = data.decode("utf-8", errors="replace")
     # Manifest lines are wrapped at 72 bytes; a continuation line starts with one space.
     text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\n ", "")
     for line in text.split("\n"):
@@ -293,6 +299,14 @@ def _manifest_class_path(jar: Path) -> list[Path]:
         if sep and key.strip().lower() == "class-path":
             return [jar.parent / PurePosixPath(entry.removeprefix("file:")) for entry in value.split()]
     return []
+
+
+def _manifest_by_zipfile(jar: Path) -> bytes | None:
+    try:
+        with zipfile.ZipFile(jar) as zf:
+            return zf.read("META-INF/MANIFEST.MF")
+    except (KeyError, OSError, zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError):
+        return None
 
 
 def _with_manifest_closure(jars: list[Path]) -> list[Path]:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from jvmbridge.errors import BootError, OsvJavaError
+from kernel.exit_wait import wait_exit
 from kernel.vm import qemu
 
 PANIC_MARKER = "Kernel panic"
@@ -78,11 +79,7 @@ class QemuProcess:
     def wait(self, timeout: float) -> bool:
         """True once QEMU has exited, False if it still runs after `timeout` seconds."""
         assert self.proc is not None
-        try:
-            self.proc.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
+        return wait_exit(self.proc, timeout)
 
     def stop(self, grace: float = 3.0) -> None:
         """Ask QEMU to quit (SIGTERM), then kill it if it does not."""
