@@ -106,6 +106,21 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def remembered_digest(path: Path) -> str:
+    """file_digest of a file that every run reads (the kernel), remembered in the cache by the file's
+    device, inode, size and modification time: hashed once, not at every run."""
+    stat = path.stat()
+    memo = root() / "digests" / f"{stat.st_dev}-{stat.st_ino}-{stat.st_size}-{stat.st_mtime_ns}"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        known = memo.read_text()
+        if len(known) == 64:
+            return known
+    digest = file_digest(path)
+    with contextlib.suppress(OsvJavaError, OSError):  # a read-only cache only costs the hash again
+        write_file_atomic(memo, digest.encode())
+    return digest
+
+
 def sweep_stale_temps(folder: Path, older_than_s: float = 3600.0) -> None:
     """Remove temporary entries an hour old: left by a process that was SIGKILLed mid-write."""
     if not folder.is_dir():

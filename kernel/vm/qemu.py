@@ -311,7 +311,7 @@ def base_cmdline(accel: str, verbose: bool) -> list[str]:
 def _probe_key(kernel: Path) -> str:
     """By the kernel's content (each image holds its own link or copy of it), QEMU and the host kernel."""
     qemu = Path(qemu_binary())
-    digest = hashlib.sha256(kernel.read_bytes()).hexdigest()
+    digest = cache.remembered_digest(kernel)
     stamp = f"{digest}|{qemu.stat().st_size}|{qemu.stat().st_mtime_ns}|{platform.release()}"
     return hashlib.sha256(stamp.encode()).hexdigest()[:16]
 

@@ -294,12 +294,12 @@ class VirtualMachine:
             restoring = dataclasses.replace(config, incoming=path, snapshot_ram=str(snapshot.ram_file(path)),
                                             snapshot_ram_private=True)
             return self._boot(restoring, request, restore=path, ready_save=ready_save, resumed=resumed)
-        memfd = snapshot.ram_copy(path)
+        ram = snapshot.RamCopy(path)  # filled while QEMU starts
         try:
-            restoring = dataclasses.replace(config, incoming=path, snapshot_ram=f"/proc/{os.getpid()}/fd/{memfd}")
-            return self._boot(restoring, request, restore=path, ready_save=ready_save, resumed=resumed)
+            restoring = dataclasses.replace(config, incoming=path, snapshot_ram=f"/proc/{os.getpid()}/fd/{ram.fd}")
+            return self._boot(restoring, request, restore=path, ready_save=ready_save, resumed=resumed, ram=ram)
         finally:
-            os.close(memfd)  # QEMU maps it (or has ended): its memory lives as long as the machine
+            ram.close()  # QEMU maps it (or has ended): its memory lives as long as the machine
 
     def _boot_cold(self, accel: str, argv: list[str], request: dict[str, object]) -> RunResult:
         """Boot without a snapshot, the run request on the kernel command line when it fits."""
@@ -317,9 +317,10 @@ class VirtualMachine:
 
     def _boot(self, config: qemu.MachineConfig, request: dict[str, object] | None,
               restore: Path | None = None, save: Path | None = None, ready_save: Path | None = None,
-              resumed: tuple[int, int] | None = None) -> RunResult:
+              resumed: tuple[int, int] | None = None, ram: snapshot.RamCopy | None = None) -> RunResult:
         """Start QEMU with `config` and see the run through; `request` is sent unless it was on the
-        command line. With `restore`, QEMU reads that boot snapshot; with `save`, one is written
+        command line. With `restore`, QEMU reads that boot snapshot (its RAM from `ram` when that is
+        a copy still being made); with `save`, one is written
         there once PID 1 is ready, before the request is sent. Both machines boot without the app,
         whose files go with the request. With `ready_save`, a ready snapshot is saved there once the
         app is ready; with `resumed` (the output bytes the app wrote before), `restore` is a ready
@@ -343,7 +344,7 @@ class VirtualMachine:
         restored_at = None
         if restore is not None:
             assert self.qemu.proc is not None
-            snapshot.wait_restored(self.qmp_socket, self.qemu.proc, restore)
+            snapshot.wait_restored(self.qmp_socket, self.qemu.proc, restore, ram=ram)
             restored_at = time.monotonic() - t_qemu
             snapshot.touch(restore)
             self._publish_late()

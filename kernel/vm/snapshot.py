@@ -13,15 +13,15 @@ the host's at every run, and the kernel's random state, which PID 1 reseeds with
 at every run (kernel/guest/renew.py).
 
 A snapshot is a folder KEY.snapshot of two files, renamed into place whole so that a restore never
-pairs one save's RAM with another's devices: the guest's RAM (`ram`, sparse: only the pages the guest
-wrote hold data) and QEMU's migration stream without it (`state`, the devices' and vCPUs' state, well
-under a megabyte): the machine's RAM is a shared memory backend and QEMU's x-ignore-shared capability
-leaves it out of the stream. A restore copies the RAM file's data into a memfd QEMU maps (a copy in
-the host's page cache, no parsing of a stream) and reads the small stream. A machine without a balloon
-maps the RAM file itself instead (privately: its writes stay in its QEMU; no copy, a third of the
-restore's time); one with a balloon cannot, as QEMU 7.2 frees a page the balloon reports or takes by
-punching a hole in the RAM's backing file even when the mapping is private, which would cut holes
-into the saved snapshot.
+pairs one save's RAM with another's devices: the guest's RAM (`ram`, sparse: only the pages the
+guest wrote hold data) and QEMU's migration stream without it (`state`, the devices' and vCPUs'
+state, well under a megabyte): the machine's RAM is a shared memory backend and QEMU's
+x-ignore-shared capability leaves it out of the stream. A restore copies the RAM file's data into a
+memfd QEMU maps (a copy in the host's page cache, no parsing of a stream, made while QEMU starts)
+and reads the small stream. A machine without a balloon maps the RAM file itself instead (privately:
+its writes stay in its QEMU; no copy, a third of the restore's time); one with a balloon cannot, as
+QEMU 7.2 frees a page the balloon reports or takes by punching a hole in the RAM's backing file even
+when the mapping is private, which would cut holes into the saved snapshot.
 
 The newest KEEP snapshots are kept. To keep one-off machines from costing a save, the first run of a
 machine boots cold and only notes it was seen, the second saves the snapshot, and the runs after it
@@ -42,6 +42,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -237,22 +238,56 @@ def can_map(machine: qemu.MachineConfig) -> bool:
     return not any(device in arg for arg in machine.extra_args for device in DISCARDING_DEVICES)
 
 
+class RamCopy:
+    """The snapshot's RAM copied into a memfd by a thread, so that the copy overlaps QEMU's start:
+    QEMU maps the memfd as it starts but reads guest RAM only once it restores, and `wait_restored`
+    waits for the copy before it lets QEMU restore. The caller closes it once QEMU has the memfd."""
+
+    def __init__(self, snapshot: Path) -> None:
+        try:
+            source = os.open(ram_for(snapshot), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise SnapshotError(f"the boot snapshot's RAM is missing ({exc})") from exc
+        self.fd = os.memfd_create(RAM_COPY, os.MFD_CLOEXEC)
+        self._error: OSError | None = None
+        try:
+            os.ftruncate(self.fd, os.fstat(source).st_size)  # its size, before QEMU maps it
+        except OSError as exc:
+            os.close(source)
+            os.close(self.fd)
+            raise SnapshotError(f"reading the boot snapshot's RAM failed: {exc}") from exc
+        self._thread = threading.Thread(target=self._copy, args=(source,), name="snapshot-ram", daemon=True)
+        self._thread.start()
+
+    def _copy(self, source: int) -> None:
+        try:
+            copy_data(source, self.fd)
+        except OSError as exc:
+            self._error = exc
+        finally:
+            os.close(source)
+
+    def wait(self) -> None:
+        """Return once the copy is whole; SnapshotError if it failed."""
+        self._thread.join()
+        if self._error is not None:
+            raise SnapshotError(f"reading the boot snapshot's RAM failed: {self._error}")
+
+    def close(self) -> None:
+        self._thread.join()  # not under a copy still writing to it
+        os.close(self.fd)
+
+
 def ram_copy(snapshot: Path) -> int:
-    """A memfd holding the snapshot's RAM, for QEMU to map as the restored machine's (the caller
-    closes it once QEMU has it). SnapshotError when the RAM file is missing."""
+    """A memfd holding the snapshot's whole RAM (the caller closes it). SnapshotError when the RAM
+    file is missing or cannot be read."""
+    copy = RamCopy(snapshot)
     try:
-        source = os.open(ram_for(snapshot), os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise SnapshotError(f"the boot snapshot's RAM is missing ({exc})") from exc
-    memfd = os.memfd_create(RAM_COPY, os.MFD_CLOEXEC)
-    try:
-        copy_data(source, memfd)
-    except OSError as exc:
-        os.close(memfd)
-        raise SnapshotError(f"reading the boot snapshot's RAM failed: {exc}") from exc
-    finally:
-        os.close(source)
-    return memfd
+        copy.wait()
+    except SnapshotError:
+        copy.close()
+        raise
+    return copy.fd
 
 
 def connect_monitor(qmp_socket: Path, proc: subprocess.Popen[bytes], deadline: float) -> Monitor:
@@ -271,11 +306,15 @@ def connect_monitor(qmp_socket: Path, proc: subprocess.Popen[bytes], deadline: f
         time.sleep(0.002)
 
 
-def wait_restored(qmp_socket: Path, proc: subprocess.Popen[bytes], snapshot: Path, timeout: float = 60.0) -> None:
-    """Have QEMU (started with MachineConfig.incoming) read the snapshot's stream, then resume the machine."""
+def wait_restored(qmp_socket: Path, proc: subprocess.Popen[bytes], snapshot: Path, timeout: float = 60.0,
+                  ram: RamCopy | None = None) -> None:
+    """Have QEMU (started with MachineConfig.incoming) read the snapshot's stream, then resume the
+    machine; with `ram`, once that copy of the snapshot's RAM is whole."""
     try:
         with connect_monitor(qmp_socket, proc, time.monotonic() + timeout) as monitor:
             monitor.execute("migrate-set-capabilities", capabilities=CAPABILITIES)
+            if ram is not None:
+                ram.wait()
             monitor.execute("migrate-incoming", uri=f"exec:cat {shlex.quote(str(state_for(snapshot)))}")
             _wait_migration(monitor, proc, "restoring the boot snapshot", timeout)
             monitor.execute("cont")
