@@ -1,0 +1,1 @@
+package dep; public class Dep {}
