@@ -137,7 +137,7 @@ def _digest_tree(paths: list[Path]) -> str:
 @functools.cache
 def _guest_sources_digest() -> str:
     # Sources only: the guest Python writes __pycache__ there when it collects PID 1's modules.
-    sources = sorted(p for p in GUEST_SOURCES.rglob("*") if p.suffix in (".py", ".sh"))
+    sources = sorted(p for p in GUEST_SOURCES.rglob("*") if p.suffix in (".py", ".sh", ".java"))
     # PID 1 also imports the attach client and the policies' supervisors
     sources += sorted((PROJECT_ROOT / "jvmbridge").glob("*.py")) + sorted((PROJECT_ROOT / "gc_hooks").rglob("*.py"))
     writers = [PROJECT_ROOT / "kernel" / name for name in
@@ -284,6 +284,7 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
         # every app of a runtime restores the same boot snapshot
         where = _startup_archive_in_image(request.startup_archive)
         add_tree(app_entries, request.startup_archive.path, where)
+    _add_zygote(entries, request.jdk)
     boot, on_runtime_disk = _add_modules(entries, request)
     entries["init"] = Entry.file("init", init_script(boot["disk_modules"]), 0o755)
     entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, runtime_mount=JRE_IN_IMAGE))
@@ -301,6 +302,23 @@ def startup_archive_record(request: BuildRequest) -> dict | None:
         return None
     where = _startup_archive_in_image(archive)
     return {"path": where, "sha256": archive.sha256, "jvm_options": archive.jvm_options(where)}
+
+
+def _add_zygote(entries: dict[str, Entry], jdk: Jdk) -> None:
+    """osvjava.Zygote's classes (kernel.build.zygote), with the runtime: every app of it shares them."""
+    from kernel.build import zygote
+
+    found = zygote.classes(jdk)
+    if found is None:
+        return
+    root = zygote.ZYGOTE_IN_IMAGE.strip("/")
+    for relative, data in found.items():
+        folder = root
+        for part in Path(relative).parent.parts:
+            folder = f"{folder}/{part}"
+            entries.setdefault(folder, Entry.folder(folder))
+        entries.setdefault(root, Entry.folder(root))
+        entries[f"{root}/{relative}"] = Entry.file(f"{root}/{relative}", data)
 
 
 def _add_system(entries: dict[str, Entry], busybox: Path) -> None:
