@@ -197,6 +197,9 @@ class AppCommand(click.Command):
               help="Save the VM once the app listens on guest TCP PORT (a number) or has created FILE (an absolute "
                    "guest path); later runs of the same app, arguments and options restore it there, the service "
                    "already running. See the README for what restores share.")
+@click.option("--zygote", is_flag=True,
+              help="Restore a JVM that has already started and hand it the app (a snapshot per runtime and JVM "
+                   "options, saved at the first such run). See the README for what the app sees differently.")
 @NO_STARTUP_ARCHIVE
 def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
         with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, memory: str,
@@ -204,7 +207,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, stop_timeout: float,
         verbose: bool, bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None,
         stw_lb: str | None, stw_group: str | None, dynamic_heap: str, hugepages: str,
-        startup_archive: bool, snapshot_when_ready: str | None) -> None:
+        startup_archive: bool, snapshot_when_ready: str | None, zygote: bool) -> None:
     """Build (cached) and boot APP; the exit status is the app's.
 
     APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
@@ -259,12 +262,20 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         env=launch.guest_env(user_env), memory_mb=memory_mb, cpus=cpu_count, accel=accel, publish=published,
         volumes=vols, timeout=timeout, stop_timeout=stop_timeout, verbose=verbose, bootchart=bootchart,
         cwd=launch.guest_cwd(), boot_timeout=launch.boot_timeout(), snapshot=not cold_boot, hooks=hooks,
-        ready_point=point,
+        ready_point=point, zygote=zygote,
     )
     argv = launch.guest_argv(image, list(jvm_opts), resolved.args, bootchart, hooks.jvm_options)
+    if zygote and resolved.app.kind == "jar" and resolved.app.jar is not None and not resolved.app.runtime:
+        from kernel.build.app import read_manifest
+        from kernel.vm.zygote import unsupported
+
+        why = unsupported(read_manifest(resolved.app.jar))
+        if why:
+            click.echo(f"osv-java: --zygote: {resolved.app.jar}: {why}: starting its JVM as usual", err=True)
+            run_options.zygote = False
     with VirtualMachine(image, run_options) as vm, \
             registry.registered(vm_name, vm.relay_socket, resolved.app.main_class):
-        result = vm.run(argv, resolved.app.main_class)
+        result = vm.run(argv, resolved.app.main_class, app_args=len(resolved.args))
     if verbose:
         click.echo("--- console ---\n" + result.console_log + "\n---", err=True)
     if bootchart:

@@ -171,8 +171,11 @@ class AppRelay:
     """
 
     def __init__(self, pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Control,
-                 ready: tuple[int | None, str | None] | None = None) -> None:
+                 ready: tuple[int | None, str | None] | None = None, zygote: bool = False) -> None:
         self.pid = pid
+        # A zygote's stdin is its app's: nothing of it reaches the JVM (or ends it) before the launch,
+        # or the saved machine would hold the saving run's stdin
+        self.stdin_held = zygote
         self.ready_watch: Watch | None = None  # None once the ready point is reached (or never asked for)
         if ready is not None:
             from kernel.guest.readiness import Watch
@@ -208,7 +211,7 @@ class AppRelay:
                 break
             reads = [*([] if self.holding else self.open_pipes), self.control.fd, wake_r, *self.watched]
             writes = []
-            if self.pipe_in >= 0:
+            if self.pipe_in >= 0 and not self.stdin_held:
                 if self.pending:
                     writes.append(self.pipe_in)
                 elif self.port_in >= 0:
@@ -271,9 +274,43 @@ class AppRelay:
         renew.apply(wire.first(message, "epoch_ns"), wire.first(message, "entropy"))
         if wire.first(message, "restored") == "1":
             self.stdin_read, self.stdin_total = 0, None  # a new host, whose stdin starts afresh
+        if "launch" in message:
+            self._launch(message)
         self.holding = False
         if self.status is not None:  # the app ended during the hold: its output is still to drain
             self.drain_deadline = max(self.drain_deadline, now() + 0.5)
+
+    def _launch(self, message: wire.Message) -> None:
+        """Hand the waiting zygote its app (kernel/vm/zygote.py): the app's files first, when they came
+        with the message (a restore), then class path, main class, command and arguments on its FIFO."""
+        size = wire.number(message, wire.PAYLOAD)
+        if size:
+            from kernel.guest import unpack
+
+            unpack.unpack(self.control.read_payload(int(size)))
+            for later in self.control._split():  # lines that came behind the payload
+                self._host_says(later)
+        data = b"".join(field.encode("utf-8", "surrogateescape") + b"\0" for field in message["launch"])
+        fd = self._zygote_fifo(wire.first(message, "launch_fifo") or "")
+        os.set_blocking(fd, True)
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
+        self.stdin_held = False
+
+    def _zygote_fifo(self, path: str) -> int:
+        """The FIFO's write end, once the zygote has opened its read end: it creates its ready file just
+        before, so a machine saved at the ready point may resume a moment before that open. A
+        non-blocking open fails (ENXIO) until then, and never hangs on a zygote that is gone."""
+        deadline = now() + 10.0
+        while True:
+            try:
+                return os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as exc:
+                if exc.errno != 6 or now() > deadline:  # ENXIO: no reader yet
+                    raise
+            time.sleep(0.002)
 
     def _exited(self, wait_status: int) -> None:
         self.status = wait_status
@@ -328,7 +365,7 @@ class AppRelay:
             pass
 
     def _close_stdin_when_done(self) -> None:
-        if (self.pipe_in >= 0 and not self.pending and self.stdin_total is not None
+        if (self.pipe_in >= 0 and not self.pending and not self.stdin_held and self.stdin_total is not None
                 and self.stdin_read >= self.stdin_total):
             os.close(self.pipe_in)  # all the host's stdin has reached the app: its end of file
             self.pipe_in = -1
@@ -450,6 +487,11 @@ def prepare_and_start(request: wire.Message, boot: wire.Message) -> tuple[tuple[
             load_module(module)
         volume_io.mount_all(volumes, mount)
     apply_settings(request)
+    fifo = wire.first(request, "zygote_fifo")
+    if fifo:  # the JVM is osvjava.Zygote: its app comes on this FIFO once the machine is saved
+        if os.path.exists(fifo):
+            os.unlink(fifo)
+        os.mkfifo(fifo, 0o600)
     t_exec = now()
     return start_jvm(request), t_exec
 
@@ -504,7 +546,7 @@ def main() -> None:
             print(f"osv-java pid1: networking not available: {exc}", file=sys.stderr, flush=True)
     load_hook_modules(boot)
     relay = AppRelay(pid, (stdin_port, in_pipe), {out_pipe: stdout_fd, err_pipe: stderr_fd}, control,
-                     ready_condition(request))
+                     ready_condition(request), zygote=bool(wire.first(request, "zygote_fifo")))
     status, counts = relay.run()
     t_exit = now()
     if relay.supervisors is not None:

@@ -34,7 +34,7 @@ from kernel.build.image import Image
 from kernel.build.layout import INIT_ENV
 from kernel.guest import wire
 from kernel.progress import say, warn
-from kernel.vm import qemu, ready, registry, snapshot, vcpus, volumes
+from kernel.vm import qemu, ready, registry, snapshot, vcpus, volumes, zygote
 from kernel.vm.conversation import ControlChannel, Conversation, OutputPump, keep_crash_log, seconds, stdin_pump
 from kernel.vm.monitor import Monitor, MonitorError, add_forward
 from kernel.vm.qemu_process import QemuProcess
@@ -69,6 +69,7 @@ class RunOptions:
     snapshot: bool = True  # start from the machine's boot snapshot, saving one first if need be
     hooks: Plan | None = None  # the run's policies (gc_hooks)
     ready_point: ready.ReadyPoint | None = None  # save the machine there, or restore it (kernel.vm.ready)
+    zygote: bool = False  # restore a started JVM and hand it the app (kernel.vm.zygote)
 
 
 @dataclass
@@ -206,8 +207,9 @@ class VirtualMachine:
         )
         return config, on_cmdline
 
-    def run(self, argv: list[str], main_class: str) -> RunResult:
-        """Boot (or restore the boot snapshot of) the machine and run the JVM `argv` in it."""
+    def run(self, argv: list[str], main_class: str, app_args: int | None = None) -> RunResult:
+        """Boot (or restore the boot snapshot of) the machine and run the JVM `argv` in it; `app_args`:
+        how many of argv's last words are the app's arguments (for a started JVM's snapshot)."""
         options = self.options
         accel = qemu.choose_accel(options.accel, self.image.kernel, options.verbose)
         if accel == "tcg":
@@ -234,6 +236,11 @@ class VirtualMachine:
         if not options.snapshot or options.volumes or runtime_key is None or own_ram:
             self.file_servers.start()
             return self._boot_cold(accel, argv, request)
+        launch = zygote.split(argv, main_class, app_args) if options.zygote and app_args is not None else None
+        if launch is not None:
+            started = self._run_zygote(accel, launch, request, runtime_key)
+            if started is not None:
+                return started
         config, _ = self._config(accel, argv, None)
         path = snapshot.path_for(snapshot.key(runtime_key, config))
         if path.exists():
@@ -284,20 +291,57 @@ class VirtualMachine:
         save = boot_path if snapshot.seen_before(boot_path) else None
         return self._boot(dataclasses.replace(config, snapshot_ram="memfd"), request, save=save, ready_save=path)
 
+    def _run_zygote(self, accel: str, launch: zygote.Launch, request: dict[str, object],
+                    runtime_key: str) -> RunResult | None:
+        """Restore the started JVM's snapshot and hand it the app; or, from the boot snapshot, start
+        the zygote, save the machine once it waits, and hand it the app (kernel.vm.zygote). None when
+        there is no boot snapshot yet: the run goes the usual way."""
+        config, _ = self._config(accel, list(launch.jvm), None)
+        boot_path = snapshot.path_for(snapshot.key(runtime_key, config))
+        env = [f"{k}={v}" for k, v in self.options.env.items()]
+        path = snapshot.path_for(zygote.key(boot_path.stem, launch, env, self.options.cwd))
+        if path.exists():
+            try:
+                before = ready.output_before(path)
+                return self._from_snapshot(config, path, None, resumed=before, launch=launch)
+            except snapshot.SnapshotError as exc:  # QEMU refused it: the app has not run
+                snapshot.remove(path)
+                warn(f"{exc}; starting the JVM afresh")
+                self._reset()
+            except BootError:
+                snapshot.remove(path)
+                raise
+        if not boot_path.exists():
+            return None
+        request = {**request, "argv": launch.zygote_argv(), "ready_file": zygote.READY_FILE,
+                   "zygote_fifo": zygote.FIFO}
+        try:
+            return self._from_snapshot(config, boot_path, request, ready_save=path, copy=True, launch=launch)
+        except snapshot.SnapshotError as exc:
+            snapshot.remove(boot_path)
+            warn(f"{exc}; booting afresh")
+            self._reset()
+            return None
+        except BootError:
+            snapshot.remove(boot_path)
+            raise
+
     def _from_snapshot(self, config: qemu.MachineConfig, path: Path, request: dict[str, object] | None,
                        ready_save: Path | None = None, resumed: tuple[int, int] | None = None,
-                       copy: bool = False) -> RunResult:
+                       copy: bool = False, launch: zygote.Launch | None = None) -> RunResult:
         """Restore the snapshot at `path` and see the run through (see _boot). Its RAM file is mapped
         when the machine allows (snapshot.can_map) and `copy` is not asked, else copied into a memfd."""
         config = dataclasses.replace(config, forwards=[])  # -p is published once it runs (_publish_late)
         if snapshot.can_map(config) and not copy:
             restoring = dataclasses.replace(config, incoming=path, snapshot_ram=str(snapshot.ram_file(path)),
                                             snapshot_ram_private=True)
-            return self._boot(restoring, request, restore=path, ready_save=ready_save, resumed=resumed)
+            return self._boot(restoring, request, restore=path, ready_save=ready_save, resumed=resumed,
+                              launch=launch)
         ram = snapshot.RamCopy(path)  # filled while QEMU starts
         try:
             restoring = dataclasses.replace(config, incoming=path, snapshot_ram=f"/proc/{os.getpid()}/fd/{ram.fd}")
-            return self._boot(restoring, request, restore=path, ready_save=ready_save, resumed=resumed, ram=ram)
+            return self._boot(restoring, request, restore=path, ready_save=ready_save, resumed=resumed, ram=ram,
+                              launch=launch)
         finally:
             ram.close()  # QEMU maps it (or has ended): its memory lives as long as the machine
 
@@ -317,7 +361,8 @@ class VirtualMachine:
 
     def _boot(self, config: qemu.MachineConfig, request: dict[str, object] | None,
               restore: Path | None = None, save: Path | None = None, ready_save: Path | None = None,
-              resumed: tuple[int, int] | None = None, ram: snapshot.RamCopy | None = None) -> RunResult:
+              resumed: tuple[int, int] | None = None, ram: snapshot.RamCopy | None = None,
+              launch: zygote.Launch | None = None) -> RunResult:
         """Start QEMU with `config` and see the run through; `request` is sent unless it was on the
         command line. With `restore`, QEMU reads that boot snapshot (its RAM from `ram` when that is
         a copy still being made); with `save`, one is written
@@ -360,7 +405,7 @@ class VirtualMachine:
         previous_term = signal.signal(signal.SIGTERM, lambda *_: talk.terminate())
         try:
             measured, exited = self._converse(talk, pumps, conns[wire.STDIN_PORT], request, t_qemu,
-                                              restore is not None, save, ready_save, resumed)
+                                              restore is not None, save, ready_save, resumed, launch)
         except BootError as exc:
             exc.vcpus = self._vcpu_picture()
             raise
@@ -413,10 +458,12 @@ class VirtualMachine:
         say(f"saved this machine's boot snapshot ({size >> 20} MB): its next runs start from there")
 
     def _save_ready(self, talk: Conversation, pumps: tuple[OutputPump, OutputPump], target: Path,
-                    message: wire.Message) -> None:
-        """The app is ready and PID 1 holds its output: once all output before reached us, save the
-        machine (kernel.vm.ready), then let PID 1 go on. A failure costs only the snapshot."""
-        assert self.qemu.proc is not None and self.relay is not None and self.options.ready_point is not None
+                    message: wire.Message, launch: zygote.Launch | None = None) -> None:
+        """The app (or, with `launch`, the zygote) is ready and PID 1 holds its output: once all output
+        before reached us, save the machine (kernel.vm.ready), then let PID 1 go on (handing the zygote
+        its app). A failure costs only the snapshot."""
+        assert self.qemu.proc is not None and self.relay is not None
+        assert self.options.ready_point is not None or launch is not None
         proc = self.qemu.proc
         before = (int(seconds(message, "stdout_bytes")), int(seconds(message, "stderr_bytes")))
         talk.hold_signals()  # a Ctrl-C or SIGTERM now reaches the app after the save, not in the snapshot
@@ -431,24 +478,29 @@ class VirtualMachine:
         except (snapshot.SnapshotError, MonitorError) as exc:
             warn(f"{exc}; the app goes on without it")
         else:
-            say(f"saved the ready snapshot ({size >> 20} MB) once the app {self.options.ready_point.describe()}: "
-                "the next runs with the same app, arguments and options start there")
+            if launch is not None:
+                say(f"saved the started JVM's snapshot ({size >> 20} MB): the next runs with the same JVM "
+                    "options start there, whatever the app")
+            elif self.options.ready_point is not None:
+                say(f"saved the ready snapshot ({size >> 20} MB) once the app {self.options.ready_point.describe()}: "
+                    "the next runs with the same app, arguments and options start there")
         finally:
             with contextlib.suppress(OSError):  # a QEMU gone meanwhile is seen by the wait for the exit
-                talk.control.send("resume", **_renewal())
+                talk.control.send("resume", launch=launch.fields() if launch else None,
+                                  launch_fifo=zygote.FIFO if launch else None, **_renewal())
             talk.release_signals()
 
     def _converse(self, talk: Conversation, pumps: tuple[OutputPump, OutputPump], stdin: socket.socket,
                   request: dict[str, object] | None, t_qemu: float, restored: bool, save: Path | None,
                   ready_save: Path | None = None, resumed: tuple[int, int] | None = None,
-                  ) -> tuple[Measured, wire.Message]:
+                  launch: zygote.Launch | None = None) -> tuple[Measured, wire.Message]:
         """From PID 1's hello (none when restored: it said it before the snapshot) to the VM's end."""
         options = self.options
         ready_times: list[float] = []  # the app was ready, its snapshot saved (seconds after QEMU's start)
         if ready_save is not None:
             def on_ready(message: wire.Message, at: float) -> None:
                 ready_times.append(at - t_qemu)
-                self._save_ready(talk, pumps, ready_save, message)
+                self._save_ready(talk, pumps, ready_save, message, launch)
                 ready_times.append(time.monotonic() - t_qemu)
 
             talk.on_app_ready = on_ready
@@ -467,7 +519,10 @@ class VirtualMachine:
             else:
                 talk.control.send("run", **fields)
         started = None
-        if resumed is not None:  # a ready snapshot's app runs already; PID 1 holds its output for us
+        if resumed is not None and launch is not None:  # a started JVM: the app's files and launch follow
+            talk.control.send_with_payload("resume", self.image.app_archive.read_bytes(), restored=True,
+                                           launch=launch.fields(), launch_fifo=zygote.FIFO, **_renewal())
+        elif resumed is not None:  # a ready snapshot's app runs already; PID 1 holds its output for us
             talk.control.send("resume", restored=True, **_renewal())
         else:
             started = talk.wait_for("started", options.boot_timeout, "the JVM to start")

@@ -1,0 +1,71 @@
+"""Started-JVM snapshots: a machine saved once its JVM has started and waits for an app.
+
+The JVM's own start is most of a repeat run under software emulation (exec to main ~1 s of a
+hello), so a run whose JVM command line is one the snapshot was made with restores a JVM that has
+started: osvjava.Zygote (kernel/guest/java, in every image's base initramfs) gets ready and waits on
+a FIFO, the host saves the machine as it saves a ready snapshot (kernel.vm.ready), and each run
+sends the app's files with "resume", after which PID 1 writes the app's class path, main class and
+arguments to the FIFO. The key is the boot snapshot's plus the zygote's command line (the run's JVM
+and options), the environment and the working folder: every app of a runtime run with the same
+options restores one snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from kernel.build import zygote as zygote_build
+
+FORMAT = 1
+FIFO = "/run/osv-zygote.fifo"  # PID 1 makes it before starting the zygote
+READY_FILE = "/run/osv-zygote.ready"
+CLASS_PATH_OPTIONS = ("-cp", "-classpath", "--class-path")
+# Manifest attributes of a -jar app that the launcher acts on before main, at the JVM's start
+STARTUP_ATTRIBUTES = ("Launcher-Agent-Class", "Add-Opens", "Add-Exports", "Enable-Native-Access", "SplashScreen-Image")
+# the options whose value names an archive made for the app's class path: the JVM reads it at its start
+APP_ARCHIVE_OPTIONS = ("-XX:SharedArchiveFile=", "-XX:AOTCache=", "-XX:AOTCacheOutput=", "-XX:ArchiveClassesAtExit=")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A JVM command line taken apart: the JVM and its options, and what the zygote is handed."""
+
+    jvm: tuple[str, ...]
+    class_path: str
+    main_class: str
+    command: str  # what `sun.java.command` starts with: the main class, or the jar given to -jar
+    args: tuple[str, ...]
+
+    def fields(self) -> list[str]:
+        """What PID 1 writes to the zygote's FIFO (each NUL-terminated)."""
+        return [self.class_path, self.main_class, self.command, *self.args]
+
+    def zygote_argv(self) -> list[str]:
+        return [*self.jvm, *zygote_build.JVM_OPTIONS, "-cp", zygote_build.ZYGOTE_IN_IMAGE, zygote_build.MAIN_CLASS,
+                FIFO, READY_FILE]
+
+
+def unsupported(manifest: dict[str, str]) -> str | None:
+    """Why a -jar app with this manifest cannot start in a started JVM; None when it can."""
+    asked = [name for name in STARTUP_ATTRIBUTES if name in manifest]
+    return f"its manifest asks for {', '.join(asked)} at the JVM's start" if asked else None
+
+
+def split(argv: list[str], main_class: str, app_args: int) -> Launch | None:
+    """`argv` as [java, options..., -jar JAR | -cp PATH MAIN, args...] with `app_args` arguments at its
+    end; None when it is not that, or when an option names an archive made for the app."""
+    body, args = argv[: len(argv) - app_args], tuple(argv[len(argv) - app_args:])
+    if any(option.startswith(APP_ARCHIVE_OPTIONS) for option in body):
+        return None
+    if len(body) >= 3 and body[-2] == "-jar":
+        return Launch(tuple(body[:-2]), body[-1], main_class, body[-1], args)
+    if len(body) >= 4 and body[-3] in CLASS_PATH_OPTIONS and body[-1] == main_class:
+        return Launch(tuple(body[:-3]), body[-2], main_class, main_class, args)
+    return None
+
+
+def key(machine_key: str, launch: Launch, env: list[str], cwd: str) -> str:
+    parts = [f"zygote-format={FORMAT}", f"machine={machine_key}", *(f"argv={a}" for a in launch.zygote_argv()),
+             *(f"env={item}" for item in sorted(env)), f"cwd={cwd}"]
+    return "zygote-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]

@@ -1,0 +1,42 @@
+"""A JVM command line taken apart for a started JVM, and what keeps an app from one."""
+
+from __future__ import annotations
+
+from kernel.vm import zygote
+
+JAVA = "/osv/jre/bin/java"
+
+
+def test_a_jar_and_a_class_path() -> None:
+    jar = zygote.split([JAVA, "-Xmx1g", "-jar", "/app/a.jar", "x", "-cp"], "app.Main", 2)
+    assert jar == zygote.Launch((JAVA, "-Xmx1g"), "/app/a.jar", "app.Main", "/app/a.jar", ("x", "-cp"))
+    assert jar.fields() == ["/app/a.jar", "app.Main", "/app/a.jar", "x", "-cp"]
+    cp = zygote.split([JAVA, "-cp", "/app/a.jar:/lib/b.jar", "app.Main"], "app.Main", 0)
+    assert cp == zygote.Launch((JAVA,), "/app/a.jar:/lib/b.jar", "app.Main", "app.Main", ())
+    argv = cp.zygote_argv()
+    assert argv[0] == JAVA and argv[-5:-2] == ["-cp", "/osv/zygote", "osvjava.Zygote"]
+
+
+def test_what_is_not_taken_apart() -> None:
+    assert zygote.split([JAVA, "-cp", "/app/a.jar", "other.Main"], "app.Main", 0) is None
+    assert zygote.split([JAVA, "-m", "mod/app.Main"], "app.Main", 0) is None
+    archive = [JAVA, "-XX:SharedArchiveFile=/osv/startup/app.jsa", "-jar", "/app/a.jar"]
+    assert zygote.split(archive, "app.Main", 0) is None  # an archive made for the app's class path
+
+
+def test_the_key_is_the_jvms_not_the_apps() -> None:
+    one = zygote.split([JAVA, "-Xmx1g", "-jar", "/app/a.jar", "x"], "a.Main", 1)
+    two = zygote.split([JAVA, "-Xmx1g", "-cp", "/app/b.jar", "b.Main"], "b.Main", 0)
+    other_options = zygote.split([JAVA, "-Xmx2g", "-cp", "/app/b.jar", "b.Main"], "b.Main", 0)
+    assert one and two and other_options
+    assert zygote.key("m", one, ["A=1"], "/") == zygote.key("m", two, ["A=1"], "/")
+    assert zygote.key("m", one, ["A=1"], "/") != zygote.key("m", other_options, ["A=1"], "/")
+    assert zygote.key("m", one, ["A=1"], "/") != zygote.key("m", one, ["A=2"], "/")
+    assert zygote.key("m", one, [], "/") != zygote.key("m", one, [], "/tmp")
+    assert zygote.key("m", one, [], "/") != zygote.key("n", one, [], "/")
+
+
+def test_manifests_that_need_the_jvms_start() -> None:
+    assert zygote.unsupported({"Main-Class": "a.Main", "Class-Path": "lib/b.jar"}) is None
+    why = zygote.unsupported({"Main-Class": "a.Main", "Add-Opens": "java.base/java.lang"})
+    assert why is not None and "Add-Opens" in why
