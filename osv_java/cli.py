@@ -225,6 +225,8 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     if snapshot_when_ready is not None:
         point = options.ready_point(snapshot_when_ready)
         options.check_ready_point(cold_boot, bool(vols), target)
+    if zygote:
+        options.check_zygote(target, cold_boot, bool(vols), startup_archive, point is not None)
     if timeout is not None and timeout <= 0:
         raise click.BadParameter("must be positive", param_hint="--timeout")
     if stop_timeout < 0:
@@ -265,13 +267,15 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         ready_point=point, zygote=zygote,
     )
     argv = launch.guest_argv(image, list(jvm_opts), resolved.args, bootchart, hooks.jvm_options)
-    if zygote and resolved.app.kind == "jar" and resolved.app.jar is not None and not resolved.app.runtime:
+    if zygote:
         from kernel.build.app import read_manifest
         from kernel.vm.zygote import unsupported
 
-        why = unsupported(read_manifest(resolved.app.jar))
+        why = None if image.manifest.get("zygote") else "its image has no zygote (its JDK has no javac)"
+        if why is None and resolved.app.kind == "jar" and resolved.app.jar is not None and not resolved.app.runtime:
+            why = unsupported(read_manifest(resolved.app.jar))
         if why:
-            click.echo(f"osv-java: --zygote: {resolved.app.jar}: {why}: starting its JVM as usual", err=True)
+            click.echo(f"osv-java: --zygote: {app}: {why}: its JVM starts as usual", err=True)
             run_options.zygote = False
     with VirtualMachine(image, run_options) as vm, \
             registry.registered(vm_name, vm.relay_socket, resolved.app.main_class):

@@ -97,6 +97,19 @@ def ready_point(value: str) -> ReadyPoint:
     return ReadyPoint(path=text)
 
 
+def check_zygote(target: str, cold_boot: bool, volumes: bool, startup_archive: bool, ready: bool) -> None:
+    """UsageError where a started JVM's snapshot cannot be used."""
+    for given, what, hint in (
+        (target == "process", "--target process (no VM to save)", "drop --target process"),
+        (cold_boot, "--cold-boot (it restores a saved machine)", "drop --cold-boot"),
+        (volumes, "-v (QEMU cannot migrate vhost-user-fs)", "drop -v"),
+        (startup_archive, "--startup-archive (its archive is named when the JVM starts)", "drop --startup-archive"),
+        (ready, "--snapshot-when-ready (that saves the app itself)", "drop --snapshot-when-ready"),
+    ):
+        if given:
+            raise UsageError(f"--zygote does not go with {what}", hint=f"{hint}, or drop --zygote")
+
+
 def check_ready_point(cold_boot: bool, volumes: bool, target: str) -> None:
     """UsageError where a ready-point snapshot cannot work."""
     if target == "process":

@@ -24,6 +24,7 @@ from pathlib import Path
 from jvmbridge.errors import BuildError, DependencyError
 from jvmbridge.jdk import Jdk
 from kernel import cache, linux
+from kernel.build import zygote
 from kernel.build.app import AppSpec, launch_arguments, manifest_links
 from kernel.build.layout import (
     BUSYBOX_COMMANDS,
@@ -306,8 +307,6 @@ def startup_archive_record(request: BuildRequest) -> dict | None:
 
 def _add_zygote(entries: dict[str, Entry], jdk: Jdk) -> None:
     """osvjava.Zygote's classes (kernel.build.zygote), with the runtime: every app of it shares them."""
-    from kernel.build import zygote
-
     found = zygote.classes(jdk)
     if found is None:
         return
@@ -554,6 +553,7 @@ def _manifest(request: BuildRequest, key: str, tmp: Path, python: Path, boot: di
         },
         "jvm_command": java_command(request),
         "jvm_defaults": guest_jvm_defaults(request.jdk),
+        "zygote": zygote.available(request.jdk),  # osvjava.Zygote at /osv/zygote (kernel.build.zygote)
         "startup_archive": startup_archive_record(request),
         "boot": boot,
         "init_env": INIT_ENV,

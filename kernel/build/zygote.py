@@ -23,11 +23,16 @@ MAIN_CLASS = "osvjava.Zygote"
 JVM_OPTIONS = ("--add-opens", "java.base/jdk.internal.loader=ALL-UNNAMED")
 
 
+def available(jdk: Jdk) -> bool:
+    """Whether images built with `jdk` carry the zygote (it takes javac to compile)."""
+    return jdk.tool("javac").exists()
+
+
 def classes(jdk: Jdk) -> dict[str, bytes] | None:
     """Class files by their path under ZYGOTE_IN_IMAGE; None when `jdk` has no javac."""
-    javac = jdk.tool("javac")
-    if not javac.exists():
+    if not available(jdk):
         return None
+    javac = jdk.tool("javac")
     source = SOURCE.read_bytes()
     folder = cache.ensure("zygote") / hashlib.sha256(source).hexdigest()[:24]
     if not folder.is_dir():

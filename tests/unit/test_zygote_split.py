@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from jvmbridge.errors import UsageError
 from kernel.vm import zygote
+from osv_java import options
 
 JAVA = "/osv/jre/bin/java"
 
@@ -40,3 +44,14 @@ def test_manifests_that_need_the_jvms_start() -> None:
     assert zygote.unsupported({"Main-Class": "a.Main", "Class-Path": "lib/b.jar"}) is None
     why = zygote.unsupported({"Main-Class": "a.Main", "Add-Opens": "java.base/java.lang"})
     assert why is not None and "Add-Opens" in why
+
+
+def test_options_that_rule_a_started_jvm_out() -> None:
+    options.check_zygote("vm", False, False, False, False)
+    for args, word in ((("process", False, False, False, False), "--target process"),
+                       (("vm", True, False, False, False), "--cold-boot"),
+                       (("vm", False, True, False, False), "-v"),
+                       (("vm", False, False, True, False), "--startup-archive"),
+                       (("vm", False, False, False, True), "--snapshot-when-ready")):
+        with pytest.raises(UsageError, match=word):
+            options.check_zygote(*args)
