@@ -75,8 +75,8 @@ class DynamicHeapSupervisor(Supervisor):
         try:
             self._tick(now)
         except (JvmError, OSError):
-            if not is_alive(self.pid):
-                return  # the JVM exited between two ticks: nothing to steer, nothing went wrong
+            if _exits_soon(self.pid):
+                return  # the JVM exited between two ticks, or was exiting: nothing to steer, nothing went wrong
             raise
 
     def _tick(self, now: float) -> None:
@@ -173,6 +173,17 @@ class DynamicHeapSupervisor(Supervisor):
     def _emit(self, event: HookEvent) -> None:
         if self.channel is not None:
             self.channel.emit(event)
+
+
+def _exits_soon(pid: int, within: float = 1.0) -> bool:
+    """Whether the JVM is gone, or goes within `within` seconds: one on its way out closes the
+    attach connection (and empties its counters) while it still exists."""
+    deadline = time.monotonic() + within
+    while is_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _collector_from_flags(vm: AttachedJvm) -> str:

@@ -53,6 +53,10 @@ class Control:
         messages, self.queue = self.queue, []
         return messages
 
+    def behind_payload(self) -> list[wire.Message]:
+        """The messages whose lines came behind a payload just read (read_payload), already here."""
+        return self._split()
+
     def read_payload(self, size: int) -> bytes:
         """The `size` raw bytes that follow a message with a payload field (wire.PAYLOAD)."""
         parts = [self.buffer[:size]]

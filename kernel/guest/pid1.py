@@ -288,7 +288,7 @@ class AppRelay:
             from kernel.guest import unpack
 
             unpack.unpack(self.control.read_payload(int(size)))
-            for later in self.control._split():  # lines that came behind the payload
+            for later in self.control.behind_payload():
                 self._host_says(later)
         data = b"".join(field.encode("utf-8", "surrogateescape") + b"\0" for field in message["launch"])
         fd = self._zygote_fifo(wire.first(message, "launch_fifo") or "")
