@@ -9,6 +9,8 @@ repeat:   hello.jar again: image cached, the same snapshot restored (its RAM cop
           snapshot's RAM file is mapped rather than copied.
 emulated: `qemu-x86_64 -cpu qemu64,+rdrand JDK/bin/java -jar hello.jar` (Debian's qemu-user): the same
           JVM under the same emulation without a VM, the emulation's own floor.
+zygote:   hello.jar with --zygote: the runtime's started-JVM snapshot restored and handed the app
+          (kernel/vm/zygote.py); `zygote-first` a jar never run before, with --zygote.
 
 restore:  how a boot snapshot's RAM reaches the machine, timed from QEMU's start until the restored
           machine runs (a machine of the image without the run's policies, snapshot made here):
@@ -227,8 +229,9 @@ def main() -> None:
     for _ in range(2):
         timed_run(args.jdk, HELLO)
         timed_run(args.jdk, HELLO, "--dynamic-heap", "off")
+    timed_run(args.jdk, HELLO, "--zygote")  # saves the started JVM's snapshot
     runs: dict[str, list[float]] = {name: [] for name in ("floor", "cold", "first", "repeat", "mapped", "emulated",
-                                                          "stream", "copy", "map")}
+                                                          "zygote", "zygote-first", "stream", "copy", "map")}
     try:
         initrd = workdir / "floor.img"
         poweroff.initramfs(str(initrd))
@@ -244,6 +247,12 @@ def main() -> None:
             runs["repeat"].append(timed_run(args.jdk, HELLO)[0])
             runs["mapped"].append(timed_run(args.jdk, HELLO, "--dynamic-heap", "off")[0])
             runs["emulated"].append(emulated_java(java_home)[0])
+            runs["zygote"].append(timed_run(args.jdk, HELLO, "--zygote")[0])
+            greeting = f"hello number {i} from a jar never run before, in a started JVM ({time.time_ns()})"
+            seconds, said = timed_run(args.jdk, new_jar(java_home, workdir / f"zjar{i}", greeting), "--zygote")
+            if said != greeting:
+                raise SystemExit(f"the new jar printed {said!r}, not {greeting!r}")
+            runs["zygote-first"].append(seconds)
             for way in ("stream", "copy", "map"):
                 runs[way].append(getattr(restore, way)())
             print(f"run {i + 1}: " + "  ".join(f"{name} {values[-1]:.3f}s" for name, values in runs.items()),
@@ -258,6 +267,9 @@ def main() -> None:
     print(f"first run of a new jar {medians['first'] / floor:.2f}x the floor, repeat run "
           f"{medians['repeat'] / floor:.2f}x the floor and {medians['repeat'] / emulated:.2f}x the emulated java; "
           f"restore: stream {medians['stream']:.3f}s, copy {medians['copy']:.3f}s, map {medians['map']:.3f}s")
+    print(f"with --zygote: a repeat run {medians['zygote'] / emulated:.2f}x the emulated java, a new jar's first "
+          f"run {medians['zygote-first'] / floor:.2f}x the floor ({medians['zygote-first'] / emulated:.2f}x the "
+          "emulated java)")
     ram = snapshot.ram_for(restore.snapshot)
     print(json.dumps({
         "first_run_ratio_to_floor": round(medians["first"] / floor, 3),
@@ -265,6 +277,9 @@ def main() -> None:
         "repeat_run_ratio_to_emulated_java": round(medians["repeat"] / emulated, 3),
         "cold_ratio_to_floor": round(medians["cold"] / floor, 3),
         "repeat_run_without_balloon_ratio_to_emulated_java": round(medians["mapped"] / emulated, 3),
+        "repeat_run_zygote_ratio_to_emulated_java": round(medians["zygote"] / emulated, 3),
+        "first_run_zygote_ratio_to_floor": round(medians["zygote-first"] / floor, 3),
+        "first_run_zygote_ratio_to_emulated_java": round(medians["zygote-first"] / emulated, 3),
         "restore_copy_vs_stream": round(medians["copy"] / medians["stream"], 3),
         "restore_map_vs_stream": round(medians["map"] / medians["stream"], 3),
         **services,
