@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.vm]
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = ROOT / "tests/java/zygote_probe"
-MEMORY = "672M"  # this test's own machine: its snapshots are its own
+MEMORY = "624M"  # no other test uses this size: its machine and snapshots are its own
 CASES = [(["props", "a b"], b""), (["throw"], b""), (["exit", "7"], b""), (["init"], b""), (["thread"], b""),
          (["stdin"], b"hello there\n")]
 
