@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,15 +245,9 @@ class VirtualMachine:
         config, _ = self._config(accel, argv, None)
         path = snapshot.path_for(snapshot.key(runtime_key, config))
         if path.exists():
-            try:
-                return self._from_snapshot(config, path, request)
-            except snapshot.SnapshotError as exc:  # the app has not started: boot afresh instead
-                snapshot.remove(path)
-                warn(f"{exc}; booting afresh")
-                self._reset()
-            except BootError:  # the app may have started: no second try, but the next run boots afresh
-                snapshot.remove(path)
-                raise
+            restored = self._restored(path, lambda: self._from_snapshot(config, path, request), "booting afresh")
+            if restored is not None:
+                return restored
         elif not snapshot.seen_before(path):  # a first run: boot cold, the fastest way without a snapshot
             return self._boot_cold(accel, argv, request)
         return self._boot(dataclasses.replace(config, snapshot_ram="memfd"), request, save=path)
@@ -267,27 +262,17 @@ class VirtualMachine:
         env = [f"{k}={v}" for k, v in self.options.env.items()]
         path = snapshot.path_for(ready.key(boot_path.stem, self.image.app_archive, argv, env, self.options.cwd, point))
         if path.exists():
-            try:
-                before = ready.output_before(path)
-                return self._from_snapshot(config, path, None, resumed=before)
-            except snapshot.SnapshotError as exc:  # QEMU refused it: the app has not run, start it afresh
-                snapshot.remove(path)
-                warn(f"{exc}; starting the app afresh")
-                self._reset()
-            except BootError:  # the restored app may have run: no second try, the next run starts afresh
-                snapshot.remove(path)
-                raise
+            restored = self._restored(path, lambda: self._from_snapshot(
+                config, path, None, resumed=ready.output_before(path)), "starting the app afresh")
+            if restored is not None:
+                return restored
         request = {**request, **point.request_fields()}
         if boot_path.exists():
-            try:  # a copy of the RAM, not a mapping of the file: the ready snapshot is saved from it
-                return self._from_snapshot(config, boot_path, request, ready_save=path, copy=True)
-            except snapshot.SnapshotError as exc:
-                snapshot.remove(boot_path)
-                warn(f"{exc}; booting afresh")
-                self._reset()
-            except BootError:
-                snapshot.remove(boot_path)
-                raise
+            # a copy of the RAM, not a mapping of the file: the ready snapshot is saved from it
+            restored = self._restored(boot_path, lambda: self._from_snapshot(
+                config, boot_path, request, ready_save=path, copy=True), "booting afresh")
+            if restored is not None:
+                return restored
         save = boot_path if snapshot.seen_before(boot_path) else None
         return self._boot(dataclasses.replace(config, snapshot_ram="memfd"), request, save=save, ready_save=path)
 
@@ -301,29 +286,31 @@ class VirtualMachine:
         env = [f"{k}={v}" for k, v in self.options.env.items()]
         path = snapshot.path_for(zygote.key(boot_path.stem, launch, env, self.options.cwd))
         if path.exists():
-            try:
-                before = ready.output_before(path)
-                return self._from_snapshot(config, path, None, resumed=before, launch=launch)
-            except snapshot.SnapshotError as exc:  # QEMU refused it: the app has not run
-                snapshot.remove(path)
-                warn(f"{exc}; starting the JVM afresh")
-                self._reset()
-            except BootError:
-                snapshot.remove(path)
-                raise
+            restored = self._restored(path, lambda: self._from_snapshot(
+                config, path, None, resumed=ready.output_before(path), launch=launch), "starting the JVM afresh")
+            if restored is not None:
+                return restored
         if not boot_path.exists():
             return None
         request = {**request, "argv": launch.zygote_argv(), "ready_file": zygote.READY_FILE,
                    "zygote_fifo": zygote.FIFO}
+        return self._restored(boot_path, lambda: self._from_snapshot(
+            config, boot_path, request, ready_save=path, copy=True, launch=launch), "booting afresh")
+
+    def _restored(self, path: Path, restore: Callable[[], RunResult], afresh: str) -> RunResult | None:
+        """`restore()`, a run from the snapshot at `path`; None when QEMU would not take the snapshot
+        (SnapshotError: nothing of the app has run), which is then deleted and the run goes on `afresh`.
+        A BootError after the restore (the app may have run) deletes it too and is raised: no second
+        try, and the next run starts afresh."""
         try:
-            return self._from_snapshot(config, boot_path, request, ready_save=path, copy=True, launch=launch)
+            return restore()
         except snapshot.SnapshotError as exc:
-            snapshot.remove(boot_path)
-            warn(f"{exc}; booting afresh")
+            snapshot.remove(path)
+            warn(f"{exc}; {afresh}")
             self._reset()
             return None
         except BootError:
-            snapshot.remove(boot_path)
+            snapshot.remove(path)
             raise
 
     def _from_snapshot(self, config: qemu.MachineConfig, path: Path, request: dict[str, object] | None,
