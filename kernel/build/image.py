@@ -24,7 +24,7 @@ from pathlib import Path
 from jvmbridge.errors import BuildError, DependencyError
 from jvmbridge.jdk import Jdk
 from kernel import cache, linux
-from kernel.build import zygote
+from kernel.build import runtime_part, zygote
 from kernel.build.app import AppSpec, launch_arguments, manifest_links
 from kernel.build.layout import (
     BUSYBOX_COMMANDS,
@@ -203,9 +203,10 @@ class BuildRequest:
     startup_archive: Archive | None = None  # made for this app and the JRE linked for it
 
 
-def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
+def _runtime_inputs(request: BuildRequest, python: Path, busybox: Path) -> list[str]:
+    """What an image's runtime part (kernel.build.runtime_part) is made of, apart from its files."""
     kernel = request.kernel
-    parts = [
+    return [
         f"format={FORMAT_VERSION}",
         f"guest={_guest_sources_digest()}",
         f"python={python}:{python.stat().st_size}:{python.stat().st_mtime_ns}",
@@ -216,13 +217,27 @@ def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
         f"loads={[linux.DISK_MODULES, linux.BOOT_MODULES, linux.NET_MODULES, linux.VOLUME_MODULES, linux.PCI_MODULES]}",
         f"hook_modules={list(request.hook_modules)}",
         f"modules={','.join(sorted(request.modules))}",
+        f"trees={[(str(h), i) for h, i in request.extra_trees]}",
+    ]
+
+
+def image_key(request: BuildRequest, python: Path, busybox: Path) -> str:
+    parts = [
+        *_runtime_inputs(request, python, busybox),
         f"app={request.app.kind}:{request.app.main_class}:{request.app.jar}:{request.app.language}",
         f"files={_digest_tree(list(request.app.all_paths()))}",
         f"links={sorted((k, str(v)) for k, v in manifest_links(request.app.all_paths()).items())}",
-        f"trees={[(str(h), i) for h, i in request.extra_trees]}",
         f"opts={list(request.extra_jvm_options)}",
         f"startup_archive={request.startup_archive.sha256 if request.startup_archive else 'none'}",
     ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def _runtime_part_key(request: BuildRequest, python: Path, busybox: Path, links: dict[str, Path]) -> str:
+    own = app_paths(request.app)
+    runtime = [p for p in request.app.all_paths() if p not in own]
+    parts = [f"part={runtime_part.FORMAT}", *_runtime_inputs(request, python, busybox),
+             f"runtime={_digest_tree(runtime)}", f"links={sorted((k, str(v)) for k, v in links.items())}"]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
@@ -257,10 +272,21 @@ def app_paths(app: AppSpec) -> list[Path]:
     return [p for p in app.all_paths() if p not in runtime]
 
 
-def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
-             ) -> tuple[dict[str, Entry], dict[str, Entry], dict, dict[str, Path | bytes]]:
-    """The base initramfs's entries, the app's, boot.txt's fields, and the files that go on the
-    runtime disk beside the JRE (path relative to JRE_IN_IMAGE -> host file or bytes)."""
+def _split_links(request: BuildRequest) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Class-Path entries that reach the app's files through a symlink, as on the host (CDS records
+    them): those that reach the runtime's files (they go in the base) and those that reach the app's."""
+    own = app_paths(request.app)
+    base: dict[str, Path] = {}
+    mine: dict[str, Path] = {}
+    for link, target in manifest_links(request.app.all_paths()).items():
+        (mine if any(target == p or p in target.parents for p in own) else base)[link] = target
+    return base, mine
+
+
+def _base_entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path, links: dict[str, Path]
+                  ) -> tuple[dict[str, Entry], dict, dict[str, Path | bytes]]:
+    """The base initramfs's entries, boot.txt's fields, and the files that go on the runtime disk
+    beside the JRE (path relative to JRE_IN_IMAGE -> host file or bytes)."""
     entries: dict[str, Entry] = {}
     _add_system(entries, busybox)
     extensions = add_python(entries, python)
@@ -270,26 +296,30 @@ def _entries(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path
     for runtime_path in request.app.all_paths():
         if runtime_path not in own:
             add_tree(entries, runtime_path, str(runtime_path))
-    # Class-Path entries that reach those files through a symlink, as on the host (CDS records them).
-    links = manifest_links(request.app.all_paths())
     for host, image_dir in request.extra_trees:
         add_tree(entries, host, image_dir)
+    for link, target in links.items():
+        entries.setdefault(link.strip("/"), Entry.symlink(link, str(target)))
+    _add_zygote(entries, request.jdk)
+    boot, on_runtime_disk = _add_modules(entries, request)
+    entries["init"] = Entry.file("init", init_script(boot["disk_modules"]), 0o755)
+    entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, runtime_mount=JRE_IN_IMAGE))
+    return entries, boot, on_runtime_disk
+
+
+def _app_entries(request: BuildRequest, links: dict[str, Path]) -> dict[str, Entry]:
+    """The app's own files (class path, script, start-up archive) and the symlinks that reach them."""
     app_entries: dict[str, Entry] = {}
-    for app_path in own:
+    for app_path in app_paths(request.app):
         add_tree(app_entries, app_path, str(app_path))
-    for link, target in links.items():  # with the app when they reach its files: the base stays the runtime's
-        mine = any(target == p or p in target.parents for p in own)
-        (app_entries if mine else entries).setdefault(link.strip("/"), Entry.symlink(link, str(target)))
+    for link, target in links.items():
+        app_entries.setdefault(link.strip("/"), Entry.symlink(link, str(target)))
     if request.startup_archive is not None:
         # the archive is the app's (made for its class path): it travels with the app's files, so that
         # every app of a runtime restores the same boot snapshot
         where = _startup_archive_in_image(request.startup_archive)
         add_tree(app_entries, request.startup_archive.path, where)
-    _add_zygote(entries, request.jdk)
-    boot, on_runtime_disk = _add_modules(entries, request)
-    entries["init"] = Entry.file("init", init_script(boot["disk_modules"]), 0o755)
-    entries["osv/boot.txt"] = Entry.file("osv/boot.txt", wire.encode("boot", **boot, runtime_mount=JRE_IN_IMAGE))
-    return entries, app_entries, boot, on_runtime_disk
+    return app_entries
 
 
 def _startup_archive_in_image(archive: Archive) -> str:
@@ -473,10 +503,11 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
 
 def _build_into_cache(request: BuildRequest, key: str, final: Path, python: Path, busybox: Path,
                       progress: bool, notes: list[str]) -> None:
-    """Check the app, link the JRE and write the image's files to `final`, all or nothing."""
+    """Check the app, link the JRE and write the image's files to `final`, all or nothing: the
+    runtime's part linked from the cache (kernel.build.runtime_part), the app's written beside it."""
     # Only a build needs these (a cache hit is the common case, and start-up time counts).
     from kernel.build import jre
-    from kernel.formats import cpio, erofs
+    from kernel.formats import cpio
     from kernel.validate import checks
 
     # Errors stop the build before anything is written to the cache.
@@ -486,30 +517,65 @@ def _build_into_cache(request: BuildRequest, key: str, final: Path, python: Path
     for note in notes:
         say(note)
     jre_dir = jre.link(request.jdk, list(request.modules), progress=progress)
-    base_entries, app_entries, boot, on_runtime_disk = _entries(request, jre_dir, python, busybox)
-    entries = {**base_entries, **app_entries}
+    base_links, app_links = _split_links(request)
+    part = _runtime_part(request, jre_dir, python, busybox, base_links)
+    app_entries = _app_entries(request, app_links)
     with cache.atomic_dir(final) as tmp:
-        for name, parts in (("initramfs.img", entries), (BASE_INITRAMFS, base_entries), (APP_ARCHIVE, app_entries)):
-            with open(tmp / name, "wb") as out:
-                cpio.write(parts.values(), out)
-        with open(tmp / RUNTIME_DISK, "wb") as out:
-            erofs.write(jre_dir, out, RUNTIME_VOLUME, extra=on_runtime_disk)
+        part.place(BASE_INITRAMFS, tmp / BASE_INITRAMFS)
+        part.place(RUNTIME_DISK, tmp / RUNTIME_DISK)
+        with open(tmp / APP_ARCHIVE, "wb") as out:
+            cpio.write(app_entries.values(), out)
+        # The whole initramfs (for a boot without a snapshot): the base's entries, then the app's.
+        with open(tmp / "initramfs.img", "wb") as out, open(part.folder / BASE_INITRAMFS, "rb") as base:
+            shutil.copyfileobj(base, out)
+            out.seek(-len(cpio.TRAILER_BYTES), os.SEEK_END)
+            out.truncate()
+            cpio.write(app_entries.values(), out, first_ino=part.meta["entries"] + 1,
+                       existing=frozenset(part.meta["folders"]))
         _place_kernel(request.kernel.image, tmp / "vmlinuz")
-        files = _file_records(entries, jre_dir, on_runtime_disk)
-        manifest = _manifest(request, key, tmp, python, boot, files)
-        manifest["runtime_key"] = runtime_key(tmp)
+        files = {**part.meta["files"], **_entry_records(app_entries)}
+        manifest = _manifest(request, key, tmp, python, part.meta["boot"], files)
+        manifest["runtime_key"] = part.meta["runtime_key"]
         (tmp / "image.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
-def _file_records(entries: dict[str, Entry], jre_dir: Path, on_runtime_disk: dict[str, Path | bytes]
-                  ) -> dict[str, dict[str, int | str]]:
-    """sha256 and size of every regular file, the initramfs's and the runtime disk's (marked so)."""
+def _runtime_part(request: BuildRequest, jre_dir: Path, python: Path, busybox: Path,
+                  links: dict[str, Path]) -> runtime_part.RuntimePart:
+    """The base initramfs and the runtime disk of `request`'s runtime, with their files' records."""
+    from kernel.formats import cpio, erofs
+
+    def build(folder: Path) -> dict:
+        entries, boot, on_runtime_disk = _base_entries(request, jre_dir, python, busybox, links)
+        with open(folder / BASE_INITRAMFS, "wb") as out:
+            cpio.write(entries.values(), out)
+        with open(folder / RUNTIME_DISK, "wb") as out:
+            erofs.write(jre_dir, out, RUNTIME_VOLUME, extra=on_runtime_disk)
+        written = cpio.collect(entries.values())
+        return {
+            "boot": boot,
+            "files": {**_entry_records(entries), **_disk_records(jre_dir, on_runtime_disk)},
+            "entries": len(written),  # the app's entries are numbered on from here
+            "folders": sorted(path for path, entry in written.items() if stat.S_ISDIR(entry.mode)),
+            "runtime_key": runtime_key(request.kernel.image, folder),
+        }
+
+    return runtime_part.get(_runtime_part_key(request, python, busybox, links), build)
+
+
+def _entry_records(entries: dict[str, Entry]) -> dict[str, dict[str, int | str]]:
+    """sha256 and size of every regular file of an initramfs."""
     files: dict[str, dict[str, int | str]] = {}
     for path, entry in sorted(entries.items()):
         if entry.source is not None:
             files["/" + path] = {"sha256": cache.file_digest(entry.source), "size": entry.source.stat().st_size}
         elif stat.S_ISREG(entry.mode):
             files["/" + path] = {"sha256": hashlib.sha256(entry.data).hexdigest(), "size": len(entry.data)}
+    return files
+
+
+def _disk_records(jre_dir: Path, on_runtime_disk: dict[str, Path | bytes]) -> dict[str, dict[str, int | str]]:
+    """sha256 and size of every file of the runtime disk (marked so)."""
+    files: dict[str, dict[str, int | str]] = {}
     for host_file in sorted(p for p in jre_dir.rglob("*") if p.is_file() and not p.is_symlink()):
         guest = f"{JRE_IN_IMAGE}/{host_file.relative_to(jre_dir).as_posix()}"
         files[guest] = {"sha256": cache.file_digest(host_file), "size": host_file.stat().st_size,
@@ -546,7 +612,7 @@ def _manifest(request: BuildRequest, key: str, tmp: Path, python: Path, boot: di
                 "image": str(request.kernel.image),
                 "release": request.kernel.release,
                 "config": str(request.kernel.config) if request.kernel.config else None,
-                "sha256": cache.file_digest(tmp / "vmlinuz"),
+                "sha256": cache.remembered_digest(request.kernel.image),
             },
             "guest_python": str(python),
             "jre_modules": sorted(request.modules),
@@ -567,10 +633,11 @@ def _manifest(request: BuildRequest, key: str, tmp: Path, python: Path, boot: di
     }
 
 
-def runtime_key(folder: Path) -> str:
-    """The contents a boot snapshot of this image holds (kernel, base initramfs, runtime disk): two
-    images of one runtime share it, whatever their apps."""
-    parts = [f"{name}={cache.file_digest(folder / name)}" for name in ("vmlinuz", BASE_INITRAMFS, RUNTIME_DISK)]
+def runtime_key(kernel: Path, folder: Path) -> str:
+    """The contents a boot snapshot of an image holds (kernel, base initramfs, runtime disk, the last
+    two in `folder`): two images of one runtime share it, whatever their apps."""
+    parts = [f"vmlinuz={cache.remembered_digest(kernel)}",
+             *(f"{name}={cache.file_digest(folder / name)}" for name in (BASE_INITRAMFS, RUNTIME_DISK))]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 

@@ -69,8 +69,8 @@ def _pad(n: int) -> bytes:
     return b"\0" * (-n % 4)
 
 
-def write(entries: Iterable[Entry], out: BinaryIO, mtime: int = IMAGE_MTIME) -> int:
-    """Write `entries` as a newc archive to `out`; returns the number of bytes written."""
+def collect(entries: Iterable[Entry], existing: frozenset[str] = frozenset()) -> dict[str, Entry]:
+    """`entries` by normalised path, with the parent folders they need that are not in `existing`."""
     by_path: dict[str, Entry] = {}
     for entry in entries:
         path = _normalise(entry.path)
@@ -78,12 +78,23 @@ def write(entries: Iterable[Entry], out: BinaryIO, mtime: int = IMAGE_MTIME) -> 
             raise ValueError(f"two different entries for {path!r}")
         by_path[path] = Entry(path, entry.mode, entry.data, entry.source, entry.rdev)
         parent = path.rpartition("/")[0]
-        while parent and parent not in by_path:
+        while parent and parent not in by_path and parent not in existing:
             by_path[parent] = Entry.folder(parent)
             parent = parent.rpartition("/")[0]
+    return by_path
 
+
+def write(entries: Iterable[Entry], out: BinaryIO, mtime: int = IMAGE_MTIME, first_ino: int = 1,
+          existing: frozenset[str] = frozenset(), trailer: bool = True) -> int:
+    """Write `entries` as a newc archive to `out`; returns the number of bytes written.
+
+    An archive can be written in parts: a first part without its trailer, then one with `first_ino`
+    past the first's entries and `existing` its folders (written once, as the kernel sets a folder's
+    mode again each time it meets it).
+    """
+    by_path = collect(entries, existing)
     written = 0
-    for ino, path in enumerate(sorted(by_path), start=1):
+    for ino, path in enumerate(sorted(by_path), start=first_ino):
         entry = by_path[path]
         body = entry.source.read_bytes() if entry.source is not None else entry.data
         if not (stat.S_ISREG(entry.mode) or stat.S_ISLNK(entry.mode)):
@@ -93,8 +104,11 @@ def write(entries: Iterable[Entry], out: BinaryIO, mtime: int = IMAGE_MTIME) -> 
         chunk = head + _pad(len(head)) + body + _pad(len(body))
         out.write(chunk)
         written += len(chunk)
-    head = _header(TRAILER.encode(), 0, 0, 1, 0, 0)
-    tail = head + _pad(len(head))
-    out.write(tail)
-    written += len(tail)
+    if trailer:
+        out.write(TRAILER_BYTES)
+        written += len(TRAILER_BYTES)
     return written
+
+
+_TRAILER_HEAD = _header(TRAILER.encode(), 0, 0, 1, 0, 0)
+TRAILER_BYTES = _TRAILER_HEAD + _pad(len(_TRAILER_HEAD))  # what ends every archive

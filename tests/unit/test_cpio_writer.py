@@ -80,3 +80,23 @@ def test_paths_escaping_the_root_are_refused(bad: str) -> None:
 def test_conflicting_entries_are_refused() -> None:
     with pytest.raises(ValueError):
         write([Entry.file("a", b"1"), Entry.file("a", b"2")])
+
+
+def test_an_archive_written_in_two_parts_is_one_archive(tmp_path: Path) -> None:
+    """As an image's initramfs is written: the runtime's part without its trailer, then the app's,
+    numbered on and without the folders the first part has (the kernel would chmod them again)."""
+    base = [Entry.folder("tmp", 0o1777), Entry.file("bin/tool", b"tool", 0o755)]
+    app = [Entry.file("tmp/app/app.jar", b"jar"), Entry.file("bin/extra", b"x")]
+    out = io.BytesIO()
+    cpio.write(base, out, trailer=False)
+    first = cpio.collect(base)
+    folders = frozenset(path for path, entry in first.items() if stat.S_ISDIR(entry.mode))
+    cpio.write(app, out, first_ino=len(first) + 1, existing=folders)
+    whole = out.getvalue()
+    assert whole.endswith(cpio.TRAILER_BYTES) and whole.count(b"TRAILER!!!") == 1
+    listing = subprocess.run(["cpio", "-itv", "--quiet"], input=whole, capture_output=True, check=True).stdout.decode()
+    names = [line.split()[-1] for line in listing.splitlines()]
+    assert names == ["bin", "bin/tool", "tmp", "bin/extra", "tmp/app", "tmp/app/app.jar"]  # tmp once, as 1777
+    assert listing.splitlines()[2].startswith("drwxrwxrwt")
+    inodes = [int(whole[i + 6:i + 14], 16) for i in range(len(whole)) if whole.startswith(b"070701", i)][:-1]
+    assert inodes == [1, 2, 3, 4, 5, 6]

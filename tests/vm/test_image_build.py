@@ -37,6 +37,7 @@ def test_two_builds_are_byte_identical(osv: Osv, osv_cache: Path, examples_built
     first = build(osv, tmp_path / "one")
     shutil.rmtree(osv_cache / "images" / first["key"])  # force the image to be assembled again
     shutil.rmtree(osv_cache / "closure", ignore_errors=True)  # and its ELF closure resolved again
+    shutil.rmtree(osv_cache / "runtimes", ignore_errors=True)  # and its runtime's part written again
     second = build(osv, tmp_path / "two")
     assert first["key"] == second["key"]
     one, two = tmp_path / "one", tmp_path / "two"
@@ -44,8 +45,10 @@ def test_two_builds_are_byte_identical(osv: Osv, osv_cache: Path, examples_built
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
 
 
-def test_two_apps_on_one_runtime_share_the_base_initramfs(osv: Osv, examples_built: Path, tmp_path: Path) -> None:
-    """What a boot snapshot holds (kernel.vm.snapshot) is the same for both; only app.cpio differs."""
+def test_two_apps_on_one_runtime_share_the_base_initramfs(osv: Osv, osv_cache: Path, examples_built: Path,
+                                                           tmp_path: Path) -> None:
+    """What a boot snapshot holds (kernel.vm.snapshot) is the same for both; only app.cpio differs. In
+    the cache the runtime's files are one (kernel.build.runtime_part): an edited jar writes only its own."""
     build(osv, tmp_path / "hello")
     proc = osv("build", "--jdk", JDK17, "examples/echo/echo.jar", "-o", str(tmp_path / "echo"), "--json")
     assert proc.returncode == 0, explain(proc)
@@ -53,6 +56,9 @@ def test_two_apps_on_one_runtime_share_the_base_initramfs(osv: Osv, examples_bui
     assert hello["key"] != echo["key"] and hello["runtime_key"] == echo["runtime_key"]
     assert (tmp_path / "hello" / "base.img").read_bytes() == (tmp_path / "echo" / "base.img").read_bytes()
     assert (tmp_path / "hello" / "app.cpio").read_bytes() != (tmp_path / "echo" / "app.cpio").read_bytes()
+    for name in ("base.img", "runtime.img"):
+        cached = {(osv_cache / "images" / image["key"] / name).stat().st_ino for image in (hello, echo)}
+        assert len(cached) == 1, f"the cached images' {name} are two files"
 
 
 @pytest.mark.skipif(shutil.which("cpio") is None, reason="GNU cpio is not installed")
