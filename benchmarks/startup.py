@@ -3,14 +3,15 @@
 floor:    the same kernel and machine with an /init that powers off at once (benchmarks/boot.py's floor).
 cold:     `osv-java run --cold-boot hello.jar`: kernel, /init, PID 1 and the JVM from scratch.
 first:    the first run of a jar never run before (a hello with a new greeting each time, as after an
-          edit): its image is built, then the runtime's boot snapshot is restored and the app sent in.
-repeat:   hello.jar again: image cached, the same snapshot restored (its RAM copied: the machine has
-          the dynamic heap's balloon). `mapped`: the same with --dynamic-heap off, no balloon, so the
-          snapshot's RAM file is mapped rather than copied.
+          edit): its image is built (the runtime's part linked from the cache), the runtime's
+          started-JVM snapshot restored (kernel/vm/zygote.py, the default) and handed the app.
+repeat:   hello.jar again: image cached, the same started JVM restored and handed the app.
 emulated: `qemu-x86_64 -cpu qemu64,+rdrand JDK/bin/java -jar hello.jar` (Debian's qemu-user): the same
           JVM under the same emulation without a VM, the emulation's own floor.
-zygote:   hello.jar with --zygote: the runtime's started-JVM snapshot restored and handed the app
-          (kernel/vm/zygote.py); `zygote-first` a jar never run before, with --zygote.
+plain:    `first-plain` and `repeat-plain` the same with --no-zygote: the runtime's boot snapshot
+          restored (its RAM copied: the machine has the dynamic heap's balloon), the app sent in and
+          its JVM started; `mapped` a repeat with --no-zygote --dynamic-heap off, no balloon, so the
+          snapshot's RAM file is mapped rather than copied.
 
 restore:  how a boot snapshot's RAM reaches the machine, timed from QEMU's start until the restored
           machine runs (a machine of the image without the run's policies, snapshot made here):
@@ -224,14 +225,14 @@ def main() -> None:
     java_home = Path(image.manifest["inputs"]["jdk"]["home"])
     kernel = linux.default_kernel()
     accel = qemu.choose_accel("auto", kernel.image)
-    print(f"accelerator: {accel}; warming up (hello twice: the second saves the runtime's boot snapshot)",
-          file=sys.stderr)
-    for _ in range(2):
+    print(f"accelerator: {accel}; warming up (hello three times: the second saves the runtime's boot snapshot, "
+          "the third its started JVM's)", file=sys.stderr)
+    for _ in range(3):
         timed_run(args.jdk, HELLO)
-        timed_run(args.jdk, HELLO, "--dynamic-heap", "off")
-    timed_run(args.jdk, HELLO, "--zygote")  # saves the started JVM's snapshot
-    runs: dict[str, list[float]] = {name: [] for name in ("floor", "cold", "first", "repeat", "mapped", "emulated",
-                                                          "zygote", "zygote-first", "stream", "copy", "map")}
+    for _ in range(2):
+        timed_run(args.jdk, HELLO, "--no-zygote", "--dynamic-heap", "off")
+    runs: dict[str, list[float]] = {name: [] for name in ("floor", "cold", "first", "repeat", "emulated", "first-plain",
+                                                          "repeat-plain", "mapped", "stream", "copy", "map")}
     try:
         initrd = workdir / "floor.img"
         poweroff.initramfs(str(initrd))
@@ -239,47 +240,43 @@ def main() -> None:
         for i in range(args.runs):
             runs["floor"].append(floor_boot(kernel.image, accel, initrd, workdir / "console.log"))
             runs["cold"].append(timed_run(args.jdk, HELLO, "--cold-boot")[0])
-            greeting = f"hello number {i} from a jar never run before ({time.time_ns()})"
-            seconds, said = timed_run(args.jdk, new_jar(java_home, workdir / f"jar{i}", greeting))
-            if said != greeting:
-                raise SystemExit(f"the new jar printed {said!r}, not {greeting!r}")
-            runs["first"].append(seconds)
-            runs["repeat"].append(timed_run(args.jdk, HELLO)[0])
-            runs["mapped"].append(timed_run(args.jdk, HELLO, "--dynamic-heap", "off")[0])
+            for way, options in (("", ()), ("-plain", ("--no-zygote",))):
+                greeting = f"hello number {i}{way} from a jar never run before ({time.time_ns()})"
+                seconds, said = timed_run(args.jdk, new_jar(java_home, workdir / f"jar{i}{way}", greeting), *options)
+                if said != greeting:
+                    raise SystemExit(f"the new jar printed {said!r}, not {greeting!r}")
+                runs[f"first{way}"].append(seconds)
+                runs[f"repeat{way}"].append(timed_run(args.jdk, HELLO, *options)[0])
+            runs["mapped"].append(timed_run(args.jdk, HELLO, "--no-zygote", "--dynamic-heap", "off")[0])
             runs["emulated"].append(emulated_java(java_home)[0])
-            runs["zygote"].append(timed_run(args.jdk, HELLO, "--zygote")[0])
-            greeting = f"hello number {i} from a jar never run before, in a started JVM ({time.time_ns()})"
-            seconds, said = timed_run(args.jdk, new_jar(java_home, workdir / f"zjar{i}", greeting), "--zygote")
-            if said != greeting:
-                raise SystemExit(f"the new jar printed {said!r}, not {greeting!r}")
-            runs["zygote-first"].append(seconds)
             for way in ("stream", "copy", "map"):
                 runs[way].append(getattr(restore, way)())
             print(f"run {i + 1}: " + "  ".join(f"{name} {values[-1]:.3f}s" for name, values in runs.items()),
                   file=sys.stderr)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
     services = first_answer.measure(args.jdk, args.runs) if args.services else {}
     medians = {name: median(values) for name, values in runs.items()}
     floor, emulated = medians["floor"], medians["emulated"]
     print("medians: " + "  ".join(f"{name} {value:.3f}s" for name, value in medians.items()))
-    print(f"first run of a new jar {medians['first'] / floor:.2f}x the floor, repeat run "
-          f"{medians['repeat'] / floor:.2f}x the floor and {medians['repeat'] / emulated:.2f}x the emulated java; "
-          f"restore: stream {medians['stream']:.3f}s, copy {medians['copy']:.3f}s, map {medians['map']:.3f}s")
-    print(f"with --zygote: a repeat run {medians['zygote'] / emulated:.2f}x the emulated java, a new jar's first "
-          f"run {medians['zygote-first'] / floor:.2f}x the floor ({medians['zygote-first'] / emulated:.2f}x the "
-          "emulated java)")
+    print(f"first run of a new jar {medians['first'] / floor:.2f}x the floor and {medians['first'] / emulated:.2f}x "
+          f"the emulated java; repeat run {medians['repeat'] / floor:.2f}x the floor and "
+          f"{medians['repeat'] / emulated:.2f}x the emulated java; first run / repeat run "
+          f"{medians['first'] / medians['repeat']:.2f}")
+    print(f"with --no-zygote: first run {medians['first-plain'] / floor:.2f}x the floor, repeat run "
+          f"{medians['repeat-plain'] / emulated:.2f}x the emulated java ({medians['mapped'] / emulated:.2f}x without "
+          f"the balloon); restore: stream {medians['stream']:.3f}s, copy {medians['copy']:.3f}s, "
+          f"map {medians['map']:.3f}s")
     ram = snapshot.ram_for(restore.snapshot)
     print(json.dumps({
         "first_run_ratio_to_floor": round(medians["first"] / floor, 3),
         "repeat_run_ratio_to_floor": round(medians["repeat"] / floor, 3),
         "repeat_run_ratio_to_emulated_java": round(medians["repeat"] / emulated, 3),
+        "first_run_ratio_to_repeat_run": round(medians["first"] / medians["repeat"], 3),
         "cold_ratio_to_floor": round(medians["cold"] / floor, 3),
-        "repeat_run_without_balloon_ratio_to_emulated_java": round(medians["mapped"] / emulated, 3),
-        "repeat_run_zygote_ratio_to_emulated_java": round(medians["zygote"] / emulated, 3),
-        "first_run_zygote_ratio_to_floor": round(medians["zygote-first"] / floor, 3),
-        "first_run_zygote_ratio_to_emulated_java": round(medians["zygote-first"] / emulated, 3),
+        "first_run_without_zygote_ratio_to_floor": round(medians["first-plain"] / floor, 3),
+        "repeat_run_without_zygote_ratio_to_emulated_java": round(medians["repeat-plain"] / emulated, 3),
+        "repeat_run_without_zygote_or_balloon_ratio_to_emulated_java": round(medians["mapped"] / emulated, 3),
         "restore_copy_vs_stream": round(medians["copy"] / medians["stream"], 3),
         "restore_map_vs_stream": round(medians["map"] / medians["stream"], 3),
         **services,

@@ -197,9 +197,11 @@ class AppCommand(click.Command):
               help="Save the VM once the app listens on guest TCP PORT (a number) or has created FILE (an absolute "
                    "guest path); later runs of the same app, arguments and options restore it there, the service "
                    "already running. See the README for what restores share.")
-@click.option("--zygote", is_flag=True,
+@click.option("--zygote/--no-zygote", default=None,
               help="Restore a JVM that has already started and hand it the app (a snapshot per runtime and JVM "
-                   "options, saved at the first such run). See the README for what the app sees differently.")
+                   "options, saved at the first such run). On by default where the run allows it (not with -v, "
+                   "--cold-boot, --startup-archive, --snapshot-when-ready, --gc-log, --stw-*, agents or -Xlog). "
+                   "See the README for what the app sees differently.")
 @NO_STARTUP_ARCHIVE
 def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
         with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, memory: str,
@@ -207,7 +209,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, stop_timeout: float,
         verbose: bool, bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None,
         stw_lb: str | None, stw_group: str | None, dynamic_heap: str, hugepages: str,
-        startup_archive: bool, snapshot_when_ready: str | None, zygote: bool) -> None:
+        startup_archive: bool, snapshot_when_ready: str | None, zygote: bool | None) -> None:
     """Build (cached) and boot APP; the exit status is the app's.
 
     APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
@@ -225,8 +227,12 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
     if snapshot_when_ready is not None:
         point = options.ready_point(snapshot_when_ready)
         options.check_ready_point(cold_boot, bool(vols), target)
-    if zygote:
+    if zygote:  # asked for: say why it cannot be; by default it is used where it can be
         options.check_zygote(target, cold_boot, bool(vols), startup_archive, point is not None)
+    # ... and not with the policies that stream what the JVM logs from its start, or coordinate its
+    # collections with other machines (services, which start once)
+    use_zygote = zygote is not False and target == "vm" and not (cold_boot or vols or startup_archive or point) \
+        and (zygote or not (gc_log or stw_lb or stw_group))
     if timeout is not None and timeout <= 0:
         raise click.BadParameter("must be positive", param_hint="--timeout")
     if stop_timeout < 0:
@@ -264,18 +270,21 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         env=launch.guest_env(user_env), memory_mb=memory_mb, cpus=cpu_count, accel=accel, publish=published,
         volumes=vols, timeout=timeout, stop_timeout=stop_timeout, verbose=verbose, bootchart=bootchart,
         cwd=launch.guest_cwd(), boot_timeout=launch.boot_timeout(), snapshot=not cold_boot, hooks=hooks,
-        ready_point=point, zygote=zygote,
+        ready_point=point, zygote=use_zygote,
+        zygote_runtime=":".join(map(str, resolved.app.runtime)) if resolved.app.kind == "script" else None,
     )
     argv = launch.guest_argv(image, list(jvm_opts), resolved.args, bootchart, hooks.jvm_options)
-    if zygote:
+    if use_zygote:
         from kernel.build.app import read_manifest
-        from kernel.vm.zygote import unsupported
+        from kernel.vm.zygote import unsuitable, unsupported
 
         why = None if image.manifest.get("zygote") else "its image has no zygote (its JDK has no javac)"
+        why = why or unsuitable(list(jvm_opts), user_env)
         if why is None and resolved.app.kind == "jar" and resolved.app.jar is not None and not resolved.app.runtime:
             why = unsupported(read_manifest(resolved.app.jar))
         if why:
-            click.echo(f"osv-java: --zygote: {app}: {why}: its JVM starts as usual", err=True)
+            if zygote:
+                click.echo(f"osv-java: --zygote: {app}: {why}: its JVM starts as usual", err=True)
             run_options.zygote = False
     with VirtualMachine(image, run_options) as vm, \
             registry.registered(vm_name, vm.relay_socket, resolved.app.main_class):
@@ -288,26 +297,29 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
 
 
 TIMELINE_ORDER = ("qemu_start", "snapshot_restored", "kernel_start", "pid1_start", "snapshot_saved", "jvm_exec",
-                  "main_entered", "app_ready", "ready_saved", "app_exit", "vm_gone")
+                  "app_ready", "ready_saved", "app_launched", "main_entered", "app_exit", "vm_gone")
 OPTIONAL_EVENTS = ("qemu_start", "snapshot_restored", "kernel_start", "pid1_start", "snapshot_saved", "app_ready",
-                   "ready_saved", "vm_gone")
+                   "ready_saved", "app_launched", "vm_gone")
 
 
 def print_timeline(timeline: dict[str, float], hook_events: list[HookEvent]) -> None:
     click.echo("osv-java bootchart (seconds since start, measured):", err=True)
     previous = 0.0
-    for name in TIMELINE_ORDER:
-        if name in timeline:
-            at = timeline[name]
-            click.echo(f"  {name:<17} {at:8.3f}  (+{at - previous:.3f})", err=True)
-            previous = at
+    for name in sorted((n for n in TIMELINE_ORDER if n in timeline), key=lambda n: timeline[n]):
+        at = timeline[name]
+        click.echo(f"  {name:<17} {at:8.3f}  (+{at - previous:.3f})", err=True)
+        previous = at
     resumed = "snapshot_restored" in timeline and "jvm_exec" not in timeline
-    if resumed:
+    launched = "app_launched" in timeline
+    if resumed and launched:
+        click.echo("  (the JVM had started and waited for an app when its snapshot was saved: restored there "
+                   "and handed this app)", err=True)
+    elif resumed:
         click.echo("  (the app started and got ready before its ready snapshot was saved: restored there)", err=True)
     elif "snapshot_restored" in timeline:
         click.echo("  (kernel and PID 1 started when the boot snapshot was saved; --cold-boot times them)", err=True)
     missing = [n for n in TIMELINE_ORDER if n not in timeline and n not in OPTIONAL_EVENTS
-               and not (resumed and n in ("jvm_exec", "main_entered"))]
+               and not (resumed and n == "jvm_exec") and not (resumed and not launched and n == "main_entered")]
     if missing:
         click.echo(f"  not measured: {', '.join(missing)}", err=True)
     if hook_events:

@@ -92,7 +92,8 @@ def resolve_app(app_arg: str, args: list[str], classpath: str | None, lang: str 
     if runtime:
         spec = resolved.spec
         resolved.spec = AppSpec(kind=spec.kind, main_class=spec.main_class, classpath=spec.classpath, jar=spec.jar,
-                                script=spec.script, language=spec.language, runtime=tuple(dict.fromkeys(runtime)))
+                                script=spec.script, language=spec.language,
+                                runtime=tuple(dict.fromkeys([*spec.runtime, *runtime])))
     return resolved
 
 
@@ -107,8 +108,10 @@ def _base_spec(app_arg: str, classpath: str | None, lang: str | None) -> AppSpec
     language = languages.detect(path, lang)
     if language.main_class is None:
         return apps.from_jar(path)
+    # The language's jars are its runtime, not the app's files: they go with the runtime's part of the
+    # image (the boot snapshot), only the script travels with each run.
     runtime = languages.runtime_classpath(language)
-    return AppSpec(kind="script", main_class=language.main_class, classpath=tuple(runtime),
+    return AppSpec(kind="script", main_class=language.main_class, classpath=(), runtime=tuple(runtime),
                    script=path.resolve(), language=language.name)
 
 

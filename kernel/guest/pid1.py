@@ -176,6 +176,7 @@ class AppRelay:
         # A zygote's stdin is its app's: nothing of it reaches the JVM (or ends it) before the launch,
         # or the saved machine would hold the saving run's stdin
         self.stdin_held = zygote
+        self.launched_main: str | None = None  # the main class a zygote was handed (for --bootchart)
         self.ready_watch: Watch | None = None  # None once the ready point is reached (or never asked for)
         if ready is not None:
             from kernel.guest.readiness import Watch
@@ -298,6 +299,7 @@ class AppRelay:
         finally:
             os.close(fd)
         self.stdin_held = False
+        self.launched_main = message["launch"][1]
 
     def _zygote_fifo(self, path: str) -> int:
         """The FIFO's write end, once the zygote has opened its read end: it creates its ready file just
@@ -551,7 +553,7 @@ def main() -> None:
     t_exit = now()
     if relay.supervisors is not None:
         relay.supervisors.stop(exited=True)  # their last words go out before the exit status
-    report_exit(control, request, pid, status, t_exit, counts[stdout_fd], counts[stderr_fd])
+    report_exit(control, request, pid, status, t_exit, counts[stdout_fd], counts[stderr_fd], relay.launched_main)
     power_off()
 
 
@@ -580,10 +582,11 @@ def start_early(request: wire.Message | None, boot: wire.Message
 
 
 def report_exit(control: Control, request: wire.Message, pid: int, status: int, t_exit: float,
-                stdout_bytes: int, stderr_bytes: int) -> None:
+                stdout_bytes: int, stderr_bytes: int, launched_main: str | None = None) -> None:
     """The exit status, output byte counts, timeline and any crash log; then wait until the host has
-    all of stdout and stderr."""
-    main_class = wire.first(request, "main_class")
+    all of stdout and stderr. `launched_main`: the app's main class when a zygote was handed one (the
+    request is the saving run's)."""
+    main_class = launched_main or wire.first(request, "main_class")
     t_main = main_entered(main_class) if wire.first(request, "bootchart") == "1" and main_class else None
     control.send(
         op="exit",

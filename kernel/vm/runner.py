@@ -71,6 +71,7 @@ class RunOptions:
     hooks: Plan | None = None  # the run's policies (gc_hooks)
     ready_point: ready.ReadyPoint | None = None  # save the machine there, or restore it (kernel.vm.ready)
     zygote: bool = False  # restore a started JVM and hand it the app (kernel.vm.zygote)
+    zygote_runtime: str | None = None  # a script's language runtime class path (kernel.vm.zygote.split)
 
 
 @dataclass
@@ -116,6 +117,7 @@ class VirtualMachine:
         self.qemu = QemuProcess(self.workdir)
         self.relay_socket = self.workdir / "relay.sock"
         self.relay: Relay | None = None
+        self.launched: float | None = None  # host time a started JVM was handed the app (kernel.vm.zygote)
         self.qmp_socket = self.workdir / "qmp.sock"  # for port forwards added at run time
         self.hooks = options.hooks or Plan(machine=_NO_MACHINE)
         self.host = HostSide(self.hooks, options.verbose)
@@ -237,7 +239,8 @@ class VirtualMachine:
         if not options.snapshot or options.volumes or runtime_key is None or own_ram:
             self.file_servers.start()
             return self._boot_cold(accel, argv, request)
-        launch = zygote.split(argv, main_class, app_args) if options.zygote and app_args is not None else None
+        launch = zygote.split(argv, main_class, app_args, options.zygote_runtime) \
+            if options.zygote and app_args is not None else None
         if launch is not None:
             started = self._run_zygote(accel, launch, request, runtime_key)
             if started is not None:
@@ -284,7 +287,9 @@ class VirtualMachine:
         config, _ = self._config(accel, list(launch.jvm), None)
         boot_path = snapshot.path_for(snapshot.key(runtime_key, config))
         env = [f"{k}={v}" for k, v in self.options.env.items()]
-        path = snapshot.path_for(zygote.key(boot_path.stem, launch, env, self.options.cwd))
+        hooks = [*(f"{path}={value}" for path, value in self.hooks.guest_settings.items()),
+                 *(json.dumps(spec.fields(), sort_keys=True) for spec in self.hooks.supervisors)]
+        path = snapshot.path_for(zygote.key(boot_path.stem, launch, env, self.options.cwd, hooks))
         if path.exists():
             restored = self._restored(path, lambda: self._from_snapshot(
                 config, path, None, resumed=ready.output_before(path), launch=launch), "starting the JVM afresh")
@@ -475,6 +480,8 @@ class VirtualMachine:
             with contextlib.suppress(OSError):  # a QEMU gone meanwhile is seen by the wait for the exit
                 talk.control.send("resume", launch=launch.fields() if launch else None,
                                   launch_fifo=zygote.FIFO if launch else None, **_renewal())
+                if launch is not None:
+                    self.launched = time.monotonic()
             talk.release_signals()
 
     def _converse(self, talk: Conversation, pumps: tuple[OutputPump, OutputPump], stdin: socket.socket,
@@ -509,6 +516,7 @@ class VirtualMachine:
         if resumed is not None and launch is not None:  # a started JVM: the app's files and launch follow
             talk.control.send_with_payload("resume", self.image.app_archive.read_bytes(), restored=True,
                                            launch=launch.fields(), launch_fifo=zygote.FIFO, **_renewal())
+            self.launched = time.monotonic()
         elif resumed is not None:  # a ready snapshot's app runs already; PID 1 holds its output for us
             talk.control.send("resume", restored=True, **_renewal())
         else:
@@ -534,5 +542,6 @@ class VirtualMachine:
         measured = Measured(t_qemu=t_qemu, t_gone=time.monotonic(), hello=hello, started=started, exited=exited,
                             saved_at=saved_at, ready_at=ready_times[0] if ready_times else None,
                             ready_saved_at=ready_times[1] if len(ready_times) > 1 else None,
-                            resumed=resumed is not None)
+                            resumed=resumed is not None,
+                            launched_at=None if self.launched is None else self.launched - t_qemu)
         return measured, exited[0]

@@ -248,8 +248,12 @@ class RamCopy:
             source = os.open(ram_for(snapshot), os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise SnapshotError(f"the boot snapshot's RAM is missing ({exc})") from exc
-        self.fd = os.memfd_create(RAM_COPY, os.MFD_CLOEXEC)
         self._error: OSError | None = None
+        try:
+            self.fd = os.memfd_create(RAM_COPY, os.MFD_CLOEXEC)
+        except OSError as exc:
+            os.close(source)
+            raise SnapshotError(f"no memory file for the boot snapshot's RAM: {exc}") from exc
         try:
             os.ftruncate(self.fd, os.fstat(source).st_size)  # its size, before QEMU maps it
         except OSError as exc:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from kernel.build import zygote as zygote_build
 
-FORMAT = 1
+FORMAT = 2
 FIFO = "/run/osv-zygote.fifo"  # PID 1 makes it before starting the zygote
 READY_FILE = "/run/osv-zygote.ready"
 CLASS_PATH_OPTIONS = ("-cp", "-classpath", "--class-path")
@@ -36,14 +36,36 @@ class Launch:
     main_class: str
     command: str  # what `sun.java.command` starts with: the main class, or the jar given to -jar
     args: tuple[str, ...]
+    # A language runtime's class path and main class (a script's run): the zygote starts with them
+    # and initialises that class before it waits (Clojure's loads clojure.core: seconds under
+    # emulation, then in no run)
+    runtime: str = ""
 
     def fields(self) -> list[str]:
         """What PID 1 writes to the zygote's FIFO (each NUL-terminated)."""
         return [self.class_path, self.main_class, self.command, *self.args]
 
     def zygote_argv(self) -> list[str]:
-        return [*self.jvm, *zygote_build.JVM_OPTIONS, "-cp", zygote_build.ZYGOTE_IN_IMAGE, zygote_build.MAIN_CLASS,
-                FIFO, READY_FILE]
+        class_path = ":".join(filter(None, (zygote_build.ZYGOTE_IN_IMAGE, self.runtime)))
+        return [*self.jvm, *zygote_build.JVM_OPTIONS, "-cp", class_path, zygote_build.MAIN_CLASS, FIFO, READY_FILE,
+                *((self.main_class,) if self.runtime else ())]
+
+
+# The user's JVM options that act or print at the JVM's start: with a started JVM they would act once,
+# in the run that saves it, and their output would be that run's alone
+STARTUP_OPTIONS = ("-javaagent:", "-agentlib:", "-agentpath:", "-Xrun", "-Xdebug", "-verbose", "-Xlog", "-XX:+Print",
+                   "-showversion", "--show-version", "-XshowSettings", "-Xshare:dump", "-XX:+Verbose")
+# Read by the JVM (or its launcher) at its start, which says so on stderr
+OPTIONS_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS")
+
+
+def unsuitable(user_options: list[str], env: dict[str, str]) -> str | None:
+    """Why the user's JVM options or environment call for a JVM of the run's own; None when they do not."""
+    acting = [option for option in user_options if option.startswith(STARTUP_OPTIONS)]
+    if acting:
+        return f"{acting[0]} acts at the JVM's start"
+    named = [name for name in OPTIONS_VARIABLES if name in env]
+    return f"{named[0]} is read at the JVM's start" if named else None
 
 
 def unsupported(manifest: dict[str, str]) -> str | None:
@@ -52,20 +74,25 @@ def unsupported(manifest: dict[str, str]) -> str | None:
     return f"its manifest asks for {', '.join(asked)} at the JVM's start" if asked else None
 
 
-def split(argv: list[str], main_class: str, app_args: int) -> Launch | None:
+def split(argv: list[str], main_class: str, app_args: int, runtime: str | None = None) -> Launch | None:
     """`argv` as [java, options..., -jar JAR | -cp PATH MAIN, args...] with `app_args` arguments at its
-    end; None when it is not that, or when an option names an archive made for the app."""
+    end; None when it is not that, or when an option names an archive made for the app. `runtime`: a
+    script's language runtime class path, whose main class is the runtime's (see Launch.runtime)."""
     body, args = argv[: len(argv) - app_args], tuple(argv[len(argv) - app_args:])
     if any(option.startswith(APP_ARCHIVE_OPTIONS) for option in body):
         return None
     if len(body) >= 3 and body[-2] == "-jar":
         return Launch(tuple(body[:-2]), body[-1], main_class, body[-1], args)
     if len(body) >= 4 and body[-3] in CLASS_PATH_OPTIONS and body[-1] == main_class:
-        return Launch(tuple(body[:-3]), body[-2], main_class, main_class, args)
+        # only a class path that is the runtime's alone keeps its order when the zygote starts with it
+        preloaded = runtime if runtime and body[-2] == runtime else ""
+        return Launch(tuple(body[:-3]), body[-2], main_class, main_class, args, preloaded)
     return None
 
 
-def key(machine_key: str, launch: Launch, env: list[str], cwd: str) -> str:
+def key(machine_key: str, launch: Launch, env: list[str], cwd: str, hooks: list[str]) -> str:
+    """`hooks`: what the policies set in the guest before the JVM and run beside it (their supervisors),
+    which the saved machine holds too."""
     parts = [f"zygote-format={FORMAT}", f"machine={machine_key}", *(f"argv={a}" for a in launch.zygote_argv()),
-             *(f"env={item}" for item in sorted(env)), f"cwd={cwd}"]
+             *(f"env={item}" for item in sorted(env)), f"cwd={cwd}", *(f"hook={h}" for h in hooks)]
     return "zygote-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]

@@ -68,3 +68,17 @@ def test_a_ready_snapshot_save_and_restore() -> None:
                                       restored_at=0.1, resumed=True))
     assert list(restored) == ["qemu_start", "snapshot_restored", "app_exit", "vm_gone"]
     assert restored["app_exit"] == pytest.approx(2.4)
+
+
+def test_a_started_jvm_handed_its_app() -> None:
+    # restored at 0.1 s, handed the app at 0.15 s; its main class initialised at guest 49.2 (0.7 s)
+    handed = boot_timeline(Measured(t_qemu=200.0, t_gone=203.0, hello=None, started=None,
+                                    exited=(msg("exit", t=50.0, t_exit=49.9, t_main=49.2), 202.5),
+                                    restored_at=0.1, resumed=True, launched_at=0.15))
+    assert list(handed) == ["qemu_start", "snapshot_restored", "app_launched", "main_entered", "app_exit", "vm_gone"]
+    assert handed["main_entered"] == pytest.approx(1.7)
+    # a runtime's main class the zygote initialised before it waited: not this run's
+    preloaded = boot_timeline(Measured(t_qemu=200.0, t_gone=203.0, hello=None, started=None,
+                                       exited=(msg("exit", t=50.0, t_exit=49.9, t_main=45.0), 202.5),
+                                       restored_at=0.1, resumed=True, launched_at=0.15))
+    assert "main_entered" not in preloaded and preloaded["app_exit"] == pytest.approx(2.4)

@@ -54,19 +54,28 @@ def plain(java: Path, work: Path, form: str, args: list[str], stdin: bytes) -> t
 
 
 def through_zygote(java: Path, work: Path, form: str, args: list[str], stdin: bytes) -> tuple[int, str, str]:
+    command = "app.jar" if form == "jar" else "app.Probe"
+    return launched(java, work, ["app.jar", "app.Probe", command, *args], stdin)
+
+
+def launched(java: Path, work: Path, fields: list[str], stdin: bytes = b"", preload: tuple[str, str] | None = None,
+             options: tuple[str, ...] = ()) -> tuple[int, str, str]:
+    """Start the zygote in `work`, hand it `fields` (class path, main class, command, args) on its FIFO.
+    `preload`: a runtime's class path the zygote starts with, and the class it initialises."""
     fifo, ready = work / f"launch-{os.getpid()}", work / f"ready-{os.getpid()}"
     os.mkfifo(fifo)
     try:
-        proc = subprocess.Popen([str(java), "--add-opens", "java.base/jdk.internal.loader=ALL-UNNAMED",
-                                 "-cp", str(work / "zygote"), "osvjava.Zygote", str(fifo), str(ready)],
+        class_path = str(work / "zygote") + (f":{preload[0]}" if preload else "")
+        proc = subprocess.Popen([str(java), *options, "--add-opens", "java.base/jdk.internal.loader=ALL-UNNAMED",
+                                 "-cp", class_path, "osvjava.Zygote", str(fifo), str(ready),
+                                 *((preload[1],) if preload else ())],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=work)
         deadline = time.monotonic() + 60
         while not ready.exists():
             assert proc.poll() is None and time.monotonic() < deadline, "the zygote did not get ready"
             time.sleep(0.01)
-        command = "app.jar" if form == "jar" else "app.Probe"
         with open(fifo, "wb") as f:
-            f.write(b"".join(field.encode() + b"\0" for field in ["app.jar", "app.Probe", command, *args]))
+            f.write(b"".join(field.encode() + b"\0" for field in fields))
         out, err = proc.communicate(stdin, timeout=60)
         return proc.returncode, out.decode(), err.decode()
     finally:
@@ -83,3 +92,67 @@ def test_the_zygote_runs_an_app_as_the_launcher_does(built: Path, feature: int, 
         assert through_zygote(java, built, form, args, stdin) == expected, args
     status, out, _ = plain(java, built, form, ["props"], b"")
     assert status == 0 and "manifest jar:file:" in out and "dep dep.Dep" in out  # the probe probes
+
+
+MAINS = ROOT / "tests/java/zygote_mains"
+MAINS_17 = ["NotStatic", "ReturnsInt", "NoMain", "PackageMain", "Child", "Missing", "BadInit"]
+MAINS_25 = ["Instance", "Derived", "Abstract", "PrivateConstructor", "PrivateMain", "ArgsWin", "FromInterface",
+            "Outer$Inner", "Throws"]
+
+
+@pytest.mark.parametrize("feature", sorted({j.feature for j in JDKS}))
+def test_the_zygote_finds_main_as_the_launcher_does(built: Path, feature: int) -> None:
+    """The main methods each JDK's launcher takes (JEP 512's from 25 on) and its refusals, word for word."""
+    jdk = next(j for j in JDKS if j.feature == feature)
+    classes = built / f"mains-{feature}"
+    names = list(MAINS_17)
+    subprocess.run([str(jdk.tool("javac")), "--release", "17", "-d", str(classes),
+                    *map(str, (MAINS / "release17").glob("*.java"))], check=True)
+    if feature >= 25:
+        subprocess.run([str(jdk.tool("javac")), "--release", "25", "-d", str(classes),
+                        *map(str, (MAINS / "release25").glob("*.java"))], check=True)
+        names += MAINS_25
+    outcomes = set()
+    for name in names:
+        proc = subprocess.run([str(jdk.tool("java")), "-cp", str(classes), name, "an arg"], capture_output=True,
+                              cwd=built, timeout=60)
+        expected = (proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+        assert launched(jdk.tool("java"), built, [str(classes), name, name, "an arg"]) == expected, name
+        outcomes.add(expected[0])
+    assert outcomes == {0, 1}  # some ran, some were refused
+
+
+@pytest.mark.parametrize("feature", sorted({j.feature for j in JDKS}))
+def test_a_runtime_class_initialised_before_the_launch_runs_as_at_it(built: Path, feature: int) -> None:
+    """A script's runtime main class is initialised before the zygote waits: the app sees the same,
+    and an initialiser that fails fails the launch as it fails the launcher's."""
+    jdk = next(j for j in JDKS if j.feature == feature)
+    classes = built / f"mains-{feature}"
+    subprocess.run([str(jdk.tool("javac")), "--release", "17", "-d", str(classes),
+                    *map(str, (MAINS / "release17").glob("*.java"))], check=True)
+    for name in ("Child", "BadInit"):
+        proc = subprocess.run([str(jdk.tool("java")), "-cp", str(classes), name], capture_output=True, cwd=built,
+                              timeout=60)
+        expected = (proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+        assert launched(jdk.tool("java"), built, [str(classes), name, name], preload=(str(classes), name)) \
+            == expected, name
+    from osv_java import launch  # the Clojure hello of the examples, when Debian's Clojure is installed
+
+    script = ROOT / "examples/lang/clojure/main.clj"
+    try:
+        resolved = launch.resolve(str(script), ["world"], None, str(jdk.home), None, (), link_modules=False)
+    except Exception as exc:  # noqa: BLE001 - no Clojure here
+        pytest.skip(f"no Clojure runtime: {exc}")
+    runtime = ":".join(map(str, resolved.app.runtime))
+    options = resolved.host_jvm_options
+    env = {**os.environ, "GREETING": "Hello"}
+    proc = subprocess.run([str(jdk.tool("java")), *options, "-cp", runtime, "clojure.main", *resolved.args],
+                          capture_output=True, cwd=built, timeout=120, env=env)
+    assert proc.returncode == 3 and "Hello, world!" in proc.stdout.decode(), proc
+    os.environ["GREETING"] = "Hello"
+    try:
+        started = launched(jdk.tool("java"), built, [runtime, "clojure.main", "clojure.main", *resolved.args],
+                           preload=(runtime, "clojure.main"), options=tuple(options))
+    finally:
+        del os.environ["GREETING"]
+    assert started == (proc.returncode, proc.stdout.decode(), proc.stderr.decode())

@@ -33,11 +33,12 @@ def test_the_key_is_the_jvms_not_the_apps() -> None:
     two = zygote.split([JAVA, "-Xmx1g", "-cp", "/app/b.jar", "b.Main"], "b.Main", 0)
     other_options = zygote.split([JAVA, "-Xmx2g", "-cp", "/app/b.jar", "b.Main"], "b.Main", 0)
     assert one and two and other_options
-    assert zygote.key("m", one, ["A=1"], "/") == zygote.key("m", two, ["A=1"], "/")
-    assert zygote.key("m", one, ["A=1"], "/") != zygote.key("m", other_options, ["A=1"], "/")
-    assert zygote.key("m", one, ["A=1"], "/") != zygote.key("m", one, ["A=2"], "/")
-    assert zygote.key("m", one, [], "/") != zygote.key("m", one, [], "/tmp")
-    assert zygote.key("m", one, [], "/") != zygote.key("n", one, [], "/")
+    assert zygote.key("m", one, ["A=1"], "/", []) == zygote.key("m", two, ["A=1"], "/", [])
+    assert zygote.key("m", one, ["A=1"], "/", []) != zygote.key("m", other_options, ["A=1"], "/", [])
+    assert zygote.key("m", one, ["A=1"], "/", []) != zygote.key("m", one, ["A=2"], "/", [])
+    assert zygote.key("m", one, [], "/", []) != zygote.key("m", one, [], "/tmp", [])
+    assert zygote.key("m", one, [], "/", []) != zygote.key("n", one, [], "/", [])
+    assert zygote.key("m", one, [], "/", ["x=1"]) != zygote.key("m", one, [], "/", ["x=2"])  # the policies' settings
 
 
 def test_manifests_that_need_the_jvms_start() -> None:
@@ -55,3 +56,26 @@ def test_options_that_rule_a_started_jvm_out() -> None:
                        (("vm", False, False, False, True), "--snapshot-when-ready")):
         with pytest.raises(UsageError, match=word):
             options.check_zygote(*args)
+
+
+def test_options_that_act_at_the_jvms_start_keep_a_jvm_of_the_runs_own() -> None:
+    assert zygote.unsuitable(["-Xmx512m", "-Dx=-javaagent:y", "--add-opens", "java.base/java.lang=ALL-UNNAMED"],
+                             {"LANG": "C.UTF-8"}) is None
+    for option in ("-javaagent:/a/agent.jar", "-agentlib:jdwp=transport=dt_socket", "-Xlog:gc", "-verbose:class",
+                   "-XX:+PrintFlagsFinal", "-showversion"):
+        why = zygote.unsuitable(["-Xmx512m", option], {})
+        assert why is not None and option in why
+    assert "JAVA_TOOL_OPTIONS" in (zygote.unsuitable([], {"JAVA_TOOL_OPTIONS": "-Xmx1g"}) or "")
+
+
+def test_a_scripts_runtime_starts_with_the_zygote() -> None:
+    runtime = "/usr/share/java/clojure.jar:/usr/share/java/spec.jar"
+    script = zygote.split([JAVA, "-Dx=1", "-cp", runtime, "clojure.main", "/app/main.clj", "world"], "clojure.main", 2,
+                          runtime)
+    assert script is not None and script.runtime == runtime
+    assert script.zygote_argv()[-6:] == ["-cp", f"/osv/zygote:{runtime}", "osvjava.Zygote", zygote.FIFO,
+                                         zygote.READY_FILE, "clojure.main"]
+    assert script.fields() == [runtime, "clojure.main", "clojure.main", "/app/main.clj", "world"]
+    # a class path with more than the runtime's (its order must stay) starts the zygote without it
+    mixed = zygote.split([JAVA, "-cp", f"/app/lib.jar:{runtime}", "clojure.main"], "clojure.main", 0, runtime)
+    assert mixed is not None and mixed.runtime == "" and mixed.zygote_argv()[-1] == zygote.READY_FILE

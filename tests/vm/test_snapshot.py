@@ -25,25 +25,34 @@ def _timeline(stderr: bytes) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"^\s+(\w+)\s+([\d.]+)\s+\(", text(stderr), re.M)}
 
 
-def _fresh(osv: Osv, test_classes: Path, memory: str) -> tuple[dict[str, str], dict[str, float], float, float]:
+def _fresh(osv: Osv, test_classes: Path, memory: str, *options: str
+           ) -> tuple[dict[str, str], dict[str, float], float, float]:
     before = time.time()
-    proc = osv("run", "--jdk", JDK17, "-m", memory, "--bootchart", "-cp", str(test_classes), "Fresh")
+    proc = osv("run", "--jdk", JDK17, "-m", memory, "--bootchart", *options, "-cp", str(test_classes), "Fresh")
     after = time.time()
     assert proc.returncode == 0, explain(proc)
     values = dict(line.split(" ", 1) for line in text(proc.stdout).splitlines())
     return values, _timeline(proc.stderr), before, after
 
 
-def test_a_restored_run_has_the_hosts_clock_and_its_own_randomness(osv: Osv, test_classes: Path) -> None:
-    _, cold, _, _ = _fresh(osv, test_classes, "704M")
+@pytest.mark.parametrize(("memory", "zygote"), [("704M", False), ("720M", True)])
+def test_a_restored_run_has_the_hosts_clock_and_its_own_randomness(osv: Osv, test_classes: Path, memory: str,
+                                                                   zygote: bool) -> None:
+    """From a boot snapshot (--no-zygote) and from a started JVM's (the default): the clock is the
+    host's, the kernel's and the JVM's random numbers are every run's own."""
+    option = () if zygote else ("--no-zygote",)
+    _, cold, _, _ = _fresh(osv, test_classes, memory, *option)
     assert "kernel_start" in cold and "snapshot_saved" not in cold, "a first run boots cold and saves nothing"
-    saving, saving_timeline, _, _ = _fresh(osv, test_classes, "704M")
+    saving, saving_timeline, _, _ = _fresh(osv, test_classes, memory, *option)
     assert "snapshot_saved" in saving_timeline and "kernel_start" in saving_timeline, saving_timeline
-    runs = [_fresh(osv, test_classes, "704M") for _ in range(2)]
+    if zygote:  # the third run saves the started JVM's snapshot, then hands it the app
+        saving, saving_timeline, _, _ = _fresh(osv, test_classes, memory)
+        assert "ready_saved" in saving_timeline and "app_launched" in saving_timeline, saving_timeline
+    runs = [_fresh(osv, test_classes, memory, *option) for _ in range(2)]
     for values, timeline, before, after in runs:
-        assert list(timeline) == ["qemu_start", "snapshot_restored", "jvm_exec", "main_entered", "app_exit",
-                                  "vm_gone"]
-        # The wall clock is the host's now, not the snapshot's (taken seconds earlier, in the second run).
+        started = ["app_launched"] if zygote else ["jvm_exec"]
+        assert list(timeline) == ["qemu_start", "snapshot_restored", *started, "main_entered", "app_exit", "vm_gone"]
+        # The wall clock is the host's now, not the snapshot's (taken seconds earlier, in a saving run).
         assert before * 1000 <= int(values["millis"]) <= after * 1000, (before, values["millis"], after)
     seen = [saving] + [values for values, *_ in runs]
     for key in ("securerandom", "kernel-uuid"):
@@ -127,19 +136,23 @@ def test_the_first_run_of_an_edited_jar_is_restored_and_runs_the_new_code(osv: O
     assert "snapshot_restored" in _timeline(proc.stderr), explain(proc)
 
 
-@pytest.mark.parametrize(("dynamic_heap", "memory"), [("on", "640M"), ("off", "608M")])
+@pytest.mark.parametrize(("dynamic_heap", "memory", "zygote"), [("on", "640M", False), ("off", "608M", False),
+                                                              ("off", "592M", True)])
 def test_a_restored_run_leaves_the_snapshot_as_it_was(osv: Osv, examples_built: Path, osv_cache: Path,
-                                                      dynamic_heap: str, memory: str) -> None:
+                                                      dynamic_heap: str, memory: str, zygote: bool) -> None:
     """What the app writes never reaches the saved snapshot: with the balloon (dynamic heap on) the
     machine's RAM is a copy, as the balloon's free page reporting punches holes in the RAM's file;
-    without it the snapshot's RAM file is mapped privately."""
-    run = ("run", "--jdk", JDK17, "-m", memory, "--dynamic-heap", dynamic_heap)
-    for _ in range(2):  # the second run saves the snapshot
+    without it the snapshot's RAM file is mapped privately. The same for a started JVM's snapshot."""
+    run = ("run", "--jdk", JDK17, "-m", memory, "--dynamic-heap", dynamic_heap, *(() if zygote else ("--no-zygote",)))
+    for _ in range(3 if zygote else 2):  # the second run saves the boot snapshot, a third the started JVM's
         proc = osv(*run, "examples/gcalloc/gcalloc.jar")
         assert proc.returncode == 0, explain(proc)
     saved = max((osv_cache / "snapshots").glob("*.snapshot"), key=lambda p: p.stat().st_mtime)
+    assert saved.name.startswith("zygote-") == zygote, saved
     before = {name: hashlib.sha256((saved / name).read_bytes()).hexdigest() for name in ("ram", "state")}
-    proc = osv(*run, "--bootchart", "examples/gcalloc/gcalloc.jar")
+    used = saved.stat().st_mtime
+    time.sleep(0.05)
+    proc = osv(*run, "examples/gcalloc/gcalloc.jar")
     assert proc.returncode == 0 and "RESULT" in text(proc.stdout), explain(proc)
-    assert "snapshot_restored" in _timeline(proc.stderr), explain(proc)
+    assert saved.stat().st_mtime > used, "the run did not restore the snapshot (a restore marks it used)"
     assert {name: hashlib.sha256((saved / name).read_bytes()).hexdigest() for name in ("ram", "state")} == before
