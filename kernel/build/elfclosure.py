@@ -13,11 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
-from elftools.elf.segments import InterpSegment
-
 from jvmbridge.errors import BuildError
 
 DEFAULT_LIBRARY_DIRS = (
@@ -60,6 +55,12 @@ def is_elf(path: Path) -> bool:
 
 def read_elf(path: Path) -> ElfInfo:
     """Parse the headers and dynamic section of `path`; BuildError when it is not a sound ELF file."""
+    # pyelftools on first use: importing it costs every new image's build 30 ms, most of which read no ELF
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.segments import InterpSegment
+
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)

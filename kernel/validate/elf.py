@@ -15,15 +15,12 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
-
-from elftools.elf.dynamic import DynamicSection, DynamicSegment
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
-from elftools.elf.sections import SymbolTableSection
-from elftools.elf.segments import InterpSegment
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from kernel.build.elfclosure import DEFAULT_LIBRARY_DIRS
+
+if TYPE_CHECKING:
+    from elftools.elf.dynamic import DynamicSection, DynamicSegment
 from kernel.validate.finding import Finding
 
 ELF_MAGIC = b"\x7fELF"
@@ -128,6 +125,13 @@ def read_facts_path(path: Path) -> ElfFacts:
 
 
 def _parse(stream: BinaryIO) -> ElfFacts:
+    # pyelftools on first use (see kernel.build.elfclosure.read_elf)
+    from elftools.elf.dynamic import DynamicSection, DynamicSegment
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
+    from elftools.elf.sections import SymbolTableSection
+    from elftools.elf.segments import InterpSegment
+
     elf = ELFFile(stream)
     arch = Arch(elf.elfclass, elf.little_endian, str(elf["e_machine"]))
     etype = str(elf["e_type"])

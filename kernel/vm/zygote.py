@@ -53,8 +53,10 @@ class Launch:
 
 # The user's JVM options that act or print at the JVM's start: with a started JVM they would act once,
 # in the run that saves it, and their output would be that run's alone
+# (and --enable-preview: on JDK 21 to 24 it changes which main methods the launcher takes)
 STARTUP_OPTIONS = ("-javaagent:", "-agentlib:", "-agentpath:", "-Xrun", "-Xdebug", "-verbose", "-Xlog", "-XX:+Print",
-                   "-showversion", "--show-version", "-XshowSettings", "-Xshare:dump", "-XX:+Verbose")
+                   "-showversion", "--show-version", "-XshowSettings", "-Xshare:dump", "-XX:+Verbose",
+                   "--enable-preview")
 # Read by the JVM (or its launcher) at its start, which says so on stderr
 OPTIONS_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS")
 
