@@ -46,7 +46,11 @@ public final class Zygote {
         ClassLoader system = ClassLoader.getSystemClassLoader();
         Method append = system.getClass().getDeclaredMethod("appendToClassPathForInstrumentation", String.class);
         append.setAccessible(true);
-        warmUp(Path.of(args[1] + ".jar"));
+        try {
+            warmUp(Path.of(args[1] + ".jar"));
+        } catch (Exception | LinkageError e) {
+            // only time is lost: the app's start does the same work
+        }
         String preloaded = args.length > 2 ? args[2] : null;
         Throwable preloadFailure = preloaded == null ? null : initialise(preloaded, system);
         Files.createFile(Path.of(args[1]));
