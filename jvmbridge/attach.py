@@ -100,6 +100,16 @@ def _make_attach_file(tgt: ProcessInfo) -> Path:
     )
 
 
+def _remove_if_stale(path: Path, tgt: ProcessInfo) -> None:
+    """Remove a socket made before the target started: a dead JVM's of the same pid. The target's
+    listener renames its own socket onto that path, which in a sticky /tmp fails when the old one is
+    another user's (a root JVM's, found by a JVM of another user): it would never listen."""
+    started = tgt.started_at()
+    with contextlib.suppress(OSError):
+        if started is not None and path.lstat().st_mtime < started - 1:
+            path.unlink()
+
+
 def ensure_listener(tgt: ProcessInfo, timeout: float = DEFAULT_TIMEOUT) -> Path:
     """Start the JVM's attach listener if needed (trigger file + SIGQUIT); return its socket path."""
     path = _socket_path(tgt)
@@ -108,7 +118,7 @@ def ensure_listener(tgt: ProcessInfo, timeout: float = DEFAULT_TIMEOUT) -> Path:
             _connect(path, timeout).close()
             return path
         except OSError:
-            pass  # stale socket of a previous JVM with the same pid: start a new listener
+            _remove_if_stale(path, tgt)  # a previous JVM's with the same pid: start a new listener
     _check_jvm(tgt)
     if _attach_disabled(tgt):
         raise AttachDisabledError(f"JVM {tgt.pid} does not accept attach", hint=ATTACH_DISABLED_HINT)

@@ -86,6 +86,16 @@ class ProcessInfo:
     def alive(self) -> bool:
         return is_alive(self.pid)
 
+    def started_at(self) -> float | None:
+        """When the process started, in seconds since the epoch (to a clock tick); None if unknown."""
+        try:
+            ticks = int((self.proc / "stat").read_text().rpartition(")")[2].split()[19])  # field 22, starttime
+            boot = next(int(line.split()[1]) for line in (PROC / "stat").read_text().splitlines()
+                        if line.startswith("btime "))
+        except (OSError, ValueError, IndexError, StopIteration):
+            return None
+        return boot + ticks / CLOCK_TICKS
+
     def catches(self, signum: int) -> bool:
         """True when the process has a handler for `signum` (a JVM catches SIGQUIT once it is up)."""
         status = _status(self.pid)

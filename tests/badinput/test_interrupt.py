@@ -15,10 +15,10 @@ import pytest
 from tests.validate import helpers
 
 
-def _wait_for_temp(cache: Path, sub: str, proc: subprocess.Popen[bytes], limit: float = 120) -> bool:
+def _wait_for_temp(cache: Path, subs: tuple[str, ...], proc: subprocess.Popen[bytes], limit: float = 120) -> bool:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and proc.poll() is None:
-        if any((cache / sub).glob(".tmp-*")):
+        if any(any((cache / sub).glob(".tmp-*")) for sub in subs):
             return True
         time.sleep(0.02)
     return False
@@ -30,6 +30,8 @@ def _whole_entries_only(cache: Path) -> None:
         assert (jre / "bin" / "java").exists(), f"half JRE {jre}"
     for image in (cache / "images").glob("*") if (cache / "images").exists() else []:
         assert (image / "image.json").exists(), f"half image {image}"
+    for part in (cache / "runtimes").glob("*") if (cache / "runtimes").exists() else []:
+        assert (part / "part.json").exists(), f"half runtime part {part}"
 
 
 @pytest.mark.parametrize(("sig", "phase"), [(signal.SIGINT, "jre"), (signal.SIGTERM, "jre"), (signal.SIGINT, "images")])
@@ -37,10 +39,12 @@ def test_interrupted_build(sig: signal.Signals, phase: str, tmp_path: Path, cach
     if phase == "images":  # get past jlink first, so the interrupt lands while the image is written
         warm = helpers.osv(["build", str(helpers.HELLO_JAR), "-o", str(tmp_path / "warm")], cache)
         assert warm.status == 0, warm.stderr
-        for image in (cache / "images").iterdir():
-            import shutil
+        import shutil
 
-            shutil.rmtree(image)
+        # the image and its runtime's part (kernel.build.runtime_part): alone, a new app's image is
+        # written in milliseconds, too fast to be seen in the middle
+        for built in [*(cache / "images").iterdir(), *(cache / "runtimes").iterdir()]:
+            shutil.rmtree(built)
     jar = helpers.make_jar(tmp_path / "app.jar", {"data.bin": os.urandom(1 << 20)})
     env = {**os.environ, "OSV_JAVA_CACHE": str(cache)}
     proc = subprocess.Popen(
@@ -54,7 +58,7 @@ def test_interrupted_build(sig: signal.Signals, phase: str, tmp_path: Path, cach
         stderr=subprocess.PIPE,
     )
     try:
-        reached = _wait_for_temp(cache, phase, proc)
+        reached = _wait_for_temp(cache, (phase, "runtimes") if phase == "images" else (phase,), proc)
         if reached:
             os.killpg(proc.pid, sig)  # like a terminal's Ctrl-C (or a supervisor's stop) to the whole group
         _, err = proc.communicate(timeout=120)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 import zipfile
@@ -123,6 +124,13 @@ def test_root_attaches_to_another_users_jvm(jdk17: Jdk, start_jvm, classes: Path
     jvm = start_jvm(jdk17, prefix=setpriv, cwd=shared, classpath=shared)
     status = Path(f"/proc/{jvm.pid}/status").read_text()
     assert "\t65534\t" in status.split("Uid:")[1].splitlines()[0]
+    # A dead root JVM's socket with this pid (pids come round again): the listener of a JVM of
+    # another user cannot rename its own over it in the sticky /tmp, so attach removes it first.
+    stale = Path(f"/proc/{jvm.pid}/root/tmp/.java_pid{jvm.pid}")
+    stale.unlink(missing_ok=True)
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(stale))
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
     assert "JDK 17" in attach(jvm.pid).jcmd("VM.version")
 
 
