@@ -6,6 +6,7 @@ what the runner, the image builder and PID 1 need from them, so none of those kn
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from gc_hooks.seam import HostMonitor, Machine, Policy, SupervisorSpec
@@ -66,6 +67,14 @@ class Plan:
     @property
     def names(self) -> list[str]:
         return [p.name for p in self.policies]
+
+    def setting_fields(self) -> list[str]:
+        """The guest settings as PID 1 takes them ("PATH=VALUE")."""
+        return [f"{path}={value}" for path, value in self.guest_settings.items()]
+
+    def supervisor_fields(self) -> list[str]:
+        """The supervisors as PID 1 takes them (one JSON object each)."""
+        return [json.dumps(spec.fields(), sort_keys=True) for spec in self.supervisors]
 
 
 def plan(policies: list[Policy], machine: Machine) -> Plan:

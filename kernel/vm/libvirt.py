@@ -12,7 +12,6 @@ needs passt, which Debian 12's libvirt lacks).
 from __future__ import annotations
 
 import io
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +55,8 @@ def run_request(machine: Machine, hooks: Plan, **network: str) -> bytes:
         env=[f"{k}={v}" for k, v in machine.env.items()],
         cwd=GUEST_CWD,
         main_class=machine.main_class,
-        setting=[f"{path}={value}" for path, value in hooks.guest_settings.items()],
-        hook=[json.dumps(spec.fields(), sort_keys=True) for spec in hooks.supervisors],
+        setting=hooks.setting_fields(),
+        hook=hooks.supervisor_fields(),
         net_dhcp=True,
         **network,
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import signal
@@ -154,7 +153,7 @@ class VirtualMachine:
             "volume": [f"{volumes.tag(i)}:{'ro' if v.readonly else 'rw'}:{v.guest}"
                        for i, v in enumerate(options.volumes)],
             # the policies' guest settings, written before the JVM starts (their supervisors follow once it runs)
-            "setting": [f"{path}={value}" for path, value in self.hooks.guest_settings.items()],
+            "setting": self.hooks.setting_fields(),
         }
 
     def _cmdline(self, accel: str, argv: list[str], request: dict[str, object] | None) -> tuple[list[str], bool]:
@@ -287,8 +286,7 @@ class VirtualMachine:
         config, _ = self._config(accel, list(launch.jvm), None)
         boot_path = snapshot.path_for(snapshot.key(runtime_key, config))
         env = [f"{k}={v}" for k, v in self.options.env.items()]
-        hooks = [*(f"{path}={value}" for path, value in self.hooks.guest_settings.items()),
-                 *(json.dumps(spec.fields(), sort_keys=True) for spec in self.hooks.supervisors)]
+        hooks = [*self.hooks.setting_fields(), *self.hooks.supervisor_fields()]
         path = snapshot.path_for(zygote.key(boot_path.stem, launch, env, self.options.cwd, hooks))
         if path.exists():
             restored = self._restored(path, lambda: self._from_snapshot(
@@ -522,8 +520,7 @@ class VirtualMachine:
         else:
             started = talk.wait_for("started", options.boot_timeout, "the JVM to start")
             if self.hooks.supervisors:  # not in the run request: it must stay short enough for the command line
-                specs = [json.dumps(spec.fields(), sort_keys=True) for spec in self.hooks.supervisors]
-                talk.control.send("hooks", hook=specs)
+                talk.control.send("hooks", hook=self.hooks.supervisor_fields())
         talk.app_started()  # a signal that came during the boot goes to the app now
         # Only now: QEMU drops what arrives on a port the guest has not opened yet.
         threading.Thread(target=stdin_pump, args=(stdin, talk.control), daemon=True).start()
