@@ -1,16 +1,22 @@
-"""Time to a service's first HTTP answer through `osv-java run`: the app started as usual against the
-app restored from its ready-point snapshot (`--snapshot-when-ready`), in one run.
+"""Time to a service's first HTTP answer through `osv-java run`: the app started cold, started as usual,
+and restored from its ready-point snapshot (`--snapshot-when-ready`), in one run.
 
-started:  `osv-java run -p H:8080 APP` with a warm cache (image built, the machine's boot snapshot
-          saved), so the machine restores its boot snapshot and the JVM starts the service.
-ready:    `osv-java run --snapshot-when-ready 8080 -p H:8080 APP` once its ready snapshot is saved (a
-          warm-up run saves it): the machine restores the service already listening.
+cold:     `osv-java run --cold-boot -p H:8080 APP`: kernel, PID 1, the JVM and the service from scratch.
+started:  `osv-java run -p H:8080 APP` with a warm cache (image built, the machine's boot snapshot and
+          the runtime's started-JVM snapshot saved): the default way.
+port:     `osv-java run --snapshot-when-ready 8080 …` once its ready snapshot is saved (a warm-up run
+          saves it): the machine restores the service already listening, saved before its first
+          request unless a client's request came first.
+url:      `osv-java run --snapshot-when-ready http://localhost:8080/ …`: the same, saved after PID 1's own
+          GET / was answered, so the request path is warm in the snapshot.
 
 Each is timed from spawning osv-java until the first answer to GET / (asked every 20 ms), then the
 service is stopped and its exit waited for (not timed). Services: examples/httpserver (the JDK's
 HTTP server) and Jetty 9 (Debian's jetty9, as in `osv-java compat --apps`; its configuration folder
 on the class path, so no volume is needed), when installed. Runs alternate so drift on the machine
-hits both alike; medians of --runs. The last line is JSON. Hold the bench lock on a shared machine:
+hits all alike; medians of --runs. The last line is JSON: per service `NAME_first_answer_ready_snapshot_vs_cold`
+(cold / url), `NAME_first_answer_ready_snapshot_vs_started` (started / url) and
+`NAME_first_answer_port_snapshot_vs_started` (started / port). Hold the bench lock on a shared machine:
 
     flock /tmp/osv-bench.lock .venv/bin/python benchmarks/first_answer.py [--runs 3] [--jdk 17]
 
@@ -96,29 +102,41 @@ def first_answer(jdk: str, app: list[str], *options: str, timeout: float = 300.0
             proc.wait()
 
 
+WAYS = {
+    "cold": ("--cold-boot",),
+    "started": (),
+    "port": ("--snapshot-when-ready", "8080"),
+    "url": ("--snapshot-when-ready", "http://localhost:8080/"),
+}
+
+
 def measure(jdk: str, runs: int) -> dict[str, object]:
     """The phase: warm-ups, then `runs` alternating rounds; medians and ratios per service."""
     subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
     apps = services()
-    print("warming up: images, the boot snapshot, the ready snapshots", file=sys.stderr)
+    print("warming up: images, the boot and started-JVM snapshots, the ready snapshots", file=sys.stderr)
     for app in apps.values():
-        for _ in range(2):  # the second run of a machine saves its boot snapshot
+        for _ in range(3):  # the second run of a machine saves its boot snapshot, the third its started JVM's
             first_answer(jdk, app)
-        first_answer(jdk, app, "--snapshot-when-ready", "8080", until_saved=True)  # saves the ready snapshot
-    times: dict[str, list[float]] = {f"{name}_{way}": [] for name in apps for way in ("started", "ready")}
+        for way in ("port", "url"):
+            first_answer(jdk, app, *WAYS[way], until_saved=True)  # saves the ready snapshot
+    times: dict[str, list[float]] = {f"{name}_{way}": [] for name in apps for way in WAYS}
     for i in range(runs):
         for name, app in apps.items():
-            times[f"{name}_started"].append(first_answer(jdk, app))
-            times[f"{name}_ready"].append(first_answer(jdk, app, "--snapshot-when-ready", "8080"))
+            for way, options in WAYS.items():
+                times[f"{name}_{way}"].append(first_answer(jdk, app, *options))
         print(f"round {i + 1}: " + "  ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()), file=sys.stderr)
     medians = {name: round(statistics.median(values), 3) for name, values in times.items()}
-    ratios = {f"{name}_first_answer_ready_snapshot_vs_cold": round(medians[f"{name}_started"]
-                                                                  / medians[f"{name}_ready"], 2)
-              for name in apps}
+    ratios: dict[str, float] = {}
     for name in apps:
-        print(f"{name}: first answer {medians[f'{name}_started']:.3f}s started, "
-              f"{medians[f'{name}_ready']:.3f}s from the ready snapshot "
-              f"({ratios[f'{name}_first_answer_ready_snapshot_vs_cold']:.2f}x sooner)")
+        m = {way: medians[f"{name}_{way}"] for way in WAYS}
+        ratios[f"{name}_first_answer_ready_snapshot_vs_cold"] = round(m["cold"] / m["url"], 2)
+        ratios[f"{name}_first_answer_ready_snapshot_vs_started"] = round(m["started"] / m["url"], 2)
+        ratios[f"{name}_first_answer_port_snapshot_vs_started"] = round(m["started"] / m["port"], 2)
+        print(f"{name}: first answer cold {m['cold']:.3f}s, started {m['started']:.3f}s; from the ready snapshot "
+              f"by URL {m['url']:.3f}s ({m['cold'] / m['url']:.2f}x sooner than cold, "
+              f"{m['started'] / m['url']:.2f}x than started), by port {m['port']:.3f}s "
+              f"({m['started'] / m['port']:.2f}x sooner than started)")
     return {**ratios, "first_answer_medians_s": medians,
             "first_answer_runs_s": {k: [round(v, 3) for v in values] for k, values in times.items()}}
 

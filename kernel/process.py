@@ -26,7 +26,6 @@ from gc_hooks.runner import SupervisorRunner
 from gc_hooks.seam import HookEvent
 from jvmbridge.errors import AppTimeout, StopTimeout, UsageError
 from kernel.exit_wait import wait_exit
-from kernel.guest.pid1 import main_entered
 from kernel.vm.volumes import Volume
 
 CLONE_NEWNS = 0x00020000
@@ -201,6 +200,8 @@ def run(
         t_exit = time.monotonic()
         timeline = {"jvm_exec": t_exec - t0, "app_exit": t_exit - t0}
         if bootchart:
+            from kernel.guest.pid1 import main_entered
+
             entered = main_entered(main_class, str(log))
             if entered is not None:
                 timeline["main_entered"] = entered - t0

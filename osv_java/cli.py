@@ -22,7 +22,6 @@ import click
 from gc_hooks.policies import HookSettings
 from gc_hooks.seam import HookEvent
 from jvmbridge.errors import OsvJavaError, StopTimeout, UsageError
-from kernel.vm import registry
 from kernel.vm import volumes as volume_specs
 from osv_java import launch, options
 
@@ -193,10 +192,12 @@ class AppCommand(click.Command):
               help="Steer the committed heap to the live set and the memory the machine has, and give the rest back.")
 @click.option("--hugepages", type=click.Choice(["auto", "thp", "pool", "off"]), default="auto", show_default=True,
               help="The heap on 2 MB pages: transparent huge pages, a reserved pool, or none (auto chooses).")
-@click.option("--snapshot-when-ready", "snapshot_when_ready", metavar="PORT|FILE",
-              help="Save the VM once the app listens on guest TCP PORT (a number) or has created FILE (an absolute "
-                   "guest path); later runs of the same app, arguments and options restore it there, the service "
-                   "already running. See the README for what restores share.")
+@click.option("--snapshot-when-ready", "snapshot_when_ready", metavar="PORT|URL|FILE",
+              help="Save the VM once the app listens on guest TCP PORT (a number), answers a GET of URL "
+                   "(http://localhost:PORT/PATH, asked once by the guest: 200-399 counts, and its request path is "
+                   "then warm in the snapshot) or has created FILE (an absolute guest path); later runs of the same "
+                   "app, arguments and options restore it there, the service already running. See the README for "
+                   "what restores share.")
 @click.option("--zygote/--no-zygote", default=None,
               help="Restore a JVM that has already started and hand it the app (a snapshot per runtime and JVM "
                    "options, saved at the first such run). On by default where the run allows it (not with -v, "
@@ -237,9 +238,13 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         raise click.BadParameter("must be positive", param_hint="--timeout")
     if stop_timeout < 0:
         raise click.BadParameter("must not be negative", param_hint="--stop-timeout")
-    vm_name = registry.check_name(name) if name else f"{Path(app).stem[:40] or 'app'}-{os.getpid()}"
-    if stw_group is not None:
-        registry.check_name(stw_group)
+    vm_name = f"{Path(app).stem[:40] or 'app'}-{os.getpid()}"
+    if name or stw_group is not None:
+        from kernel.vm.registry import check_name  # the VM path's module: a process run starts sooner without it
+
+        vm_name = check_name(name) if name else vm_name
+        if stw_group is not None:
+            check_name(stw_group)
     settings = HookSettings(dynamic_heap=dynamic_heap == "on", hugepages=hugepages, gc_log=gc_log, stw_lb=stw_lb,
                             stw_group=stw_group)
 
@@ -256,6 +261,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
             print_timeline(proc_result.timeline, proc_result.hook_events)
         sys.exit(proc_result.status)
 
+    from kernel.vm import registry
     from kernel.vm.runner import RunOptions, VirtualMachine
 
     if vols:

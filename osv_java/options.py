@@ -6,6 +6,7 @@ import errno
 import ipaddress
 import re
 import socket
+import urllib.parse
 
 from jvmbridge.errors import UsageError
 from kernel.vm.ready import MAX_PORT, ReadyPoint
@@ -82,19 +83,48 @@ def env_pair(spec: str) -> tuple[str, str]:
 
 
 def ready_point(value: str) -> ReadyPoint:
-    """--snapshot-when-ready: a number is a TCP port in the guest (1-65535), anything else an absolute
-    file path in the guest."""
+    """--snapshot-when-ready: a number is a TCP port in the guest (1-65535), an http:// URL on the
+    guest's own host a request that must answer 200-399, anything else an absolute file path in the guest."""
     text = value.strip()
     if text.isdigit():
         if not 1 <= int(text) <= MAX_PORT:
             raise UsageError(f"--snapshot-when-ready {value!r} is not a port from 1 to {MAX_PORT}",
                              hint="give the TCP port the app listens on in the guest, e.g. --snapshot-when-ready 8080")
         return ReadyPoint(port=int(text))
+    if "://" in text:
+        return _http_ready_point(value, text)
     if not text.startswith("/") or "\0" in text or text.rstrip("/") == "":
         raise UsageError(f"--snapshot-when-ready {value!r} is neither a port number nor an absolute file path",
-                         hint="give a TCP port (e.g. 8080) or the absolute path of a file the app creates once "
+                         hint="give a TCP port (e.g. 8080), an URL the app answers once ready (e.g. "
+                              "http://localhost:8080/health) or the absolute path of a file the app creates once "
                               "ready (e.g. /tmp/ready)")
     return ReadyPoint(path=text)
+
+
+LOCAL_HOSTS = ("", "localhost", "127.0.0.1")
+
+
+def _http_ready_point(value: str, text: str) -> ReadyPoint:
+    """http://localhost:PORT/PATH: PID 1 asks it on the guest's loopback (no TLS in the guest)."""
+    hint = "give http://localhost:PORT/PATH, the app's port in the guest, e.g. http://localhost:8080/health"
+    try:
+        url = urllib.parse.urlsplit(text)
+        port = url.port
+    except ValueError as exc:
+        raise UsageError(f"--snapshot-when-ready {value!r} is not a valid URL ({exc})", hint=hint) from None
+    if url.scheme.lower() != "http":
+        raise UsageError(f"--snapshot-when-ready {value!r}: only http:// URLs are asked (PID 1 has no TLS)",
+                         hint=hint)
+    if port == 0:
+        raise UsageError(f"--snapshot-when-ready {value!r} is not a port from 1 to {MAX_PORT}", hint=hint)
+    if (url.hostname or "") not in LOCAL_HOSTS:
+        raise UsageError(f"--snapshot-when-ready {value!r}: the request goes to the app in the guest, not to "
+                         f"{url.hostname}", hint=hint)
+    target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    if not target.startswith("/") or any(not 0x21 <= ord(c) <= 0x7E for c in target):
+        raise UsageError(f"--snapshot-when-ready {value!r}: the path must be printable ASCII without spaces "
+                         "(percent-encode the rest)", hint=hint)
+    return ReadyPoint(port=port or 80, http_target=target)
 
 
 def check_zygote(target: str, cold_boot: bool, volumes: bool, startup_archive: bool, ready: bool) -> None:

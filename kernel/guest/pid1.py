@@ -171,7 +171,7 @@ class AppRelay:
     """
 
     def __init__(self, pid: int, stdin: tuple[int, int], outputs: dict[int, int], control: Control,
-                 ready: tuple[int | None, str | None] | None = None, zygote: bool = False) -> None:
+                 ready: tuple[int | None, str | None, str | None] | None = None, zygote: bool = False) -> None:
         self.pid = pid
         # A zygote's stdin is its app's: nothing of it reaches the JVM (or ends it) before the launch,
         # or the saved machine would hold the saving run's stdin
@@ -557,12 +557,12 @@ def main() -> None:
     power_off()
 
 
-def ready_condition(request: wire.Message) -> tuple[int | None, str | None] | None:
+def ready_condition(request: wire.Message) -> tuple[int | None, str | None, str | None] | None:
     """The app's ready point, when the host wants a snapshot there (kernel/vm/ready.py)."""
     port, path = wire.first(request, "ready_port"), wire.first(request, "ready_file")
     if not port and not path:
         return None
-    return (int(port) if port else None), path or None
+    return (int(port) if port else None), path or None, wire.first(request, "ready_http") or None
 
 
 def start_early(request: wire.Message | None, boot: wire.Message

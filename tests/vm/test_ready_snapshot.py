@@ -146,6 +146,21 @@ def test_a_changed_argument_condition_or_jar_gets_a_snapshot_of_its_own(osv: Osv
     assert other_jar.status == 3 and _saved(other_jar) and not _restored(other_jar), other_jar.stderr
 
 
+def test_an_http_ready_point_is_saved_after_the_app_answered_it(osv: Osv, examples_built: Path) -> None:
+    # PID 1 asks GET /warm-up itself before the save: the restored service has run its request path
+    # once, and only the saving run printed that request's line
+    feature = "17"
+    url = "http://localhost:8080/warm-up?from=osv-java"
+    first = serve(osv, feature, ready=url)
+    assert first.status == 3 and _saved(first) and not _restored(first), first.stderr
+    assert "answered /warm-up" in first.stdout, first.stdout
+    assert "once the app answered GET http://localhost:8080/warm-up?from=osv-java" in first.stderr, first.stderr
+    again = serve(osv, feature, ready=url)
+    assert again.status == 3 and _restored(again) and not _saved(again), again.stderr
+    assert "answered /warm-up" not in again.stdout and "answered /quit" in again.stdout, again.stdout
+    assert again.answer["early_uuid"] == first.answer["early_uuid"]
+
+
 def test_a_damaged_ready_snapshot_falls_back_to_starting_the_app(osv: Osv, examples_built: Path,
                                                                  osv_cache: Path) -> None:
     feature = "17"
