@@ -7,7 +7,9 @@ every run's output is checked against its expected.json, so a faster run that pr
 fails the benchmark. Configurations, interleaved round by round so the machine's drift hits all alike:
 
   vm          osv-java run --startup-archive (the image carries the start-up archive)
-  vm-plain    osv-java run --no-startup-archive
+  vm-plain    osv-java run --no-startup-archive --no-zygote (the JVM starts without either)
+  vm-default  osv-java run: the default, a restored started JVM with the runtime loaded (kernel/vm/zygote.py),
+              whole run only (its JVM does not start: no exec to main)
   proc        osv-java run --target process --startup-archive (an archive for the host JDK)
   proc-plain  osv-java run --target process --no-startup-archive
   launcher    the language's own command as Debian installs it (clojure, groovy, jruby, scala, kotlin)
@@ -21,7 +23,8 @@ run with `--bootchart`: from the JVM's exec to its main class's initialisation; 
 without it, as its class-initialisation log slows the JVM). A launcher script's own exec-to-main is not
 measurable from outside, so it has the whole run only. Last line JSON: per language
 `LANG_vm_speedup_archive` and `LANG_process_speedup_archive` (exec to main, without / with),
-`LANG_vm_run_speedup_archive` and `LANG_process_run_speedup_archive` (whole run), and
+`LANG_vm_run_speedup_archive` and `LANG_process_run_speedup_archive` (whole run),
+`LANG_vm_run_speedup_default` (vm-plain's whole run / vm-default's), and
 `LANG_process_vs_host_launcher` (the launcher's whole run / the process target's with the archive) and
 `LANG_process_vs_java` (plain java's whole run / the same).
 
@@ -67,11 +70,13 @@ HELLOS = {
 }
 CONFIGS = {
     "vm": ("--startup-archive",),
-    "vm-plain": ("--no-startup-archive",),
+    "vm-plain": ("--no-startup-archive", "--no-zygote"),
+    "vm-default": (),
     "proc": ("--target", "process", "--startup-archive"),
     "proc-plain": ("--target", "process", "--no-startup-archive"),
 }
-WARMUPS = {"vm": 2, "vm-plain": 2, "proc": 1, "proc-plain": 1, "launcher": 1, "java": 1}
+WARMUPS = {"vm": 2, "vm-plain": 2, "vm-default": 3, "proc": 1, "proc-plain": 1, "launcher": 1, "java": 1}
+NO_EXEC_TO_MAIN = ("vm-default", "launcher", "java")
 
 
 @dataclass
@@ -160,7 +165,7 @@ def main() -> None:
                 whole, _ = run_once(HELLOS[name], config, args.jdk, expected[name])
                 samples[name, config].runs.append(whole)
                 to_main = None
-                if config in CONFIGS:  # osv-java's: one more run, with the bootchart, for exec to main
+                if config not in NO_EXEC_TO_MAIN:  # osv-java's: one more run, with the bootchart, for exec to main
                     _, to_main = run_once(HELLOS[name], config, args.jdk, expected[name], bootchart=True)
                     assert to_main is not None
                     samples[name, config].exec_to_main.append(to_main)
@@ -183,6 +188,7 @@ def main() -> None:
         ratios = {
             f"{name}_vm_speedup_archive": ratio(s["vm-plain"].exec_to_main, s["vm"].exec_to_main),
             f"{name}_vm_run_speedup_archive": ratio(s["vm-plain"].runs, s["vm"].runs),
+            f"{name}_vm_run_speedup_default": ratio(s["vm-plain"].runs, s["vm-default"].runs),
             f"{name}_process_speedup_archive": ratio(s["proc-plain"].exec_to_main, s["proc"].exec_to_main),
             f"{name}_process_run_speedup_archive": ratio(s["proc-plain"].runs, s["proc"].runs),
             f"{name}_process_vs_host_launcher": ratio(s["launcher"].runs, s["proc"].runs),
@@ -194,6 +200,7 @@ def main() -> None:
         print(f"  {'':<8} exec to main with the archive: {ratios[f'{name}_vm_speedup_archive']}x shorter in the VM, "
               f"{ratios[f'{name}_process_speedup_archive']}x on the process target; whole run "
               f"{ratios[f'{name}_vm_run_speedup_archive']}x and {ratios[f'{name}_process_run_speedup_archive']}x; "
+              f"the default VM run (a restored started JVM) {ratios[f'{name}_vm_run_speedup_default']}x; "
               f"process target vs `{HELLOS[name].launcher[0]}`: {ratios[f'{name}_process_vs_host_launcher']}x faster, "
               f"vs plain java: {ratios[f'{name}_process_vs_java']}x")
     print(json.dumps(result))

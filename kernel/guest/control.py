@@ -57,19 +57,23 @@ class Control:
         """The messages whose lines came behind a payload just read (read_payload), already here."""
         return self._split()
 
-    def read_payload(self, size: int) -> bytes:
-        """The `size` raw bytes that follow a message with a payload field (wire.PAYLOAD)."""
-        parts = [self.buffer[:size]]
+    def read_payload(self, size: int) -> bytearray:
+        """The `size` raw bytes that follow a message with a payload field (wire.PAYLOAD).
+
+        Read into one buffer: the port gives at most a page per read, and os.read(fd, n) would
+        allocate (and, past malloc's mmap threshold, map and unmap) n bytes for each page."""
+        payload = bytearray(size)
+        got = len(self.buffer[:size])
+        payload[:got] = self.buffer[:size]
         self.buffer = self.buffer[size:]
-        got = len(parts[0])
+        view = memoryview(payload)
         while got < size:
-            chunk = os.read(self.fd, min(size - got, 1 << 20))
-            if not chunk:
+            n = os.readv(self.fd, [view[got:]])
+            if not n:
                 raise OSError(f"the host went away {size - got} bytes before the end of a payload")
-            parts.append(chunk)
-            got += len(chunk)
+            got += n
         self.payload_next = False
-        return b"".join(parts)
+        return payload
 
     def receive(self, timeout: float) -> wire.Message:
         """Wait for one message; op "timeout" if none comes in time.

@@ -142,6 +142,9 @@ def exit_status(wait_status: int) -> int:
     return os.WEXITSTATUS(wait_status)
 
 
+ZYGOTE_MAIN_CALLED = "osvjava.Zygote$MainCalled"  # kernel/guest/java/osvjava/Zygote.java
+
+
 def main_entered(main_class: str, log_path: str = wire.CLASS_INIT_LOG) -> float | None:
     """When the JVM initialised the main class (right before main runs), from -Xlog:class+init."""
     needle = f"Initializing '{main_class.replace('.', '/')}'".encode()
@@ -587,7 +590,10 @@ def report_exit(control: Control, request: wire.Message, pid: int, status: int, 
     all of stdout and stderr. `launched_main`: the app's main class when a zygote was handed one (the
     request is the saving run's)."""
     main_class = launched_main or wire.first(request, "main_class")
-    t_main = main_entered(main_class) if wire.first(request, "bootchart") == "1" and main_class else None
+    t_main = None
+    if wire.first(request, "bootchart") == "1" and main_class:
+        # a started JVM marks its call of main (the main class of a preloaded runtime was initialised before)
+        t_main = (launched_main and main_entered(ZYGOTE_MAIN_CALLED)) or main_entered(main_class)
     control.send(
         op="exit",
         t=now(),

@@ -20,7 +20,7 @@ def _aligned(n: int) -> int:
     return (n + 3) & ~3
 
 
-def unpack(archive: bytes, root: str = "/") -> int:
+def unpack(archive: bytes | bytearray, root: str = "/") -> int:
     """Write every entry of `archive` under `root`; returns how many. ValueError when it is not whole."""
     view = memoryview(archive)
     pos = count = 0
