@@ -24,7 +24,7 @@ from pathlib import Path
 from jvmbridge.errors import BuildError, DependencyError
 from jvmbridge.jdk import Jdk
 from kernel import cache, linux
-from kernel.build import runtime_part, zygote
+from kernel.build import image_cache, runtime_part, zygote
 from kernel.build.app import AppSpec, launch_arguments, manifest_links
 from kernel.build.layout import (
     BUSYBOX_COMMANDS,
@@ -492,9 +492,16 @@ def build(request: BuildRequest, output: Path | None = None, progress: bool = Tr
     busybox = guest_busybox()
     key = image_key(request, python, busybox)
     final = cache.root() / "images" / key
-    if not (final / "image.json").exists():
+    if (final / "image.json").exists():
+        image_cache.touch(final)
+    else:
         _build_into_cache(request, key, final, python, busybox, progress, notes or [])
-    image = Image.load(final)
+        image_cache.prune(final.parent)
+    try:
+        image = Image.load(final)
+    except FileNotFoundError:  # pruned by another run between our look and now (unused for an hour)
+        _build_into_cache(request, key, final, python, busybox, progress, notes or [])
+        image = Image.load(final)
     if output is not None:
         export(image, output)
         return Image.load(output)
