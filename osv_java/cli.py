@@ -194,8 +194,8 @@ class AppCommand(click.Command):
               help="The heap on 2 MB pages: transparent huge pages, a reserved pool, or none (auto chooses).")
 @click.option("--snapshot-when-ready", "snapshot_when_ready", metavar="PORT|URL|FILE",
               help="Save the VM once the app listens on guest TCP PORT (a number), answers a GET of URL "
-                   "(http://localhost:PORT/PATH, asked once by the guest: 200-399 counts, and its request path is "
-                   "then warm in the snapshot) or has created FILE (an absolute guest path); later runs of the same "
+                   "(http://localhost:PORT/PATH, asked by the guest until it answers 200-399: the request path is then "
+                   "warm in the snapshot) or has created FILE (an absolute guest path); later runs of the same "
                    "app, arguments and options restore it there, the service already running. See the README for "
                    "what restores share.")
 @click.option("--zygote/--no-zygote", default=None,

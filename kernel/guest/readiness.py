@@ -72,7 +72,7 @@ class HttpProbe:
         self.answer = b""
         self.started = 0.0
         self.next_try = 0.0
-        self.last_status: int | None = None  # of the last answer, for the log
+        self.last_status: int | None = None  # the last answer's (None: no answer, or not HTTP)
 
     def answered(self, now: float) -> bool:
         if self.sock is None:
