@@ -107,12 +107,8 @@ def command(hello: Hello, config: str, jdk: str, bootchart: bool = False) -> lis
     return [OSV, "run", "--jdk", jdk, *chart, *CONFIGS[config], *env_opts, *hello.osv_app, *ARGS]
 
 
-def run_once(hello: Hello, config: str, jdk: str, expected: dict,
-             bootchart: bool = False) -> tuple[float, float | None]:
-    """Whole-run seconds and, with `bootchart`, exec-to-main seconds of one checked run. The whole run is
-    timed without the bootchart: its class-initialisation log slows a JVM that initialises thousands of
-    classes (Clojure's runtime), as a user's run is not."""
-    argv = command(hello, config, jdk, bootchart)
+def checked_run(argv: list[str], what: str, expected: dict) -> tuple[float, str]:
+    """Wall seconds and stderr of one run of a hello's `argv`, which must print what `expected` says."""
     start = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, timeout=900, cwd=LANG_DIR,
                           env={**os.environ, **ENV}, check=False)
@@ -120,8 +116,17 @@ def run_once(hello: Hello, config: str, jdk: str, expected: dict,
     stdout, stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
     # stderr may also hold the build's warnings about the runtime's jars (warm-up runs build the images)
     if proc.returncode != expected["exit"] or stdout != expected["stdout"] or expected["stderr"] not in stderr:
-        raise SystemExit(f"{hello.lang} {config}: unexpected result (exit {proc.returncode})\n"
+        raise SystemExit(f"{what}: unexpected result (exit {proc.returncode})\n"
                          f"--- stdout ---\n{stdout[-1500:]}\n--- stderr ---\n{stderr[-1500:]}")
+    return elapsed, stderr
+
+
+def run_once(hello: Hello, config: str, jdk: str, expected: dict,
+             bootchart: bool = False) -> tuple[float, float | None]:
+    """Whole-run seconds and, with `bootchart`, exec-to-main seconds of one checked run. The whole run is
+    timed without the bootchart: its class-initialisation log slows a JVM that initialises thousands of
+    classes (Clojure's runtime), as a user's run is not."""
+    elapsed, stderr = checked_run(command(hello, config, jdk, bootchart), f"{hello.lang} {config}", expected)
     if not bootchart:
         return elapsed, None
     marks = {name: float(at) for name, at in BOOTCHART_LINE.findall(stderr.partition(expected["stderr"])[2])}

@@ -25,6 +25,7 @@ class HookSettings:
     gc_log: str | None = None  # record the run's GC events in this host file
     stw_lb: str | None = None  # haproxy:SOCKET:BACKEND/SERVER: collect while drained from the balancer
     stw_group: str | None = None  # JVMs of this group on one machine never collect at the same time
+    startup_priority: bool = True  # C2 compiles on idle CPU time while the JVM starts
 
 
 def choose(settings: HookSettings, machine: Machine, pages: KernelPages | None = None) -> list[Policy]:
@@ -47,6 +48,10 @@ def choose(settings: HookSettings, machine: Machine, pages: KernelPages | None =
         from gc_hooks.stw import StwLoadBalancer
 
         policies.append(StwLoadBalancer(settings.stw_lb, settings.stw_group))
+    if settings.startup_priority and machine.target != "attach":  # an attached JVM has started
+        from gc_hooks.startup_priority import StartupPriority
+
+        policies.append(StartupPriority())
     return policies
 
 

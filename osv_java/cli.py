@@ -192,6 +192,9 @@ class AppCommand(click.Command):
               help="Steer the committed heap to the live set and the memory the machine has, and give the rest back.")
 @click.option("--hugepages", type=click.Choice(["auto", "thp", "pool", "off"]), default="auto", show_default=True,
               help="The heap on 2 MB pages: transparent huge pages, a reserved pool, or none (auto chooses).")
+@click.option("--startup-priority", "startup_priority", type=click.Choice(["on", "off"]), default="on",
+              show_default=True, help="While the JVM starts, its optimising compiler (C2) runs on CPU time the app "
+                                      "leaves idle (nice 19 until C1 goes quiet).")
 @click.option("--snapshot-when-ready", "snapshot_when_ready", metavar="PORT|URL|FILE",
               help="Save the VM once the app listens on guest TCP PORT (a number), answers a GET of URL "
                    "(http://localhost:PORT/PATH, asked by the guest until it answers 200-399: the request path is then "
@@ -209,7 +212,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         cpus: str, publish: tuple[str, ...], env: tuple[str, ...], volume: tuple[str, ...],
         jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, stop_timeout: float,
         verbose: bool, bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None,
-        stw_lb: str | None, stw_group: str | None, dynamic_heap: str, hugepages: str,
+        stw_lb: str | None, stw_group: str | None, dynamic_heap: str, hugepages: str, startup_priority: str,
         startup_archive: bool, snapshot_when_ready: str | None, zygote: bool | None) -> None:
     """Build (cached) and boot APP; the exit status is the app's.
 
@@ -246,7 +249,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         if stw_group is not None:
             check_name(stw_group)
     settings = HookSettings(dynamic_heap=dynamic_heap == "on", hugepages=hugepages, gc_log=gc_log, stw_lb=stw_lb,
-                            stw_group=stw_group)
+                            stw_group=stw_group, startup_priority=startup_priority == "on")
 
     if target == "process":
         from kernel import process

@@ -58,13 +58,16 @@ from osv_java.export_options import (
 @click.option("--stw-group", "stw_group", metavar="NAME", help="JVMs of group NAME never collect at once.")
 @click.option("--dynamic-heap", "dynamic_heap", type=click.Choice(["on", "off"]), default="on", show_default=True)
 @click.option("--hugepages", type=click.Choice(["auto", "thp", "pool", "off"]), default="auto", show_default=True)
+@click.option("--startup-priority", "startup_priority", type=click.Choice(["on", "off"]), default="on",
+              show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
 def export_command(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
                    with_runtimes: tuple[str, ...], kernel_path: Path | None, modules_dir: Path | None, fmt: str,
                    output: Path, memory: str | None, cpus: str | None, publish: tuple[str, ...],
                    env: tuple[str, ...], volume: tuple[str, ...], jvm_opts: tuple[str, ...], tag: str | None,
                    name: str | None, image_ref: str | None, accel: str | None, gc_log: str | None, stw_lb: str | None,
-                   stw_group: str | None, dynamic_heap: str, hugepages: str, as_json: bool) -> None:
+                   stw_group: str | None, dynamic_heap: str, hugepages: str, startup_priority: str,
+                   as_json: bool) -> None:
     """Write APP for another engine: an OCI image layout (oci), a libvirt domain (libvirt) or a
     KubeVirt VirtualMachine (kubevirt), into the new folder OUTPUT.
 
@@ -77,7 +80,7 @@ def export_command(app: str, args: tuple[str, ...], classpath: str | None, jdk_s
     output = check_output(output)
     user_env = dict(options.env_pair(e) for e in env)
     settings = HookSettings(dynamic_heap=dynamic_heap == "on", hugepages=hugepages, stw_lb=stw_lb,
-                            stw_group=stw_group)
+                            stw_group=stw_group, startup_priority=startup_priority == "on")
     if fmt == "oci":
         tag = tag or "latest"
         if not REF_NAME.fullmatch(tag):

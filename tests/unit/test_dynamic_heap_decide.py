@@ -280,9 +280,9 @@ def test_policy_launch_flags_leave_the_users_own_alone() -> None:
 
 def test_choose_gives_the_dynamic_heap_unless_turned_off() -> None:
     machine = Machine("process", None, 2, 17)
-    assert [p.name for p in choose(HookSettings(), machine)] == ["dynamic-heap", "hugepages"]
-    assert [p.name for p in choose(HookSettings(dynamic_heap=False), machine)] == ["hugepages"]
-    assert choose(HookSettings(dynamic_heap=False, hugepages="off"), machine) == []
+    assert [p.name for p in choose(HookSettings(), machine)] == ["dynamic-heap", "hugepages", "startup-priority"]
+    assert [p.name for p in choose(HookSettings(dynamic_heap=False), machine)] == ["hugepages", "startup-priority"]
+    assert choose(HookSettings(dynamic_heap=False, hugepages="off", startup_priority=False), machine) == []
 
 
 def test_an_idle_heap_is_compacted_once_after_a_concurrent_cycle() -> None:

@@ -1,0 +1,89 @@
+"""The startup-priority policy on real JVMs of the host (JDK 17, Debian's Clojure): C2's threads run at
+nice 19 while the Clojure runtime loads and get their own priority back once it has, while the JVM
+goes on; `osv-java run` applies it by default and `--startup-priority off` leaves the JVM alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from hookevents import Events
+from osvtest import ROOT, Osv, explain, text
+
+from gc_hooks.cpu_yield import LOWEST, can_restore
+from gc_hooks.runner import SupervisorRunner
+from gc_hooks.seam import Machine
+from gc_hooks.startup_priority import C2_PREFIX, StartupPriority
+
+JAVA = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"
+CLOJURE_CP = ":".join(f"/usr/share/java/{jar}" for jar in ("clojure.jar", "spec.alpha.jar", "core.specs.alpha.jar"))
+CLOJURE = ROOT / "examples" / "lang" / "clojure"
+# Loads the runtime and a few of its libraries (C1 busy), then idles for a while (C1 quiet), then ends.
+PROBE = """(require 'clojure.pprint 'clojure.set 'clojure.walk 'clojure.data 'clojure.edn)
+(println "loaded")
+(flush)
+(Thread/sleep 4000)
+(println "done")
+"""
+
+
+def c2_nice_values(pid: int) -> list[int]:
+    values = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        if Path(f"/proc/{pid}/task/{tid}/comm").read_text().startswith(C2_PREFIX):
+            values.append(os.getpriority(os.PRIO_PROCESS, int(tid)))
+    return values
+
+
+@pytest.fixture(autouse=True)
+def _can_put_priorities_back() -> None:
+    if not can_restore(0):
+        pytest.skip("the policy acts only where it may put a nice value back (root or RLIMIT_NICE)")
+
+
+def test_c2_yields_while_the_runtime_loads_and_gets_its_priority_back(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.clj"
+    probe.write_text(PROBE)
+    proc = subprocess.Popen([JAVA, "-cp", CLOJURE_CP, "clojure.main", str(probe)], stdout=subprocess.PIPE, text=True)
+    spec = StartupPriority().supervisor(Machine("process", None, 2, 17))
+    assert spec is not None
+    events = Events()
+    runner = SupervisorRunner([spec], events)
+    runner.start(proc.pid)
+    try:
+        events.wait("yield", timeout=30)
+        during = c2_nice_values(proc.pid)
+        restored = events.wait("restore", timeout=30)
+        after = c2_nice_values(proc.pid)
+        alive = proc.poll() is None
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        runner.stop(exited=True)
+        proc.kill()
+        proc.wait()
+    assert during and all(nice == LOWEST for nice in during), during
+    assert "C1 compiled for" in restored.why, restored.line()  # ended by C1 going quiet, not by the clock
+    assert after and all(nice == 0 for nice in after), after
+    assert alive, "start-up was over only when the JVM had exited"  # it sleeps 4 s after loading
+    assert proc.returncode == 0 and out == "loaded\ndone\n"
+    assert "failed" not in events.whats()
+
+
+def decisions(stderr: str) -> list[str]:
+    return re.findall(r"^\s+[\d:]+\s+(startup-priority: .*)$", stderr.partition("policy decisions")[2], re.M)
+
+
+def test_run_applies_it_by_default_and_off_leaves_the_jvm_alone(osv: Osv) -> None:
+    app = ["-e", "GREETING=Hello", str(CLOJURE / "main.clj"), "world"]
+    expected = json.loads((CLOJURE / "expected.json").read_text())
+    on = osv("run", "--target", "process", "--jdk", "17", "--bootchart", *app)
+    off = osv("run", "--target", "process", "--jdk", "17", "--bootchart", "--startup-priority", "off", *app)
+    for proc in (on, off):
+        assert proc.returncode == expected["exit"] and text(proc.stdout) == expected["stdout"], explain(proc)
+    lines = decisions(text(on.stderr))
+    assert lines and lines[0].startswith("startup-priority: yield 1 C2 thread(s)"), explain(on)
+    assert decisions(text(off.stderr)) == [], explain(off)

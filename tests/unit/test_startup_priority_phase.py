@@ -1,0 +1,84 @@
+"""When the startup-priority policy slows C2 and when start-up is over, from C1's CPU time (pure logic;
+the real JVM's side: tests/process/test_startup_priority.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gc_hooks.seam import Machine
+from gc_hooks.startup_priority import (
+    BUSY_SHARE,
+    LONGEST_S,
+    QUIET_SHARE,
+    QUIET_WINDOW_S,
+    StartupPhase,
+    StartupPriority,
+    cpu_seconds,
+)
+
+STEP = 0.02  # the supervisor's first interval
+
+
+def feed(phase: StartupPhase, shares: list[tuple[float, float]]) -> list[tuple[float, str]]:
+    """Feed C1 at `share` of a CPU for `seconds`, for each (seconds, share); the decisions with their times."""
+    now, cpu, decisions = phase.started, 0.0, []
+    for seconds, share in shares:
+        for _ in range(round(seconds / STEP)):
+            now += STEP
+            cpu += share * STEP
+            phase.add(now, cpu)
+            decision = phase.decide(now)
+            if decision is not None:
+                decisions.append((round(now - phase.started, 2), decision[0]))
+    return decisions
+
+
+def test_a_busy_c1_makes_c2_yield_until_it_goes_quiet() -> None:
+    phase = StartupPhase(started=100.0)
+    decisions = feed(phase, [(2.0, 0.5), (0.5, 0.0)])
+    assert [what for _, what in decisions] == ["yield", "over"]
+    assert decisions[0][0] <= 0.1 + 2 * STEP  # within the first busy window (sampled from the first tick)
+    assert 2.0 < decisions[1][0] <= 2.0 + QUIET_WINDOW_S + 2 * STEP
+
+
+def test_a_compute_loop_that_quiets_c1_at_once_never_slows_c2() -> None:
+    # the JVM's own start keeps C1 at about 10 %, then the hot loop runs compiled code
+    decisions = feed(StartupPhase(started=0.0), [(0.2, QUIET_SHARE), (1.0, 0.0)])
+    assert [what for _, what in decisions] == ["over"]
+    assert decisions[0][0] <= 0.2 + QUIET_WINDOW_S
+
+
+def test_start_up_between_the_thresholds_goes_on_without_a_decision() -> None:
+    middle = (QUIET_SHARE + BUSY_SHARE) / 2
+    assert feed(StartupPhase(started=0.0), [(3.0, middle)]) == []
+
+
+def test_short_dips_of_c1_do_not_end_start_up() -> None:
+    # JDK 17's Clojure: C1 falls to a few percent for a tenth of a second between namespaces
+    decisions = feed(StartupPhase(started=0.0), [(0.5, 0.5), (0.1, 0.0), (0.5, 0.4), (0.1, 0.05), (0.5, 0.5)])
+    assert [what for _, what in decisions] == ["yield"]
+
+
+def test_start_up_ends_after_the_longest_even_with_c1_busy() -> None:
+    decisions = feed(StartupPhase(started=0.0), [(LONGEST_S + 1.0, 0.6)])
+    assert [what for _, what in decisions][:2] == ["yield", "over"]
+    assert abs(decisions[1][0] - LONGEST_S) <= STEP
+
+
+def test_cpu_time_from_schedstat_or_else_from_stat(tmp_path: Path) -> None:
+    with_schedstat = tmp_path / "1"
+    with_schedstat.mkdir()
+    (with_schedstat / "schedstat").write_text("1500000000 20000 31\n")
+    assert cpu_seconds(str(with_schedstat), 100.0) == 1.5
+    stat_only = tmp_path / "2"
+    stat_only.mkdir()
+    # a thread name with spaces and a parenthesis: the fields are counted after the last ')'
+    fields = ["S"] + ["0"] * 10 + ["120", "30"] + ["0"] * 30
+    (stat_only / "stat").write_text(f"4242 (C1 Compiler) x) {' '.join(fields)}\n")
+    assert cpu_seconds(str(stat_only), 100.0) == 1.5
+
+
+def test_a_user_who_sets_the_compiler_threads_priority_keeps_it() -> None:
+    policy = StartupPriority()
+    assert policy.supervisor(Machine("process", None, 2, 25)) is not None
+    assert policy.supervisor(Machine("vm", 1024, 2, 17, ("-XX:CompilerThreadPriority=5",))) is None
