@@ -116,7 +116,8 @@ def main() -> None:
     result["compute_rounds_on_vs_off"] = round(total["on"] / total["off"], 3)
     result["compute_last_half_on_vs_off"] = round(late["on"] / late["off"], 3)
     print(f"compute, medians: rounds off {total['off']:.0f} on {total['on']:.0f} "
-          f"({result['compute_rounds_on_vs_off']}x), last half off {late['off']:.0f} on {late['on']:.0f} ({result['compute_last_half_on_vs_off']}x)")
+          f"({result['compute_rounds_on_vs_off']}x), last half off {late['off']:.0f} on {late['on']:.0f} "
+          f"({result['compute_last_half_on_vs_off']}x)")
 
     if not args.no_services:
         for name, app in services().items():
