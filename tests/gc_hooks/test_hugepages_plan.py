@@ -125,10 +125,11 @@ def test_sizes_and_heap_estimate() -> None:
 
 
 def test_choose_gives_the_hugepages_policy() -> None:
-    policies = choose(HookSettings(dynamic_heap=False), machine("process"))
-    assert [p.name for p in policies] == ["hugepages"]
-    assert choose(HookSettings(dynamic_heap=False, hugepages="off"), machine("process")) == []
-    assert [p.name for p in choose(HookSettings(dynamic_heap=False, hugepages="off"), machine("vm"))] == ["hugepages"]
+    alone = HookSettings(dynamic_heap=False, startup_priority=False)
+    assert [p.name for p in choose(alone, machine("process"))] == ["hugepages"]
+    off = HookSettings(dynamic_heap=False, hugepages="off", startup_priority=False)
+    assert choose(off, machine("process")) == []
+    assert [p.name for p in choose(off, machine("vm"))] == ["hugepages"]
 
 
 SMAPS = """\

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gc_hooks.policies import HookSettings, choose
 from gc_hooks.seam import Machine
 from gc_hooks.startup_priority import (
     BUSY_SHARE,
@@ -76,6 +77,11 @@ def test_cpu_time_from_schedstat_or_else_from_stat(tmp_path: Path) -> None:
     fields = ["S"] + ["0"] * 10 + ["120", "30"] + ["0"] * 30
     (stat_only / "stat").write_text(f"4242 (C1 Compiler) x) {' '.join(fields)}\n")
     assert cpu_seconds(str(stat_only), 100.0) == 1.5
+
+
+def test_not_for_an_attached_jvm_which_has_started() -> None:
+    assert "startup-priority" in [p.name for p in choose(HookSettings(), Machine("process", None, 2, 25))]
+    assert "startup-priority" not in [p.name for p in choose(HookSettings(), Machine("attach", None, None, 25))]
 
 
 def test_a_user_who_sets_the_compiler_threads_priority_keeps_it() -> None:
