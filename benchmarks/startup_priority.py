@@ -7,6 +7,8 @@ Interleaved run by run, so the machine's drift hits both alike:
             and with --startup-archive: median whole run, off / on (> 1: the policy is faster)
   compute   examples/compute on 2 threads for 6 s, CPU-bound from its start: rounds in all and in the
             last half, on / off (< 1 would be the policy's cost to a workload that needs C2 at once)
+  jitstress examples/jitstress: 3 threads through freshly loaded classes (C1 busy, every CPU wanted):
+            whole run, off / on
   services  time to the first HTTP answer of examples/httpserver and Jetty, off / on
   launcher  the Clojure hello with the archive, beside Debian's `clojure` (what issue 17 compares)
 
@@ -26,11 +28,13 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 
 from first_answer import first_answer, services
 from startup_archive import ARGS, ENV, HELLOS, LANG_DIR, OSV, ROOT, checked_run, ratio
 
 COMPUTE = ROOT / "examples" / "compute" / "compute.jar"
+JITSTRESS = ROOT / "examples" / "jitstress" / "jitstress.jar"
 COMPUTE_LINE = re.compile(r"compute: (\d+) rounds in [\d.]+ s, (\d+) in the last half")
 SWITCH = {"on": ("--startup-priority", "on"), "off": ("--startup-priority", "off")}
 
@@ -118,6 +122,21 @@ def main() -> None:
     print(f"compute, medians: rounds off {total['off']:.0f} on {total['on']:.0f} "
           f"({result['compute_rounds_on_vs_off']}x), last half off {late['off']:.0f} on {late['on']:.0f} "
           f"({result['compute_last_half_on_vs_off']}x)")
+
+    stress: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(args.runs):
+        for priority in ("off", "on"):
+            argv = [OSV, "run", "--target", "process", "--jdk", args.jdk, *SWITCH[priority], str(JITSTRESS)]
+            start = time.monotonic()
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+            stress[priority].append(time.monotonic() - start)
+            if proc.returncode != 0 or "jitstress: 12 rounds" not in proc.stdout:
+                raise SystemExit(f"{' '.join(argv)}: exit {proc.returncode}\n{proc.stdout[-800:]}\n{proc.stderr[-800:]}")
+    result["jitstress_off_s"] = round(statistics.median(stress["off"]), 3)
+    result["jitstress_on_s"] = round(statistics.median(stress["on"]), 3)
+    result["jitstress_speedup"] = ratio(stress["off"], stress["on"])
+    print(f"jitstress, medians: off {result['jitstress_off_s']} s, on {result['jitstress_on_s']} s "
+          f"({result['jitstress_speedup']}x)", flush=True)
 
     if not args.no_services:
         for name, app in services().items():

@@ -5,13 +5,15 @@ During start-up the app meets new code at every step: HotSpot's C1 compiles it (
 10-30 times slower than C1's), while its C2 threads recompile what was hot first (at once on JDK 25,
 whose start-up archive holds the training run's profiles), code that is 2-3 times faster than C1's
 and pays back only later. On a machine with few CPUs they all compete: a Clojure, JRuby or Groovy
-hello spends a fifth of its run waiting on C2. So while C1 is busy, each C2 thread runs at nice 19 (it
-compiles on CPU time the others leave idle), and once C1 goes quiet the C2 threads go back to their own
-nice value for good and compile what start-up left queued.
+hello spends a tenth to a fifth of its run waiting on C2. So while C1 is busy and the app's own threads
+leave a CPU to share, each C2 thread runs at nice 19 (it compiles on CPU time the others leave idle);
+once C1 goes quiet, or the app's threads ask for every CPU, the C2 threads go back to their own nice
+value for good and compile what start-up left queued.
 
-A workload that quiets C1 at once (a compute loop: its hot methods are few) never has C2 slowed: C2's
-code is what it waits for. The policy watches the JVM's first LONGEST_S seconds at most; a JVM on a
-machine with CPUs to spare sees no difference at all.
+A CPU-bound app (a compute loop on every CPU, many threads through megamorphic calls) never has C2
+slowed: there a slowed C2 would get no CPU time at all, and its code is what the app waits for. The
+policy watches the JVM's first LONGEST_S seconds at most; a JVM on a machine with CPUs to spare sees no
+difference, and one without C2 (C1 alone, as under TCG) is left at once.
 
 Only where the nice values can be put back (gc_hooks.cpu_yield.can_restore): a thread never stays slowed.
 Not for `osv-java attach` (its JVM has started, gc_hooks.policies) nor when the user sets the compiler
@@ -36,6 +38,10 @@ C1_PREFIX = "C1 CompilerThre"
 UNNAMED = "java"  # a thread the JVM has not named yet (the launcher's own is named so for good)
 BUSY_SHARE, BUSY_WINDOW_S = 0.20, 0.1  # C1 at this share of a CPU or more: the app meets new code
 QUIET_SHARE, QUIET_WINDOW_S = 0.10, 0.3  # C1 below this share over the window: start-up is over
+# C2 starts to yield only while the app's threads (running or waiting for a CPU) ask for at most all CPUs
+# but half of one, and stops for good once they ask for every CPU: a slowed C2 would then get no CPU
+# time at all, and its code is what a CPU-bound app waits for.
+SPARE_CPUS = 0.5
 LONGEST_S = 60.0
 FIRST_INTERVAL_S = 0.02  # C2 threads appear within tens of milliseconds of the JVM's start
 LATER_INTERVAL_S = 0.1  # later ones (a larger machine adds them as the queue grows) are found meanwhile
@@ -51,44 +57,73 @@ class StartupPriority(Policy):
 
 
 @dataclass
+class Sample:
+    at: float
+    c1_seconds: float  # C1's CPU time so far
+    runnable: int  # the JVM's other threads running or waiting for a CPU (state R): what the app asks for
+
+
+@dataclass
 class StartupPhase:
-    """Whether C2 should yield, from C1's CPU time: pure logic, fed by the supervisor's samples."""
+    """Whether C2 should yield: pure logic, fed by the supervisor's samples. `cpus`: the CPUs the JVM
+    may run on."""
 
     started: float
+    cpus: int
     yielding: bool = False
     ended: bool = False
-    samples: list[tuple[float, float]] = field(default_factory=list)  # (time, C1's CPU seconds so far)
+    samples: list[Sample] = field(default_factory=list)
 
-    def add(self, now: float, c1_seconds: float) -> None:
-        self.samples.append((now, c1_seconds))
-        while len(self.samples) > 2 and now - self.samples[1][0] >= QUIET_WINDOW_S:
+    def add(self, sample: Sample) -> None:
+        self.samples.append(sample)
+        while len(self.samples) > 2 and sample.at - self.samples[1].at >= QUIET_WINDOW_S:
             self.samples.pop(0)  # the oldest sample kept is the last one at least QUIET_WINDOW_S old
 
-    def c1_share(self, window: float) -> float | None:
-        """C1's share of a CPU over the last `window` seconds (or a little more); None before that long."""
-        if not self.samples:
-            return None
-        last, last_cpu = self.samples[-1]
-        for at, cpu in reversed(self.samples):
-            if last - at >= window:
-                return (last_cpu - cpu) / (last - at)
+    def _window(self, seconds: float) -> list[Sample] | None:
+        """The samples of the last `seconds` (or a little more); None before that long is sampled."""
+        for i in range(len(self.samples) - 1, -1, -1):
+            if self.samples[-1].at - self.samples[i].at >= seconds:
+                return self.samples[i:]
         return None
 
+    def c1_share(self, seconds: float) -> float | None:
+        """C1's share of a CPU over the last `seconds`."""
+        window = self._window(seconds)
+        if window is None:
+            return None
+        return (window[-1].c1_seconds - window[0].c1_seconds) / (window[-1].at - window[0].at)
+
+    def demand(self, seconds: float) -> float | None:
+        """How many CPUs the JVM's threads other than its compilers asked for over the last `seconds`."""
+        window = self._window(seconds)
+        return None if window is None else sum(s.runnable for s in window[1:]) / (len(window) - 1)
+
     def decide(self, now: float) -> tuple[str, str] | None:
-        """("yield", why) when C2 should start to yield, ("over", why) once start-up is over, else None."""
+        """("yield", why) when C2 should start to yield, ("over", why) once it should not any more (for
+        good), else None."""
         if self.ended:
             return None
-        quiet = self.c1_share(QUIET_WINDOW_S)
-        if now - self.started >= LONGEST_S or (quiet is not None and quiet < QUIET_SHARE):
+        why = self._over(now)
+        if why is not None:
             self.ended = True
-            if now - self.started >= LONGEST_S:
-                return "over", f"start-up over: {LONGEST_S:.0f} s since the JVM started"
-            return "over", (f"start-up over after {now - self.started:.1f} s: C1 compiled for {quiet:.0%} of a CPU "
-                            f"in the last {QUIET_WINDOW_S} s")
-        busy = self.c1_share(BUSY_WINDOW_S)
-        if not self.yielding and busy is not None and busy >= BUSY_SHARE:
+            return "over", why
+        busy, demand = self.c1_share(BUSY_WINDOW_S), self.demand(BUSY_WINDOW_S)
+        if not self.yielding and busy is not None and demand is not None and busy >= BUSY_SHARE \
+                and demand <= self.cpus - SPARE_CPUS:
             self.yielding = True
-            return "yield", f"start-up: C1 compiles new code for {busy:.0%} of a CPU"
+            return "yield", (f"start-up: C1 compiles new code for {busy:.0%} of a CPU while the app's threads "
+                             f"leave {self.cpus - demand:.1f} of {self.cpus} CPUs")
+        return None
+
+    def _over(self, now: float) -> str | None:
+        if now - self.started >= LONGEST_S:
+            return f"start-up over: {LONGEST_S:.0f} s since the JVM started"
+        quiet, demand = self.c1_share(QUIET_WINDOW_S), self.demand(QUIET_WINDOW_S)
+        if quiet is not None and quiet < QUIET_SHARE:
+            return f"start-up over after {now - self.started:.1f} s: C1 compiled for {quiet:.0%} of a CPU " \
+                   f"in the last {QUIET_WINDOW_S} s"
+        if demand is not None and demand >= self.cpus:
+            return f"the app's threads ask for {demand:.1f} of {self.cpus} CPUs after {now - self.started:.1f} s"
         return None
 
 
@@ -119,18 +154,24 @@ class CompilerYield(Supervisor):
     def start(self, pid: int, channel: Channel) -> None:
         self.pid, self.channel = pid, channel
         self.ticks_per_s = float(os.sysconf("SC_CLK_TCK"))
-        self.phase = StartupPhase(time.monotonic())
+        self.phase = StartupPhase(time.monotonic(), _cpus(pid))
 
     def tick(self, now: float) -> None:
         if self.done or self.phase is None:
             return
         threads = self._threads()
-        c1_seconds = 0.0
+        if now - self.phase.started >= QUIET_WINDOW_S and not any(n.startswith(C2_PREFIX) for n in threads.values()):
+            self._over("")  # C1 alone (-XX:TieredStopAtLevel=1, as under TCG): nothing to do
+            return
+        c1_seconds, runnable = 0.0, 0
         for tid, name in threads.items():
-            if name.startswith(C1_PREFIX):
-                with contextlib.suppress(OSError, ValueError, IndexError):  # ended meanwhile
-                    c1_seconds += cpu_seconds(f"/proc/{self.pid}/task/{tid}", self.ticks_per_s)
-        self.phase.add(now, c1_seconds)
+            task = f"/proc/{self.pid}/task/{tid}"
+            with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that ended meanwhile
+                if name.startswith(C1_PREFIX):
+                    c1_seconds += cpu_seconds(task, self.ticks_per_s)
+                elif not name.startswith(C2_PREFIX) and _read(f"{task}/stat").rpartition(")")[2].split()[0] == "R":
+                    runnable += 1
+        self.phase.add(Sample(now, c1_seconds, runnable))
         if now - self.phase.started >= QUIET_WINDOW_S:
             self.interval = LATER_INTERVAL_S
         decision = self.phase.decide(now)
@@ -152,6 +193,7 @@ class CompilerYield(Supervisor):
         self.done = True
 
     def _threads(self) -> dict[int, str]:
+        """tid -> name of the JVM's threads; UNNAMED for those the JVM has not named (its main thread)."""
         try:
             tids = [int(name) for name in os.listdir(f"/proc/{self.pid}/task")]
         except OSError:
@@ -162,7 +204,7 @@ class CompilerYield(Supervisor):
                     name = _read(f"/proc/{self.pid}/task/{tid}/comm").strip()
                     if name != UNNAMED:
                         self.names[tid] = name
-        return {tid: self.names[tid] for tid in tids if tid in self.names}
+        return {tid: self.names.get(tid, UNNAMED) for tid in tids}
 
     def _lower(self, tid: int) -> bool:
         """Whether thread `tid` now runs at LOWEST and can be put back; each thread is tried once."""
@@ -190,6 +232,14 @@ class CompilerYield(Supervisor):
     def _emit(self, what: str, why: str, before: str, after: str) -> None:
         if self.channel is not None:
             self.channel.emit(HookEvent(NAME, what, why, before, after))
+
+
+def _cpus(pid: int) -> int:
+    """The CPUs `pid` may run on (its affinity; a container's or taskset's limit too)."""
+    try:
+        return len(os.sched_getaffinity(pid))
+    except OSError:
+        return os.cpu_count() or 1
 
 
 def _read(path: str) -> str:

@@ -12,6 +12,7 @@ from gc_hooks.startup_priority import (
     LONGEST_S,
     QUIET_SHARE,
     QUIET_WINDOW_S,
+    Sample,
     StartupPhase,
     StartupPriority,
     cpu_seconds,
@@ -20,14 +21,15 @@ from gc_hooks.startup_priority import (
 STEP = 0.02  # the supervisor's first interval
 
 
-def feed(phase: StartupPhase, shares: list[tuple[float, float]]) -> list[tuple[float, str]]:
-    """Feed C1 at `share` of a CPU for `seconds`, for each (seconds, share); the decisions with their times."""
+def feed(phase: StartupPhase, shares: list[tuple[float, float]], runnable: int = 1) -> list[tuple[float, str]]:
+    """Feed C1 at `share` of a CPU for `seconds`, for each (seconds, share), with `runnable` of the app's
+    threads running or waiting for a CPU; the decisions with their times."""
     now, cpu, decisions = phase.started, 0.0, []
     for seconds, share in shares:
         for _ in range(round(seconds / STEP)):
             now += STEP
             cpu += share * STEP
-            phase.add(now, cpu)
+            phase.add(Sample(now, cpu, runnable))
             decision = phase.decide(now)
             if decision is not None:
                 decisions.append((round(now - phase.started, 2), decision[0]))
@@ -35,7 +37,7 @@ def feed(phase: StartupPhase, shares: list[tuple[float, float]]) -> list[tuple[f
 
 
 def test_a_busy_c1_makes_c2_yield_until_it_goes_quiet() -> None:
-    phase = StartupPhase(started=100.0)
+    phase = StartupPhase(started=100.0, cpus=2)
     decisions = feed(phase, [(2.0, 0.5), (0.5, 0.0)])
     assert [what for _, what in decisions] == ["yield", "over"]
     assert decisions[0][0] <= 0.1 + 2 * STEP  # within the first busy window (sampled from the first tick)
@@ -44,24 +46,39 @@ def test_a_busy_c1_makes_c2_yield_until_it_goes_quiet() -> None:
 
 def test_a_compute_loop_that_quiets_c1_at_once_never_slows_c2() -> None:
     # the JVM's own start keeps C1 at about 10 %, then the hot loop runs compiled code
-    decisions = feed(StartupPhase(started=0.0), [(0.2, QUIET_SHARE), (1.0, 0.0)])
+    decisions = feed(StartupPhase(started=0.0, cpus=2), [(0.2, QUIET_SHARE), (1.0, 0.0)])
     assert [what for _, what in decisions] == ["over"]
     assert decisions[0][0] <= 0.2 + QUIET_WINDOW_S
 
 
+def test_c2_is_not_slowed_while_the_apps_threads_ask_for_every_cpu() -> None:
+    # many threads through new code (C1 busy): a slowed C2 would get no CPU time at all
+    for cpus, runnable in ((2, 3), (2, 2), (4, 4)):
+        decisions = feed(StartupPhase(started=0.0, cpus=cpus), [(2.0, 0.5)], runnable=runnable)
+        assert [what for _, what in decisions] == ["over"], (cpus, runnable)  # never "yield"
+    assert [what for _, what in feed(StartupPhase(started=0.0, cpus=4), [(0.5, 0.5)], runnable=3)] == ["yield"]
+
+
+def test_start_up_is_over_once_the_apps_threads_ask_for_every_cpu() -> None:
+    phase = StartupPhase(started=0.0, cpus=2)
+    assert [what for _, what in feed(phase, [(0.5, 0.5)], runnable=1)] == ["yield"]
+    decisions = feed(phase, [(1.0, 0.5)], runnable=2)
+    assert [what for _, what in decisions] == ["over"] and decisions[0][0] <= 0.5 + QUIET_WINDOW_S
+
+
 def test_start_up_between_the_thresholds_goes_on_without_a_decision() -> None:
     middle = (QUIET_SHARE + BUSY_SHARE) / 2
-    assert feed(StartupPhase(started=0.0), [(3.0, middle)]) == []
+    assert feed(StartupPhase(started=0.0, cpus=2), [(3.0, middle)]) == []
 
 
 def test_short_dips_of_c1_do_not_end_start_up() -> None:
     # JDK 17's Clojure: C1 falls to a few percent for a tenth of a second between namespaces
-    decisions = feed(StartupPhase(started=0.0), [(0.5, 0.5), (0.1, 0.0), (0.5, 0.4), (0.1, 0.05), (0.5, 0.5)])
+    decisions = feed(StartupPhase(started=0.0, cpus=2), [(0.5, 0.5), (0.1, 0.0), (0.5, 0.4), (0.1, 0.05), (0.5, 0.5)])
     assert [what for _, what in decisions] == ["yield"]
 
 
 def test_start_up_ends_after_the_longest_even_with_c1_busy() -> None:
-    decisions = feed(StartupPhase(started=0.0), [(LONGEST_S + 1.0, 0.6)])
+    decisions = feed(StartupPhase(started=0.0, cpus=2), [(LONGEST_S + 1.0, 0.6)])
     assert [what for _, what in decisions][:2] == ["yield", "over"]
     assert abs(decisions[1][0] - LONGEST_S) <= STEP
 
