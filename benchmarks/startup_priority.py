@@ -36,6 +36,7 @@ from startup_archive import ARGS, ENV, HELLOS, LANG_DIR, OSV, ROOT, checked_run,
 COMPUTE = ROOT / "examples" / "compute" / "compute.jar"
 JITSTRESS = ROOT / "examples" / "jitstress" / "jitstress.jar"
 COMPUTE_LINE = re.compile(r"compute: (\d+) rounds in [\d.]+ s, (\d+) in the last half")
+JITSTRESS_LINE = re.compile(r"^jitstress: 12 rounds on 3 threads, checksum -?\d+$", re.M)
 SWITCH = {"on": ("--startup-priority", "on"), "off": ("--startup-priority", "off")}
 
 
@@ -46,12 +47,18 @@ def hello_argv(lang: str, jdk: str, priority: str, archive: bool) -> list[str]:
             *HELLOS[lang].osv_app, *ARGS]
 
 
-def compute_rounds(jdk: str, priority: str) -> tuple[int, int]:
-    argv = [OSV, "run", "--target", "process", "--jdk", jdk, *SWITCH[priority], str(COMPUTE), "6", "2"]
+def checked_stdout(argv: list[str], expected: re.Pattern[str]) -> re.Match[str]:
+    """Run `argv`; the match of `expected` in its output (a failed run or another output ends the benchmark)."""
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-    found = COMPUTE_LINE.search(proc.stdout)
+    found = expected.search(proc.stdout)
     if proc.returncode != 0 or found is None:
         raise SystemExit(f"{' '.join(argv)}: exit {proc.returncode}\n{proc.stdout[-800:]}\n{proc.stderr[-800:]}")
+    return found
+
+
+def compute_rounds(jdk: str, priority: str) -> tuple[int, int]:
+    found = checked_stdout([OSV, "run", "--target", "process", "--jdk", jdk, *SWITCH[priority], str(COMPUTE), "6", "2"],
+                           COMPUTE_LINE)
     return int(found[1]), int(found[2])
 
 
@@ -128,10 +135,8 @@ def main() -> None:
         for priority in ("off", "on"):
             argv = [OSV, "run", "--target", "process", "--jdk", args.jdk, *SWITCH[priority], str(JITSTRESS)]
             start = time.monotonic()
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+            checked_stdout(argv, JITSTRESS_LINE)
             stress[priority].append(time.monotonic() - start)
-            if proc.returncode != 0 or "jitstress: 12 rounds" not in proc.stdout:
-                raise SystemExit(f"{' '.join(argv)}: exit {proc.returncode}\n{proc.stdout[-800:]}\n{proc.stderr[-800:]}")
     result["jitstress_off_s"] = round(statistics.median(stress["off"]), 3)
     result["jitstress_on_s"] = round(statistics.median(stress["on"]), 3)
     result["jitstress_speedup"] = ratio(stress["off"], stress["on"])

@@ -42,6 +42,7 @@ QUIET_SHARE, QUIET_WINDOW_S = 0.10, 0.3  # C1 below this share over the window: 
 # but half of one, and stops for good once they ask for every CPU: a slowed C2 would then get no CPU
 # time at all, and its code is what a CPU-bound app waits for.
 SPARE_CPUS = 0.5
+DEMAND_SAMPLES = 3  # the fewest counts of them to judge by (a thread blocks now and then)
 LONGEST_S = 60.0
 FIRST_INTERVAL_S = 0.02  # C2 threads appear within tens of milliseconds of the JVM's start
 LATER_INTERVAL_S = 0.1  # later ones (a larger machine adds them as the queue grows) are found meanwhile
@@ -93,10 +94,13 @@ class StartupPhase:
             return None
         return (window[-1].c1_seconds - window[0].c1_seconds) / (window[-1].at - window[0].at)
 
-    def demand(self, seconds: float) -> float | None:
-        """How many CPUs the JVM's threads other than its compilers asked for over the last `seconds`."""
-        window = self._window(seconds)
-        return None if window is None else sum(s.runnable for s in window[1:]) / (len(window) - 1)
+    def demand(self, seconds: float, whole: bool = False) -> float | None:
+        """How many CPUs the JVM's threads other than its compilers asked for in the last `seconds`, from
+        at least DEMAND_SAMPLES counts (and, if `whole`, once that long is sampled); else None."""
+        if not self.samples or (whole and self._window(seconds) is None):
+            return None
+        counted = [s.runnable for s in self.samples if self.samples[-1].at - s.at <= seconds + 1e-9]
+        return sum(counted) / len(counted) if len(counted) >= DEMAND_SAMPLES else None
 
     def decide(self, now: float) -> tuple[str, str] | None:
         """("yield", why) when C2 should start to yield, ("over", why) once it should not any more (for
@@ -107,7 +111,7 @@ class StartupPhase:
         if why is not None:
             self.ended = True
             return "over", why
-        busy, demand = self.c1_share(BUSY_WINDOW_S), self.demand(BUSY_WINDOW_S)
+        busy, demand = self.c1_share(BUSY_WINDOW_S), self.demand(QUIET_WINDOW_S)
         if not self.yielding and busy is not None and demand is not None and busy >= BUSY_SHARE \
                 and demand <= self.cpus - SPARE_CPUS:
             self.yielding = True
@@ -118,7 +122,7 @@ class StartupPhase:
     def _over(self, now: float) -> str | None:
         if now - self.started >= LONGEST_S:
             return f"start-up over: {LONGEST_S:.0f} s since the JVM started"
-        quiet, demand = self.c1_share(QUIET_WINDOW_S), self.demand(QUIET_WINDOW_S)
+        quiet, demand = self.c1_share(QUIET_WINDOW_S), self.demand(QUIET_WINDOW_S, whole=True)
         if quiet is not None and quiet < QUIET_SHARE:
             return f"start-up over after {now - self.started:.1f} s: C1 compiled for {quiet:.0%} of a CPU " \
                    f"in the last {QUIET_WINDOW_S} s"
