@@ -44,8 +44,8 @@ QUIET_SHARE, QUIET_WINDOW_S = 0.10, 0.3  # C1 below this share over the window: 
 SPARE_CPUS = 0.5
 DEMAND_SAMPLES = 3  # the fewest counts of them to judge by (a thread blocks now and then)
 LONGEST_S = 60.0
-FIRST_INTERVAL_S = 0.02  # C2 threads appear within tens of milliseconds of the JVM's start
-LATER_INTERVAL_S = 0.1  # later ones (a larger machine adds them as the queue grows) are found meanwhile
+FIRST_INTERVAL_S = 0.02  # at the JVM's start, while C1 is busy and while C2 yields: a decision may be near
+LATER_INTERVAL_S = 0.1  # while C1 is calm (new C2 threads of a larger machine are found meanwhile)
 
 
 class StartupPriority(Policy):
@@ -94,10 +94,10 @@ class StartupPhase:
             return None
         return (window[-1].c1_seconds - window[0].c1_seconds) / (window[-1].at - window[0].at)
 
-    def demand(self, seconds: float, whole: bool = False) -> float | None:
+    def demand(self, seconds: float) -> float | None:
         """How many CPUs the JVM's threads other than its compilers asked for in the last `seconds`, from
-        at least DEMAND_SAMPLES counts (and, if `whole`, once that long is sampled); else None."""
-        if not self.samples or (whole and self._window(seconds) is None):
+        at least DEMAND_SAMPLES counts; else None."""
+        if not self.samples:
             return None
         counted = [s.runnable for s in self.samples if self.samples[-1].at - s.at <= seconds + 1e-9]
         return sum(counted) / len(counted) if len(counted) >= DEMAND_SAMPLES else None
@@ -111,7 +111,7 @@ class StartupPhase:
         if why is not None:
             self.ended = True
             return "over", why
-        busy, demand = self.c1_share(BUSY_WINDOW_S), self.demand(QUIET_WINDOW_S)
+        busy, demand = self.c1_share(BUSY_WINDOW_S), self.demand(BUSY_WINDOW_S)
         if not self.yielding and busy is not None and demand is not None and busy >= BUSY_SHARE \
                 and demand <= self.cpus - SPARE_CPUS:
             self.yielding = True
@@ -122,7 +122,7 @@ class StartupPhase:
     def _over(self, now: float) -> str | None:
         if now - self.started >= LONGEST_S:
             return f"start-up over: {LONGEST_S:.0f} s since the JVM started"
-        quiet, demand = self.c1_share(QUIET_WINDOW_S), self.demand(QUIET_WINDOW_S, whole=True)
+        quiet, demand = self.c1_share(QUIET_WINDOW_S), self.demand(BUSY_WINDOW_S)
         if quiet is not None and quiet < QUIET_SHARE:
             return f"start-up over after {now - self.started:.1f} s: C1 compiled for {quiet:.0%} of a CPU " \
                    f"in the last {QUIET_WINDOW_S} s"
@@ -176,8 +176,10 @@ class CompilerYield(Supervisor):
                 elif not name.startswith(C2_PREFIX) and _read(f"{task}/stat").rpartition(")")[2].split()[0] == "R":
                     runnable += 1
         self.phase.add(Sample(now, c1_seconds, runnable))
-        if now - self.phase.started >= QUIET_WINDOW_S:
-            self.interval = LATER_INTERVAL_S
+        busy = self.phase.c1_share(BUSY_WINDOW_S)
+        calm = now - self.phase.started >= QUIET_WINDOW_S and not self.phase.yielding \
+            and busy is not None and busy < BUSY_SHARE
+        self.interval = LATER_INTERVAL_S if calm else FIRST_INTERVAL_S  # a decision may be near: look often
         decision = self.phase.decide(now)
         if decision is not None and decision[0] == "over":
             self._over(decision[1])
