@@ -46,6 +46,7 @@ DEMAND_SAMPLES = 3  # the fewest counts of them to judge by (a thread blocks now
 LONGEST_S = 60.0
 FIRST_INTERVAL_S = 0.02  # at the JVM's start, while C1 is busy and while C2 yields: a decision may be near
 LATER_INTERVAL_S = 0.1  # while C1 is calm (new C2 threads of a larger machine are found meanwhile)
+CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 class StartupPriority(Policy):
@@ -67,10 +68,11 @@ class Sample:
 @dataclass
 class StartupPhase:
     """Whether C2 should yield: pure logic, fed by the supervisor's samples. `cpus`: the CPUs the JVM
-    may run on."""
+    may run on (a quota of 1.5 CPUs is 1.5)."""
 
     started: float
-    cpus: int
+    cpus: float
+    busy_share: float = BUSY_SHARE
     yielding: bool = False
     ended: bool = False
     samples: list[Sample] = field(default_factory=list)
@@ -112,11 +114,11 @@ class StartupPhase:
             self.ended = True
             return "over", why
         busy, demand = self.c1_share(BUSY_WINDOW_S), self.demand(BUSY_WINDOW_S)
-        if not self.yielding and busy is not None and demand is not None and busy >= BUSY_SHARE \
+        if not self.yielding and busy is not None and demand is not None and busy >= self.busy_share \
                 and demand <= self.cpus - SPARE_CPUS:
             self.yielding = True
             return "yield", (f"start-up: C1 compiles new code for {busy:.0%} of a CPU while the app's threads "
-                             f"leave {self.cpus - demand:.1f} of {self.cpus} CPUs")
+                             f"leave {self.cpus - demand:.1f} of {self.cpus:g} CPUs")
         return None
 
     def _over(self, now: float) -> str | None:
@@ -127,7 +129,7 @@ class StartupPhase:
             return f"start-up over after {now - self.started:.1f} s: C1 compiled for {quiet:.0%} of a CPU " \
                    f"in the last {QUIET_WINDOW_S} s"
         if demand is not None and demand >= self.cpus:
-            return f"the app's threads ask for {demand:.1f} of {self.cpus} CPUs after {now - self.started:.1f} s"
+            return f"the app's threads ask for {demand:.1f} of {self.cpus:g} CPUs after {now - self.started:.1f} s"
         return None
 
 
@@ -158,14 +160,16 @@ class CompilerYield(Supervisor):
     def start(self, pid: int, channel: Channel) -> None:
         self.pid, self.channel = pid, channel
         self.ticks_per_s = float(os.sysconf("SC_CLK_TCK"))
-        self.phase = StartupPhase(time.monotonic(), _cpus(pid))
+        # a lower busy share (settings, for tests) makes C2 yield sooner; the default is what was measured
+        busy_share = float(self.settings.get("busy_share", BUSY_SHARE))
+        self.phase = StartupPhase(time.monotonic(), _cpus(pid), busy_share)
 
     def tick(self, now: float) -> None:
         if self.done or self.phase is None:
             return
         threads = self._threads()
         if now - self.phase.started >= QUIET_WINDOW_S and not any(n.startswith(C2_PREFIX) for n in threads.values()):
-            self._over("")  # C1 alone (-XX:TieredStopAtLevel=1, as under TCG): nothing to do
+            self._end("no C2 thread (C1 alone: -XX:TieredStopAtLevel=1, or a VM under TCG)")
             return
         c1_seconds, runnable = 0.0, 0
         for tid, name in threads.items():
@@ -178,11 +182,11 @@ class CompilerYield(Supervisor):
         self.phase.add(Sample(now, c1_seconds, runnable))
         busy = self.phase.c1_share(BUSY_WINDOW_S)
         calm = now - self.phase.started >= QUIET_WINDOW_S and not self.phase.yielding \
-            and busy is not None and busy < BUSY_SHARE
+            and busy is not None and busy < self.phase.busy_share
         self.interval = LATER_INTERVAL_S if calm else FIRST_INTERVAL_S  # a decision may be near: look often
         decision = self.phase.decide(now)
         if decision is not None and decision[0] == "over":
-            self._over(decision[1])
+            self._end(decision[1])
             return
         if decision is not None:
             self.why_yield = decision[1]
@@ -195,7 +199,7 @@ class CompilerYield(Supervisor):
 
     def stop(self, exited: bool) -> None:
         if not exited and not self.done:  # detached from a JVM that goes on: it must not stay slowed
-            self._over("detached")
+            self._end("detached")
         self.done = True
 
     def _threads(self) -> dict[int, str]:
@@ -223,7 +227,7 @@ class CompilerYield(Supervisor):
                 return True
         return False
 
-    def _over(self, why: str) -> None:
+    def _end(self, why: str) -> None:
         restored = 0
         for tid, nice in self.lowered.items():
             if nice < LOWEST:
@@ -232,6 +236,8 @@ class CompilerYield(Supervisor):
                     restored += 1
         if restored:
             self._emit("restore", why, f"{restored} C2 thread(s) at nice {LOWEST}", "their own nice value")
+        else:
+            self._emit("leave", f"{why}; C2 was not slowed", "", "")
         self.done = True
         self.interval = 3600.0
 
@@ -240,12 +246,53 @@ class CompilerYield(Supervisor):
             self.channel.emit(HookEvent(NAME, what, why, before, after))
 
 
-def _cpus(pid: int) -> int:
-    """The CPUs `pid` may run on (its affinity; a container's or taskset's limit too)."""
+def _cpus(pid: int) -> float:
+    """The CPUs `pid` may run on: its affinity (taskset, a cpuset), or fewer under a CPU quota."""
     try:
-        return len(os.sched_getaffinity(pid))
+        count = len(os.sched_getaffinity(pid))
     except OSError:
-        return os.cpu_count() or 1
+        count = os.cpu_count() or 1
+    try:
+        quota = cpu_quota(_read(f"/proc/{pid}/cgroup"), CGROUP_ROOT)
+    except OSError:
+        quota = None
+    return float(count) if quota is None else max(1.0, min(float(count), quota))
+
+
+def cpu_quota(cgroups: str, root: str) -> float | None:
+    """CPUs' worth of time a process of these /proc/PID/cgroup lines may use, the tightest quota up its
+    cgroup's path (v2 cpu.max, v1 cpu.cfs_quota_us over cpu.cfs_period_us) under `root`; None if none."""
+    folders = []
+    for line in cgroups.splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and controllers == "":
+            folders.append((f"{root}{path}".rstrip("/"), root, 2))
+        elif "cpu" in controllers.split(","):
+            mount = f"{root}/{controllers}"
+            folders.append((f"{mount}{path}".rstrip("/"), mount, 1))
+    tightest = None
+    for folder, top, version in folders:
+        while True:
+            quota = _quota(folder, version)
+            if quota is not None and (tightest is None or quota < tightest):
+                tightest = quota
+            if len(folder) <= len(top) or "/" not in folder:
+                break
+            folder = folder.rsplit("/", 1)[0]
+    return tightest
+
+
+def _quota(folder: str, version: int) -> float | None:
+    try:
+        if version == 2:
+            limit, _, period = _read(f"{folder}/cpu.max").partition(" ")
+        else:
+            limit, period = _read(f"{folder}/cpu.cfs_quota_us"), _read(f"{folder}/cpu.cfs_period_us")
+        limit, period = limit.strip(), period.strip()
+        return None if limit in ("max", "-1") or not period else int(limit) / int(period)
+    except (OSError, ValueError):
+        return None
 
 
 def _state(task: str) -> str:

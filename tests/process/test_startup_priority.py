@@ -1,6 +1,6 @@
 """The startup-priority policy on real JVMs of the host (JDK 17, Debian's Clojure): C2's threads run at
 nice 19 while the Clojure runtime loads and get their own priority back once it has, while the JVM
-goes on; `osv-java run` applies it by default and `--startup-priority off` leaves the JVM alone."""
+goes on; `osv-java run` runs it by default and `--startup-priority off` leaves the JVM alone."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from osvtest import ROOT, Osv, explain, text
 
 from gc_hooks.cpu_yield import LOWEST, can_restore
 from gc_hooks.runner import SupervisorRunner
-from gc_hooks.seam import Machine
+from gc_hooks.seam import HookEvent, Machine
 from gc_hooks.startup_priority import C2_PREFIX, StartupPriority
 
 JAVA = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"
@@ -45,18 +46,34 @@ def _can_put_priorities_back() -> None:
         pytest.skip("the policy acts only where it may put a nice value back (root or RLIMIT_NICE)")
 
 
+class NiceAtEvents(Events):
+    """Events that also note the C2 threads' nice values the moment each event is emitted."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__()
+        self.pid = pid
+        self.nice_at: dict[str, list[int]] = {}
+
+    def emit(self, event: HookEvent) -> None:
+        self.nice_at.setdefault(event.what, c2_nice_values(self.pid))
+        super().emit(event)
+
+
 def test_c2_yields_while_the_runtime_loads_and_gets_its_priority_back(tmp_path: Path) -> None:
+    """The mechanism on a real JVM: its C2 threads found by name, slowed, and put back while it lives.
+    When C2 yields is the decision's (tests/unit/test_startup_priority_phase.py); here it yields as
+    soon as the JVM runs at all (busy share 0), so a machine loaded by other work cannot keep it from
+    yielding."""
     probe = tmp_path / "probe.clj"
     probe.write_text(PROBE)
     proc = subprocess.Popen([JAVA, "-cp", CLOJURE_CP, "clojure.main", str(probe)], stdout=subprocess.PIPE, text=True)
     spec = StartupPriority().supervisor(Machine("process", None, 2, 17))
     assert spec is not None
-    events = Events()
-    runner = SupervisorRunner([spec], events)
+    events = NiceAtEvents(proc.pid)
+    runner = SupervisorRunner([replace(spec, settings={"busy_share": 0.0})], events)
     runner.start(proc.pid)
     try:
         events.wait("yield", timeout=30)
-        during = c2_nice_values(proc.pid)
         restored = events.wait("restore", timeout=30)
         after = c2_nice_values(proc.pid)
         alive = proc.poll() is None
@@ -65,9 +82,8 @@ def test_c2_yields_while_the_runtime_loads_and_gets_its_priority_back(tmp_path: 
         runner.stop(exited=True)
         proc.kill()
         proc.wait()
-    assert during and all(nice == LOWEST for nice in during), during
-    assert "C1 compiled for" in restored.why, restored.line()  # ended by C1 going quiet, not by the clock
-    assert after and all(nice == 0 for nice in after), after
+    assert events.nice_at["yield"] and all(nice == LOWEST for nice in events.nice_at["yield"]), events.nice_at
+    assert after and all(nice == 0 for nice in after), (after, restored.line())
     assert alive, "start-up was over only when the JVM had exited"  # it sleeps 4 s after loading
     assert proc.returncode == 0 and out == "loaded\ndone\n"
     assert "failed" not in events.whats()
@@ -78,12 +94,15 @@ def decisions(stderr: str) -> list[str]:
 
 
 def test_run_applies_it_by_default_and_off_leaves_the_jvm_alone(osv: Osv) -> None:
-    app = ["-e", "GREETING=Hello", str(CLOJURE / "main.clj"), "world"]
+    """Its supervisor runs beside the JVM by default: a JVM of C1 alone has no C2 to slow, and it says
+    so; with --startup-priority off there is no such supervisor. (Whether it slows C2 depends on how
+    busy the machine is: the decision is tests/unit's, the slowing the test above.)"""
+    app = ["--jvm-opt=-XX:TieredStopAtLevel=1", "-e", "GREETING=Hello", str(CLOJURE / "main.clj"), "world"]
     expected = json.loads((CLOJURE / "expected.json").read_text())
     on = osv("run", "--target", "process", "--jdk", "17", "--bootchart", *app)
     off = osv("run", "--target", "process", "--jdk", "17", "--bootchart", "--startup-priority", "off", *app)
     for proc in (on, off):
         assert proc.returncode == expected["exit"] and text(proc.stdout) == expected["stdout"], explain(proc)
-    lines = decisions(text(on.stderr))
-    assert lines and lines[0].startswith("startup-priority: yield 1 C2 thread(s)"), explain(on)
+    assert decisions(text(on.stderr)) == ["startup-priority: leave (no C2 thread (C1 alone: -XX:TieredStopAtLevel=1, "
+                                          "or a VM under TCG); C2 was not slowed)"], explain(on)
     assert decisions(text(off.stderr)) == [], explain(off)

@@ -16,6 +16,7 @@ from gc_hooks.startup_priority import (
     Sample,
     StartupPhase,
     StartupPriority,
+    cpu_quota,
     cpu_seconds,
 )
 
@@ -108,3 +109,22 @@ def test_a_user_who_sets_the_compiler_threads_priority_keeps_it() -> None:
     policy = StartupPriority()
     assert policy.supervisor(Machine("process", None, 2, 25)) is not None
     assert policy.supervisor(Machine("vm", 1024, 2, 17, ("-XX:CompilerThreadPriority=5",))) is None
+
+
+def test_a_cpu_quota_up_the_cgroup_path_counts_as_fewer_cpus(tmp_path: Path) -> None:
+    v2 = tmp_path / "v2"
+    (v2 / "kube" / "pod" / "app").mkdir(parents=True)
+    (v2 / "cpu.max").write_text("max 100000\n")
+    (v2 / "kube" / "pod" / "cpu.max").write_text("250000 100000\n")  # 2.5 CPUs for the pod
+    (v2 / "kube" / "pod" / "app" / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota("0::/kube/pod/app\n", str(v2)) == 2.5
+    assert cpu_quota("0::/\n", str(v2)) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu,cpuacct" / "docker" / "c1").mkdir(parents=True)
+    (v1 / "cpu,cpuacct" / "docker" / "c1" / "cpu.cfs_quota_us").write_text("150000\n")
+    (v1 / "cpu,cpuacct" / "docker" / "c1" / "cpu.cfs_period_us").write_text("100000\n")
+    (v1 / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu,cpuacct" / "cpu.cfs_period_us").write_text("100000\n")
+    lines = "4:memory:/docker/c1\n2:cpu,cpuacct:/docker/c1\n0::/\n"
+    assert cpu_quota(lines, str(v1)) == 1.5
+    assert cpu_quota("2:cpu,cpuacct:/\n", str(v1)) is None
