@@ -193,8 +193,8 @@ class AppCommand(click.Command):
 @click.option("--hugepages", type=click.Choice(["auto", "thp", "pool", "off"]), default="auto", show_default=True,
               help="The heap on 2 MB pages: transparent huge pages, a reserved pool, or none (auto chooses).")
 @click.option("--startup-priority", "startup_priority", type=click.Choice(["on", "off"]), default="on",
-              show_default=True, help="While the JVM starts, its optimising compiler (C2) runs on CPU time the app "
-                                      "leaves idle (nice 19 until C1 goes quiet).")
+              show_default=True, help="While the JVM starts and C1 is busy, its optimising compiler (C2) runs on CPU "
+                                      "time the app leaves idle (nice 19), unless the app's threads want every CPU.")
 @click.option("--snapshot-when-ready", "snapshot_when_ready", metavar="PORT|URL|FILE",
               help="Save the VM once the app listens on guest TCP PORT (a number), answers a GET of URL "
                    "(http://localhost:PORT/PATH, asked by the guest until it answers 200-399: the request path is then "
