@@ -11,9 +11,11 @@ what the app writes after it, and the exit message's byte counts include what ca
 
 The key is the boot snapshot's (runtime, QEMU, machine shape without port forwards: a restore
 publishes the new run's -p ports) plus everything the app's state can depend on: the app's files
-(the image's app archive), the JVM's full command line, the environment, the working folder, and
-the ready condition. Ready snapshots share the snapshots cache and its bound (snapshot.KEEP, the
-most recently used kept) with boot snapshots; they are bigger, holding the app's heap too.
+(the image's app archive), the JVM's full command line, the environment, the working folder, the
+policies' guest settings and supervisors (set before the JVM and running beside it in the saved
+machine, they go on in every restore), and the ready condition. Ready snapshots share the
+snapshots cache and its bound (snapshot.KEEP, the most recently used kept) with boot snapshots;
+they are bigger, holding the app's heap too.
 """
 
 from __future__ import annotations
@@ -48,9 +50,10 @@ class ReadyPoint:
         return {"ready_port": self.port, "ready_file": self.path, "ready_http": self.http_target}
 
 
-def key(machine_key: str, app_archive: Path, argv: list[str], env: list[str], cwd: str, point: ReadyPoint) -> str:
+def key(machine_key: str, app_archive: Path, argv: list[str], env: list[str], cwd: str, point: ReadyPoint,
+        hooks: list[str]) -> str:
     """The ready snapshot's key: its machine's boot snapshot key (snapshot.key) and what the app's
-    state at its ready point depends on."""
+    state at its ready point depends on. `hooks`: the policies' guest settings and supervisors."""
     digest = hashlib.sha256()
     with open(app_archive, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -58,7 +61,8 @@ def key(machine_key: str, app_archive: Path, argv: list[str], env: list[str], cw
     parts = [f"ready-format={FORMAT}", f"machine={machine_key}", f"app={digest.hexdigest()}",
              *(f"argv={arg}" for arg in argv), *(f"env={item}" for item in sorted(env)), f"cwd={cwd}",
              f"port={point.port}", f"file={point.path}",
-             *([f"http={point.http_target}"] if point.http_target is not None else [])]
+             *([f"http={point.http_target}"] if point.http_target is not None else []),
+             *(f"hook={h}" for h in hooks)]
     return "ready-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 

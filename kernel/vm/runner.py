@@ -262,7 +262,8 @@ class VirtualMachine:
         config, _ = self._config(accel, argv, None)
         boot_path = snapshot.path_for(snapshot.key(runtime_key, config))
         env = [f"{k}={v}" for k, v in self.options.env.items()]
-        path = snapshot.path_for(ready.key(boot_path.stem, self.image.app_archive, argv, env, self.options.cwd, point))
+        path = snapshot.path_for(ready.key(boot_path.stem, self.image.app_archive, argv, env, self.options.cwd, point,
+                                           self._hook_fields()))
         if path.exists():
             restored = self._restored(path, lambda: self._from_snapshot(
                 config, path, None, resumed=ready.output_before(path)), "starting the app afresh")
@@ -286,8 +287,7 @@ class VirtualMachine:
         config, _ = self._config(accel, list(launch.jvm), None)
         boot_path = snapshot.path_for(snapshot.key(runtime_key, config))
         env = [f"{k}={v}" for k, v in self.options.env.items()]
-        hooks = [*self.hooks.setting_fields(), *self.hooks.supervisor_fields()]
-        path = snapshot.path_for(zygote.key(boot_path.stem, launch, env, self.options.cwd, hooks))
+        path = snapshot.path_for(zygote.key(boot_path.stem, launch, env, self.options.cwd, self._hook_fields()))
         if path.exists():
             restored = self._restored(path, lambda: self._from_snapshot(
                 config, path, None, resumed=ready.output_before(path), launch=launch), "starting the JVM afresh")
@@ -299,6 +299,10 @@ class VirtualMachine:
                    "zygote_fifo": zygote.FIFO}
         return self._restored(boot_path, lambda: self._from_snapshot(
             config, boot_path, request, ready_save=path, copy=True, launch=launch), "booting afresh")
+
+    def _hook_fields(self) -> list[str]:
+        """What the policies set in the guest before the JVM and run beside it: a saved machine holds both."""
+        return [*self.hooks.setting_fields(), *self.hooks.supervisor_fields()]
 
     def _restored(self, path: Path, restore: Callable[[], RunResult], afresh: str) -> RunResult | None:
         """`restore()`, a run from the snapshot at `path`; None when QEMU would not take the snapshot

@@ -61,27 +61,34 @@ def test_a_file_ready_point(tmp_path: Path) -> None:
     assert watch.ready(0.0)
 
 
-def test_the_key_follows_the_app_its_command_line_environment_folder_and_condition(tmp_path: Path) -> None:
+def test_the_key_follows_the_app_its_command_line_environment_folder_condition_and_hooks(tmp_path: Path) -> None:
     archive = tmp_path / "app.cpio"
     archive.write_bytes(b"the app's files")
     port = ready.ReadyPoint(port=8080)
-    base = ready.key("machine", archive, ["java", "-jar", "a.jar"], ["A=1"], "/w", port)
-    assert base == ready.key("machine", archive, ["java", "-jar", "a.jar"], ["A=1"], "/w", port)
+    hooks = ["/sys/kernel/mm/transparent_hugepage/enabled=madvise", '{"module": "gc_hooks.startup_priority"}']
+
+    def key(machine: str = "machine", argv: tuple[str, ...] = ("java", "-jar", "a.jar"), env: str = "A=1",
+            cwd: str = "/w", point: ready.ReadyPoint = port, hook_fields: list[str] = hooks) -> str:
+        return ready.key(machine, archive, list(argv), [env], cwd, point, hook_fields)
+
+    base = key()
+    assert base == key()
     others = {
-        ready.key("other-machine", archive, ["java", "-jar", "a.jar"], ["A=1"], "/w", port),
-        ready.key("machine", archive, ["java", "-jar", "a.jar", "x"], ["A=1"], "/w", port),
-        ready.key("machine", archive, ["java", "-jar", "a.jar"], ["A=2"], "/w", port),
-        ready.key("machine", archive, ["java", "-jar", "a.jar"], ["A=1"], "/v", port),
-        ready.key("machine", archive, ["java", "-jar", "a.jar"], ["A=1"], "/w", ready.ReadyPoint(port=8081)),
-        ready.key("machine", archive, ["java", "-jar", "a.jar"], ["A=1"], "/w", ready.ReadyPoint(path="/tmp/r")),
-        ready.key("machine", archive, ["java", "-jar", "a.jar"], ["A=1"], "/w",
-                  ready.ReadyPoint(port=8080, http_target="/")),
-        ready.key("machine", archive, ["java", "-jar", "a.jar"], ["A=1"], "/w",
-                  ready.ReadyPoint(port=8080, http_target="/health")),
+        key(machine="other-machine"),
+        key(argv=("java", "-jar", "a.jar", "x")),
+        key(env="A=2"),
+        key(cwd="/v"),
+        key(point=ready.ReadyPoint(port=8081)),
+        key(point=ready.ReadyPoint(path="/tmp/r")),
+        key(point=ready.ReadyPoint(port=8080, http_target="/")),
+        key(point=ready.ReadyPoint(port=8080, http_target="/health")),
+        # a supervisor the saving run started goes on in every restore: a run without it saves its own
+        key(hook_fields=hooks[:1]),
+        key(hook_fields=[hooks[0].replace("madvise", "never"), hooks[1]]),
     }
     archive.write_bytes(b"the app's files, edited")
-    others.add(ready.key("machine", archive, ["java", "-jar", "a.jar"], ["A=1"], "/w", port))
-    assert base not in others and len(others) == 9
+    others.add(key())
+    assert base not in others and len(others) == 11
 
 
 def test_the_output_counts_round_trip_and_a_damaged_file_is_a_snapshot_error(tmp_path: Path) -> None:
