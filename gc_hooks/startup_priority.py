@@ -26,10 +26,12 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from gc_hooks.cpu_yield import LOWEST, can_restore
 from gc_hooks.seam import Channel, HookEvent, Machine, Policy, Supervisor, SupervisorSpec, user_sets
+from jvmbridge.proc import cgroup_folders
 
 NAME = "startup-priority"
 # HotSpot names its compiler threads "C2 CompilerThread0", "C1 CompilerThread0", ...; Linux keeps 15 bytes
@@ -46,7 +48,7 @@ DEMAND_SAMPLES = 3  # the fewest counts of them to judge by (a thread blocks now
 LONGEST_S = 60.0
 FIRST_INTERVAL_S = 0.02  # at the JVM's start, while C1 is busy and while C2 yields: a decision may be near
 LATER_INTERVAL_S = 0.1  # while C1 is calm (new C2 threads of a larger machine are found meanwhile)
-CGROUP_ROOT = "/sys/fs/cgroup"
+PROC = Path("/proc")
 
 
 class StartupPriority(Policy):
@@ -252,34 +254,23 @@ def _cpus(pid: int) -> float:
         count = len(os.sched_getaffinity(pid))
     except OSError:
         count = os.cpu_count() or 1
-    try:
-        quota = cpu_quota(_read(f"/proc/{pid}/cgroup"), CGROUP_ROOT)
-    except OSError:
-        quota = None
+    quota = cpu_quota(pid)
     return float(count) if quota is None else max(1.0, min(float(count), quota))
 
 
-def cpu_quota(cgroups: str, root: str) -> float | None:
-    """CPUs' worth of time a process of these /proc/PID/cgroup lines may use, the tightest quota up its
-    cgroup's path (v2 cpu.max, v1 cpu.cfs_quota_us over cpu.cfs_period_us) under `root`; None if none."""
-    folders = []
-    for line in cgroups.splitlines():
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        if hierarchy == "0" and controllers == "":
-            folders.append((f"{root}{path}".rstrip("/"), root, 2))
-        elif "cpu" in controllers.split(","):
-            mount = f"{root}/{controllers}"
-            folders.append((f"{mount}{path}".rstrip("/"), mount, 1))
+def cpu_quota(pid: int | str, proc: Path = PROC) -> float | None:
+    """CPUs' worth of time `pid` may use: the tightest quota up its cgroups' paths (v2 cpu.max, v1
+    cpu.cfs_quota_us over cpu.cfs_period_us), as a pod's limit sits above its container; None if none."""
     tightest = None
-    for folder, top, version in folders:
+    for found in cgroup_folders(pid, "cpu", proc):
+        folder = found.path
         while True:
-            quota = _quota(folder, version)
+            quota = _quota(str(folder), found.version)
             if quota is not None and (tightest is None or quota < tightest):
                 tightest = quota
-            if len(folder) <= len(top) or "/" not in folder:
+            if folder == found.mount or folder.parent == folder:
                 break
-            folder = folder.rsplit("/", 1)[0]
+            folder = folder.parent
     return tightest
 
 

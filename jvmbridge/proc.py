@@ -55,6 +55,49 @@ def _unescape(path: str) -> str:
 
 
 @dataclass(frozen=True)
+class CgroupFolder:
+    """A process's cgroup folder in a hierarchy where a controller may apply, as this process sees it."""
+
+    path: Path
+    version: int  # 1: the controller's own hierarchy; 2: the unified one
+    mount: Path  # where that hierarchy is mounted: a walk up from `path` ends there
+
+
+def cgroup_folders(pid: int | str, controller: str, proc: Path = PROC) -> list[CgroupFolder]:
+    """`pid`'s cgroup folders that `controller` ("memory", "cpu") may govern: the v1 hierarchy that has
+    the controller, then the v2 unified one (whether the controller is on there, its files say). The
+    hierarchies' mount points come from this process's mountinfo, so another mount point or a cgroup
+    namespace (paths relative to the mount's root) resolves too."""
+    try:
+        lines = (proc / str(pid) / "cgroup").read_text().splitlines()
+        mountinfo = (proc / "self" / "mountinfo").read_text()
+    except OSError:
+        return []
+    v1 = v2 = None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if controller in parts[1].split(","):
+            v1 = parts[2]
+        elif parts[0] == "0" and parts[1] == "":
+            v2 = parts[2]
+    found = []
+    for path, version, kind in ((v1, 1, "cgroup"), (v2, 2, "cgroup2")):
+        if path is None:
+            continue
+        for mount in mounts(mountinfo):
+            if mount.fstype != kind or (version == 1 and controller not in mount.super_options.split(",")):
+                continue
+            inner = os.path.relpath(path, mount.root) if path.startswith(mount.root) else None
+            if inner is None or inner.startswith(".."):
+                continue
+            point = Path(mount.point)
+            found.append(CgroupFolder((point / inner).resolve() if inner != "." else point, version, point))
+    return found
+
+
+@dataclass(frozen=True)
 class ProcessInfo:
     """A process as seen from here: host pid, namespace pid, effective owner, its filesystem root."""
 

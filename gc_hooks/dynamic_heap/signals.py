@@ -6,7 +6,6 @@ Standard library and jvmbridge.hsperf only: PID 1 runs this in the guest.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -14,8 +13,7 @@ from pathlib import Path
 
 from jvmbridge.errors import JvmError
 from jvmbridge.hsperf import PerfData
-from jvmbridge.proc import mounts as proc_mounts
-from jvmbridge.proc import stat_cpu_seconds
+from jvmbridge.proc import cgroup_folders, stat_cpu_seconds
 
 PROC = Path("/proc")
 # GC worker threads by name (comm): their CPU is GC work even when no pause runs (ZGC, Shenandoah).
@@ -115,38 +113,12 @@ def _kv(path: Path) -> dict[str, int]:
     return values
 
 
-def _mounts(mountinfo: Path) -> list[tuple[str, Path, str, str]]:
-    """(root within the fs, mount point, fs type, super options) of each cgroup mount."""
-    return [(m.root, Path(m.point), m.fstype, m.super_options) for m in proc_mounts(_read(mountinfo) or "")
-            if m.fstype in ("cgroup", "cgroup2")]
-
-
 def memory_cgroup(pid: int | str = "self", proc: Path = PROC) -> CgroupMemory | None:
     """The memory cgroup of `pid`, v1 (memory controller) or v2 (unified), None when there is none."""
-    lines = (_read(proc / str(pid) / "cgroup") or "").splitlines()
-    mounts = _mounts(proc / "self" / "mountinfo")
-    v1 = v2 = None
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        if "memory" in parts[1].split(","):
-            v1 = parts[2]
-        elif parts[0] == "0" and parts[1] == "":
-            v2 = parts[2]
-    for rel, version, kind in ((v1, 1, "cgroup"), (v2, 2, "cgroup2")):
-        if rel is None:
-            continue
-        for root, point, fstype, options in mounts:
-            if fstype != kind or (version == 1 and "memory" not in options.split(",")):
-                continue
-            inner = os.path.relpath(rel, root) if rel.startswith(root) else None
-            if inner is None or inner.startswith(".."):
-                continue
-            folder = (point / inner).resolve() if inner != "." else point
-            marker = "memory.limit_in_bytes" if version == 1 else "memory.current"
-            if (folder / marker).exists() or (version == 2 and (folder / "memory.max").exists()):
-                return CgroupMemory(folder, version, point)
+    for found in cgroup_folders(pid, "memory", proc):
+        marker = "memory.limit_in_bytes" if found.version == 1 else "memory.current"
+        if (found.path / marker).exists() or (found.version == 2 and (found.path / "memory.max").exists()):
+            return CgroupMemory(found.path, found.version, found.mount)
     return None
 
 

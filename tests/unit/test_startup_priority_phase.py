@@ -111,20 +111,36 @@ def test_a_user_who_sets_the_compiler_threads_priority_keeps_it() -> None:
     assert policy.supervisor(Machine("vm", 1024, 2, 17, ("-XX:CompilerThreadPriority=5",))) is None
 
 
+def _fake_proc(tmp: Path, cgroup_lines: str, mountinfo: str) -> Path:
+    proc = tmp / "proc"
+    (proc / "42").mkdir(parents=True)
+    (proc / "self").mkdir(exist_ok=True)
+    (proc / "42" / "cgroup").write_text(cgroup_lines)
+    (proc / "self" / "mountinfo").write_text(mountinfo)
+    return proc
+
+
 def test_a_cpu_quota_up_the_cgroup_path_counts_as_fewer_cpus(tmp_path: Path) -> None:
     v2 = tmp_path / "v2"
     (v2 / "kube" / "pod" / "app").mkdir(parents=True)
     (v2 / "cpu.max").write_text("max 100000\n")
     (v2 / "kube" / "pod" / "cpu.max").write_text("250000 100000\n")  # 2.5 CPUs for the pod
     (v2 / "kube" / "pod" / "app" / "cpu.max").write_text("max 100000\n")
-    assert cpu_quota("0::/kube/pod/app\n", str(v2)) == 2.5
-    assert cpu_quota("0::/\n", str(v2)) is None
-    v1 = tmp_path / "v1"
-    (v1 / "cpu,cpuacct" / "docker" / "c1").mkdir(parents=True)
-    (v1 / "cpu,cpuacct" / "docker" / "c1" / "cpu.cfs_quota_us").write_text("150000\n")
-    (v1 / "cpu,cpuacct" / "docker" / "c1" / "cpu.cfs_period_us").write_text("100000\n")
-    (v1 / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("-1\n")
-    (v1 / "cpu,cpuacct" / "cpu.cfs_period_us").write_text("100000\n")
+    unified = f"41 31 0:38 / {v2} rw,relatime - cgroup2 cgroup2 rw\n"
+    assert cpu_quota(42, _fake_proc(tmp_path / "a", "0::/kube/pod/app\n", unified)) == 2.5
+    assert cpu_quota(42, _fake_proc(tmp_path / "b", "0::/\n", unified)) is None
+    # in a cgroup namespace the process's path is relative to the mount's root: /kube/pod is mounted
+    namespaced = f"41 31 0:38 /kube/pod {v2 / 'kube' / 'pod'} rw,relatime - cgroup2 cgroup2 rw\n"
+    assert cpu_quota(42, _fake_proc(tmp_path / "c", "0::/kube/pod/app\n", namespaced)) == 2.5
+    v1 = tmp_path / "v1" / "cpu,cpuacct"
+    (v1 / "docker" / "c1").mkdir(parents=True)
+    (v1 / "docker" / "c1" / "cpu.cfs_quota_us").write_text("150000\n")
+    (v1 / "docker" / "c1" / "cpu.cfs_period_us").write_text("100000\n")
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    hierarchies = (f"35 31 0:32 / {v1} rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"
+                   f"36 31 0:33 / {tmp_path / 'v1' / 'memory'} rw,relatime - cgroup cgroup rw,memory\n")
     lines = "4:memory:/docker/c1\n2:cpu,cpuacct:/docker/c1\n0::/\n"
-    assert cpu_quota(lines, str(v1)) == 1.5
-    assert cpu_quota("2:cpu,cpuacct:/\n", str(v1)) is None
+    assert cpu_quota(42, _fake_proc(tmp_path / "d", lines, hierarchies)) == 1.5
+    assert cpu_quota(42, _fake_proc(tmp_path / "e", "2:cpu,cpuacct:/\n", hierarchies)) is None
+    assert cpu_quota(42, tmp_path / "no-proc") is None
