@@ -6,10 +6,11 @@ JRuby scripts, Scala and Kotlin jars run --with their runtime), run with `world`
 every run's output is checked against its expected.json, so a faster run that prints something else
 fails the benchmark. Configurations, interleaved round by round so the machine's drift hits all alike:
 
-  vm          osv-java run --startup-archive (the image carries the start-up archive)
+  vm          osv-java run --startup-archive: the image carries the start-up archive, and the run restores
+              a JVM started with it and the app's class path (kernel/vm/zygote.py), the app's own
+  vm-fresh    osv-java run --startup-archive --no-zygote: the JVM starts in the run and maps the archive
   vm-plain    osv-java run --no-startup-archive --no-zygote (the JVM starts without either)
-  vm-default  osv-java run: the default, a restored started JVM with the runtime loaded (kernel/vm/zygote.py),
-              whole run only (its JVM does not start: no exec to main)
+  vm-default  osv-java run: the default, a restored started JVM with the runtime loaded (kernel/vm/zygote.py)
   proc        osv-java run --target process --startup-archive (an archive for the host JDK)
   proc-plain  osv-java run --target process --no-startup-archive
   launcher    the language's own command as Debian installs it (clojure, groovy, jruby, scala, kotlin)
@@ -19,10 +20,12 @@ fails the benchmark. Configurations, interleaved round by round so the machine's
 Warm-up runs come first and are not counted: they train the archives, build the images and save the
 machines' boot snapshots (a machine's second run saves it). Per configuration the medians of N runs of
 the whole run (wall time of the command) and, for osv-java, JVM start: exec to main (from a second
-run with `--bootchart`: from the JVM's exec to its main class's initialisation; the whole run is timed
-without it, as its class-initialisation log slows the JVM). A launcher script's own exec-to-main is not
+run with `--bootchart`: from the JVM's exec to its main class's initialisation, or in a run handed to a
+restored started JVM from handing it the app (`app_launched`) to that; the whole run is timed without
+it, as its class-initialisation log slows the JVM). A launcher script's own exec-to-main is not
 measurable from outside, so it has the whole run only. Last line JSON: per language
-`LANG_vm_speedup_archive` and `LANG_process_speedup_archive` (exec to main, without / with),
+`LANG_vm_speedup_archive` and `LANG_process_speedup_archive` (JVM start, without / with: vm-plain / vm,
+proc-plain / proc), `LANG_vm_fresh_speedup_archive` (exec to main, vm-plain / vm-fresh: the archive alone),
 `LANG_vm_run_speedup_archive` and `LANG_process_run_speedup_archive` (whole run),
 `LANG_vm_run_speedup_default` (vm-plain's whole run / vm-default's), and
 `LANG_process_vs_host_launcher` (the launcher's whole run / the process target's with the archive) and
@@ -70,19 +73,22 @@ HELLOS = {
 }
 CONFIGS = {
     "vm": ("--startup-archive",),
+    "vm-fresh": ("--startup-archive", "--no-zygote"),
     "vm-plain": ("--no-startup-archive", "--no-zygote"),
     "vm-default": (),
     "proc": ("--target", "process", "--startup-archive"),
     "proc-plain": ("--target", "process", "--no-startup-archive"),
 }
-WARMUPS = {"vm": 2, "vm-plain": 2, "vm-default": 3, "proc": 1, "proc-plain": 1, "launcher": 1, "java": 1}
-NO_EXEC_TO_MAIN = ("vm-default", "launcher", "java")
+WARMUPS = {"vm": 3, "vm-fresh": 2, "vm-plain": 2, "vm-default": 3, "proc": 1, "proc-plain": 1, "launcher": 1, "java": 1}
+NO_JVM_START = ("launcher", "java")
+# --bootchart adds a JVM option, so a started JVM's snapshot of its own: saved by a warm-up run too
+STARTED_JVM = ("vm", "vm-default")
 
 
 @dataclass
 class Samples:
     runs: list[float] = field(default_factory=list)
-    exec_to_main: list[float] = field(default_factory=list)
+    jvm_start: list[float] = field(default_factory=list)
 
 
 def plain_java(hello: Hello, jdk: str) -> list[str]:
@@ -123,16 +129,17 @@ def checked_run(argv: list[str], what: str, expected: dict) -> tuple[float, str]
 
 def run_once(hello: Hello, config: str, jdk: str, expected: dict,
              bootchart: bool = False) -> tuple[float, float | None]:
-    """Whole-run seconds and, with `bootchart`, exec-to-main seconds of one checked run. The whole run is
+    """Whole-run seconds and, with `bootchart`, JVM start seconds of one checked run. The whole run is
     timed without the bootchart: its class-initialisation log slows a JVM that initialises thousands of
     classes (Clojure's runtime), as a user's run is not."""
     elapsed, stderr = checked_run(command(hello, config, jdk, bootchart), f"{hello.lang} {config}", expected)
     if not bootchart:
         return elapsed, None
     marks = {name: float(at) for name, at in BOOTCHART_LINE.findall(stderr.partition(expected["stderr"])[2])}
-    if "jvm_exec" not in marks or "main_entered" not in marks:
-        raise SystemExit(f"{hello.lang} {config}: no exec-to-main in the bootchart:\n{stderr[-1500:]}")
-    return elapsed, marks["main_entered"] - marks["jvm_exec"]
+    started = marks.get("jvm_exec", marks.get("app_launched"))  # the JVM's exec, or the app handed to one
+    if started is None or "main_entered" not in marks:
+        raise SystemExit(f"{hello.lang} {config}: no JVM start in the bootchart:\n{stderr[-1500:]}")
+    return elapsed, marks["main_entered"] - started
 
 
 def ratio(slow: list[float], fast: list[float]) -> float:
@@ -161,6 +168,8 @@ def main() -> None:
         for config in configs:
             for _ in range(WARMUPS[config]):
                 run_once(HELLOS[name], config, args.jdk, expected[name])
+            if config in STARTED_JVM:
+                run_once(HELLOS[name], config, args.jdk, expected[name], bootchart=True)
 
     samples = {(name, config): Samples() for name in langs for config in configs}
     for round_no in range(1, args.runs + 1):
@@ -170,31 +179,33 @@ def main() -> None:
                 whole, _ = run_once(HELLOS[name], config, args.jdk, expected[name])
                 samples[name, config].runs.append(whole)
                 to_main = None
-                if config not in NO_EXEC_TO_MAIN:  # osv-java's: one more run, with the bootchart, for exec to main
+                if config not in NO_JVM_START:  # osv-java's: one more run, with the bootchart, for JVM start
                     _, to_main = run_once(HELLOS[name], config, args.jdk, expected[name], bootchart=True)
                     assert to_main is not None
-                    samples[name, config].exec_to_main.append(to_main)
+                    samples[name, config].jvm_start.append(to_main)
                 line.append(f"{config} {whole:.2f}s" + (f" ({to_main:.2f}s to main)" if to_main is not None else ""))
             print(f"round {round_no} {name}: " + "  ".join(line), flush=True)
 
     result: dict[str, object] = {"jdk": args.jdk, "runs": args.runs, "cpus": os.cpu_count()}
-    print(f"\nmedians of {args.runs} (whole run / exec to main, seconds), JDK {args.jdk}:")
+    print(f"\nmedians of {args.runs} (whole run / JVM start, seconds), JDK {args.jdk}:")
     for name in langs:
         s = {config: samples[name, config] for config in configs}
         cells = []
         for config in configs:
             whole = statistics.median(s[config].runs)
-            to_main = f" / {statistics.median(s[config].exec_to_main):.2f}" if s[config].exec_to_main else ""
+            to_main = f" / {statistics.median(s[config].jvm_start):.2f}" if s[config].jvm_start else ""
             cells.append(f"{config} {whole:.2f}{to_main}")
             result[f"{name}_{config.replace('-', '_')}_s"] = round(whole, 3)
-            if s[config].exec_to_main:
-                result[f"{name}_{config.replace('-', '_')}_exec_to_main_s"] = round(
-                    statistics.median(s[config].exec_to_main), 3)
+            if s[config].jvm_start:
+                result[f"{name}_{config.replace('-', '_')}_jvm_start_s"] = round(
+                    statistics.median(s[config].jvm_start), 3)
         ratios = {
-            f"{name}_vm_speedup_archive": ratio(s["vm-plain"].exec_to_main, s["vm"].exec_to_main),
+            f"{name}_vm_speedup_archive": ratio(s["vm-plain"].jvm_start, s["vm"].jvm_start),
+            f"{name}_vm_fresh_speedup_archive": ratio(s["vm-plain"].jvm_start, s["vm-fresh"].jvm_start),
+            f"{name}_vm_run_speedup_archive_vs_default": ratio(s["vm-default"].runs, s["vm"].runs),
             f"{name}_vm_run_speedup_archive": ratio(s["vm-plain"].runs, s["vm"].runs),
             f"{name}_vm_run_speedup_default": ratio(s["vm-plain"].runs, s["vm-default"].runs),
-            f"{name}_process_speedup_archive": ratio(s["proc-plain"].exec_to_main, s["proc"].exec_to_main),
+            f"{name}_process_speedup_archive": ratio(s["proc-plain"].jvm_start, s["proc"].jvm_start),
             f"{name}_process_run_speedup_archive": ratio(s["proc-plain"].runs, s["proc"].runs),
             f"{name}_process_vs_host_launcher": ratio(s["launcher"].runs, s["proc"].runs),
             f"{name}_process_plain_vs_host_launcher": ratio(s["launcher"].runs, s["proc-plain"].runs),
@@ -202,9 +213,12 @@ def main() -> None:
         }
         result.update(ratios)
         print(f"  {name:<8} " + "  ".join(cells))
-        print(f"  {'':<8} exec to main with the archive: {ratios[f'{name}_vm_speedup_archive']}x shorter in the VM, "
-              f"{ratios[f'{name}_process_speedup_archive']}x on the process target; whole run "
-              f"{ratios[f'{name}_vm_run_speedup_archive']}x and {ratios[f'{name}_process_run_speedup_archive']}x; "
+        print(f"  {'':<8} JVM start with the archive: {ratios[f'{name}_vm_speedup_archive']}x shorter in the VM "
+              f"(a JVM started with it, restored; exec to main of a JVM that starts in the run: "
+              f"{ratios[f'{name}_vm_fresh_speedup_archive']}x), {ratios[f'{name}_process_speedup_archive']}x on the "
+              f"process target; whole run {ratios[f'{name}_vm_run_speedup_archive']}x "
+              f"({ratios[f'{name}_vm_run_speedup_archive_vs_default']}x the default's) and "
+              f"{ratios[f'{name}_process_run_speedup_archive']}x; "
               f"the default VM run (a restored started JVM) {ratios[f'{name}_vm_run_speedup_default']}x; "
               f"process target vs `{HELLOS[name].launcher[0]}`: {ratios[f'{name}_process_vs_host_launcher']}x faster, "
               f"vs plain java: {ratios[f'{name}_process_vs_java']}x")

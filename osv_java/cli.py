@@ -118,7 +118,8 @@ NO_STARTUP_ARCHIVE = click.option(
     "--startup-archive/--no-startup-archive", "startup_archive", default=False,
     help="A start-up archive for the app (an AOT cache or AppCDS archive), made the first time by a training "
          "run of the app on this host, in a sandbox (its own ports, nothing written), stopped once it has "
-         "started. Off by default: the first run of each new jar waits for that training run.")
+         "started; a VM run then restores a JVM started with it (saved once per app, see --zygote). Off by "
+         "default: the first run of each new jar waits for that training run.")
 
 
 def common_app_options(func: F) -> F:
@@ -203,8 +204,9 @@ class AppCommand(click.Command):
                    "what restores share.")
 @click.option("--zygote/--no-zygote", default=None,
               help="Restore a JVM that has already started and hand it the app (a snapshot per runtime and JVM "
-                   "options, saved at the first such run). On by default where the run allows it (not with -v, "
-                   "--cold-boot, --startup-archive, --snapshot-when-ready, --gc-log, --stw-*, agents or -Xlog). "
+                   "options, saved at the first such run; with --startup-archive, one per app). On by default where "
+                   "the run allows it (not with -v, --cold-boot, --snapshot-when-ready, --gc-log, --stw-*, agents or "
+                   "-Xlog). "
                    "See the README for what the app sees differently.")
 @NO_STARTUP_ARCHIVE
 def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | None, lang: str | None,
@@ -232,10 +234,10 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         point = options.ready_point(snapshot_when_ready)
         options.check_ready_point(cold_boot, bool(vols), target)
     if zygote:  # asked for: say why it cannot be; by default it is used where it can be
-        options.check_zygote(target, cold_boot, bool(vols), startup_archive, point is not None)
+        options.check_zygote(target, cold_boot, bool(vols), point is not None)
     # ... and not with the policies that stream what the JVM logs from its start, or coordinate its
     # collections with other machines (services, which start once)
-    use_zygote = zygote is not False and target == "vm" and not (cold_boot or vols or startup_archive or point) \
+    use_zygote = zygote is not False and target == "vm" and not (cold_boot or vols or point) \
         and (zygote or not (gc_log or stw_lb or stw_group))
     if timeout is not None and timeout <= 0:
         raise click.BadParameter("must be positive", param_hint="--timeout")

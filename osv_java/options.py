@@ -127,13 +127,12 @@ def _http_ready_point(value: str, text: str) -> ReadyPoint:
     return ReadyPoint(port=port or 80, http_target=target)
 
 
-def check_zygote(target: str, cold_boot: bool, volumes: bool, startup_archive: bool, ready: bool) -> None:
+def check_zygote(target: str, cold_boot: bool, volumes: bool, ready: bool) -> None:
     """UsageError where a started JVM's snapshot cannot be used."""
     for given, what, hint in (
         (target == "process", "--target process (no VM to save)", "drop --target process"),
         (cold_boot, "--cold-boot (it restores a saved machine)", "drop --cold-boot"),
         (volumes, "-v (QEMU cannot migrate vhost-user-fs)", "drop -v"),
-        (startup_archive, "--startup-archive (its archive is named when the JVM starts)", "drop --startup-archive"),
         (ready, "--snapshot-when-ready (that saves the app itself)", "drop --snapshot-when-ready"),
     ):
         if given:

@@ -287,7 +287,8 @@ class VirtualMachine:
         config, _ = self._config(accel, list(launch.jvm), None)
         boot_path = snapshot.path_for(snapshot.key(runtime_key, config))
         env = [f"{k}={v}" for k, v in self.options.env.items()]
-        path = snapshot.path_for(zygote.key(boot_path.stem, launch, env, self.options.cwd, self._hook_fields()))
+        path = snapshot.path_for(zygote.key(boot_path.stem, launch, env, self.options.cwd, self._hook_fields(),
+                                            self.image.folder.name))
         if path.exists():
             restored = self._restored(path, lambda: self._from_snapshot(
                 config, path, None, resumed=ready.output_before(path), launch=launch), "starting the JVM afresh")

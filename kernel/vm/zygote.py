@@ -8,6 +8,11 @@ sends the app's files with "resume", after which PID 1 writes the app's class pa
 arguments to the FIFO. The key is the boot snapshot's plus the zygote's command line (the run's JVM
 and options), the environment and the working folder: every app of a runtime run with the same
 options restores one snapshot.
+
+A JVM that maps a start-up archive (kernel.build.startup_archive: made for the app's class path) is
+started with that class path, the zygote's own folder after it (an archive takes a class path that
+extends its own), so the archive is mapped and checked as in a plain start; such a snapshot is the
+app's own (its key holds the app's image), and the zygote then appends nothing and needs no --add-opens.
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ READY_FILE = "/run/osv-zygote.ready"
 CLASS_PATH_OPTIONS = ("-cp", "-classpath", "--class-path")
 # Manifest attributes of a -jar app that the launcher acts on before main, at the JVM's start
 STARTUP_ATTRIBUTES = ("Launcher-Agent-Class", "Add-Opens", "Add-Exports", "Enable-Native-Access", "SplashScreen-Image")
-# the options whose value names an archive made for the app's class path: the JVM reads it at its start
-APP_ARCHIVE_OPTIONS = ("-XX:SharedArchiveFile=", "-XX:AOTCache=", "-XX:AOTCacheOutput=", "-XX:ArchiveClassesAtExit=")
+# the options that map an archive made for the app's class path (the zygote then starts with that class
+# path), and those that write one when the JVM exits (a started JVM's would be written in every restore)
+APP_ARCHIVE_OPTIONS = ("-XX:SharedArchiveFile=", "-XX:AOTCache=")
+DUMP_OPTIONS = ("-XX:AOTCacheOutput=", "-XX:ArchiveClassesAtExit=", "-XX:AOTConfiguration=", "-XX:AOTMode=record",
+                "-XX:AOTMode=create")
 
 
 @dataclass(frozen=True)
@@ -40,14 +48,20 @@ class Launch:
     # and initialises that class before it waits (Clojure's loads clojure.core: seconds under
     # emulation, then in no run)
     runtime: str = ""
+    # The JVM maps an archive made for `class_path`: the zygote starts with that class path (see above)
+    archived: bool = False
 
     def fields(self) -> list[str]:
         """What PID 1 writes to the zygote's FIFO (each NUL-terminated)."""
         return [self.class_path, self.main_class, self.command, *self.args]
 
     def zygote_argv(self) -> list[str]:
-        class_path = ":".join(filter(None, (zygote_build.ZYGOTE_IN_IMAGE, self.runtime)))
-        return [*self.jvm, *zygote_build.JVM_OPTIONS, "-cp", class_path, zygote_build.MAIN_CLASS, FIFO, READY_FILE,
+        if self.archived:
+            options, class_path = [], f"{self.class_path}:{zygote_build.ZYGOTE_IN_IMAGE}"
+        else:
+            options = list(zygote_build.JVM_OPTIONS)
+            class_path = ":".join(filter(None, (zygote_build.ZYGOTE_IN_IMAGE, self.runtime)))
+        return [*self.jvm, *options, "-cp", class_path, zygote_build.MAIN_CLASS, FIFO, READY_FILE,
                 *((self.main_class,) if self.runtime else ())]
 
 
@@ -78,23 +92,26 @@ def unsupported(manifest: dict[str, str]) -> str | None:
 
 def split(argv: list[str], main_class: str, app_args: int, runtime: str | None = None) -> Launch | None:
     """`argv` as [java, options..., -jar JAR | -cp PATH MAIN, args...] with `app_args` arguments at its
-    end; None when it is not that, or when an option names an archive made for the app. `runtime`: a
+    end; None when it is not that, or when an option writes an archive at the JVM's exit. `runtime`: a
     script's language runtime class path, whose main class is the runtime's (see Launch.runtime)."""
     body, args = argv[: len(argv) - app_args], tuple(argv[len(argv) - app_args:])
-    if any(option.startswith(APP_ARCHIVE_OPTIONS) for option in body):
+    if any(option.startswith(DUMP_OPTIONS) for option in body):
         return None
+    archived = any(option.startswith(APP_ARCHIVE_OPTIONS) for option in body)
     if len(body) >= 3 and body[-2] == "-jar":
-        return Launch(tuple(body[:-2]), body[-1], main_class, body[-1], args)
+        return Launch(tuple(body[:-2]), body[-1], main_class, body[-1], args, archived=archived)
     if len(body) >= 4 and body[-3] in CLASS_PATH_OPTIONS and body[-1] == main_class:
         # only a class path that is the runtime's alone keeps its order when the zygote starts with it
         preloaded = runtime if runtime and body[-2] == runtime else ""
-        return Launch(tuple(body[:-3]), body[-2], main_class, main_class, args, preloaded)
+        return Launch(tuple(body[:-3]), body[-2], main_class, main_class, args, preloaded, archived)
     return None
 
 
-def key(machine_key: str, launch: Launch, env: list[str], cwd: str, hooks: list[str]) -> str:
+def key(machine_key: str, launch: Launch, env: list[str], cwd: str, hooks: list[str], app: str = "") -> str:
     """`hooks`: what the policies set in the guest before the JVM and run beside it (their supervisors),
-    which the saved machine holds too."""
+    which the saved machine holds too. `app`: what identifies the app's files (its image), for a JVM
+    that maps the app's archive: that JVM has checked the app's class path against it at its start."""
     parts = [f"zygote-format={FORMAT}", f"machine={machine_key}", *(f"argv={a}" for a in launch.zygote_argv()),
-             *(f"env={item}" for item in sorted(env)), f"cwd={cwd}", *(f"hook={h}" for h in hooks)]
+             *(f"env={item}" for item in sorted(env)), f"cwd={cwd}", *(f"hook={h}" for h in hooks),
+             *([f"app={app}"] if launch.archived else [])]
     return "zygote-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]

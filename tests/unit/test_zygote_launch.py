@@ -47,9 +47,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
-def plain(java: Path, work: Path, form: str, args: list[str], stdin: bytes) -> tuple[int, str, str]:
+def plain(java: Path, work: Path, form: str, args: list[str], stdin: bytes, options: tuple[str, ...] = ()
+          ) -> tuple[int, str, str]:
     launch = ["-jar", "app.jar"] if form == "jar" else ["-cp", "app.jar", "app.Probe"]
-    proc = subprocess.run([str(java), *launch, *args], input=stdin, capture_output=True, cwd=work, timeout=60)
+    proc = subprocess.run([str(java), *options, *launch, *args], input=stdin, capture_output=True, cwd=work,
+                          timeout=60)
     return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
 
 
@@ -59,16 +61,20 @@ def through_zygote(java: Path, work: Path, form: str, args: list[str], stdin: by
 
 
 def launched(java: Path, work: Path, fields: list[str], stdin: bytes = b"", preload: tuple[str, str] | None = None,
-             options: tuple[str, ...] = ()) -> tuple[int, str, str]:
+             options: tuple[str, ...] = (), archived: bool = False) -> tuple[int, str, str]:
     """Start the zygote in `work`, hand it `fields` (class path, main class, command, args) on its FIFO.
-    `preload`: a runtime's class path the zygote starts with, and the class it initialises."""
+    `preload`: a runtime's class path the zygote starts with, and the class it initialises. `archived`:
+    it starts with the app's class path, its own folder after it, and no --add-opens (kernel.vm.zygote)."""
     fifo, ready = work / f"launch-{os.getpid()}", work / f"ready-{os.getpid()}"
     os.mkfifo(fifo)
     try:
-        class_path = str(work / "zygote") + (f":{preload[0]}" if preload else "")
-        proc = subprocess.Popen([str(java), *options, "--add-opens", "java.base/jdk.internal.loader=ALL-UNNAMED",
-                                 "-cp", class_path, "osvjava.Zygote", str(fifo), str(ready),
-                                 *((preload[1],) if preload else ())],
+        if archived:
+            class_path, opens = f"{fields[0]}:{work / 'zygote'}", ()
+        else:
+            class_path = str(work / "zygote") + (f":{preload[0]}" if preload else "")
+            opens = ("--add-opens", "java.base/jdk.internal.loader=ALL-UNNAMED")
+        proc = subprocess.Popen([str(java), *options, *opens, "-cp", class_path, "osvjava.Zygote", str(fifo),
+                                 str(ready), *((preload[1],) if preload else ())],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=work)
         deadline = time.monotonic() + 60
         while not ready.exists():
@@ -92,6 +98,30 @@ def test_the_zygote_runs_an_app_as_the_launcher_does(built: Path, feature: int, 
         assert through_zygote(java, built, form, args, stdin) == expected, args
     status, out, _ = plain(java, built, form, ["props"], b"")
     assert status == 0 and "manifest jar:file:" in out and "dep dep.Dep" in out  # the probe probes
+
+
+@pytest.mark.parametrize("feature", sorted({j.feature for j in JDKS}))
+def test_a_zygote_started_with_the_apps_class_path_runs_it_from_the_apps_archive(built: Path, feature: int) -> None:
+    """With a start-up archive (JDK 25's AOT cache, a dynamic CDS archive before) made by a plain run of
+    the jar, the zygote starts with the app's class path and its own folder after it: the JVM takes the
+    archive (sharing forced on: it fails rather than run without), the app's classes and its manifest
+    Class-Path dependency come from it, and the app runs as it does in a plain start with that archive."""
+    jdk = next(j for j in JDKS if j.feature == feature)
+    java = jdk.tool("java")
+    archive = built / f"app-{feature}.archive"
+    archive.unlink(missing_ok=True)
+    dump = f"-XX:AOTCacheOutput={archive}" if feature >= 25 else f"-XX:ArchiveClassesAtExit={archive}"
+    subprocess.run([str(java), dump, "-jar", "app.jar", "props"], cwd=built, check=True, capture_output=True,
+                   timeout=120)
+    forced = ("-XX:AOTMode=on", f"-XX:AOTCache={archive}") if feature >= 25 else \
+        ("-Xshare:on", f"-XX:SharedArchiveFile={archive}")
+    for args, stdin in CASES:
+        loaded = built / f"loaded-{feature}-{args[0]}.log"  # the props case loads the dependency too
+        expected = plain(java, built, "jar", args, stdin, forced)
+        assert launched(java, built, ["app.jar", "app.Probe", "app.jar", *args], stdin, archived=True,
+                        options=(*forced, f"-Xlog:class+load=info:file={loaded}")) == expected, args
+    classes = (built / f"loaded-{feature}-props.log").read_text()
+    assert "app.Probe source: shared objects file" in classes and "dep.Dep source: shared objects file" in classes
 
 
 MAINS = ROOT / "tests/java/zygote_mains"

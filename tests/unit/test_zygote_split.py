@@ -24,8 +24,31 @@ def test_a_jar_and_a_class_path() -> None:
 def test_what_is_not_taken_apart() -> None:
     assert zygote.split([JAVA, "-cp", "/app/a.jar", "other.Main"], "app.Main", 0) is None
     assert zygote.split([JAVA, "-m", "mod/app.Main"], "app.Main", 0) is None
-    archive = [JAVA, "-XX:SharedArchiveFile=/osv/startup/app.jsa", "-jar", "/app/a.jar"]
-    assert zygote.split(archive, "app.Main", 0) is None  # an archive made for the app's class path
+    for dump in ("-XX:ArchiveClassesAtExit=/tmp/a.jsa", "-XX:AOTCacheOutput=/tmp/a.aot", "-XX:AOTMode=record"):
+        assert zygote.split([JAVA, dump, "-jar", "/app/a.jar"], "app.Main", 0) is None  # written at every exit
+
+
+def test_a_jvm_that_maps_the_apps_archive_starts_with_the_apps_class_path() -> None:
+    """An archive is checked against the class path the JVM starts with, which may extend the archive's."""
+    for option in ("-XX:SharedArchiveFile=/osv/startup/app.jsa", "-XX:AOTCache=/osv/startup/app.aot"):
+        jar = zygote.split([JAVA, option, "-jar", "/app/a.jar", "x"], "app.Main", 1)
+        assert jar is not None and jar.archived and jar.fields() == ["/app/a.jar", "app.Main", "/app/a.jar", "x"]
+        argv = jar.zygote_argv()
+        assert argv[:2] == [JAVA, option] and "--add-opens" not in argv
+        assert argv[2:6] == ["-cp", "/app/a.jar:/osv/zygote", "osvjava.Zygote", zygote.FIFO]
+    runtime = "/usr/share/java/clojure.jar:/usr/share/java/spec.jar"
+    script = zygote.split([JAVA, "-XX:AOTCache=/osv/startup/app.aot", "-cp", runtime, "clojure.main", "/app/m.clj"],
+                          "clojure.main", 1, runtime)
+    assert script is not None and script.archived and script.runtime == runtime
+    assert script.zygote_argv()[-6:] == ["-cp", f"{runtime}:/osv/zygote", "osvjava.Zygote", zygote.FIFO,
+                                         zygote.READY_FILE, "clojure.main"]
+    # its snapshot is the app's: the key holds the app's image, which another app's does not share
+    other = zygote.split([JAVA, "-XX:AOTCache=/osv/startup/app.aot", "-jar", "/app/a.jar", "x"], "app.Main", 1)
+    assert other is not None
+    assert zygote.key("m", other, [], "/", [], "image-1") != zygote.key("m", other, [], "/", [], "image-2")
+    plain = zygote.split([JAVA, "-jar", "/app/a.jar", "x"], "app.Main", 1)
+    assert plain is not None and not plain.archived
+    assert zygote.key("m", plain, [], "/", [], "image-1") == zygote.key("m", plain, [], "/", [], "image-2")
 
 
 def test_the_key_is_the_jvms_not_the_apps() -> None:
@@ -48,12 +71,11 @@ def test_manifests_that_need_the_jvms_start() -> None:
 
 
 def test_options_that_rule_a_started_jvm_out() -> None:
-    options.check_zygote("vm", False, False, False, False)
-    for args, word in ((("process", False, False, False, False), "--target process"),
-                       (("vm", True, False, False, False), "--cold-boot"),
-                       (("vm", False, True, False, False), "-v"),
-                       (("vm", False, False, True, False), "--startup-archive"),
-                       (("vm", False, False, False, True), "--snapshot-when-ready")):
+    options.check_zygote("vm", False, False, False)
+    for args, word in ((("process", False, False, False), "--target process"),
+                       (("vm", True, False, False), "--cold-boot"),
+                       (("vm", False, True, False), "-v"),
+                       (("vm", False, False, True), "--snapshot-when-ready")):
         with pytest.raises(UsageError, match=word):
             options.check_zygote(*args)
 

@@ -4,6 +4,7 @@ the image shows them, and the guest JVM maps it (JDK 17: dynamic AppCDS, 25: AOT
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -55,6 +56,30 @@ def test_a_changed_jar_gets_its_own_archive_and_a_damaged_one_is_made_again(osv:
     assert status == 0 and archives.app_lines(out) == "Beta says hi [z]\n", explain_text(out, err)
     assert "warning: the start-up archive" in err and "is damaged" in err, err
     assert archives.from_archive(out, "Beta"), archives.sources(out).get("Beta")
+
+
+def events(stderr: str) -> list[str]:
+    return re.findall(r"^  (\w+) +[\d.]+ +\(", stderr, re.M)
+
+
+def test_an_app_with_an_archive_restores_a_started_jvm_of_its_own(osv: Osv, tmp_path: Path) -> None:
+    """With --startup-archive the zygote starts with the app's class path and archive (sharing forced on
+    here: a JVM that could not map the archive would not start), its machine is saved once, and later
+    runs restore it; another jar at the same path does not restore that JVM (it checked the old jar
+    against its archive) but gets one of its own."""
+    jar = archives.greeter_jar(tmp_path, "Gamma", tmp_path / "app" / "app.jar")
+    forced = ["--bootchart", "--jvm-opt=-Xshare:on"]
+    runs = [run(osv, JDK17, *forced, str(jar), f"r{i}") for i in range(3)]  # (a boot snapshot), the JVM saved
+    for i, (status, out, err) in enumerate(runs):
+        assert status == 0 and archives.app_lines(out) == f"Gamma says hi [r{i}]\n", explain_text(out, err)
+    assert any("ready_saved" in events(err) for _, _, err in runs), [err for _, _, err in runs]
+    status, out, err = run(osv, JDK17, *forced, str(jar), "again")
+    assert status == 0 and archives.app_lines(out) == "Gamma says hi [again]\n", explain_text(out, err)
+    assert events(err)[:3] == ["qemu_start", "snapshot_restored", "app_launched"], explain_text(out, err)
+    shutil.copyfile(archives.greeter_jar(tmp_path, "Delta", tmp_path / "delta.jar"), jar)
+    status, out, err = run(osv, JDK17, *forced, str(jar), "edited")
+    assert status == 0 and archives.app_lines(out) == "Delta says hi [edited]\n", explain_text(out, err)
+    assert "jvm_exec" in events(err), explain_text(out, err)  # a JVM of its own, started for the new jar
 
 
 def test_a_manifest_class_path_through_a_symlink_resolves_in_the_guest_as_on_the_host(osv: Osv,

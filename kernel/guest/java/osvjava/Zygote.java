@@ -37,6 +37,8 @@ import java.util.stream.Stream;
  * resources and its manifest Class-Path come from the same loader as in a plain start), then main
  * runs on this thread. What differs from `java -cp CP MAIN`: the JVM's start time and options are the
  * saved machine's, and its options hold the --add-opens this class needs to extend the class path.
+ * A JVM started with the app's class path and this class's folder after it (one that maps an archive
+ * made for that class path) has it already: then nothing is appended and no --add-opens is needed.
  */
 public final class Zygote {
     private Zygote() {}
@@ -44,8 +46,14 @@ public final class Zygote {
     public static void main(String[] args) throws Throwable {
         Path fifo = Path.of(args[0]);
         ClassLoader system = ClassLoader.getSystemClassLoader();
-        Method append = system.getClass().getDeclaredMethod("appendToClassPathForInstrumentation", String.class);
-        append.setAccessible(true);
+        String startedWith = System.getProperty("java.class.path");
+        Method append = null;  // looked up before the wait: no run pays for it
+        try {
+            append = system.getClass().getDeclaredMethod("appendToClassPathForInstrumentation", String.class);
+            append.setAccessible(true);
+        } catch (RuntimeException e) {
+            // no --add-opens: a JVM started with the app's class path, which needs none
+        }
         try {
             warmUp(Path.of(args[1] + ".jar"));
         } catch (Exception | LinkageError e) {
@@ -62,8 +70,16 @@ public final class Zygote {
             throw withoutOurFrames(preloadFailure);  // as the launcher's start of main would have failed
         }
 
-        for (String entry : classPath.split(File.pathSeparator, -1)) {
-            append.invoke(system, entry.isEmpty() ? "." : entry);  // an empty entry is the working folder
+        // A JVM that maps an archive made for the app's class path starts with it, this class's folder after it
+        int own = startedWith.lastIndexOf(File.pathSeparatorChar);
+        if (own < 0 || !startedWith.substring(0, own).equals(classPath)) {
+            if (append == null) {
+                throw new IllegalStateException("osvjava.Zygote: started without --add-opens "
+                    + "java.base/jdk.internal.loader=ALL-UNNAMED, it cannot add " + classPath + " to the class path");
+            }
+            for (String entry : classPath.split(File.pathSeparator, -1)) {
+                append.invoke(system, entry.isEmpty() ? "." : entry);  // an empty entry is the working folder
+            }
         }
         System.setProperty("java.class.path", classPath);
         System.setProperty("sun.java.command", String.join(" ", launch.subList(2, launch.size())));
