@@ -516,7 +516,11 @@ class VirtualMachine:
             else:
                 talk.control.send("run", **fields)
         started = None
-        if resumed is not None and launch is not None:  # a started JVM: the app's files and launch follow
+        if resumed is not None and launch is not None and launch.archived:
+            # the app's own started JVM: its files are in the snapshot already (its key holds the app's image)
+            talk.control.send("resume", restored=True, launch=launch.fields(), launch_fifo=zygote.FIFO, **_renewal())
+            self.launched = time.monotonic()
+        elif resumed is not None and launch is not None:  # a started JVM: the app's files and launch follow
             talk.control.send_with_payload("resume", self.image.app_archive.read_bytes(), restored=True,
                                            launch=launch.fields(), launch_fifo=zygote.FIFO, **_renewal())
             self.launched = time.monotonic()
