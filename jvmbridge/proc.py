@@ -82,11 +82,11 @@ def cgroup_folders(pid: int | str, controller: str, proc: Path = PROC) -> list[C
             v1 = parts[2]
         elif parts[0] == "0" and parts[1] == "":
             v2 = parts[2]
-    found = []
+    found, parsed = [], mounts(mountinfo)
     for path, version, kind in ((v1, 1, "cgroup"), (v2, 2, "cgroup2")):
         if path is None:
             continue
-        for mount in mounts(mountinfo):
+        for mount in parsed:
             if mount.fstype != kind or (version == 1 and controller not in mount.super_options.split(",")):
                 continue
             inner = os.path.relpath(path, mount.root) if path.startswith(mount.root) else None
