@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import traceback
 from collections.abc import Sequence
 
 from gc_hooks.seam import Channel, HookEvent, Supervisor, SupervisorSpec
@@ -29,6 +28,8 @@ class SupervisorRunner:
         self._lock = threading.Lock()
 
     def _failed(self, policy: str, where: str, exc: BaseException) -> None:
+        import traceback  # here: a run without a failing policy does not pay for it
+
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         with contextlib.suppress(Exception):  # the channel itself is gone: nothing left to tell
             self.channel.emit(HookEvent(policy, "failed", f"{where}: {last}; the policy is off for this run"))

@@ -6,16 +6,20 @@ During start-up the app meets new code at every step: HotSpot's C1 compiles it (
 whose start-up archive holds the training run's profiles), code that is 2-3 times faster than C1's
 and pays back only later. On a machine with few CPUs they all compete: a Clojure, JRuby or Groovy
 hello spends a tenth to a fifth of its run waiting on C2. So while C1 is busy and the app's own threads
-leave a CPU to share, each C2 thread runs at nice 19 (it compiles on CPU time the others leave idle);
-once C1 goes quiet, or the app's threads ask for every CPU, the C2 threads go back to their own nice
-value for good and compile what start-up left queued.
+leave a CPU to share, each C2 thread runs under SCHED_IDLE: it compiles on CPU time the others leave
+idle, and a thread that wakes preempts it at once (nice 19 still gives it a share: the JDK 17 Clojure
+hello's JVM ran 7 % longer with its C2 threads at nice 19 than under SCHED_IDLE). Once C1 goes quiet,
+or the app's threads ask for every CPU, the C2 threads go back to their own scheduling for good and
+compile what start-up left queued.
 
 A CPU-bound app (a compute loop on every CPU, many threads through megamorphic calls) never has C2
 slowed: there a slowed C2 would get no CPU time at all, and its code is what the app waits for. The
 policy watches the JVM's first LONGEST_S seconds at most; a JVM on a machine with CPUs to spare sees no
 difference, and one without C2 (C1 alone, as under TCG) is left at once.
 
-Only where the nice values can be put back (gc_hooks.cpu_yield.can_restore): a thread never stays slowed.
+Only where the scheduling can be put back (gc_hooks.cpu_yield.can_restore: leaving SCHED_IDLE needs
+root or an RLIMIT_NICE that allows the thread's nice value): a thread never stays slowed. Real-time
+threads are left alone.
 Not for `osv-java attach` (its JVM has started, gc_hooks.policies) nor when the user sets the compiler
 threads' priority.
 """
@@ -29,9 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gc_hooks.cpu_yield import LOWEST, can_restore
+from gc_hooks.cpu_yield import can_restore
 from gc_hooks.seam import Channel, HookEvent, Machine, Policy, Supervisor, SupervisorSpec, user_sets
-from jvmbridge.proc import cgroup_folders
 
 NAME = "startup-priority"
 # HotSpot names its compiler threads "C2 CompilerThread0", "C1 CompilerThread0", ...; Linux keeps 15 bytes
@@ -49,6 +52,10 @@ LONGEST_S = 60.0
 FIRST_INTERVAL_S = 0.02  # at the JVM's start, while C1 is busy and while C2 yields: a decision may be near
 LATER_INTERVAL_S = 0.1  # while C1 is calm (new C2 threads of a larger machine are found meanwhile)
 PROC = Path("/proc")
+# the time-sharing policies a C2 thread may have (a real-time one is left alone); SCHED_IDLE: it runs only
+# on CPU time no other thread wants, and any other thread that wakes preempts it
+LOWERABLE = (os.SCHED_OTHER, os.SCHED_BATCH)
+IDLE_TEXT = "under SCHED_IDLE"
 
 
 class StartupPriority(Policy):
@@ -154,7 +161,7 @@ class CompilerYield(Supervisor):
         self.channel: Channel | None = None
         self.ticks_per_s = 100.0
         self.names: dict[int, str] = {}  # tid -> name, once the JVM has named it
-        self.lowered: dict[int, int] = {}  # C2 tid -> its own nice value (LOWEST: left alone)
+        self.lowered: dict[int, int | None] = {}  # C2 tid -> its own scheduling policy (None: left alone)
         self.phase: StartupPhase | None = None
         self.why_yield = ""
         self.done = False
@@ -196,8 +203,8 @@ class CompilerYield(Supervisor):
             lowered = [tid for tid, name in threads.items()
                        if name.startswith(C2_PREFIX) and tid not in self.lowered and self._lower(tid)]
             if lowered:
-                self._emit("yield", self.why_yield, f"{len(lowered)} C2 thread(s) at their own nice value",
-                           f"nice {LOWEST}")
+                self._emit("yield", self.why_yield, f"{len(lowered)} C2 thread(s) at their own priority",
+                           IDLE_TEXT)
 
     def stop(self, exited: bool) -> None:
         if not exited and not self.done:  # detached from a JVM that goes on: it must not stay slowed
@@ -219,25 +226,25 @@ class CompilerYield(Supervisor):
         return {tid: self.names.get(tid, UNNAMED) for tid in tids}
 
     def _lower(self, tid: int) -> bool:
-        """Whether thread `tid` now runs at LOWEST and can be put back; each thread is tried once."""
-        self.lowered[tid] = LOWEST
+        """Whether thread `tid` now runs under SCHED_IDLE and can be put back; each thread is tried once."""
+        self.lowered[tid] = None
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            nice = os.getpriority(os.PRIO_PROCESS, tid)
-            if nice < LOWEST and can_restore(nice):
-                os.setpriority(os.PRIO_PROCESS, tid, LOWEST)
-                self.lowered[tid] = nice
+            policy = os.sched_getscheduler(tid)
+            if policy in LOWERABLE and can_restore(os.getpriority(os.PRIO_PROCESS, tid)):
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+                self.lowered[tid] = policy
                 return True
         return False
 
     def _end(self, why: str) -> None:
         restored = 0
-        for tid, nice in self.lowered.items():
-            if nice < LOWEST:
+        for tid, policy in self.lowered.items():
+            if policy is not None:
                 with contextlib.suppress(OSError):
-                    os.setpriority(os.PRIO_PROCESS, tid, nice)
+                    os.sched_setscheduler(tid, policy, os.sched_param(0))
                     restored += 1
         if restored:
-            self._emit("restore", why, f"{restored} C2 thread(s) at nice {LOWEST}", "their own nice value")
+            self._emit("restore", why, f"{restored} C2 thread(s) {IDLE_TEXT}", "their own priority")
         else:
             self._emit("leave", f"{why}; C2 was not slowed", "", "")
         self.done = True
@@ -261,6 +268,8 @@ def _cpus(pid: int) -> float:
 def cpu_quota(pid: int | str, proc: Path = PROC) -> float | None:
     """CPUs' worth of time `pid` may use: the tightest quota up its cgroups' paths (v2 cpu.max, v1
     cpu.cfs_quota_us over cpu.cfs_period_us), as a pod's limit sits above its container; None if none."""
+    from jvmbridge.proc import cgroup_folders  # the supervisor's: a run's plan does not load it
+
     tightest = None
     for found in cgroup_folders(pid, "cpu", proc):
         folder = found.path

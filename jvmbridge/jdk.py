@@ -17,7 +17,6 @@ import os
 import re
 import shlex
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +139,8 @@ def _run_probe(jdk: Jdk, libjvm: Path) -> JdkFeatures:
 
 
 def _write_atomically(path: Path, data: str) -> None:
+    import tempfile  # here: most runs only read what an earlier one wrote
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:

@@ -10,7 +10,6 @@ import contextlib
 import errno
 import hashlib
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -62,7 +61,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     # Made inside the try, under a name chosen first (64 random bits: never an existing one), so that an
     # interrupt arriving just after the folder exists still removes it (mkdtemp left that window open).
-    tmp = final.parent / f"{TEMP_PREFIX}{final.name}-{secrets.token_hex(8)}"
+    tmp = final.parent / f"{TEMP_PREFIX}{final.name}-{os.urandom(8).hex()}"
     try:
         try:
             tmp.mkdir(mode=0o700)
@@ -83,7 +82,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
 def write_file_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(path.parent / f"{TEMP_PREFIX}{path.name}-{secrets.token_hex(8)}")  # made inside the try, as above
+    tmp = str(path.parent / f"{TEMP_PREFIX}{path.name}-{os.urandom(8).hex()}")  # made inside the try, as above
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
@@ -97,6 +96,9 @@ def write_file_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+MEMOS_KEPT = 1000  # remembered digests, 64 bytes each
+
+
 def file_digest(path: Path) -> str:
     """sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
@@ -107,10 +109,11 @@ def file_digest(path: Path) -> str:
 
 
 def remembered_digest(path: Path) -> str:
-    """file_digest of a file that every run reads (the kernel), remembered in the cache by the file's
-    device, inode, size and modification time: hashed once, not at every run."""
+    """file_digest of a file that runs read again and again (the kernel, an archived app's jars),
+    remembered in the cache by the file's device, inode, size, modification and change times: hashed
+    once, not at every run (a write in place changes the change time, which no one can set back)."""
     stat = path.stat()
-    memo = root() / "digests" / f"{stat.st_dev}-{stat.st_ino}-{stat.st_size}-{stat.st_mtime_ns}"
+    memo = root() / "digests" / f"{stat.st_dev}-{stat.st_ino}-{stat.st_size}-{stat.st_mtime_ns}-{stat.st_ctime_ns}"
     with contextlib.suppress(OSError, UnicodeDecodeError):
         known = memo.read_text()
         if len(known) == 64:
@@ -118,7 +121,18 @@ def remembered_digest(path: Path) -> str:
     digest = file_digest(path)
     with contextlib.suppress(OsvJavaError, OSError):  # a read-only cache only costs the hash again
         write_file_atomic(memo, digest.encode())
+        _bound_memos(memo.parent)
     return digest
+
+
+def _bound_memos(folder: Path) -> None:
+    """Each edit of a jar leaves a memo: past MEMOS_KEPT, the older half goes (a lost one is a hash again)."""
+    memos = list(folder.iterdir())
+    if len(memos) <= MEMOS_KEPT:
+        return
+    by_age = sorted(memos, key=lambda m: m.stat().st_mtime_ns)
+    for memo in by_age[: len(memos) // 2]:
+        memo.unlink(missing_ok=True)
 
 
 def sweep_stale_temps(folder: Path, older_than_s: float = 3600.0) -> None:

@@ -8,17 +8,16 @@ guest path in a private mount namespace (root only), and the exit status maps th
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gc_hooks.host import HostSide
 from gc_hooks.policies import Plan
@@ -26,7 +25,9 @@ from gc_hooks.runner import SupervisorRunner
 from gc_hooks.seam import HookEvent
 from jvmbridge.errors import AppTimeout, StopTimeout, UsageError
 from kernel.exit_wait import wait_exit
-from kernel.vm.volumes import Volume
+
+if TYPE_CHECKING:
+    from kernel.vm.volumes import Volume
 
 CLONE_NEWNS = 0x00020000
 MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT, MS_RDONLY = 4096, 16384, 1 << 18, 32, 1
@@ -39,48 +40,16 @@ class ProcessResult:
     hook_events: list[HookEvent]
 
 
-def _forward(listener: socket.socket, guest_port: int, stop: threading.Event) -> None:
-    """Accept on the host port and splice each connection to the JVM's port on loopback."""
-    listener.settimeout(0.2)
-    while not stop.is_set():
-        try:
-            client, _ = listener.accept()
-        except TimeoutError:
-            continue
-        except OSError:
-            return
-        threading.Thread(target=_splice_pair, args=(client, guest_port), daemon=True).start()
+def _volume_mounter(volumes: list[Volume]) -> Callable[[], None]:
+    """What the child runs before exec: a private mount namespace with each volume bound at its guest
+    path. ctypes is loaded here, in the parent: nothing is imported between fork and exec."""
+    import ctypes
 
-
-def _splice_pair(client: socket.socket, port: int) -> None:
-    try:
-        upstream = socket.create_connection(("127.0.0.1", port), timeout=10)
-    except OSError:
-        client.close()
-        return
-    upstream.settimeout(None)
-
-    def pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while chunk := a.recv(65536):
-                b.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                b.shutdown(socket.SHUT_WR)
-
-    t = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
-    t.start()
-    pipe(client, upstream)
-    t.join()
-    client.close()
-    upstream.close()
-
-
-def _mount_volumes(volumes: list[Volume]) -> None:
-    """In the child before exec: a private mount namespace with each volume bound at its guest path."""
     libc = ctypes.CDLL(None, use_errno=True)
+    return lambda: _mount_volumes(libc, volumes)
+
+
+def _mount_volumes(libc: Any, volumes: list[Volume]) -> None:
     if libc.unshare(CLONE_NEWNS) != 0:
         os.write(2, b"osv-java: cannot create a mount namespace for -v\n")
         os._exit(125)
@@ -94,19 +63,24 @@ def _mount_volumes(volumes: list[Volume]) -> None:
             libc.mount(b"none", v.guest.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
 
 
-def _publish(publish: list[tuple[str, int, int]], stop: threading.Event) -> list[socket.socket]:
-    """-p: listen on each host port and forward to the JVM's port on loopback, until `stop`."""
-    listeners = []
-    for address, host_port, guest_port in publish:
-        if host_port == guest_port and address in ("0.0.0.0", "127.0.0.1"):
-            continue  # the JVM listens on the host already
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((address, host_port))
-        listener.listen(64)
-        listeners.append(listener)
-        threading.Thread(target=_forward, args=(listener, guest_port, stop), daemon=True).start()
-    return listeners
+def _publish(ports: list[tuple[str, int, int]], stop: threading.Event) -> list[Any]:
+    if not ports:
+        return []  # most runs: the forwarder's module (and socket) is not loaded for them
+    from kernel.port_forward import publish
+
+    return publish(ports, stop)
+
+
+@contextlib.contextmanager
+def _classinit_log(bootchart: bool) -> Iterator[Path | None]:
+    """With --bootchart, where the JVM logs its class initialisations (when main was entered)."""
+    if not bootchart:
+        yield None
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="osv-java-proc-") as tmp:
+        yield Path(tmp) / "classinit.log"
 
 
 class _Stopper:
@@ -169,15 +143,14 @@ def run(
                          hint="run as root, or use --target vm")
     stop = threading.Event()
     listeners = _publish(publish, stop)
-    with tempfile.TemporaryDirectory(prefix="osv-java-proc-") as tmp:
-        log = Path(tmp) / "classinit.log"
-        if bootchart:
+    with _classinit_log(bootchart) as log:
+        if log is not None:
             argv = [argv[0], f"-Xlog:class+init=info:file={log}:timenanos", *argv[1:]]
         t0 = time.monotonic()
         host = HostSide(hooks, verbose)
         host.start(None)
         try:
-            proc = subprocess.Popen(argv, env=env, preexec_fn=(lambda: _mount_volumes(volumes)) if volumes else None)
+            proc = subprocess.Popen(argv, env=env, preexec_fn=_volume_mounter(volumes) if volumes else None)
         except BaseException:
             host.stop()
             raise
@@ -199,7 +172,7 @@ def run(
             host.stop()
         t_exit = time.monotonic()
         timeline = {"jvm_exec": t_exec - t0, "app_exit": t_exit - t0}
-        if bootchart:
+        if log is not None:
             from kernel.guest.pid1 import main_entered
 
             entered = main_entered(main_class, str(log))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import ipaddress
 import re
-import socket
 import urllib.parse
 
 from jvmbridge.errors import UsageError
@@ -60,6 +59,8 @@ def publish(spec: str) -> tuple[str, int, int]:
 
 def check_port_free(address: str, port: int) -> None:
     """UsageError when the host port cannot be bound (in use, or not ours to take)."""
+    import socket  # here: most runs publish nothing, and a process run starts sooner without it
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((address, port))

@@ -29,17 +29,18 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jvmbridge.errors import JvmError
-from jvmbridge.hsperf import PerfData
 from kernel import cache
-from kernel.build import guest_view, sandbox
 from kernel.progress import say, warn
+
+if TYPE_CHECKING:
+    from jvmbridge.hsperf import PerfData
 
 FORMAT = 1
 FIRST_FEATURE = 13  # -XX:ArchiveClassesAtExit (JEP 350)
@@ -150,7 +151,7 @@ def key(training: Training) -> str:
     # Jars by their bytes: CDS itself checks only a jar's size and mtime (all alike in an image), and an
     # archive of another version's classes would run that version's code.
     for entry in training.classpath:
-        identity = cache.file_digest(entry) if entry.is_file() else "folder" if entry.is_dir() else "absent"
+        identity = cache.remembered_digest(entry) if entry.is_file() else "folder" if entry.is_dir() else "absent"
         h.update(f"cp={entry}:{identity}\n".encode())
     h.update(json.dumps([list(training.options), list(training.launch)]).encode())
     return h.hexdigest()[:24]
@@ -217,6 +218,11 @@ def _damage(archive: Path, meta: dict) -> str | None:
 
 def make(training: Training, folder: Path, label: str) -> Archive | None:
     """Train, check and place an archive (or the reason there is none) at `folder`, all or nothing."""
+    # here: a run whose archive exists does not pay for the training run's modules
+    import tempfile
+
+    from kernel.build import guest_view, sandbox
+
     say(f"making a start-up archive for {label} (a training run of the app, once)")
     cache.ensure("startup")
     name = _file_name(training.feature)
@@ -272,6 +278,8 @@ def _train(training: Training, out: Path, log: Path, preexec: Callable[[], None]
 def _classes_loaded(pid: int, perf: list[PerfData]) -> int | None:
     """Classes the training JVM has loaded so far (its hsperfdata, on the sandbox's own tmpfs), None
     before it publishes them or when it does not (-XX:-UsePerfData)."""
+    from jvmbridge.hsperf import PerfData  # the training run's only: not loaded by a run that has its archive
+
     try:
         if not perf:
             perf.append(PerfData.open(pid))
