@@ -18,14 +18,25 @@ class SupervisorRunner:
     def __init__(self, specs: Sequence[SupervisorSpec], channel: Channel) -> None:
         self.channel = channel
         self._entries: list[tuple[str, Supervisor]] = []
+        self._waiting = [spec for spec in specs if spec.delay > 0]  # loaded `delay` seconds after start
         for spec in specs:
-            try:
-                self._entries.append((spec.policy, spec.make()))
-            except Exception as exc:  # noqa: BLE001 - a policy that cannot load is reported, the run goes on
-                self._failed(spec.policy, "load", exc)
+            if spec.delay <= 0:
+                self._load(spec)
+        self._pid = 0
+        self._started = 0.0
+        self._due: dict[int, float] = {}  # id(supervisor): when it ticks next
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    def _load(self, spec: SupervisorSpec) -> Supervisor | None:
+        try:
+            supervisor = spec.make()
+        except Exception as exc:  # noqa: BLE001 - a policy that cannot load is reported, the run goes on
+            self._failed(spec.policy, "load", exc)
+            return None
+        self._entries.append((spec.policy, supervisor))
+        return supervisor
 
     def _failed(self, policy: str, where: str, exc: BaseException) -> None:
         import traceback  # here: a run without a failing policy does not pay for it
@@ -44,22 +55,39 @@ class SupervisorRunner:
 
     def start(self, pid: int) -> None:
         with self._lock:
+            self._pid = pid
+            self._started = time.monotonic()
             self._entries = [(p, s) for p, s in self._entries if self._call(p, s, "start", pid, self.channel)]
-        if self._entries:
+            self._due = {id(s): self._started + s.interval for _, s in self._entries}
+        if self._entries or self._waiting:
             self._thread = threading.Thread(target=self._loop, name="gc-hooks", daemon=True)
             self._thread.start()
 
+    def _start_waiting(self, now: float) -> None:
+        """Load and start the supervisors whose delay has passed; each ticks at once."""
+        for spec in [spec for spec in self._waiting if now >= self._started + spec.delay]:
+            self._waiting.remove(spec)
+            supervisor = self._load(spec)
+            if supervisor is None:
+                continue
+            if self._call(spec.policy, supervisor, "start", self._pid, self.channel):
+                self._due[id(supervisor)] = now
+            else:
+                self._entries.remove((spec.policy, supervisor))
+
     def _loop(self) -> None:
-        due = {id(s): time.monotonic() + s.interval for _, s in self._entries}
         while not self._stop.is_set():
             with self._lock:
+                self._start_waiting(time.monotonic())
                 now = time.monotonic()
                 for policy, supervisor in list(self._entries):
-                    if now >= due[id(supervisor)]:
-                        due[id(supervisor)] = now + supervisor.interval
+                    if now >= self._due[id(supervisor)]:
+                        self._due[id(supervisor)] = now + supervisor.interval
                         if not self._call(policy, supervisor, "tick", now):
                             self._entries.remove((policy, supervisor))
-                wait = min((due[id(s)] for _, s in self._entries), default=now + 1.0) - time.monotonic()
+                wakes = [*(self._due[id(s)] for _, s in self._entries),
+                         *(self._started + spec.delay for spec in self._waiting)]
+                wait = min(wakes, default=now + 1.0) - time.monotonic()
             self._stop.wait(max(0.01, wait))
 
     def stop(self, exited: bool) -> None:
@@ -70,6 +98,7 @@ class SupervisorRunner:
             for policy, supervisor in self._entries:
                 self._call(policy, supervisor, "stop", exited)
             self._entries = []
+            self._waiting = []  # the run ended before they were due: never loaded
 
     @property
     def active(self) -> list[str]:

@@ -100,12 +100,17 @@ class Supervisor:
 
 @dataclass(frozen=True)
 class SupervisorSpec:
-    """A Supervisor class by module and name, with JSON-safe settings: PID 1 makes it in the guest."""
+    """A Supervisor class by module and name, with JSON-safe settings: PID 1 makes it in the guest.
+
+    `delay`: seconds after the JVM starts before the supervisor is loaded and started (it ticks at once
+    then). One with nothing to do at first takes no CPU from the JVM while it starts, and a short run
+    never loads it."""
 
     policy: str
     module: str
     cls: str
     settings: dict[str, Any] = field(default_factory=dict)
+    delay: float = 0.0
 
     def make(self) -> Supervisor:
         supervisor = getattr(importlib.import_module(self.module), self.cls)(self.settings)
@@ -114,12 +119,13 @@ class SupervisorSpec:
         return supervisor
 
     def fields(self) -> dict[str, Any]:
-        return {"policy": self.policy, "module": self.module, "cls": self.cls, "settings": self.settings}
+        return {"policy": self.policy, "module": self.module, "cls": self.cls, "settings": self.settings,
+                "delay": self.delay}
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> SupervisorSpec:
         return cls(policy=str(fields["policy"]), module=str(fields["module"]), cls=str(fields["cls"]),
-                   settings=dict(fields.get("settings") or {}))
+                   settings=dict(fields.get("settings") or {}), delay=float(fields.get("delay", 0.0)))
 
 
 class VmSide(Protocol):

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
-import mmap
 import os
 import re
 import shlex
@@ -104,6 +102,8 @@ def _libjvm(jdk: Jdk) -> Path:
 def _probe_key(jdk: Jdk, libjvm: Path) -> str:
     st = libjvm.stat()
     raw = f"{PROBE_FORMAT}:{jdk.home}:{st.st_mtime_ns}:{st.st_size}"
+    import hashlib  # here, as mmap below: a run that finds its JDK needs neither
+
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
@@ -131,6 +131,8 @@ def _run_probe(jdk: Jdk, libjvm: Path) -> JdkFeatures:
         flags[name] = value
         if "manageable" in kinds:
             manageable[name] = value
+    import mmap
+
     with open(libjvm, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as image:
         gcs = tuple(
             gc for gc, marker in GC_MARKERS.items() if f"Use{gc}GC" in flags and image.find(marker) >= 0
@@ -175,11 +177,13 @@ def features(jdk: Jdk) -> JdkFeatures:
     return found
 
 
-def _read_release(home: Path) -> dict[str, str]:
+def _read_release(home: Path, keys: tuple[str, ...]) -> dict[str, str]:
+    """The `release` file's values of `keys`, unquoted as a shell would (only those: MODULES alone is
+    a long line, and shlex takes milliseconds over the whole file)."""
     values: dict[str, str] = {}
     for line in (home / "release").read_text(errors="replace").splitlines():
         key, sep, value = line.partition("=")
-        if sep:
+        if sep and key.strip() in keys:
             parts = shlex.split(value) if value.strip() else [""]
             values[key.strip()] = parts[0] if parts else ""
     return values
@@ -199,7 +203,7 @@ def probe(home: Path) -> Jdk:
             f"{home} is not a JDK: it has no bin/java or no release file",
             hint="give --jdk the JDK's home folder (the one holding bin/java and release), or a version such as 17",
         )
-    release = _read_release(home)
+    release = _read_release(home, ("JAVA_VERSION", "IMPLEMENTOR"))
     version = release.get("JAVA_VERSION", "")
     if not version:
         raise UsageError(f"{home}/release names no JAVA_VERSION", hint="give --jdk a complete JDK")

@@ -10,7 +10,6 @@ import contextlib
 import errno
 import hashlib
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +61,8 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     # Made inside the try, under a name chosen first (64 random bits: never an existing one), so that an
     # interrupt arriving just after the folder exists still removes it (mkdtemp left that window open).
     tmp = final.parent / f"{TEMP_PREFIX}{final.name}-{os.urandom(8).hex()}"
+    import shutil  # here: a run that writes nothing to the cache does not load it (with bz2 and lzma)
+
     try:
         try:
             tmp.mkdir(mode=0o700)
@@ -139,6 +140,8 @@ def sweep_stale_temps(folder: Path, older_than_s: float = 3600.0) -> None:
     """Remove temporary entries an hour old: left by a process that was SIGKILLed mid-write."""
     if not folder.is_dir():
         return
+    import shutil
+
     limit = time.time() - older_than_s
     for child in folder.iterdir():
         if not child.name.startswith(TEMP_PREFIX):

@@ -151,13 +151,20 @@ def common_app_options(func: F) -> F:
 class AppCommand(click.Command):
     """A command whose APP comes after its own options: a JVM option put where `java` takes it
     (`osv-java run -Xmx1g app.jar`) is refused with the way to pass it, where click would read
-    `-Xmx1g` as a cluster of one-letter options and complain about one of them."""
+    `-Xmx1g` as a cluster of one-letter options and complain about one of them.
+
+    Its one-letter options (-e, -p, -m ...) reach click spelt long: click tries each as a long one
+    first, and that failure builds a did-you-mean list (about a millisecond each, at every run)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        takes_value = {name for param in self.params if isinstance(param, click.Option) and not param.is_flag
-                       for name in (*param.opts, *param.secondary_opts)}
+        options = [param for param in self.params if isinstance(param, click.Option)]
+        takes_value = {name for param in options if not param.is_flag for name in (*param.opts, *param.secondary_opts)}
+        long_name = {name: longs[0] for param in options
+                     if (longs := [o for o in param.opts if o.startswith("--")])
+                     for name in param.opts if len(name) == 2}
+        args = list(args)
         expecting_value = False
-        for arg in args:
+        for index, arg in enumerate(args):
             if expecting_value:
                 expecting_value = False
             elif arg.startswith(("-X", "-D")) and len(arg) > 2:
@@ -165,6 +172,7 @@ class AppCommand(click.Command):
                                  hint=f"pass it as --jvm-opt={arg} (what follows APP goes to the app)")
             elif arg in takes_value:
                 expecting_value = True
+                args[index] = long_name.get(arg, arg)
             elif arg == "--" or not arg.startswith("-"):
                 break  # APP: what follows is the app's
         return super().parse_args(ctx, args)

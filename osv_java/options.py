@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import errno
-import ipaddress
 import re
 import urllib.parse
+from typing import TYPE_CHECKING
 
 from jvmbridge.errors import UsageError
-from kernel.vm.ready import MAX_PORT, ReadyPoint
+
+if TYPE_CHECKING:  # imported where used: most runs have no ready point and publish nothing
+    from kernel.vm.ready import ReadyPoint
 
 MIN_MEMORY_MB = 128
 MAX_CPUS = 255
@@ -44,6 +46,8 @@ def publish(spec: str) -> tuple[str, int, int]:
     if len(parts) == 2:
         address, host, guest = "127.0.0.1", parts[0], parts[1]
     elif len(parts) == 3:
+        import ipaddress
+
         address, host, guest = parts
         try:
             if ipaddress.ip_address(address).version != 4:
@@ -86,6 +90,8 @@ def env_pair(spec: str) -> tuple[str, str]:
 def ready_point(value: str) -> ReadyPoint:
     """--snapshot-when-ready: a number is a TCP port in the guest (1-65535), an http:// URL on the
     guest's own host a request that must answer 200-399, anything else an absolute file path in the guest."""
+    from kernel.vm.ready import MAX_PORT, ReadyPoint
+
     text = value.strip()
     if text.isdigit():
         if not 1 <= int(text) <= MAX_PORT:
@@ -107,6 +113,8 @@ LOCAL_HOSTS = ("", "localhost", "127.0.0.1")
 
 def _http_ready_point(value: str, text: str) -> ReadyPoint:
     """http://localhost:PORT/PATH: PID 1 asks it on the guest's loopback (no TLS in the guest)."""
+    from kernel.vm.ready import MAX_PORT, ReadyPoint
+
     hint = "give http://localhost:PORT/PATH, the app's port in the guest, e.g. http://localhost:8080/health"
     try:
         url = urllib.parse.urlsplit(text)

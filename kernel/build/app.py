@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import stat
-import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jvmbridge.errors import UsageError
+
+if TYPE_CHECKING:  # zipfile is loaded by the functions that open a jar: a script's run reads none
+    import zipfile
 
 MAX_MANIFEST_BYTES = 1 << 20
 # A jar is a zip the user hands us: refuse the ones that would blow up when read (zip bombs) before
@@ -58,6 +61,7 @@ def check_jar_structure(jar: Path, zf: zipfile.ZipFile) -> None:
 
     Only the central directory is read (and symlink targets, which are tiny), so this is cheap.
     """
+    import zipfile
     infos = zf.infolist()
     if len(infos) > MAX_JAR_ENTRIES:
         raise UsageError(
@@ -125,6 +129,8 @@ def climbs_out(parent: str, target: str) -> bool:
 
 def open_jar(jar: Path) -> zipfile.ZipFile:
     """Open `jar` after checking it is a whole, sane zip; UsageError naming the problem otherwise."""
+    import zipfile
+
     check_file(jar, "jar")
     try:
         with open(jar, "rb") as f:
@@ -155,6 +161,8 @@ def open_jar(jar: Path) -> zipfile.ZipFile:
 
 def read_manifest(jar: Path) -> dict[str, str]:
     """The main attributes of a jar's META-INF/MANIFEST.MF; UsageError when the jar is unreadable."""
+    import zipfile
+
     zf = open_jar(jar)
     try:
         with zf:

@@ -11,7 +11,6 @@ image; `Language.host_jvm_options` maps them back to the host for runs outside a
 from __future__ import annotations
 
 import glob
-import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -302,6 +301,8 @@ def _manifest_class_path(jar: Path) -> list[Path]:
 
 
 def _manifest_by_zipfile(jar: Path) -> bytes | None:
+    import zipfile  # here: the quick reader reads all but odd jars
+
     try:
         with zipfile.ZipFile(jar) as zf:
             return zf.read("META-INF/MANIFEST.MF")

@@ -26,7 +26,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -189,6 +188,8 @@ def ensure(training: Training, label: str, before_training: Callable[[], None] |
         if problem is None:
             return Archive(archive, meta["sha256"], training.feature)
         warn(f"the start-up archive {archive} {problem}; making it again")
+        import shutil  # here, as in make(): a run that finds its archive whole does not load it
+
         shutil.rmtree(folder, ignore_errors=True)
     if before_training is not None:
         before_training()
@@ -219,6 +220,7 @@ def _damage(archive: Path, meta: dict) -> str | None:
 def make(training: Training, folder: Path, label: str) -> Archive | None:
     """Train, check and place an archive (or the reason there is none) at `folder`, all or nothing."""
     # here: a run whose archive exists does not pay for the training run's modules
+    import shutil
     import tempfile
 
     from kernel.build import guest_view, sandbox

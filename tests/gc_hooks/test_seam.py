@@ -50,6 +50,14 @@ class Counting(Supervisor):
         self.channel.emit(HookEvent("counting", "stop", f"exited={exited}", after=str(self.ticks)))
 
 
+class Slow(Counting):
+    interval = 60.0  # a tick within the test is the one at start
+
+    def tick(self, now: float) -> None:
+        super().tick(now)
+        self.channel.emit(HookEvent("counting", "tick", str(self.ticks)))
+
+
 def spec(**settings: Any) -> SupervisorSpec:
     return SupervisorSpec("counting", __name__, "Counting", settings)
 
@@ -78,6 +86,47 @@ def test_a_failing_supervisor_is_reported_and_dropped_while_others_go_on() -> No
     failed = [e for e in channel.events if e.what == "failed"]
     assert len(failed) == 2 and "tick: RuntimeError: boom" in failed[1].why
     assert not any(e.what == "stop" for e in channel.events)  # dropped: not called again
+
+
+def test_a_delayed_supervisor_is_loaded_and_started_after_its_delay_and_ticks_at_once() -> None:
+    channel = Recorder()
+    delayed = SupervisorSpec("counting", __name__, "Slow", {}, delay=0.3)
+    runner = SupervisorRunner([delayed], channel)
+    runner.start(7)
+    time.sleep(0.1)
+    assert channel.events == [] and runner.active == []  # not loaded before its delay
+    deadline = time.monotonic() + 10
+    while len(channel.events) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert runner.active == ["counting"]
+    # it ticked at once: its delay was its wait, not one interval (a minute) more
+    assert [(e.what, e.why) for e in channel.events] == [("start", "pid 7"), ("tick", "1")]
+    runner.stop(exited=True)
+    assert [e.what for e in channel.events] == ["start", "tick", "stop"]
+
+
+def test_a_run_that_ends_before_the_delay_never_loads_the_supervisor() -> None:
+    channel = Recorder()
+    runner = SupervisorRunner([SupervisorSpec("x", __name__, "NoSuchClass", delay=30.0)], channel)
+    runner.start(1)
+    time.sleep(0.05)
+    runner.stop(exited=True)
+    assert channel.events == []  # loading it would have failed: it was never tried
+
+
+def test_the_delay_travels_with_the_spec() -> None:
+    spec_ = SupervisorSpec("x", "m", "C", {"a": 1}, delay=0.5)
+    assert SupervisorSpec.from_fields(spec_.fields()) == spec_
+    assert SupervisorSpec.from_fields({"policy": "x", "module": "m", "cls": "C"}).delay == 0.0
+
+
+def test_the_dynamic_heap_supervisor_waits_one_interval_except_when_attached() -> None:
+    from gc_hooks.dynamic_heap.policy import DynamicHeap
+
+    policy = DynamicHeap(interval=0.5)
+    for target, delay in (("vm", 0.5), ("process", 0.5), ("attach", 0.0)):
+        supervisor = policy.supervisor(Machine(target=target, memory_mb=1024, cpus=2, jdk_feature=17))
+        assert supervisor is not None and supervisor.delay == delay, target
 
 
 def test_spec_refuses_a_class_that_is_not_a_supervisor() -> None:
