@@ -21,13 +21,19 @@ restore:  how a boot snapshot's RAM reaches the machine, timed from QEMU's start
           privately, no copy (not used: QEMU 7.2's balloon would punch holes into the file, see
           kernel/vm/snapshot.py).
 
-services: with --services, time to the first HTTP answer of examples/httpserver and Jetty, started
-          as usual and restored from a ready-point snapshot (benchmarks/first_answer.py, after the rest).
+services: time to the first HTTP answer of examples/httpserver and Jetty, started as usual and
+          restored from a ready-point snapshot (benchmarks/first_answer.py, after the above; --no-services
+          leaves it out).
+languages: the Clojure, Groovy, JRuby, Scala and Kotlin hellos with and without their start-up archive,
+          in a VM and on the process target, beside the language's own launcher and plain `java` on the
+          host (benchmarks/startup_archive.py, last; --langs names fewer, --langs '' none).
 
 Runs alternate (floor, cold, first, repeat, emulated, ...) so drift on the machine hits all alike;
-medians of --runs. The last line is JSON. Hold the bench lock on a shared machine:
+medians of --runs. The last line is JSON, with every part's figures. Hold the bench lock on a shared
+machine:
 
-    flock /tmp/osv-bench.lock .venv/bin/python benchmarks/startup.py [--runs 5] [--jdk 17] [--services]
+    flock /tmp/osv-bench.lock .venv/bin/python benchmarks/startup.py [--runs 5] [--jdk 17] [--no-services]
+        [--langs clojure,groovy,jruby,scala,kotlin]
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import first_answer  # noqa: E402
+from benchmarks import first_answer, startup_archive  # noqa: E402
 from benchmarks.boot import floor_boot  # noqa: E402
 from kernel import linux  # noqa: E402
 from kernel.build import poweroff  # noqa: E402
@@ -211,9 +217,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--jdk", default="17")
-    parser.add_argument("--services", action="store_true",
-                        help="also time services' first HTTP answer, started and from a ready-point snapshot")
+    parser.add_argument("--services", action=argparse.BooleanOptionalAction, default=True,
+                        help="time services' first HTTP answer, started and from a ready-point snapshot")
+    parser.add_argument("--langs", default=",".join(startup_archive.HELLOS),
+                        help="the language hellos to time (comma-separated; '' for none)")
     args = parser.parse_args()
+    langs = startup_archive.languages(args.langs)
     if shutil.which("qemu-x86_64") is None:
         raise SystemExit("qemu-x86_64 is missing: apt-get install qemu-user (or `make deps`)")
 
@@ -256,6 +265,7 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     services = first_answer.measure(args.jdk, args.runs) if args.services else {}
+    hellos = startup_archive.measure(args.jdk, args.runs, langs) if langs else {}
     medians = {name: median(values) for name, values in runs.items()}
     floor, emulated = medians["floor"], medians["emulated"]
     print("medians: " + "  ".join(f"{name} {value:.3f}s" for name, value in medians.items()))
@@ -280,6 +290,7 @@ def main() -> None:
         "restore_copy_vs_stream": round(medians["copy"] / medians["stream"], 3),
         "restore_map_vs_stream": round(medians["map"] / medians["stream"], 3),
         **services,
+        **hellos,
         "medians_s": medians,
         "runs_s": {name: [round(v, 3) for v in values] for name, values in runs.items()},
         "snapshot_ram_bytes": ram.stat().st_blocks * 512 if ram.exists() else None,

@@ -149,20 +149,30 @@ def ratio(slow: list[float], fast: list[float]) -> float:
     return round(statistics.median(slow) / statistics.median(fast), 3)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--jdk", default="17", help="the JDK osv-java runs (the launchers use Debian's default)")
-    parser.add_argument("--langs", default=",".join(HELLOS))
-    args = parser.parse_args()
-    langs = [name.strip() for name in args.langs.split(",") if name.strip()]
+def languages(text: str) -> list[str]:
+    """--langs: names of HELLOS, comma-separated (empty: none); SystemExit naming an unknown one or a
+    missing launcher."""
+    langs = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in langs if name not in HELLOS]
     if unknown:
         raise SystemExit(f"unknown --langs {', '.join(unknown)} (known: {', '.join(HELLOS)})")
     missing = [HELLOS[name].launcher[0] for name in langs if shutil.which(HELLOS[name].launcher[0]) is None]
     if missing:
         raise SystemExit(f"the host launchers {', '.join(missing)} are missing: apt-get install them (make test does)")
+    return langs
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--jdk", default="17", help="the JDK osv-java runs (the launchers use Debian's default)")
+    parser.add_argument("--langs", default=",".join(HELLOS))
+    args = parser.parse_args()
+    print(json.dumps(measure(args.jdk, args.runs, languages(args.langs))))
+
+
+def measure(jdk: str, runs: int, langs: list[str]) -> dict[str, object]:
+    """Warm-ups, then `runs` rounds per language; prints the medians and ratios, returns them (JSON-safe)."""
     subprocess.run([sys.executable, "-m", "examples.build", "--quiet"], cwd=ROOT, check=True)
     configs = [*CONFIGS, "launcher", "java"]
     expected = {name: json.loads((LANG_DIR / name / "expected.json").read_text()) for name in langs}
@@ -174,24 +184,24 @@ def main() -> None:
         print(f"{name}: warming up: archives trained, images built, snapshots saved", file=sys.stderr)
         for config in configs:
             for _ in range(WARMUPS[config]):
-                run_once(HELLOS[name], config, args.jdk, expected[name])
+                run_once(HELLOS[name], config, jdk, expected[name])
             if config in STARTED_JVM:  # saves the started JVM that --bootchart's option makes
-                run_once(HELLOS[name], config, args.jdk, expected[name], bootchart=True, warm_up=True)
-        for round_no in range(1, args.runs + 1):
+                run_once(HELLOS[name], config, jdk, expected[name], bootchart=True, warm_up=True)
+        for round_no in range(1, runs + 1):
             line = []
             for config in configs:
-                whole, _ = run_once(HELLOS[name], config, args.jdk, expected[name])
+                whole, _ = run_once(HELLOS[name], config, jdk, expected[name])
                 samples[name, config].runs.append(whole)
                 to_main = None
                 if config not in NO_JVM_START:  # osv-java's: one more run, with the bootchart, for JVM start
-                    _, to_main = run_once(HELLOS[name], config, args.jdk, expected[name], bootchart=True)
+                    _, to_main = run_once(HELLOS[name], config, jdk, expected[name], bootchart=True)
                     assert to_main is not None
                     samples[name, config].jvm_start.append(to_main)
                 line.append(f"{config} {whole:.2f}s" + (f" ({to_main:.2f}s to main)" if to_main is not None else ""))
             print(f"round {round_no} {name}: " + "  ".join(line), flush=True)
 
-    result: dict[str, object] = {"jdk": args.jdk, "runs": args.runs, "cpus": os.cpu_count()}
-    print(f"\nmedians of {args.runs} (whole run / JVM start, seconds), JDK {args.jdk}:")
+    result: dict[str, object] = {"jdk": jdk, "runs": runs, "cpus": os.cpu_count()}
+    print(f"\nmedians of {runs} (whole run / JVM start, seconds), JDK {jdk}:")
     for name in langs:
         s = {config: samples[name, config] for config in configs}
         cells = []
@@ -226,7 +236,7 @@ def main() -> None:
               f"the default VM run (a restored started JVM) {ratios[f'{name}_vm_run_speedup_default']}x; "
               f"process target vs `{HELLOS[name].launcher[0]}`: {ratios[f'{name}_process_vs_host_launcher']}x faster, "
               f"vs plain java: {ratios[f'{name}_process_vs_java']}x")
-    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
