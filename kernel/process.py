@@ -27,6 +27,8 @@ from jvmbridge.errors import AppTimeout, StopTimeout, UsageError
 from kernel.exit_wait import wait_exit
 
 if TYPE_CHECKING:
+    import socket
+
     from kernel.vm.volumes import Volume
 
 CLONE_NEWNS = 0x00020000
@@ -63,7 +65,7 @@ def _mount_volumes(libc: Any, volumes: list[Volume]) -> None:
             libc.mount(b"none", v.guest.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
 
 
-def _publish(ports: list[tuple[str, int, int]], stop: threading.Event) -> list[Any]:
+def _publish(ports: list[tuple[str, int, int]], stop: threading.Event) -> list[socket.socket]:
     if not ports:
         return []  # most runs: the forwarder's module (and socket) is not loaded for them
     from kernel.port_forward import publish
