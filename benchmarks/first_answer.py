@@ -38,6 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import trainings  # noqa: E402
+
 from kernel import cache  # noqa: E402
 from kernel.vm.monitor import free_port  # noqa: E402
 
@@ -95,6 +97,7 @@ def first_answer(jdk: str, app: list[str], *options: str, timeout: float = 300.0
             time.sleep(0.1)
         proc.terminate()
         proc.communicate(timeout=120)
+        trainings.settle()
         return elapsed
     finally:
         if proc.poll() is None:

@@ -50,6 +50,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import trainings
+
 ROOT = Path(__file__).resolve().parent.parent
 OSV = str(Path(sys.executable).parent / "osv-java")
 LANG_DIR = ROOT / "examples" / "lang"
@@ -120,6 +122,7 @@ def checked_run(argv: list[str], what: str, expected: dict) -> tuple[float, str]
     proc = subprocess.run(argv, capture_output=True, timeout=900, cwd=LANG_DIR,
                           env={**os.environ, **ENV}, check=False)
     elapsed = time.monotonic() - start
+    trainings.settle()
     stdout, stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
     # stderr may also hold the build's warnings about the runtime's jars (warm-up runs build the images)
     if proc.returncode != expected["exit"] or stdout != expected["stdout"] or expected["stderr"] not in stderr:

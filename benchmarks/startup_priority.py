@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 
+import trainings
 from first_answer import first_answer, services
 from startup_archive import ARGS, ENV, HELLOS, LANG_DIR, OSV, ROOT, checked_run, ratio
 
@@ -50,6 +51,7 @@ def hello_argv(lang: str, jdk: str, priority: str, archive: bool) -> list[str]:
 def checked_stdout(argv: list[str], expected: re.Pattern[str]) -> re.Match[str]:
     """Run `argv`; the match of `expected` in its output (a failed run or another output ends the benchmark)."""
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    trainings.settle()
     found = expected.search(proc.stdout)
     if proc.returncode != 0 or found is None:
         raise SystemExit(f"{' '.join(argv)}: exit {proc.returncode}\n{proc.stdout[-800:]}\n{proc.stderr[-800:]}")
@@ -105,7 +107,7 @@ def main() -> None:
             result[f"{key}_off_s"] = round(statistics.median(off), 3)
             result[f"{key}_on_s"] = round(statistics.median(on), 3)
             result[f"{key}_speedup"] = ratio(off, on)
-            cells.append(f"{'with archive' if archive else 'default'} {statistics.median(off):.3f} -> "
+            cells.append(f"{'with archive' if archive else 'no archive'} {statistics.median(off):.3f} -> "
                          f"{statistics.median(on):.3f} ({ratio(off, on)}x)")
         print(f"  {name:<8} " + "   ".join(cells))
     if launcher:

@@ -39,6 +39,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import trainings
+
 ROOT = Path(__file__).resolve().parent.parent
 JAR = ROOT / "examples" / "gcservice" / "gcservice.jar"
 OSV = str(Path(sys.executable).parent / "osv-java")
@@ -198,6 +200,7 @@ def cluster(tmp: Path, mode: str, backends: int, group: str):
                 proc.wait()
         haproxy.terminate()
         haproxy.wait()
+        trainings.settle()
 
 
 def java_child(osv_pid: int) -> int | None:

@@ -123,11 +123,13 @@ def cli(debug: bool) -> None:
 
 
 NO_STARTUP_ARCHIVE = click.option(
-    "--startup-archive/--no-startup-archive", "startup_archive", default=False,
-    help="A start-up archive for the app (an AOT cache or AppCDS archive), made the first time by a training "
-         "run of the app on this host, in a sandbox (its own ports, nothing written), stopped once it has "
-         "started; a VM run then restores a JVM started with it (saved once per app, see --zygote). Off by "
-         "default: the first run of each new jar waits for that training run.")
+    "--startup-archive/--no-startup-archive", "startup_archive", default=None,
+    help="A start-up archive for the app (an AOT cache or AppCDS archive), made by a training run of the app "
+         "on this host in a sandbox (its own ports, nothing written), stopped once it has started. "
+         "--target process: on by default; a run that finds none starts without it and leaves a "
+         "low-priority process making it for the runs after it (--startup-archive: make it first and wait). "
+         "In a VM, where a started JVM (--zygote) covers start-up, only with --startup-archive: the VM then "
+         "restores a JVM started with it (saved once per app).")
 
 
 def common_app_options(func: F) -> F:
@@ -231,7 +233,7 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
         jvm_opts: tuple[str, ...], target: str, accel: str, timeout: float | None, stop_timeout: float,
         verbose: bool, bootchart: bool, cold_boot: bool, name: str | None, gc_log: str | None,
         stw_lb: str | None, stw_group: str | None, dynamic_heap: str, hugepages: str, startup_priority: str,
-        startup_archive: bool, snapshot_when_ready: str | None, zygote: bool | None) -> None:
+        startup_archive: bool | None, snapshot_when_ready: str | None, zygote: bool | None) -> None:
     """Build (cached) and boot APP; the exit status is the app's.
 
     APP is a jar (Main-Class from its manifest), a script of a JVM language, or with -cp a main class.
@@ -274,10 +276,15 @@ def run(app: str, args: tuple[str, ...], classpath: str | None, jdk_spec: str | 
 
         resolved = launch.resolve(app, list(args), classpath, jdk_spec, lang, with_runtimes, link_modules=False)
         hooks = launch.hook_plan(settings, "process", memory_mb, cpu_count, resolved.jdk, list(jvm_opts))
-        archive = launch.startup_archive_for_host(resolved, user_env, list(jvm_opts)) if startup_archive else None
+        archive, train_later = None, None
+        if startup_archive is not False:  # on by default here: made in the background when missing
+            archive, train_later = launch.startup_archive_for_host(resolved, user_env, list(jvm_opts),
+                                                                   wait=bool(startup_archive))
         argv = launch.host_argv(resolved, list(jvm_opts), memory_mb, cpu_count, hooks.jvm_options, archive)
         proc_result = process.run(argv, launch.host_env(user_env), resolved.app.main_class, published, vols,
                                   bootchart, timeout, hooks, verbose, stop_timeout)
+        if train_later is not None:
+            train_later()
         if bootchart:
             print_timeline(proc_result.timeline, proc_result.hook_events)
         _exit_at_once(proc_result.status)
@@ -382,7 +389,7 @@ def print_timeline(timeline: dict[str, float], hook_events: list[HookEvent]) -> 
 @NO_STARTUP_ARCHIVE
 def build(app: str, classpath: str | None, jdk_spec: str | None, lang: str | None, with_runtimes: tuple[str, ...],
           kernel_path: Path | None, modules_dir: Path | None, output: Path, as_json: bool,
-          startup_archive: bool) -> None:
+          startup_archive: bool | None) -> None:
     """Build an image of APP into OUTPUT without running it (its start-up archive is trained without arguments)."""
     from kernel.build import image as images
 

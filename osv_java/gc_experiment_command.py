@@ -24,8 +24,11 @@ from gc_hooks.experiment import design, execute, plots
 from gc_hooks.experiment import report as reports
 from jvmbridge import jdk as jdks
 from jvmbridge.errors import UsageError
+from kernel import cache
+from kernel.build import background_training
 
 EXIT_INTERRUPTED = 130
+TRAINING_WAIT_S = 600.0  # a training ends within its own limits (kernel/build/startup_archive.py), long before
 
 
 def _run_help() -> str:
@@ -203,6 +206,9 @@ def gc_experiment_command(app: str, args: tuple[str, ...], gcs: str, heaps: str,
     def one(run: design.Run) -> execute.RunRecord:
         relative = f"runs/{run.index:04d}-{run.config.key}"
         record = execute.execute(run, [app, *args], target, folder / relative, relative, options, jvm_opts, timeout)
+        # the archive a process run's first run of the app leaves to be made: the next run neither
+        # competes with that training nor starts otherwise than the runs after it
+        background_training.wait_for_all(cache.root() / "startup", TRAINING_WAIT_S)
         with lock:
             records.append(record)
             loads.append(os.getloadavg()[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,21 +210,41 @@ def _check_app(target: RunInputs) -> None:
     checks.check_before_build(target.app, target.jdk, target.modules)
 
 
-def startup_archive_for_host(target: RunInputs, user_env: dict[str, str],
-                             jvm_options: list[str]) -> startup_archive.Archive | None:
-    """The start-up archive of a --target process run: for the host JDK and the host's class path files."""
+def startup_archive_for_host(target: RunInputs, user_env: dict[str, str], jvm_options: list[str],
+                             wait: bool) -> tuple[startup_archive.Archive | None, Callable[[], None] | None]:
+    """The start-up archive of a --target process run, for the host JDK and the host's class path files.
+
+    With `wait` (--startup-archive) a missing one is made now, before the run. Without (the default) the
+    run starts without it and the second value, called once the run has ended, makes it in the
+    background for the runs after it (None when there is nothing to make)."""
     from kernel.build import startup_archive
 
     if not startup_archive.supported(target.jdk.feature):
-        say(f"no start-up archive: {target.jdk.describe()} has none before JDK {startup_archive.FIRST_FEATURE}")
-        return None
+        if wait:
+            say(f"no start-up archive: {target.jdk.describe()} has none before JDK {startup_archive.FIRST_FEATURE}")
+        return None, None
     training = startup_archive.Training(
         jre=target.jdk.home, feature=target.jdk.feature,
         options=(*target.extra_jvm_options, *startup_archive.layout_options(jvm_options)),
         launch=tuple(apps.launch_arguments(target.app)), args=tuple(target.args),
         classpath=(*target.app.classpath, *target.app.runtime), guest_view=False, env=host_env(user_env),
         cwd=os.getcwd())
-    return startup_archive.ensure(training, _app_label(target.app))
+    label = _app_label(target.app)
+    if wait:
+        return startup_archive.ensure(training, label), None
+    archive, to_make = startup_archive.lookup(training, label, quiet=True)
+    if to_make is None:
+        return archive, None
+    folder = to_make
+
+    def train_later() -> None:
+        from kernel.build import background_training
+
+        if background_training.start(training.to_fields(), folder, label):
+            say(f"making a start-up archive for {label} in the background (a training run of the app, once); "
+                "later runs start from it (--no-startup-archive: never)")
+
+    return None, train_later
 
 
 def guest_argv(image: images.Image, jvm_options: list[str], args: list[str], bootchart: bool,

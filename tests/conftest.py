@@ -65,6 +65,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     setattr(item, f"rep_{report.when}", report)
 
 
+@pytest.fixture(autouse=True)
+def _trainings_end_with_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that ran osv-java on its own (not through `osv`) waits for the start-up archives its
+    process runs left to be made, so that they neither load nor change the tests after it."""
+    yield
+    if "osv_cache" in request.fixturenames:
+        from osvtest import wait_for_trainings
+
+        wait_for_trainings(request.getfixturevalue("osv_cache"))
+
+
 @pytest.fixture
 def osv(osv_cache: Path, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Osv]:
     console = tmp_path / "console.log"

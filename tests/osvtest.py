@@ -23,15 +23,23 @@ class Osv:
 
     def __call__(self, *args: str, input: bytes | None = None, timeout: float = 300,
                  env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [OSV, *args],
-            input=input,
-            capture_output=True,
-            timeout=timeout,
-            env={**self.env, **(env or {})},
-            cwd=cwd or ROOT,
-            check=False,
-        )
+        env = {**self.env, **(env or {})}
+        proc = subprocess.run([OSV, *args], input=input, capture_output=True, timeout=timeout, env=env,
+                              cwd=cwd or ROOT, check=False)
+        wait_for_trainings(Path(env["OSV_JAVA_CACHE"]))
+        return proc
+
+
+TRAINING_WAIT_S = 300.0
+
+
+def wait_for_trainings(cache: Path) -> None:
+    """Wait for the start-up archives a process run left to be made in the background: the next run
+    then finds them, whatever the machine's speed (a test that runs an app twice sees the same)."""
+    from kernel.build import background_training
+
+    busy = background_training.wait_for_all(cache / "startup", TRAINING_WAIT_S)
+    assert not busy, f"background trainings still under way after {TRAINING_WAIT_S:.0f} s: {busy}"
 
 
 def text(data: bytes) -> str:

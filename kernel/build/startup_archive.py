@@ -75,6 +75,19 @@ class Training:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str = "."
 
+    def to_fields(self) -> dict:
+        """JSON-ready fields (for a training run in another process); from_fields reads them back."""
+        return {"jre": str(self.jre), "feature": self.feature, "options": list(self.options),
+                "launch": list(self.launch), "args": list(self.args), "classpath": [str(p) for p in self.classpath],
+                "guest_view": self.guest_view, "env": dict(self.env), "cwd": self.cwd}
+
+    @classmethod
+    def from_fields(cls, fields: dict) -> Training:
+        return cls(jre=Path(fields["jre"]), feature=int(fields["feature"]), options=tuple(fields["options"]),
+                   launch=tuple(fields["launch"]), args=tuple(fields["args"]),
+                   classpath=tuple(Path(p) for p in fields["classpath"]), guest_view=bool(fields["guest_view"]),
+                   env=dict(fields["env"]), cwd=str(fields["cwd"]))
+
 
 @dataclass(frozen=True)
 class Archive:
@@ -164,36 +177,56 @@ def unsupported(training: Training) -> str | None:
     return None
 
 
+def folder_of(training: Training) -> Path:
+    """Where the cache holds `training`'s archive (or why it has none)."""
+    return cache.root() / "startup" / key(training)
+
+
+def lookup(training: Training, label: str, quiet: bool = False) -> tuple[Archive | None, Path | None]:
+    """(the archive, None) when it is made and whole; (None, None) when none can be made (said once
+    unless `quiet`); (None, folder) when it is still to be made at `folder`: missing, or damaged
+    (removed, with a warning)."""
+    why_not = unsupported(training)
+    if why_not is not None:
+        if not quiet:
+            say(f"no start-up archive for {label}: {why_not}")
+        return None, None
+    folder = folder_of(training)
+    meta_path = folder / "meta.json"
+    if not meta_path.exists():
+        return None, folder
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError:
+        meta = {}
+    if "skipped" in meta:
+        if not quiet:
+            say(f"no start-up archive for {label}: {meta['skipped']} (remove {folder} to try again)")
+        return None, None
+    archive = folder / str(meta.get("file", ""))
+    problem = _damage(archive, meta) if meta else "has no readable record"
+    if problem is None:
+        with contextlib.suppress(OSError):
+            os.utime(folder)  # used now: the cache keeps the most recently used (background_training.prune)
+        return Archive(archive, meta["sha256"], training.feature), None
+    warn(f"the start-up archive {archive} {problem}; making it again")
+    import shutil  # here, as in make(): a run that finds its archive whole does not load it
+
+    shutil.rmtree(folder, ignore_errors=True)
+    return None, folder
+
+
 def ensure(training: Training, label: str, before_training: Callable[[], None] | None = None) -> Archive | None:
     """The archive for `training`, made now if missing or damaged; None (said once) when it cannot be made.
 
     `before_training` runs first when a training run is needed: the checks that refuse a bad app with
     a clear error belong before the app runs at all."""
-    why_not = unsupported(training)
-    if why_not is not None:
-        say(f"no start-up archive for {label}: {why_not}")
-        return None
-    folder = cache.root() / "startup" / key(training)
-    meta_path = folder / "meta.json"
-    if meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except ValueError:
-            meta = {}
-        if "skipped" in meta:
-            say(f"no start-up archive for {label}: {meta['skipped']} (remove {folder} to try again)")
-            return None
-        archive = folder / str(meta.get("file", ""))
-        problem = _damage(archive, meta) if meta else "has no readable record"
-        if problem is None:
-            return Archive(archive, meta["sha256"], training.feature)
-        warn(f"the start-up archive {archive} {problem}; making it again")
-        import shutil  # here, as in make(): a run that finds its archive whole does not load it
-
-        shutil.rmtree(folder, ignore_errors=True)
+    archive, to_make = lookup(training, label)
+    if to_make is None:
+        return archive
     if before_training is not None:
         before_training()
-    return make(training, folder, label)
+    return make(training, to_make, label)
 
 
 def _inode(path: Path) -> list[int]:

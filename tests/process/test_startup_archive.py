@@ -121,3 +121,58 @@ def test_a_jar_changed_without_its_size_or_mtime_changing_runs_its_new_code(osv:
     status, out, err = run(osv, "17", LOG, str(old))
     assert status == 0 and archives.app_lines(out) == "version two\n", out[-2000:] + err
     assert archives.from_archive(out, "Same"), "an archive of the new bytes was made and used"
+
+
+def default_run(osv: Osv, feature: str, *args: str) -> tuple[int, str, str]:
+    """A run with no archive option: the default (the archive made in the background when missing)."""
+    proc = osv("run", "--target", "process", "--jdk", feature, *args)  # returns once the training is done
+    return proc.returncode, text(proc.stdout), text(proc.stderr)
+
+
+def labels(cache: Path) -> list[str]:
+    return [json.loads(m.read_text()).get("label", "") for m in (cache / "startup").glob("*/meta.json")]
+
+
+@pytest.mark.parametrize("feature", FEATURES)
+def test_by_default_a_new_jar_starts_at_once_and_the_next_run_from_the_archive_made_meanwhile(
+        osv: Osv, osv_cache: Path, tmp_path: Path, feature: str) -> None:
+    archives.jdk_or_skip(feature)
+    jar = archives.greeter_jar(tmp_path, "Eta", tmp_path / "eta.jar")
+    status, out, err = default_run(osv, feature, LOG, str(jar), "1")
+    assert (status, archives.app_lines(out), err) == (0, "Eta says hi [1]\n", ""), out[-2000:] + err
+    assert not archives.from_archive(out, "Eta"), "the first run waits for no training run"
+    archive = archives.archive_of(osv_cache, str(jar.resolve()))
+    assert json.loads((archive.parent / "meta.json").read_text())["trained_with"] == ["1"]
+    leftovers = [p.name for p in osv_cache.glob(f"startup/{archive.parent.name}.*") if p.suffix != ".lock"]
+    assert leftovers == [], "the training's log and its request are removed once the archive is in place"
+    status, out, err = default_run(osv, feature, LOG, str(jar), "2")
+    assert (status, archives.app_lines(out), err) == (0, "Eta says hi [2]\n", ""), out[-2000:] + err
+    assert archives.from_archive(out, "Eta"), archives.sources(out).get("Eta")
+    assert not any(w in out for w in archives.ARCHIVE_WARNINGS), out[-2000:]
+    status, out, _ = default_run(osv, feature, "--no-startup-archive", LOG, str(jar), "3")
+    assert status == 0 and not archives.from_archive(out, "Eta"), archives.sources(out).get("Eta")
+
+
+def test_no_startup_archive_makes_none(osv: Osv, osv_cache: Path, tmp_path: Path) -> None:
+    archives.jdk_or_skip("17")
+    jar = archives.greeter_jar(tmp_path, "Theta", tmp_path / "theta.jar")
+    for _ in range(2):
+        status, out, err = default_run(osv, "17", "--no-startup-archive", str(jar))
+        assert (status, out, err) == (0, "Theta says hi []\n", ""), out + err
+    assert str(jar.resolve()) not in labels(osv_cache)
+
+
+def test_an_edited_script_starts_from_its_runtimes_archive_at_the_first_run_after_the_edit(
+        osv: Osv, tmp_path: Path) -> None:
+    """A script is an argument, not the class path: its archive (the language runtime's classes) does
+    not depend on the script's text, so an edit-and-run loop never runs without it after the first run."""
+    archives.jdk_or_skip("17")
+    script = tmp_path / "loop.clj"
+    script.write_text('(println "edit one")\n')
+    status, out, err = default_run(osv, "17", LOG, str(script))
+    assert (status, archives.app_lines(out), err) == (0, "edit one\n", ""), out[-2000:] + err
+    script.write_text('(println (str "edit two, " (+ 40 2)))\n')
+    status, out, err = default_run(osv, "17", LOG, str(script))
+    assert (status, archives.app_lines(out), err) == (0, "edit two, 42\n", ""), out[-2000:] + err
+    assert archives.from_archive(out, "clojure.main"), archives.sources(out).get("clojure.main")
+    assert not any(w in out for w in archives.ARCHIVE_WARNINGS), out[-2000:]
