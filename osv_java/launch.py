@@ -14,7 +14,7 @@ from gc_hooks import policies
 from gc_hooks.policies import HookSettings
 from gc_hooks.seam import Machine
 from jvmbridge import jdk as jdks
-from jvmbridge.errors import UsageError
+from jvmbridge.errors import OsvJavaError, UsageError
 from kernel.build import app as apps
 from kernel.build.app import AppSpec
 from kernel.build.layout import JRE_IN_IMAGE
@@ -189,6 +189,10 @@ def startup_archive_for_image(target: RunInputs, user_env: dict[str, str],
     if not startup_archive.supported(target.jdk.feature):
         say(f"no start-up archive: {target.jdk.describe()} has none before JDK {startup_archive.FIRST_FEATURE}")
         return None
+    own = startup_archive.own_archive_option(jvm_options, user_env)
+    if own is not None:
+        raise UsageError(f"--startup-archive: {own} is an archive option of your own, and the JVM takes one",
+                         hint="drop --startup-archive or that option")
     jre_dir = jre.linked(target.jdk, list(target.modules))
     if jre_dir is None:  # the first build of this JRE: a bad app is refused before anything is written
         _check_app(target)
@@ -223,16 +227,27 @@ def startup_archive_for_host(target: RunInputs, user_env: dict[str, str], jvm_op
         if wait:
             say(f"no start-up archive: {target.jdk.describe()} has none before JDK {startup_archive.FIRST_FEATURE}")
         return None, None
+    label = _app_label(target.app)
+    own = startup_archive.own_archive_option(jvm_options, host_env(user_env))
+    if own is not None:
+        if wait:
+            raise UsageError(f"--startup-archive: {own} is an archive option of your own, and the JVM takes one",
+                             hint="drop --startup-archive or that option")
+        say(f"no start-up archive for {label}: the run has an archive option of its own ({own})")
+        return None, None
     training = startup_archive.Training(
         jre=target.jdk.home, feature=target.jdk.feature,
         options=(*target.extra_jvm_options, *startup_archive.layout_options(jvm_options)),
         launch=tuple(apps.launch_arguments(target.app)), args=tuple(target.args),
         classpath=(*target.app.classpath, *target.app.runtime), guest_view=False, env=host_env(user_env),
         cwd=os.getcwd())
-    label = _app_label(target.app)
     if wait:
         return startup_archive.ensure(training, label), None
-    archive, to_make = startup_archive.lookup(training, label, quiet=True)
+    try:
+        archive, to_make = startup_archive.lookup(training, label, quiet=True)
+    except (OSError, OsvJavaError) as exc:  # not asked for: an unreadable cache must not stop the run
+        say(f"no start-up archive for {label}: {exc}")
+        return None, None
     if to_make is None:
         return archive, None
     folder = to_make

@@ -4,7 +4,8 @@ A run that finds no archive for its app starts without one, as it would with --n
 and once it has ended leaves a detached process at the lowest CPU priority (nice 19) that trains the
 archive (startup_archive.make: the app in its sandbox) for the runs after it. One training per archive
 at a time: the run takes the archive's lock file and hands it to that process, which holds it until
-it is done, so a run that comes meanwhile sees the training under way and starts no other. The
+it is done, so a run that comes meanwhile sees the training under way and starts no other; and one
+training at a time in all (the others wait their turn, still holding their archive's lock). The
 cache keeps the KEEP most recently used archives: a jar edited and run again and again makes one each.
 
 Its output (the training's progress, a failure) goes to KEY.log beside the archive's folder, removed
@@ -22,9 +23,12 @@ import sys
 import time
 from pathlib import Path
 
+from jvmbridge.errors import OsvJavaError
 from kernel import cache
+from kernel.progress import say
 
 KEEP = 16
+ONE_AT_A_TIME = ".one-training-at-a-time"  # not KEY.lock: no archive's, and not waited for as one
 # the folder holding the project's packages: the detached process imports them from there, in isolated
 # mode (-I), never from the folder the run happened to start in
 _PACKAGES = Path(__file__).resolve().parents[2]
@@ -52,12 +56,14 @@ def _held(lock: Path) -> bool:
 
 
 def start(training_fields: dict, folder: Path, label: str) -> bool:
-    """Start the detached training of `folder`'s archive; False when one is under way already (or the
-    cache cannot take it: then a later run tries again)."""
+    """Start the detached training of `folder`'s archive; False when one is under way already, or when
+    the cache cannot take it (read-only, full: said on a terminal; a later run tries again). Never
+    raises: the run it follows has ended, and its exit status is the app's."""
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(_lock_path(folder), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError:
+    except OSError as exc:
+        say(f"no start-up archive for {label}: cannot write to {folder.parent}: {exc.strerror}")
         return False
     try:
         try:
@@ -75,7 +81,10 @@ def start(training_fields: dict, folder: Path, label: str) -> bool:
                              stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/", env=env,
                              pass_fds=(lock_fd,), start_new_session=True)
         return True
-    except OSError:
+    except (OSError, OsvJavaError) as exc:
+        say(f"no start-up archive for {label}: {exc}")
+        with contextlib.suppress(OSError, NameError):
+            spec.unlink()
         return False
     finally:
         os.close(lock_fd)
@@ -90,12 +99,16 @@ def main(spec_path: str, lock_fd: int) -> int:
     fields = json.loads(spec.read_text())
     spec.unlink()
     folder = Path(fields["folder"])
+    # one training after the other: one JVM's memory and CPU at a time, however many new apps ran
+    one_at_a_time = os.open(folder.parent / ONE_AT_A_TIME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fcntl.flock(one_at_a_time, fcntl.LOCK_EX)
     if not folder.exists():  # another training may have finished it since the run looked
         startup_archive.make(startup_archive.Training.from_fields(fields["training"]), folder, fields["label"])
     prune(folder.parent, KEEP)
     with contextlib.suppress(OSError):
         (folder.parent / f"{folder.name}.log").unlink()
     os.close(lock_fd)
+    os.close(one_at_a_time)
     return 0
 
 

@@ -49,6 +49,10 @@ AOT_CACHE_FEATURE = 25  # -XX:AOTCacheOutput (JEP 514)
 # prints an error on the app's stdout), so a run's own values are part of its training run and key.
 LAYOUT_FLAGS = ("UseZGC", "UseCompressedOops", "UseCompressedClassPointers", "ObjectAlignmentInBytes",
                 "UseCompactObjectHeaders")
+# the user's own archive: made, mapped or listed (then no archive of ours is added)
+USER_ARCHIVE_FLAGS = ("SharedArchiveFile", "ArchiveClassesAtExit", "AutoCreateSharedArchive", "SharedClassListFile",
+                      "DumpLoadedClassList", "AOTCache", "AOTCacheOutput", "AOTConfiguration", "AOTMode")
+OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS")  # read by the JVM or its launcher
 COMPRESSED_OOPS_LIMIT = 32 << 30  # a larger heap turns compressed oops off
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 # then SIGTERM (a server never ends by itself), on which the JVM writes the archive as it exits. The
@@ -120,6 +124,19 @@ def layout_options(jvm_options: list[str] | tuple[str, ...]) -> tuple[str, ...]:
             if size is not None and size >= COMPRESSED_OOPS_LIMIT:
                 kept.append(option)
     return tuple(kept)
+
+
+def own_archive_option(jvm_options: list[str] | tuple[str, ...], env: dict[str, str]) -> str | None:
+    """The user's own CDS or AOT option among `jvm_options` and the JVM's option variables in `env`,
+    else None. The JVM maps one archive and makes one: with another archive of ours beside the user's
+    it fails to start ("Only one of AOTCache or AOTCacheOutput can be specified")."""
+    words = [*jvm_options, *(w for name in OPTION_VARIABLES for w in env.get(name, "").split())]
+    for word in words:
+        if word in ("-Xshare:off", "-Xshare:dump"):
+            return word
+        if word.startswith("-XX:") and word[4:].lstrip("+-").split("=")[0] in USER_ARCHIVE_FLAGS:
+            return word
+    return None
 
 
 def supported(feature: int) -> bool:

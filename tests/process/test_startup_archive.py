@@ -176,3 +176,39 @@ def test_an_edited_script_starts_from_its_runtimes_archive_at_the_first_run_afte
     assert (status, archives.app_lines(out), err) == (0, "edit two, 42\n", ""), out[-2000:] + err
     assert archives.from_archive(out, "clojure.main"), archives.sources(out).get("clojure.main")
     assert not any(w in out for w in archives.ARCHIVE_WARNINGS), out[-2000:]
+
+
+def test_a_cache_that_cannot_take_an_archive_never_changes_the_run(osv: Osv, tmp_path: Path) -> None:
+    """The default archive is not asked for: a cache where none can be looked up or made (here its
+    startup folder is a file) gives a line on a terminal, and the run and its exit status stay the app's."""
+    archives.jdk_or_skip("17")
+    jar = archives.greeter_jar(tmp_path, "Iota", tmp_path / "iota.jar")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "startup").write_text("not a folder")
+    for _ in range(2):
+        proc = osv("run", "--target", "process", "--jdk", "17", str(jar), "x",
+                   env={"OSV_JAVA_CACHE": str(cache), "OSV_JAVA_PROGRESS": "1"})
+        assert proc.returncode == 0 and text(proc.stdout) == "Iota says hi [x]\n", explain(proc)
+        assert "osv-java: no start-up archive for" in text(proc.stderr), explain(proc)
+    assert (cache / "startup").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("feature", FEATURES)
+def test_an_archive_option_of_the_users_own_keeps_ours_out(osv: Osv, osv_cache: Path, tmp_path: Path,
+                                                          feature: str) -> None:
+    """The JVM takes one archive: beside the user's own (made or mapped) ours would stop it at its start."""
+    archives.jdk_or_skip(feature)
+    jar = archives.greeter_jar(tmp_path, "Kappa", tmp_path / "kappa.jar")
+    own = f"-XX:AOTCacheOutput={tmp_path / 'own.aot'}" if feature == "25" else \
+        f"-XX:ArchiveClassesAtExit={tmp_path / 'own.jsa'}"
+    for _ in range(2):
+        status, out, err = default_run(osv, feature, f"--jvm-opt={own}", str(jar))
+        # (JDK 25 says on stdout how it made the user's AOT cache)
+        assert status == 0 and out.startswith("Kappa says hi []\n"), out + err
+    assert str(jar.resolve()) not in labels(osv_cache)
+    assert any(tmp_path.glob("own.*")), "the user's own archive was made"
+    proc = osv("run", "--target", "process", "--jdk", feature, "--startup-archive", f"--jvm-opt={own}", str(jar))
+    assert proc.returncode == 125 and text(proc.stdout) == "", explain(proc)
+    said = f"osv-java: error: --startup-archive: {own} is an archive option of your own"
+    assert text(proc.stderr).startswith(said), explain(proc)

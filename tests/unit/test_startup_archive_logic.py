@@ -74,3 +74,21 @@ def test_manifest_entries_through_symlinks_are_listed_for_the_image(tmp_path: Pa
     app = jar_of(tmp_path / "classes", tmp_path / "app.jar", "Class-Path: lib/dep.jar lib/none.jar\n")
     assert manifest_links([app, (lib / "dep-1.0.jar").resolve()]) == {str(lib / "dep.jar"): lib / "dep-1.0.jar"}
     assert manifest_links([app]) == {}, "only entries that resolve to a file the image holds"
+
+
+@pytest.mark.parametrize(("options", "env", "expected"), [
+    ([], {}, None),
+    (["-Xmx1g", "-Xshare:auto", "-Xshare:on", "-XX:+UseZGC"], {}, None),
+    (["-XX:ArchiveClassesAtExit=/a.jsa"], {}, "-XX:ArchiveClassesAtExit=/a.jsa"),
+    (["-Xmx1g", "-XX:SharedArchiveFile=/a.jsa"], {}, "-XX:SharedArchiveFile=/a.jsa"),
+    (["-XX:+AutoCreateSharedArchive"], {}, "-XX:+AutoCreateSharedArchive"),
+    (["-XX:AOTCacheOutput=/a.aot"], {}, "-XX:AOTCacheOutput=/a.aot"),
+    (["-XX:AOTMode=off"], {}, "-XX:AOTMode=off"),
+    (["-Xshare:off"], {}, "-Xshare:off"),
+    ([], {"JAVA_TOOL_OPTIONS": "-Dx=1 -XX:AOTCache=/b.aot"}, "-XX:AOTCache=/b.aot"),
+    ([], {"JDK_JAVA_OPTIONS": "-Xshare:dump"}, "-Xshare:dump"),
+    ([], {"OTHER": "-XX:AOTCache=/b.aot"}, None),
+])
+def test_an_archive_option_of_the_users_own_is_found(options: list[str], env: dict[str, str],
+                                                     expected: str | None) -> None:
+    assert startup_archive.own_archive_option(options, env) == expected
