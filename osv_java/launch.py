@@ -228,7 +228,8 @@ def startup_archive_for_host(target: RunInputs, user_env: dict[str, str], jvm_op
             say(f"no start-up archive: {target.jdk.describe()} has none before JDK {startup_archive.FIRST_FEATURE}")
         return None, None
     label = _app_label(target.app)
-    own = startup_archive.own_archive_option(jvm_options, host_env(user_env))
+    env = host_env(user_env)
+    own = startup_archive.own_archive_option(jvm_options, env)
     if own is not None:
         if wait:
             raise UsageError(f"--startup-archive: {own} is an archive option of your own, and the JVM takes one",
@@ -239,8 +240,7 @@ def startup_archive_for_host(target: RunInputs, user_env: dict[str, str], jvm_op
         jre=target.jdk.home, feature=target.jdk.feature,
         options=(*target.extra_jvm_options, *startup_archive.layout_options(jvm_options)),
         launch=tuple(apps.launch_arguments(target.app)), args=tuple(target.args),
-        classpath=(*target.app.classpath, *target.app.runtime), guest_view=False, env=host_env(user_env),
-        cwd=os.getcwd())
+        classpath=(*target.app.classpath, *target.app.runtime), guest_view=False, env=env, cwd=os.getcwd())
     if wait:
         return startup_archive.ensure(training, label), None
     try:
