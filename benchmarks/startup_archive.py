@@ -12,7 +12,8 @@ fails the benchmark. Configurations, interleaved round by round so the machine's
   vm-fresh    osv-java run --startup-archive --no-zygote: the JVM starts in the run and maps the archive
   vm-plain    osv-java run --no-startup-archive --no-zygote (the JVM starts without either)
   vm-default  osv-java run: the default, a restored started JVM with the runtime loaded (kernel/vm/zygote.py)
-  proc        osv-java run --target process --startup-archive (an archive for the host JDK)
+  proc        osv-java run --target process: the default, an archive for the host JDK (made in the
+              background after the warm-up run, which the benchmark waits for)
   proc-plain  osv-java run --target process --no-startup-archive
   launcher    the language's own command as Debian installs it (clojure, groovy, jruby, scala, kotlin)
   java        plain `java` of the same JDK with the runtime's class path, main class and options (what
@@ -79,7 +80,7 @@ CONFIGS = {
     "vm-fresh": ("--startup-archive", "--no-zygote"),
     "vm-plain": ("--no-startup-archive", "--no-zygote"),
     "vm-default": (),
-    "proc": ("--target", "process", "--startup-archive"),
+    "proc": ("--target", "process"),
     "proc-plain": ("--target", "process", "--no-startup-archive"),
 }
 WARMUPS = {"vm": 3, "vm-fresh": 2, "vm-plain": 2, "vm-default": 3, "proc": 1, "proc-plain": 1, "launcher": 1, "java": 1}

@@ -4,7 +4,8 @@ start-up) against the JDK's own scheduling (`--startup-priority off`), on the pr
 Interleaved run by run, so the machine's drift hits both alike:
 
   hellos    the JVM language hellos of examples/lang (output checked against expected.json), without
-            and with --startup-archive: median whole run, off / on (> 1: the policy is faster)
+            and with the archive (the default, made after the warm-up run): median whole run, off / on
+            (> 1: the policy is faster)
   compute   examples/compute on 2 threads for 6 s, CPU-bound from its start: rounds in all and in the
             last half, on / off (< 1 would be the policy's cost to a workload that needs C2 at once)
   jitstress examples/jitstress: 3 threads through freshly loaded classes (C1 busy, every CPU wanted):
@@ -43,8 +44,8 @@ SWITCH = {"on": ("--startup-priority", "on"), "off": ("--startup-priority", "off
 
 def hello_argv(lang: str, jdk: str, priority: str, archive: bool) -> list[str]:
     env_opts = [opt for key, value in ENV.items() for opt in ("-e", f"{key}={value}")]
-    archive_opt = "--startup-archive" if archive else "--no-startup-archive"
-    return [OSV, "run", "--target", "process", "--jdk", jdk, archive_opt, *SWITCH[priority], *env_opts,
+    archive_opt = [] if archive else ["--no-startup-archive"]  # the archive is the default
+    return [OSV, "run", "--target", "process", "--jdk", jdk, *archive_opt, *SWITCH[priority], *env_opts,
             *HELLOS[lang].osv_app, *ARGS]
 
 
@@ -118,6 +119,9 @@ def main() -> None:
         print(f"  clojure with the archive vs `clojure` ({statistics.median(launcher):.3f} s): "
               f"{ratio(launcher, on)}x faster (policy off: {ratio(launcher, off)}x)")
 
+    # a warm-up run of each workload first: its archive (the default) is made after it, so that every
+    # measured run, off and on alike, starts from it
+    compute_rounds(args.jdk, "on")
     compute: dict[str, list[tuple[int, int]]] = {"on": [], "off": []}
     for round_no in range(1, max(3, args.runs // 2) + 1):
         for priority in ("off", "on"):
@@ -132,10 +136,12 @@ def main() -> None:
           f"({result['compute_rounds_on_vs_off']}x), last half off {late['off']:.0f} on {late['on']:.0f} "
           f"({result['compute_last_half_on_vs_off']}x)")
 
+    jitstress_argv = [OSV, "run", "--target", "process", "--jdk", args.jdk, str(JITSTRESS)]
+    checked_stdout(jitstress_argv, JITSTRESS_LINE)  # the warm-up run
     stress: dict[str, list[float]] = {"off": [], "on": []}
     for _ in range(args.runs):
         for priority in ("off", "on"):
-            argv = [OSV, "run", "--target", "process", "--jdk", args.jdk, *SWITCH[priority], str(JITSTRESS)]
+            argv = [*jitstress_argv[:-1], *SWITCH[priority], str(JITSTRESS)]
             start = time.monotonic()
             checked_stdout(argv, JITSTRESS_LINE)
             stress[priority].append(time.monotonic() - start)
@@ -147,6 +153,7 @@ def main() -> None:
 
     if not args.no_services:
         for name, app in services().items():
+            first_answer(args.jdk, app, "--target", "process")  # the warm-up run
             answers: dict[str, list[float]] = {"off": [], "on": []}
             for _ in range(args.runs):
                 for priority in ("off", "on"):
